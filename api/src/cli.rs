@@ -1,0 +1,54 @@
+//! The command line: `shenfen serve`, `shenfen import-legacy FILE.csv`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Settings;
+
+#[derive(Debug, Parser)]
+#[command(name = "shenfen", version, about = "Real-name accounts for public education portals")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP API.
+    Serve(Settings),
+    /// Import accounts from before the cut-over (CSV: document_type,document_number,name,registered_at).
+    ImportLegacy {
+        /// The CSV file.
+        file: PathBuf,
+        #[command(flatten)]
+        settings: Settings,
+    },
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    crate::telemetry::init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(settings) => crate::startup::serve(settings).await.map(|()| ExitCode::SUCCESS),
+            Command::ImportLegacy { file, settings } => crate::legacy::import(&settings, &file).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! Configuration: every setting is a flag and an environment variable.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+/// Settings of the server and the operator commands.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// `sqlite://PATH` or `postgres://…`.
+    #[arg(long, env = "SHENFEN_DATABASE_URL", default_value = "sqlite://data/shenfen.db")]
+    pub database_url: String,
+    /// Address to listen on (`127.0.0.1:0` picks a free port; the chosen address is printed).
+    #[arg(long, env = "SHENFEN_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// `log` (JSON lines appended to `./data/messages.log`), `log:PATH`, or `webhook:URL`.
+    #[arg(long, env = "SHENFEN_NOTIFIER", default_value = "log")]
+    pub notifier: String,
+    /// Where photos and materials are stored.
+    #[arg(long, env = "SHENFEN_BLOB_DIR", default_value = "./data/blobs")]
+    pub blob_dir: PathBuf,
+    /// Key material for tokens and derived ids; created on first start if missing.
+    #[arg(long, env = "SHENFEN_SECRET_KEY_FILE", default_value = "./data/secret.key")]
+    pub secret_key_file: PathBuf,
+    /// Requests per minute per client address on the public endpoints; 0 turns it off.
+    #[arg(long, env = "SHENFEN_IP_RATE_LIMIT", default_value_t = 600)]
+    pub ip_rate_limit: u32,
+    /// Consecutive failed logins that lock an account.
+    #[arg(long, env = "SHENFEN_LOCKOUT_THRESHOLD", default_value_t = 5)]
+    pub lockout_threshold: u32,
+    /// How long a lock lasts, in seconds.
+    #[arg(long, env = "SHENFEN_LOCKOUT_SECONDS", default_value_t = 900)]
+    pub lockout_seconds: i64,
+    /// How long a verification code or reset secret stays valid, in seconds.
+    #[arg(long, env = "SHENFEN_CODE_TTL_SECONDS", default_value_t = 86_400)]
+    pub code_ttl_seconds: i64,
+    /// How long a session lasts, in seconds.
+    #[arg(long, env = "SHENFEN_SESSION_TTL_SECONDS", default_value_t = 43_200)]
+    pub session_ttl_seconds: i64,
+    /// Accounts registered before this date (China time) are legacy accounts.
+    #[arg(long, env = "SHENFEN_LEGACY_CUTOVER", default_value = "2019-03-01")]
+    pub legacy_cutover: chrono::NaiveDate,
+    /// The public base URL used in e-mailed reset links.
+    #[arg(long, env = "SHENFEN_PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
+    pub public_url: String,
+    /// How long a command's answer waits for the read models it affects, in milliseconds.
+    #[arg(long, env = "SHENFEN_READ_WAIT_MS", default_value_t = 3000)]
+    pub read_wait_ms: u64,
+    /// Database connections per process.
+    #[arg(long, env = "SHENFEN_DB_CONNECTIONS", default_value_t = 32)]
+    pub db_connections: u32,
+}

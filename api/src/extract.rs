@@ -1,0 +1,155 @@
+//! Request extractors: JSON bodies whose rejections are problem+json, the request context
+//! (request id, instant, client address) and the signed-in account holder.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use shenfen_domain::metadata::{Actor, EventMetadata};
+use shenfen_projections::sessions::Sessions;
+
+use crate::error::ApiError;
+use crate::startup::AppState;
+
+/// A JSON body. Not JSON → 415, malformed → 400, too large → 413, a field of the wrong
+/// type → 422 naming the field.
+pub struct AppJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for AppJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| {
+                let v = v.trim().to_ascii_lowercase();
+                v == "application/json" || (v.starts_with("application/") && v.ends_with("+json"))
+            });
+        if !is_json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Send the body as application/json.",
+                "请求内容类型须为 application/json。",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "The request body is larger than 64 KiB.",
+                    "请求内容超过 64 KiB。",
+                )
+            } else {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    "The body could not be read.",
+                    "无法读取请求内容。",
+                )
+            }
+        })?;
+        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        let parsed = serde_path_to_error::deserialize(&mut de);
+        let trailing_garbage = parsed.is_ok() && de.end().is_err();
+        if trailing_garbage {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+                "The body is not valid JSON.",
+                "请求内容不是有效的 JSON。",
+            ));
+        }
+        match parsed {
+            Ok(value) => Ok(AppJson(value)),
+            Err(err) => {
+                let path = err.path().to_string();
+                let inner = err.into_inner();
+                if inner.is_data() && path != "." {
+                    Err(ApiError::field(&path, "invalid_type"))
+                } else {
+                    Err(ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "malformed_json",
+                        "The body is not valid JSON of the expected shape.",
+                        "请求内容不是有效的 JSON。",
+                    ))
+                }
+            }
+        }
+    }
+}
+
+/// Facts about the request that go into event metadata.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub request_id: String,
+    pub now: DateTime<Utc>,
+    pub client: IpAddr,
+}
+
+impl Ctx {
+    /// Metadata for events caused by `actor` in this request.
+    pub fn meta(&self, actor: Actor) -> EventMetadata {
+        EventMetadata { actor, request_id: self.request_id.clone(), at: self.now }
+    }
+}
+
+impl FromRequestParts<Arc<AppState>> for Ctx {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
+        let request_id =
+            parts.headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_string).unwrap_or_default();
+        let client = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        Ok(Ctx { request_id, now: state.clock.now(), client })
+    }
+}
+
+/// The signed-in account holder (from `Authorization: Bearer <token>`).
+#[derive(Debug, Clone)]
+pub struct Holder {
+    pub account_id: String,
+    pub session_id: String,
+}
+
+impl Holder {
+    /// The actor for events this holder causes.
+    pub fn actor(&self) -> Actor {
+        Actor::Account { id: self.account_id.clone() }
+    }
+}
+
+impl FromRequestParts<Arc<AppState>> for Holder {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(ApiError::unauthenticated)?;
+        let hash = shenfen_domain::ids::token_hash(token);
+        let session = Sessions::find(&state.db, &hash, state.clock.now())
+            .await
+            .map_err(ApiError::internal)?
+            .ok_or_else(ApiError::unauthenticated)?;
+        Ok(Holder { account_id: session.account_id, session_id: session.session_id })
+    }
+}

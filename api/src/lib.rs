@@ -1,0 +1,17 @@
+//! The Shenfen HTTP API (axum) and the operator commands of the `shenfen` binary.
+//!
+//! Request and response types live here, never in the domain; `error.rs` is the one place
+//! that knows HTTP status codes.
+
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod extract;
+pub mod legacy;
+pub mod notifier;
+pub mod openapi;
+pub mod routes;
+pub mod startup;
+pub mod telemetry;
+pub mod validate;

@@ -1,0 +1,5 @@
+//! The `shenfen` binary: see [`shenfen_api::cli`].
+
+fn main() -> std::process::ExitCode {
+    shenfen_api::cli::main()
+}

@@ -1,0 +1,45 @@
+//! The OpenAPI document, generated from the handlers' `#[utoipa::path]` annotations.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::routes;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Shenfen", description = "Real-name accounts for public education portals."),
+    paths(
+        routes::codes::request_code,
+        routes::accounts::register,
+        routes::accounts::reregister,
+        routes::sessions::log_in,
+        routes::sessions::log_out,
+        routes::resets::start,
+        routes::resets::deliver,
+        routes::resets::complete,
+        routes::me::get_me,
+        routes::me::update_profile,
+        routes::me::change_password,
+        routes::me::bind_wechat,
+        routes::me::unbind_wechat,
+    ),
+    modifiers(&Bearer)
+)]
+struct ApiDoc;
+
+struct Bearer;
+
+impl Modify for Bearer {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The document served at `/openapi.json`.
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}

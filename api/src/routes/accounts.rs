@@ -1,0 +1,258 @@
+//! `POST /v1/accounts` (register) and `POST /v1/accounts/reregistration`.
+//!
+//! Order of work: validate every field; refuse at once if the document is taken (409, no code
+//! spent); consume the code for this account id (a retried request for the same document
+//! may consume it again); hash the password; then let the account aggregate decide. Of many
+//! concurrent registrations of one document exactly one commits; the others conflict on the
+//! stream, reload, and are refused by the aggregate.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use shenfen_domain::account::{Account, AccountCommand, AccountError, Registration};
+use shenfen_domain::code::{CodeCommand, CodeEvent, Purpose};
+use shenfen_domain::ids;
+use shenfen_domain::metadata::Actor;
+use shenfen_domain::shared::validity::Validity;
+use shenfen_domain::time::cst_date;
+use shenfen_projections::account_view::AccountView;
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{AppJson, Ctx};
+use crate::startup::AppState;
+use crate::validate::{self, Errors};
+
+/// A document validity as entered.
+#[derive(Debug, Deserialize, ToSchema, Default)]
+pub struct ValidityInput {
+    /// `5y`, `10y`, `20y` or `long_term`.
+    pub period: Option<String>,
+    /// `YYYY-MM-DD`.
+    pub start: Option<String>,
+}
+
+/// A verification code as entered.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CodeInput {
+    /// `sms` or `wechat`.
+    pub channel: Option<String>,
+    pub code: Option<String>,
+}
+
+/// A registration (also the body of a re-registration).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RegistrationRequest {
+    pub agreement_accepted: Option<bool>,
+    pub document_type: Option<String>,
+    pub document_number: Option<String>,
+    pub name: Option<String>,
+    pub validity: Option<ValidityInput>,
+    pub password: Option<String>,
+    pub password_confirmation: Option<String>,
+    pub email: Option<String>,
+    pub mobile: Option<String>,
+    pub verification: Option<CodeInput>,
+}
+
+/// A validity with its computed end.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ValidityView {
+    pub period: String,
+    pub start: NaiveDate,
+    /// Absent for `long_term`.
+    pub end: Option<NaiveDate>,
+}
+
+impl From<&Validity> for ValidityView {
+    fn from(v: &Validity) -> Self {
+        ValidityView { period: v.period().as_str().to_string(), start: v.start(), end: v.end() }
+    }
+}
+
+/// The registered account.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Registered {
+    pub account_id: String,
+    pub validity: ValidityView,
+}
+
+struct Valid {
+    registration: Registration,
+    password: String,
+    code: String,
+}
+
+fn validate(body: RegistrationRequest, ctx: &Ctx) -> ApiResult<Valid> {
+    let today = cst_date(ctx.now);
+    let mut errors = Errors::default();
+    if body.agreement_accepted != Some(true) {
+        errors.add("agreement_accepted", "agreement_required");
+    }
+    let document = validate::document(&mut errors, &body.document_type, &body.document_number, today);
+    let name = validate::name(&mut errors, "name", &body.name);
+    let validity_in = body.validity.unwrap_or_default();
+    let doc_for_validity = document.as_ref().map(|(t, n)| (*t, n.birth_date()));
+    let validity = validate::validity(
+        &mut errors,
+        validity_in.period.as_deref(),
+        validity_in.start.as_deref(),
+        doc_for_validity,
+        today,
+    );
+    let password = validate::new_password(
+        &mut errors,
+        "password",
+        &body.password,
+        "password_confirmation",
+        &body.password_confirmation,
+        document.as_ref().map(|(_, n)| n.as_str()),
+    );
+    let email = validate::email(&mut errors, "email", &body.email);
+    let mobile = validate::mobile(&mut errors, "mobile", &body.mobile);
+    let code = match &body.verification {
+        None => {
+            errors.add("verification.code", "required");
+            None
+        }
+        Some(v) => {
+            if v.channel.as_deref().is_some_and(|c| shenfen_domain::code::Channel::parse(c).is_none()) {
+                errors.add("verification.channel", "invalid_channel");
+            }
+            match v.code.as_deref().map(str::trim) {
+                Some(c) if c.len() == 6 && c.bytes().all(|b| b.is_ascii_digit()) => Some(c.to_string()),
+                Some(_) => {
+                    errors.add("verification.code", "invalid_verification_code");
+                    None
+                }
+                None => {
+                    errors.add("verification.code", "required");
+                    None
+                }
+            }
+        }
+    };
+    errors.finish()?;
+    match (document, name, validity, password, email, mobile, code) {
+        (
+            Some((document_type, document_number)),
+            Some(name),
+            Some(validity),
+            Some(password),
+            Some(email),
+            Some(mobile),
+            Some(code),
+        ) => Ok(Valid {
+            registration: Registration {
+                document_type,
+                document_number,
+                name,
+                validity,
+                email,
+                mobile,
+                password_hash: String::new(),
+                now: ctx.now,
+            },
+            password,
+            code,
+        }),
+        _ => Err(ApiError::internal("validated registration incomplete")),
+    }
+}
+
+async fn run(state: &AppState, ctx: &Ctx, body: RegistrationRequest, again: bool) -> ApiResult<Registered> {
+    let Valid { mut registration, password, code } = validate(body, ctx)?;
+    let account_id = ids::account_id(&state.key, registration.document_type, &registration.document_number);
+    let current = state.accounts.load(&account_id).await.map_err(|e| super::bus_problem(e, super::account_problem))?;
+    if !again && current.is_active() {
+        return Err(super::account_problem(AccountError::AlreadyRegistered));
+    }
+    if again && !current.exists() {
+        return Err(super::account_problem(AccountError::NotFound));
+    }
+    consume_code(state, ctx, registration.mobile.as_str(), &code, &account_id).await?;
+    registration.password_hash = state.hashing.hash(password).await.map_err(ApiError::internal)?;
+    let validity = ValidityView::from(&registration.validity);
+    let command = if again { AccountCommand::Reregister(registration) } else { AccountCommand::Register(registration) };
+    let committed = state
+        .accounts
+        .execute(&account_id, command, &ctx.meta(Actor::Anonymous))
+        .await
+        .map_err(|e| super::bus_problem(e, super::account_problem))?;
+    state.caught_up(committed.position, &[AccountView::NAME, shenfen_projections::sessions::Sessions::NAME]).await;
+    tracing::info!(account_id = %account_id, reregistration = again, "account registered");
+    Ok(Registered { account_id, validity })
+}
+
+/// Uses the register code sent to `mobile` for `account_id`.
+pub async fn consume_code(state: &AppState, ctx: &Ctx, mobile: &str, code: &str, account_id: &str) -> ApiResult<()> {
+    let channel_id = ids::code_channel_id(&state.key, Purpose::Register.as_str(), mobile);
+    let code_hash = ids::code_hash(&state.key, &channel_id, code);
+    let command = CodeCommand::Consume { code_hash, claimant: account_id.to_string(), now: ctx.now };
+    let committed = state
+        .codes
+        .execute(&channel_id, command, &ctx.meta(Actor::Anonymous))
+        .await
+        .map_err(|e| super::bus_problem(e, super::code_problem))?;
+    if committed.events.iter().any(|e| matches!(e, CodeEvent::WrongEntry { .. })) {
+        return Err(super::code_problem(shenfen_domain::code::CodeError::Invalid));
+    }
+    Ok(())
+}
+
+/// Registers an account.
+#[utoipa::path(post, path = "/v1/accounts", request_body = RegistrationRequest, tag = "public",
+    responses((status = 201, body = Registered), (status = 422, body = crate::error::Problem),
+              (status = 409, description = "document_already_registered", body = crate::error::Problem)))]
+pub async fn register(
+    State(state): State<Arc<AppState>>,
+    ctx: Ctx,
+    AppJson(body): AppJson<RegistrationRequest>,
+) -> ApiResult<(StatusCode, Json<Registered>)> {
+    Ok((StatusCode::CREATED, Json(run(&state, &ctx, body, false).await?)))
+}
+
+/// Registers an already registered document again (我要重新注册): new credentials and
+/// contact supersede the old ones; identity must be proven again; sessions end.
+#[utoipa::path(post, path = "/v1/accounts/reregistration", request_body = RegistrationRequest, tag = "public",
+    responses((status = 201, body = Registered), (status = 422, body = crate::error::Problem),
+              (status = 404, description = "account_not_found", body = crate::error::Problem)))]
+pub async fn reregister(
+    State(state): State<Arc<AppState>>,
+    ctx: Ctx,
+    AppJson(body): AppJson<RegistrationRequest>,
+) -> ApiResult<(StatusCode, Json<Registered>)> {
+    Ok((StatusCode::CREATED, Json(run(&state, &ctx, body, true).await?)))
+}
+
+/// Finds the account of a document number whose type may be left out, trying the types its
+/// format allows. Returns the id and state of the first that exists.
+pub async fn find_by_document(
+    state: &AppState,
+    number: &str,
+    doc_type: Option<&str>,
+    ctx: &Ctx,
+) -> ApiResult<Option<(String, Account)>> {
+    use shenfen_domain::shared::document::{infer_types, DocumentNumber, DocumentType};
+    let candidates = match doc_type {
+        Some(t) => match DocumentType::parse(t.trim()) {
+            Some(t) => vec![t],
+            None => return Ok(None),
+        },
+        None => infer_types(number),
+    };
+    let today = cst_date(ctx.now);
+    for candidate in candidates {
+        let Ok(parsed) = DocumentNumber::parse(candidate, number, today) else { continue };
+        let id = ids::account_id(&state.key, candidate, &parsed);
+        let account = state.accounts.load(&id).await.map_err(|e| super::bus_problem(e, super::account_problem))?;
+        if account.exists() {
+            return Ok(Some((id, account)));
+        }
+    }
+    Ok(None)
+}

@@ -1,0 +1,89 @@
+//! `POST /v1/verification-codes`: send a 6-digit code to a mobile (SMS or WeChat).
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use shenfen_domain::code::{Channel, CodeCommand, CodeEvent, Purpose, RESEND_INTERVAL_SECONDS};
+use shenfen_domain::ids;
+use shenfen_domain::metadata::Actor;
+use shenfen_projections::outbox;
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{AppJson, Ctx};
+use crate::startup::AppState;
+use crate::validate::{self, Errors};
+
+/// A request for a code.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CodeRequest {
+    /// `register`, `reset_password`, `guardian_consent` or `change_contact`.
+    pub purpose: Option<String>,
+    /// `sms` or `wechat`.
+    pub channel: Option<String>,
+    pub mobile: Option<String>,
+}
+
+/// When the code expires and when another may be asked for.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CodeSent {
+    pub expires_at: DateTime<Utc>,
+    pub resend_after: DateTime<Utc>,
+}
+
+/// Sends a verification code.
+#[utoipa::path(post, path = "/v1/verification-codes", request_body = CodeRequest, tag = "public",
+    responses((status = 202, body = CodeSent), (status = 422, body = crate::error::Problem),
+              (status = 429, description = "code_rate_limited", body = crate::error::Problem)))]
+pub async fn request_code(
+    State(state): State<Arc<AppState>>,
+    ctx: Ctx,
+    AppJson(body): AppJson<CodeRequest>,
+) -> ApiResult<(StatusCode, Json<CodeSent>)> {
+    let mut errors = Errors::default();
+    let purpose = errors.required("purpose", &body.purpose).and_then(|p| {
+        let parsed = Purpose::parse(p.trim());
+        if parsed.is_none() {
+            errors.add("purpose", "invalid_purpose");
+        }
+        parsed
+    });
+    let channel = errors.required("channel", &body.channel).and_then(|c| {
+        let parsed = Channel::parse(c.trim());
+        if parsed.is_none() {
+            errors.add("channel", "invalid_channel");
+        }
+        parsed
+    });
+    let mobile = validate::mobile(&mut errors, "mobile", &body.mobile);
+    errors.finish()?;
+    let (Some(purpose), Some(channel), Some(mobile)) = (purpose, channel, mobile) else {
+        return Err(ApiError::internal("validated fields missing"));
+    };
+    let channel_id = ids::code_channel_id(&state.key, purpose.as_str(), mobile.as_str());
+    let code = crate::crypto::random_code();
+    let code_hash = ids::code_hash(&state.key, &channel_id, &code);
+    let ttl = Duration::seconds(state.settings.code_ttl_seconds);
+    let command = CodeCommand::Issue { channel, code_hash, now: ctx.now, ttl };
+    let committed = state
+        .codes
+        .execute(&channel_id, command, &ctx.meta(Actor::Anonymous))
+        .await
+        .map_err(|e| super::bus_problem(e, super::code_problem))?;
+    let Some(CodeEvent::Issued { issued_at, expires_at, .. }) = committed.events.first().cloned() else {
+        return Err(ApiError::internal("code was not issued"));
+    };
+    let body = json!({ "code": code }).to_string();
+    outbox::enqueue(&state.db, channel.as_str(), mobile.as_str(), purpose.as_str(), &body, ctx.now)
+        .await
+        .map_err(ApiError::internal)?;
+    state.outbox_wake.notify_one();
+    tracing::info!(purpose = purpose.as_str(), channel = channel.as_str(), "verification code issued");
+    let resend_after = issued_at + Duration::seconds(RESEND_INTERVAL_SECONDS);
+    Ok((StatusCode::ACCEPTED, Json(CodeSent { expires_at, resend_after })))
+}

@@ -1,0 +1,298 @@
+//! The account holder's endpoints under `/v1/me`.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use shenfen_domain::account::{AccountCommand, ProfileInput};
+use shenfen_domain::shared::ethnicity::is_valid_ethnicity;
+use shenfen_domain::shared::Gender;
+use shenfen_domain::time::{cst_date, review_period};
+use shenfen_projections::account_view::AccountView;
+use shenfen_projections::sessions::Sessions;
+use utoipa::ToSchema;
+
+use super::accounts::ValidityInput;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{AppJson, Ctx, Holder};
+use crate::startup::AppState;
+use crate::validate::{self, Errors};
+
+/// Real-name attempts per China day and manual-review applications per period (domain rules).
+const DAILY_ATTEMPTS: u32 = 3;
+const PERIOD_APPLICATIONS: u32 = 3;
+
+/// A review period.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PeriodView {
+    pub start: NaiveDate,
+    pub end: NaiveDate,
+}
+
+/// What is left of the verification quotas.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QuotasView {
+    pub real_name_attempts_left_today: u32,
+    pub manual_review_applications_left_in_period: u32,
+    pub period: PeriodView,
+}
+
+/// The holder's account.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MeView {
+    pub account_id: String,
+    pub document_type: String,
+    pub document_number_masked: String,
+    pub name: String,
+    pub profile_complete: bool,
+    pub real_name_status: String,
+    pub email_masked: Option<String>,
+    pub mobile_masked: Option<String>,
+    pub wechat_bound: bool,
+    pub quotas: QuotasView,
+}
+
+async fn me_view(state: &AppState, ctx: &Ctx, account_id: &str) -> ApiResult<MeView> {
+    let row = AccountView::get(&state.db, account_id)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "account_not_found", "No such account.", "账号不存在。"))?;
+    let (start, end) = review_period(cst_date(ctx.now));
+    Ok(MeView {
+        account_id: row.account_id,
+        document_type: row.document_type,
+        document_number_masked: row.document_number_masked,
+        name: row.name,
+        profile_complete: row.profile_complete,
+        real_name_status: row.real_name_status,
+        email_masked: row.email_masked,
+        mobile_masked: row.mobile_masked,
+        wechat_bound: row.wechat_bound,
+        // Verification (part 2 of the roadmap) has no attempts to count yet.
+        quotas: QuotasView {
+            real_name_attempts_left_today: DAILY_ATTEMPTS,
+            manual_review_applications_left_in_period: PERIOD_APPLICATIONS,
+            period: PeriodView { start, end },
+        },
+    })
+}
+
+/// The holder's account.
+#[utoipa::path(get, path = "/v1/me", tag = "holder", security(("bearer" = [])),
+    responses((status = 200, body = MeView), (status = 401, body = crate::error::Problem)))]
+pub async fn get_me(State(state): State<Arc<AppState>>, ctx: Ctx, holder: Holder) -> ApiResult<Json<MeView>> {
+    Ok(Json(me_view(&state, &ctx, &holder.account_id).await?))
+}
+
+/// Completion (first login) or edit of the profile.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ProfileRequest {
+    /// GB/T 3304 two-digit code ("01" 汉族 … "56", "97" other, "98" foreign-born Chinese).
+    pub ethnicity: Option<String>,
+    /// `male` or `female` (permits, at completion).
+    pub gender: Option<String>,
+    pub birth_date: Option<String>,
+    /// The local Hong Kong / Macau / Taiwan identity number (permits, at completion).
+    pub local_id_number: Option<String>,
+    /// The travel-permit number (`hmt_residence_permit`, at completion).
+    pub permit_number: Option<String>,
+    pub email: Option<String>,
+    pub validity: Option<ValidityInput>,
+    /// Never modifiable here: present → `field_not_modifiable`.
+    pub name: Option<serde_json::Value>,
+    /// Never modifiable: present → `field_not_modifiable`.
+    pub document_number: Option<serde_json::Value>,
+    /// Never modifiable: present → `field_not_modifiable`.
+    pub document_type: Option<serde_json::Value>,
+}
+
+fn optional_text(errors: &mut Errors, field: &str, value: &Option<String>, max: usize) -> Option<String> {
+    let v = value.as_deref().map(str::trim).filter(|v| !v.is_empty())?;
+    if v.chars().count() > max || v.chars().any(char::is_control) {
+        errors.add(field, "invalid_value");
+        return None;
+    }
+    Some(v.to_string())
+}
+
+/// Completes or edits the profile.
+#[utoipa::path(put, path = "/v1/me/profile", request_body = ProfileRequest, tag = "holder", security(("bearer" = [])),
+    responses((status = 200, body = MeView), (status = 422, description = "invalid fields, or field_not_modifiable", body = crate::error::Problem)))]
+pub async fn update_profile(
+    State(state): State<Arc<AppState>>,
+    ctx: Ctx,
+    holder: Holder,
+    AppJson(body): AppJson<ProfileRequest>,
+) -> ApiResult<Json<MeView>> {
+    let account =
+        state.accounts.load(&holder.account_id).await.map_err(|e| super::bus_problem(e, super::account_problem))?;
+    let mut errors = Errors::default();
+    for (field, present) in [
+        ("name", body.name.is_some()),
+        ("document_number", body.document_number.is_some()),
+        ("document_type", body.document_type.is_some()),
+    ] {
+        if present {
+            errors.add(field, "field_not_modifiable");
+        }
+    }
+    let ethnicity = body.ethnicity.as_deref().map(str::trim).filter(|e| !e.is_empty()).and_then(|e| {
+        if is_valid_ethnicity(e) {
+            Some(e.to_string())
+        } else {
+            errors.add("ethnicity", "invalid_ethnicity");
+            None
+        }
+    });
+    let gender = body.gender.as_deref().map(str::trim).filter(|g| !g.is_empty()).and_then(|g| match Gender::parse(g) {
+        Ok(g) => Some(g),
+        Err(_) => {
+            errors.add("gender", "invalid_gender");
+            None
+        }
+    });
+    let birth_date =
+        validate::date(&mut errors, "birth_date", body.birth_date.as_deref().filter(|d| !d.trim().is_empty()));
+    let today = cst_date(ctx.now);
+    if birth_date.is_some_and(|b| b > today) {
+        errors.add("birth_date", "invalid_date");
+    }
+    let local_id_number = optional_text(&mut errors, "local_id_number", &body.local_id_number, 32);
+    let permit_number = optional_text(&mut errors, "permit_number", &body.permit_number, 32);
+    let email = body.email.as_ref().and_then(|_| validate::email(&mut errors, "email", &body.email));
+    let validity = body.validity.as_ref().and_then(|v| {
+        let doc_type = account.document_type?;
+        let birth = account
+            .document_number
+            .as_ref()
+            .and_then(|n| n.birth_date())
+            .or(birth_date)
+            .or(account.profile.as_ref().and_then(|p| p.birth_date));
+        validate::validity(&mut errors, v.period.as_deref(), v.start.as_deref(), Some((doc_type, birth)), today)
+    });
+    errors.finish()?;
+    let command = AccountCommand::UpdateProfile {
+        profile: ProfileInput { ethnicity, gender, birth_date, local_id_number, permit_number },
+        validity,
+        email,
+        now: ctx.now,
+    };
+    let committed = state
+        .accounts
+        .execute(&holder.account_id, command, &ctx.meta(holder.actor()))
+        .await
+        .map_err(|e| super::bus_problem(e, super::account_problem))?;
+    state.caught_up(committed.position, &[AccountView::NAME]).await;
+    Ok(Json(me_view(&state, &ctx, &holder.account_id).await?))
+}
+
+/// A password change.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PasswordChange {
+    pub old_password: Option<String>,
+    pub new_password: Option<String>,
+    pub new_password_confirmation: Option<String>,
+}
+
+/// Changes the password; every other session ends.
+#[utoipa::path(post, path = "/v1/me/password", request_body = PasswordChange, tag = "holder", security(("bearer" = [])),
+    responses((status = 204), (status = 401, description = "login_failed (old password wrong)", body = crate::error::Problem),
+              (status = 422, body = crate::error::Problem)))]
+pub async fn change_password(
+    State(state): State<Arc<AppState>>,
+    ctx: Ctx,
+    holder: Holder,
+    AppJson(body): AppJson<PasswordChange>,
+) -> ApiResult<StatusCode> {
+    let account =
+        state.accounts.load(&holder.account_id).await.map_err(|e| super::bus_problem(e, super::account_problem))?;
+    let mut errors = Errors::default();
+    let old = errors.required("old_password", &body.old_password).map(str::to_string);
+    let new = validate::new_password(
+        &mut errors,
+        "new_password",
+        &body.new_password,
+        "new_password_confirmation",
+        &body.new_password_confirmation,
+        account.document_number.as_ref().map(|n| n.as_str()),
+    );
+    errors.finish()?;
+    let (Some(old), Some(new), Some(hash)) = (old, new, account.password_hash.clone()) else {
+        return Err(ApiError::internal("validated password change incomplete"));
+    };
+    let matched = state.hashing.verify(old, hash.clone()).await.map_err(ApiError::internal)?;
+    if !matched {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "login_failed",
+            "The current password is wrong.",
+            "原密码错误。",
+        ));
+    }
+    let new_password_hash = state.hashing.hash(new).await.map_err(ApiError::internal)?;
+    let command = AccountCommand::ChangePassword {
+        old_password_matched: true,
+        checked_hash: hash,
+        new_password_hash,
+        keep_session: holder.session_id.clone(),
+        now: ctx.now,
+    };
+    let committed = state
+        .accounts
+        .execute(&holder.account_id, command, &ctx.meta(holder.actor()))
+        .await
+        .map_err(|e| super::bus_problem(e, super::account_problem))?;
+    state.caught_up(committed.position, &[Sessions::NAME]).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A WeChat binding.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct WechatBinding {
+    /// The user's openid at the WeChat service account.
+    pub openid: Option<String>,
+}
+
+/// Binds WeChat (enables password recovery over WeChat).
+#[utoipa::path(put, path = "/v1/me/wechat", request_body = WechatBinding, tag = "holder", security(("bearer" = [])),
+    responses((status = 204), (status = 422, body = crate::error::Problem)))]
+pub async fn bind_wechat(
+    State(state): State<Arc<AppState>>,
+    ctx: Ctx,
+    holder: Holder,
+    AppJson(body): AppJson<WechatBinding>,
+) -> ApiResult<StatusCode> {
+    let mut errors = Errors::default();
+    let openid = errors.required("openid", &body.openid).map(|o| o.trim().to_string());
+    if openid
+        .as_ref()
+        .is_some_and(|o| o.len() > 64 || !o.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    {
+        errors.add("openid", "invalid_openid");
+    }
+    errors.finish()?;
+    let openid = openid.unwrap_or_default();
+    let committed = state
+        .accounts
+        .execute(&holder.account_id, AccountCommand::BindWechat { openid, now: ctx.now }, &ctx.meta(holder.actor()))
+        .await
+        .map_err(|e| super::bus_problem(e, super::account_problem))?;
+    state.caught_up(committed.position, &[AccountView::NAME]).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Unbinds WeChat.
+#[utoipa::path(delete, path = "/v1/me/wechat", tag = "holder", security(("bearer" = [])),
+    responses((status = 204), (status = 409, description = "wechat_not_bound", body = crate::error::Problem)))]
+pub async fn unbind_wechat(State(state): State<Arc<AppState>>, ctx: Ctx, holder: Holder) -> ApiResult<StatusCode> {
+    let committed = state
+        .accounts
+        .execute(&holder.account_id, AccountCommand::UnbindWechat { now: ctx.now }, &ctx.meta(holder.actor()))
+        .await
+        .map_err(|e| super::bus_problem(e, super::account_problem))?;
+    state.caught_up(committed.position, &[AccountView::NAME]).await;
+    Ok(StatusCode::NO_CONTENT)
+}

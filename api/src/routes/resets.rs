@@ -1,0 +1,273 @@
+//! Forgot password: `POST /v1/password-resets`, `…/{reset_id}/deliveries`,
+//! `…/{reset_id}/completion`.
+//!
+//! A reset id names its account (`rst_` + the account id's 32 hex digits + 16 random hex
+//! digits), so no read model is needed to find it. Its secrets live, hashed, in the account
+//! stream: an e-mailed link token (SHA-256) or a 6-digit code (keyed hash bound to the reset).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::Duration;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use shenfen_domain::account::{Account, AccountCommand, AccountError, AccountEvent, ResetMethod};
+use shenfen_domain::ids;
+use shenfen_domain::metadata::Actor;
+use shenfen_domain::shared::mask::{mask_email, mask_mobile};
+use shenfen_domain::shared::name::PersonName;
+use shenfen_projections::outbox;
+use shenfen_projections::sessions::Sessions;
+use shenfen_projections::store::BusError;
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{AppJson, Ctx};
+use crate::startup::AppState;
+use crate::validate::{self, Errors};
+
+/// Who wants to reset: all three must match.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ResetRequest {
+    pub document_type: Option<String>,
+    pub document_number: Option<String>,
+    pub name: Option<String>,
+}
+
+/// A recovery method and its masked destination.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MethodView {
+    /// `email`, `sms` or `wechat`.
+    pub method: String,
+    pub destination: String,
+}
+
+/// A started reset.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResetStarted {
+    pub reset_id: String,
+    pub methods: Vec<MethodView>,
+}
+
+/// The chosen method.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct DeliveryRequest {
+    pub method: Option<String>,
+}
+
+/// The secret and the new password.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CompletionRequest {
+    /// The code (SMS, WeChat) or the e-mailed token.
+    pub secret: Option<String>,
+    pub new_password: Option<String>,
+    pub new_password_confirmation: Option<String>,
+}
+
+fn not_found() -> ApiError {
+    super::account_problem(AccountError::NotFound)
+}
+
+fn destination(account: &Account, method: ResetMethod) -> Option<String> {
+    match method {
+        ResetMethod::Email => account.email.as_ref().map(|e| e.as_str().to_string()),
+        ResetMethod::Sms => account.mobile.as_ref().map(|m| m.as_str().to_string()),
+        ResetMethod::Wechat => account.wechat_openid.clone(),
+    }
+}
+
+fn masked(method: ResetMethod, to: &str) -> String {
+    match method {
+        ResetMethod::Email => mask_email(to),
+        ResetMethod::Sms => mask_mobile(to),
+        ResetMethod::Wechat => {
+            let head: String = to.chars().take(3).collect();
+            format!("{head}***")
+        }
+    }
+}
+
+/// The account id a reset id names.
+fn account_of(reset_id: &str) -> Option<String> {
+    let rest = reset_id.strip_prefix("rst_")?;
+    if rest.len() != 48 || !rest.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let h = &rest[..32];
+    Some(format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]))
+}
+
+fn reset_not_found() -> ApiError {
+    super::account_problem(AccountError::ResetNotFound)
+}
+
+/// Starts a password reset.
+#[utoipa::path(post, path = "/v1/password-resets", request_body = ResetRequest, tag = "public",
+    responses((status = 201, body = ResetStarted), (status = 404, description = "account_not_found", body = crate::error::Problem),
+              (status = 403, description = "legacy_account_must_reregister", body = crate::error::Problem)))]
+pub async fn start(
+    State(state): State<Arc<AppState>>,
+    ctx: Ctx,
+    AppJson(body): AppJson<ResetRequest>,
+) -> ApiResult<(StatusCode, Json<ResetStarted>)> {
+    let mut errors = Errors::default();
+    let doc_type = errors.required("document_type", &body.document_type).map(str::to_string);
+    let number = errors.required("document_number", &body.document_number).map(str::to_string);
+    let name = errors.required("name", &body.name).map(str::to_string);
+    errors.finish()?;
+    let (Some(doc_type), Some(number), Some(name)) = (doc_type, number, name) else { return Err(not_found()) };
+    let Ok(name) = PersonName::parse(&name) else { return Err(not_found()) };
+    let Some((account_id, account)) = super::accounts::find_by_document(&state, &number, Some(&doc_type), &ctx).await?
+    else {
+        return Err(not_found());
+    };
+    if account.legacy {
+        return Err(super::account_problem(AccountError::LegacyMustReregister));
+    }
+    let reset_id = format!("rst_{}{}", account_id.replace('-', ""), crate::crypto::random_hex(8));
+    let command = AccountCommand::RequestPasswordReset { reset_id: reset_id.clone(), name, now: ctx.now };
+    let committed = state
+        .accounts
+        .execute(&account_id, command, &ctx.meta(Actor::Anonymous))
+        .await
+        .map_err(|e| super::bus_problem(e, super::account_problem))?;
+    let account = committed.state;
+    let methods = account
+        .reset_methods()
+        .into_iter()
+        .filter_map(|m| {
+            destination(&account, m).map(|to| MethodView { method: m.as_str().into(), destination: masked(m, &to) })
+        })
+        .collect();
+    Ok((StatusCode::CREATED, Json(ResetStarted { reset_id, methods })))
+}
+
+/// Sends the reset secret by the chosen method.
+#[utoipa::path(post, path = "/v1/password-resets/{reset_id}/deliveries", request_body = DeliveryRequest, tag = "public",
+    params(("reset_id" = String, Path)),
+    responses((status = 202), (status = 422, description = "method_not_available", body = crate::error::Problem),
+              (status = 404, description = "reset_not_found", body = crate::error::Problem),
+              (status = 429, description = "code_rate_limited", body = crate::error::Problem)))]
+pub async fn deliver(
+    State(state): State<Arc<AppState>>,
+    ctx: Ctx,
+    Path(reset_id): Path<String>,
+    AppJson(body): AppJson<DeliveryRequest>,
+) -> ApiResult<StatusCode> {
+    let account_id = account_of(&reset_id).ok_or_else(reset_not_found)?;
+    let mut errors = Errors::default();
+    let method = errors.required("method", &body.method).map(str::to_string);
+    errors.finish()?;
+    let method = method
+        .as_deref()
+        .and_then(|m| ResetMethod::parse(m.trim()))
+        .ok_or_else(|| super::account_problem(AccountError::MethodNotAvailable))?;
+    let account = state.accounts.load(&account_id).await.map_err(|e| super::bus_problem(e, super::account_problem))?;
+    let to = destination(&account, method).ok_or_else(|| super::account_problem(AccountError::MethodNotAvailable))?;
+    let (secret_hash, message) = match method {
+        ResetMethod::Email => {
+            let token = crate::crypto::random_token();
+            let link = format!(
+                "{}/reset-password?reset_id={}&token={}",
+                state.settings.public_url.trim_end_matches('/'),
+                reset_id,
+                token
+            );
+            (ids::token_hash(&token), json!({ "link": link, "token": token }))
+        }
+        ResetMethod::Sms | ResetMethod::Wechat => {
+            let code = crate::crypto::random_code();
+            (ids::code_hash(&state.key, &reset_id, &code), json!({ "code": code }))
+        }
+    };
+    let command = AccountCommand::IssueResetSecret {
+        reset_id: reset_id.clone(),
+        method,
+        secret_hash,
+        ttl: Duration::seconds(state.settings.code_ttl_seconds),
+        now: ctx.now,
+    };
+    state
+        .accounts
+        .execute(&account_id, command, &ctx.meta(Actor::Anonymous))
+        .await
+        .map_err(|e| super::bus_problem(e, super::account_problem))?;
+    outbox::enqueue(&state.db, method.as_str(), &to, "reset_password", &message.to_string(), ctx.now)
+        .await
+        .map_err(ApiError::internal)?;
+    state.outbox_wake.notify_one();
+    tracing::info!(account_id = %account_id, method = method.as_str(), "reset secret issued");
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// The hash a completion secret is compared by: codes are keyed hashes bound to the reset,
+/// link tokens plain SHA-256.
+fn secret_hash(state: &AppState, reset_id: &str, secret: &str) -> String {
+    if secret.len() == 6 && secret.bytes().all(|b| b.is_ascii_digit()) {
+        ids::code_hash(&state.key, reset_id, secret)
+    } else {
+        ids::token_hash(secret)
+    }
+}
+
+fn bad_secret() -> ApiError {
+    super::account_problem(AccountError::InvalidOrExpiredSecret)
+}
+
+/// Sets a new password with the code or token.
+#[utoipa::path(post, path = "/v1/password-resets/{reset_id}/completion", request_body = CompletionRequest, tag = "public",
+    params(("reset_id" = String, Path)),
+    responses((status = 204), (status = 400, description = "invalid_or_expired_secret", body = crate::error::Problem),
+              (status = 422, body = crate::error::Problem)))]
+pub async fn complete(
+    State(state): State<Arc<AppState>>,
+    ctx: Ctx,
+    Path(reset_id): Path<String>,
+    AppJson(body): AppJson<CompletionRequest>,
+) -> ApiResult<StatusCode> {
+    let account_id = account_of(&reset_id).ok_or_else(bad_secret)?;
+    let account = state.accounts.load(&account_id).await.map_err(|e| super::bus_problem(e, super::account_problem))?;
+    let mut errors = Errors::default();
+    let secret = errors.required("secret", &body.secret).map(|s| s.trim().to_string());
+    let password = validate::new_password(
+        &mut errors,
+        "new_password",
+        &body.new_password,
+        "new_password_confirmation",
+        &body.new_password_confirmation,
+        account.document_number.as_ref().map(|n| n.as_str()),
+    );
+    errors.finish()?;
+    let (Some(secret), Some(password)) = (secret, password) else { return Err(bad_secret()) };
+    let hash = secret_hash(&state, &reset_id, &secret);
+    // Check the secret before spending a password hash on it; the aggregate checks again.
+    let live = account.resets.iter().find(|r| r.reset_id == reset_id);
+    let plausible = live.is_some_and(|r| !r.completed && r.secret_hash.as_deref() == Some(hash.as_str()));
+    let mut new_password_hash =
+        if plausible { state.hashing.hash(password.clone()).await.map_err(ApiError::internal)? } else { String::new() };
+    let mut attempt = 0;
+    let committed = loop {
+        let command = AccountCommand::CompletePasswordReset {
+            reset_id: reset_id.clone(),
+            secret_hash: hash.clone(),
+            new_password_hash: new_password_hash.clone(),
+            now: ctx.now,
+        };
+        match state.accounts.execute(&account_id, command, &ctx.meta(Actor::Anonymous)).await {
+            Err(BusError::Domain(AccountError::StaleCredentials)) if attempt == 0 => {
+                // The secret was issued after we looked: hash after all and try again.
+                attempt += 1;
+                new_password_hash = state.hashing.hash(password.clone()).await.map_err(ApiError::internal)?;
+            }
+            other => break other.map_err(|e| super::bus_problem(e, super::account_problem))?,
+        }
+    };
+    if !committed.events.iter().any(|e| matches!(e, AccountEvent::PasswordReset { .. })) {
+        return Err(bad_secret());
+    }
+    state.caught_up(committed.position, &[Sessions::NAME]).await;
+    tracing::info!(account_id = %account_id, "password reset");
+    Ok(StatusCode::NO_CONTENT)
+}

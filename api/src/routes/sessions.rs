@@ -1,0 +1,141 @@
+//! `POST /v1/sessions` (log in) and `DELETE /v1/sessions/current` (log out).
+//!
+//! The password is checked off the runtime against the hash the account had when loaded;
+//! the outcome goes to the aggregate, which counts failures and locks. A lock is checked
+//! before spending a hash verification. Unknown documents cost one dummy verification, so
+//! timing does not tell which documents are registered.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use shenfen_domain::account::{AccountCommand, AccountError, AccountEvent, NewSession};
+use shenfen_domain::metadata::Actor;
+use shenfen_projections::account_view::AccountView;
+use shenfen_projections::sessions::Sessions;
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{AppJson, Ctx, Holder};
+use crate::startup::AppState;
+
+/// Credentials.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LoginRequest {
+    pub document_number: Option<String>,
+    pub password: Option<String>,
+    /// Optional: inferred from the number's format when left out.
+    pub document_type: Option<String>,
+}
+
+/// A new session.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginResponse {
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+    pub account_id: String,
+    pub profile_complete: bool,
+    pub real_name_status: String,
+}
+
+fn login_failed() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "login_failed",
+        "The document number or password is wrong.",
+        "证件号码或密码错误。",
+    )
+}
+
+/// Logs in.
+#[utoipa::path(post, path = "/v1/sessions", request_body = LoginRequest, tag = "public",
+    responses((status = 201, body = LoginResponse), (status = 401, description = "login_failed", body = crate::error::Problem),
+              (status = 423, description = "account_locked, with locked_until", body = crate::error::Problem),
+              (status = 403, description = "legacy_account_must_reregister", body = crate::error::Problem)))]
+pub async fn log_in(
+    State(state): State<Arc<AppState>>,
+    ctx: Ctx,
+    AppJson(body): AppJson<LoginRequest>,
+) -> ApiResult<(StatusCode, Json<LoginResponse>)> {
+    let mut errors = crate::validate::Errors::default();
+    let number = errors.required("document_number", &body.document_number).map(str::to_string);
+    let password = errors.required("password", &body.password).map(str::to_string);
+    errors.finish()?;
+    let (Some(number), Some(password)) = (number, password) else { return Err(login_failed()) };
+    let found = super::accounts::find_by_document(&state, &number, body.document_type.as_deref(), &ctx).await?;
+    let Some((account_id, _)) = found else {
+        state.hashing.verify_dummy(password).await.map_err(ApiError::internal)?;
+        return Err(login_failed());
+    };
+    let settings = &state.settings;
+    for _ in 0..3 {
+        let account =
+            state.accounts.load(&account_id).await.map_err(|e| super::bus_problem(e, super::account_problem))?;
+        if account.legacy {
+            return Err(super::account_problem(AccountError::LegacyMustReregister));
+        }
+        if let Some(until) = account.locked_at(ctx.now) {
+            return Err(super::account_problem(AccountError::Locked { until }));
+        }
+        let Some(hash) = account.password_hash.clone() else { return Err(login_failed()) };
+        let matched = state.hashing.verify(password.clone(), hash.clone()).await.map_err(ApiError::internal)?;
+        let token = crate::crypto::random_token();
+        let session = NewSession {
+            session_id: uuid::Uuid::new_v4().to_string(),
+            token_hash: shenfen_domain::ids::token_hash(&token),
+            expires_at: ctx.now + Duration::seconds(settings.session_ttl_seconds),
+        };
+        let command = AccountCommand::LogIn {
+            password_matched: matched,
+            checked_hash: hash,
+            session,
+            lockout_threshold: settings.lockout_threshold,
+            lockout: Duration::seconds(settings.lockout_seconds),
+            now: ctx.now,
+        };
+        let result = state.accounts.execute(&account_id, command, &ctx.meta(Actor::Anonymous)).await;
+        let committed = match result {
+            Err(shenfen_projections::store::BusError::Domain(AccountError::StaleCredentials)) => continue,
+            other => other.map_err(|e| super::bus_problem(e, super::account_problem))?,
+        };
+        let started = committed.events.iter().find_map(|e| match e {
+            AccountEvent::SessionStarted { expires_at, .. } => Some(*expires_at),
+            _ => None,
+        });
+        let Some(expires_at) = started else {
+            let locked = committed.events.iter().any(|e| matches!(e, AccountEvent::Locked { .. }));
+            tracing::info!(account_id = %account_id, locked, "login failed");
+            return Err(login_failed());
+        };
+        state.caught_up(committed.position, &[Sessions::NAME, AccountView::NAME]).await;
+        tracing::info!(account_id = %account_id, "logged in");
+        return Ok((
+            StatusCode::CREATED,
+            Json(LoginResponse {
+                token,
+                expires_at,
+                account_id,
+                profile_complete: committed.state.profile_complete(),
+                real_name_status: committed.state.real_name_status.as_str().to_string(),
+            }),
+        ));
+    }
+    Err(super::account_problem(AccountError::StaleCredentials))
+}
+
+/// Ends the current session.
+#[utoipa::path(delete, path = "/v1/sessions/current", tag = "holder", security(("bearer" = [])),
+    responses((status = 204), (status = 401, body = crate::error::Problem)))]
+pub async fn log_out(State(state): State<Arc<AppState>>, ctx: Ctx, holder: Holder) -> ApiResult<StatusCode> {
+    let command = AccountCommand::EndSession { session_id: holder.session_id.clone(), now: ctx.now };
+    let committed = state
+        .accounts
+        .execute(&holder.account_id, command, &ctx.meta(holder.actor()))
+        .await
+        .map_err(|e| super::bus_problem(e, super::account_problem))?;
+    state.caught_up(committed.position, &[Sessions::NAME]).await;
+    Ok(StatusCode::NO_CONTENT)
+}

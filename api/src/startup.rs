@@ -1,0 +1,253 @@
+//! Building the application: the store, the command buses, the projection runner, the
+//! outbox worker, the router and its middleware; and `serve`.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use axum::Router;
+use chrono::{DateTime, Utc};
+use shenfen_domain::account::Account;
+use shenfen_domain::code::CodeChannel;
+use shenfen_projections::db::Db;
+use shenfen_projections::log::Position;
+use shenfen_projections::runner::{self, Progress, RunnerConfig};
+use shenfen_projections::store::CommandBus;
+use tokio::sync::{watch, Notify};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::config::Settings;
+use crate::crypto::PasswordHashing;
+use crate::error::ApiError;
+use crate::notifier::Notifier;
+use crate::routes;
+
+/// The clock port: every rule that depends on "now" asks it.
+pub trait Clock: Send + Sync {
+    /// The current instant.
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// Everything a handler needs.
+pub struct AppState {
+    pub settings: Settings,
+    pub db: Db,
+    pub accounts: CommandBus<Account>,
+    pub codes: CommandBus<CodeChannel>,
+    pub progress: Progress,
+    pub key: Vec<u8>,
+    pub hashing: PasswordHashing,
+    pub clock: Arc<dyn Clock>,
+    pub outbox_wake: Arc<Notify>,
+    pub limiter: IpLimiter,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+}
+
+impl AppState {
+    /// Waits (bounded) until the named read models have applied `position`, so that the
+    /// caller reads its own writes. A timeout is logged and counted, not an error: the
+    /// command itself has committed.
+    pub async fn caught_up(&self, position: Option<Position>, projections: &[&'static str]) {
+        let Some(position) = position else { return };
+        let wait = Duration::from_millis(self.settings.read_wait_ms);
+        if !self.progress.wait_for(projections, position, wait).await {
+            tracing::warn!(?projections, "read models did not catch up within the wait");
+        }
+    }
+}
+
+/// Opens the store, starts the background work, and returns the application state.
+pub async fn build_state(settings: Settings) -> anyhow::Result<Arc<AppState>> {
+    let db = Db::open(&settings.database_url, settings.db_connections).await.context("opening the database")?;
+    let key = crate::crypto::load_or_create_key(&settings.secret_key_file)?;
+    let metrics = crate::telemetry::metrics();
+    let (written, _) = watch::channel(0u64);
+    let written = Arc::new(written);
+    let progress = runner::start(&db, shenfen_projections::all_projections(), &written, RunnerConfig::default())
+        .await
+        .context("starting the projections")?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let notifier = Notifier::parse(&settings.notifier)?;
+    let outbox_wake = Arc::new(Notify::new());
+    tokio::spawn(crate::notifier::run_outbox(db.clone(), notifier, clock.clone(), outbox_wake.clone()));
+    Ok(Arc::new(AppState {
+        accounts: CommandBus::new(&db, (), written.clone()),
+        codes: CommandBus::new(&db, (), written.clone()),
+        limiter: IpLimiter::new(settings.ip_rate_limit),
+        hashing: PasswordHashing::new()?,
+        settings,
+        db,
+        progress,
+        key,
+        clock,
+        outbox_wake,
+        metrics,
+    }))
+}
+
+/// The router with all middleware.
+pub fn router(state: Arc<AppState>) -> Router {
+    let public = Router::new()
+        .route("/v1/verification-codes", post(routes::codes::request_code))
+        .route("/v1/accounts", post(routes::accounts::register))
+        .route("/v1/accounts/reregistration", post(routes::accounts::reregister))
+        .route("/v1/sessions", post(routes::sessions::log_in))
+        .route("/v1/password-resets", post(routes::resets::start))
+        .route("/v1/password-resets/{reset_id}/deliveries", post(routes::resets::deliver))
+        .route("/v1/password-resets/{reset_id}/completion", post(routes::resets::complete))
+        .route_layer(middleware::from_fn_with_state(state.clone(), ip_limit));
+    let holder = Router::new()
+        .route("/v1/sessions/current", delete(routes::sessions::log_out))
+        .route("/v1/me", get(routes::me::get_me))
+        .route("/v1/me/profile", put(routes::me::update_profile))
+        .route("/v1/me/password", post(routes::me::change_password))
+        .route("/v1/me/wechat", put(routes::me::bind_wechat).delete(routes::me::unbind_wechat));
+    let ops = Router::new()
+        .route("/healthz", get(routes::ops::healthz))
+        .route("/readyz", get(routes::ops::readyz))
+        .route("/metrics", get(routes::ops::metrics))
+        .route("/openapi.json", get(routes::ops::openapi));
+    Router::new()
+        .merge(public)
+        .merge(holder)
+        .merge(ops)
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "No such resource.", "请求的资源不存在。")
+        })
+        .layer(DefaultBodyLimit::max(64 * 1024))
+        .layer(middleware::from_fn(crate::error::localize))
+        .layer(middleware::from_fn(http_metrics))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+            let path = req
+                .extensions()
+                .get::<axum::extract::MatchedPath>()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_else(|| "unmatched".into());
+            tracing::info_span!("request", method = %req.method(), path = %path, request_id = %request_id)
+        }))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn http_metrics(request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = request.method().to_string();
+    let path = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("shenfen_http_requests_total", "method" => method.clone(), "path" => path.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("shenfen_http_request_duration_seconds", "method" => method, "path" => path)
+        .record(started.elapsed().as_secs_f64());
+    if response.status().is_server_error() {
+        tracing::error!(status = %response.status(), "request failed");
+    }
+    response
+}
+
+/// Fixed one-minute windows of requests per client address.
+pub struct IpLimiter {
+    per_minute: u32,
+    windows: Mutex<HashMap<IpAddr, (i64, u32)>>,
+}
+
+impl IpLimiter {
+    fn new(per_minute: u32) -> Self {
+        IpLimiter { per_minute, windows: Mutex::new(HashMap::new()) }
+    }
+
+    /// Counts one request; returns the seconds to wait when over the limit.
+    fn hit(&self, ip: IpAddr, now: DateTime<Utc>) -> Option<i64> {
+        if self.per_minute == 0 {
+            return None;
+        }
+        let minute = now.timestamp() / 60;
+        let mut windows = self.windows.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if windows.len() > 100_000 {
+            windows.retain(|_, (m, _)| *m == minute);
+        }
+        let entry = windows.entry(ip).or_insert((minute, 0));
+        if entry.0 != minute {
+            *entry = (minute, 0);
+        }
+        entry.1 += 1;
+        (entry.1 > self.per_minute).then(|| 60 - now.timestamp() % 60)
+    }
+}
+
+async fn ip_limit(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let connect = request.extensions().get::<axum::extract::ConnectInfo<SocketAddr>>().map(|c| c.0);
+    if let Some(addr) = connect {
+        if let Some(wait) = state.limiter.hit(addr.ip(), state.clock.now()) {
+            metrics::counter!("shenfen_ip_rate_limited_total").increment(1);
+            let mut response = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "Too many requests from this address; slow down.",
+                "请求过于频繁，请稍后再试。",
+            )
+            .with("retry_after_seconds", wait)
+            .into_response();
+            if let Ok(v) = wait.to_string().parse() {
+                response.headers_mut().insert("retry-after", v);
+            }
+            return response;
+        }
+    }
+    next.run(request).await
+}
+
+/// Runs the API until SIGINT/SIGTERM.
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let listen = settings.listen.clone();
+    let state = build_state(settings).await?;
+    let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("listening on {listen}"))?;
+    let addr = listener.local_addr().context("local address")?;
+    println!("listening on {addr}");
+    tracing::info!(%addr, "shenfen is serving");
+    let app = router(state.clone());
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving")?;
+    state.db.close().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

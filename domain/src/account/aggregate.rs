@@ -1,0 +1,553 @@
+//! The account's state, its decisions (`handle`, one private fn per command) and `apply`.
+
+use chrono::{DateTime, Duration, Utc};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::Aggregate;
+use serde::{Deserialize, Serialize};
+
+use crate::shared::contact::{Email, Mobile};
+use crate::shared::document::{DocumentNumber, DocumentType};
+use crate::shared::name::PersonName;
+use crate::shared::validity::Validity;
+use crate::time::{cst_date, cst_midnight};
+
+use super::commands::{AccountCommand, NewSession, ProfileInput, Registration};
+use super::errors::AccountError;
+use super::events::{AccountEvent, Profile, ResetMethod};
+
+/// How long a password reset (its id) stays usable.
+pub const RESET_VALIDITY_HOURS: i64 = 24;
+/// Wrong secret entries allowed per reset secret.
+pub const MAX_SECRET_WRONG_ENTRIES: u32 = 5;
+/// Reset deliveries: at most one a minute and this many per China-Standard-Time day.
+pub const RESET_DELIVERIES_PER_DAY: usize = 10;
+
+/// Where the account stands on real-name verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RealNameStatus {
+    #[default]
+    Unverified,
+    Failed,
+    Verified,
+    ManualReviewPending,
+    ManualReviewApproved,
+    ManualReviewRejected,
+}
+
+impl RealNameStatus {
+    /// The wire name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RealNameStatus::Unverified => "unverified",
+            RealNameStatus::Failed => "failed",
+            RealNameStatus::Verified => "verified",
+            RealNameStatus::ManualReviewPending => "manual_review_pending",
+            RealNameStatus::ManualReviewApproved => "manual_review_approved",
+            RealNameStatus::ManualReviewRejected => "manual_review_rejected",
+        }
+    }
+}
+
+/// A live session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    pub session_id: String,
+    pub token_hash: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A password reset in progress.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingReset {
+    pub reset_id: String,
+    pub requested_at: DateTime<Utc>,
+    pub secret_hash: Option<String>,
+    pub secret_expires_at: Option<DateTime<Utc>>,
+    pub wrong_entries: u32,
+    pub completed: bool,
+}
+
+/// The account state folded from its events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Account {
+    pub document_type: Option<DocumentType>,
+    pub document_number: Option<DocumentNumber>,
+    pub name: Option<PersonName>,
+    pub validity: Option<Validity>,
+    pub email: Option<Email>,
+    pub mobile: Option<Mobile>,
+    pub password_hash: Option<String>,
+    pub registered_at: Option<DateTime<Utc>>,
+    pub legacy: bool,
+    pub profile: Option<Profile>,
+    pub real_name_status: RealNameStatus,
+    pub consecutive_failures: u32,
+    pub locked_until: Option<DateTime<Utc>>,
+    pub sessions: Vec<Session>,
+    pub resets: Vec<PendingReset>,
+    pub reset_deliveries: Vec<DateTime<Utc>>,
+    pub wechat_openid: Option<String>,
+}
+
+impl Account {
+    /// Whether any registration (or legacy import) exists on this stream.
+    pub fn exists(&self) -> bool {
+        self.document_number.is_some()
+    }
+
+    /// Whether the account is registered and usable (not only a legacy import).
+    pub fn is_active(&self) -> bool {
+        self.exists() && !self.legacy
+    }
+
+    /// Whether the first-login profile is complete.
+    pub fn profile_complete(&self) -> bool {
+        self.profile.is_some()
+    }
+
+    /// The lock in force at `now`, if any.
+    pub fn locked_at(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.locked_until.filter(|until| *until > now)
+    }
+
+    /// The live session with this token hash, if any.
+    pub fn session_by_token(&self, token_hash: &str, now: DateTime<Utc>) -> Option<&Session> {
+        self.sessions.iter().find(|s| s.token_hash == token_hash && s.expires_at > now)
+    }
+
+    /// The recovery methods this account offers, in display order.
+    pub fn reset_methods(&self) -> Vec<ResetMethod> {
+        let mut methods = Vec::new();
+        if self.email.is_some() {
+            methods.push(ResetMethod::Email);
+        }
+        if self.mobile.is_some() {
+            methods.push(ResetMethod::Sms);
+        }
+        if self.wechat_openid.is_some() {
+            methods.push(ResetMethod::Wechat);
+        }
+        methods
+    }
+
+    /// Which profile fields a document type requires at first login.
+    pub fn required_profile_fields(doc_type: DocumentType) -> &'static [&'static str] {
+        match doc_type {
+            DocumentType::ResidentIdCard => &["ethnicity"],
+            DocumentType::HmtResidencePermit => {
+                &["ethnicity", "gender", "birth_date", "local_id_number", "permit_number"]
+            }
+            DocumentType::HkMacauPermit | DocumentType::TaiwanPermit => {
+                &["ethnicity", "gender", "birth_date", "local_id_number"]
+            }
+            DocumentType::Other => &["ethnicity", "gender", "birth_date"],
+        }
+    }
+
+    fn require_active(&self) -> Result<(), AccountError> {
+        if !self.exists() {
+            return Err(AccountError::NotFound);
+        }
+        if self.legacy {
+            return Err(AccountError::LegacyMustReregister);
+        }
+        Ok(())
+    }
+
+    fn check_hash(&self, checked: &str) -> Result<(), AccountError> {
+        if self.password_hash.as_deref() != Some(checked) {
+            return Err(AccountError::StaleCredentials);
+        }
+        Ok(())
+    }
+
+    async fn register(&mut self, r: Registration, sink: &EventSink<Self>) -> Result<(), AccountError> {
+        if self.is_active() {
+            return Err(AccountError::AlreadyRegistered);
+        }
+        let event = AccountEvent::Registered {
+            document_type: r.document_type,
+            document_number: r.document_number,
+            name: r.name,
+            validity: r.validity,
+            email: r.email,
+            mobile: r.mobile,
+            password_hash: r.password_hash,
+            registered_at: r.now,
+        };
+        sink.write(event, self).await;
+        Ok(())
+    }
+
+    async fn reregister(&mut self, r: Registration, sink: &EventSink<Self>) -> Result<(), AccountError> {
+        if !self.exists() {
+            return Err(AccountError::NotFound);
+        }
+        let event = AccountEvent::Reregistered {
+            name: r.name,
+            validity: r.validity,
+            email: r.email,
+            mobile: r.mobile,
+            password_hash: r.password_hash,
+            at: r.now,
+        };
+        sink.write(event, self).await;
+        if !self.sessions.is_empty() {
+            sink.write(AccountEvent::SessionsRevoked { kept: None, at: r.now }, self).await;
+        }
+        Ok(())
+    }
+
+    async fn import_legacy(&mut self, cmd: AccountCommand, sink: &EventSink<Self>) -> Result<(), AccountError> {
+        let AccountCommand::ImportLegacy { document_type, document_number, name, registered_at, .. } = cmd else {
+            return Ok(());
+        };
+        if self.exists() {
+            return Err(AccountError::AlreadyRegistered);
+        }
+        sink.write(AccountEvent::LegacyImported { document_type, document_number, name, registered_at }, self).await;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn log_in(
+        &mut self,
+        password_matched: bool,
+        checked_hash: &str,
+        session: NewSession,
+        threshold: u32,
+        lockout: Duration,
+        now: DateTime<Utc>,
+        sink: &EventSink<Self>,
+    ) -> Result<(), AccountError> {
+        self.require_active()?;
+        if let Some(until) = self.locked_at(now) {
+            return Err(AccountError::Locked { until });
+        }
+        self.check_hash(checked_hash)?;
+        if password_matched {
+            let NewSession { session_id, token_hash, expires_at } = session;
+            sink.write(AccountEvent::SessionStarted { session_id, token_hash, expires_at, at: now }, self).await;
+        } else {
+            sink.write(AccountEvent::LoginFailed { at: now }, self).await;
+            if self.consecutive_failures >= threshold {
+                sink.write(AccountEvent::Locked { at: now, until: now + lockout }, self).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn update_profile(
+        &mut self,
+        input: ProfileInput,
+        validity: Option<Validity>,
+        email: Option<Email>,
+        now: DateTime<Utc>,
+        sink: &EventSink<Self>,
+    ) -> Result<(), AccountError> {
+        self.require_active()?;
+        let doc_type = self.document_type.ok_or(AccountError::NotFound)?;
+        match &self.profile {
+            None => {
+                let required = Self::required_profile_fields(doc_type);
+                let given = |f: &str| match f {
+                    "ethnicity" => input.ethnicity.is_some(),
+                    "gender" => input.gender.is_some(),
+                    "birth_date" => input.birth_date.is_some(),
+                    "local_id_number" => input.local_id_number.is_some(),
+                    "permit_number" => input.permit_number.is_some(),
+                    _ => true,
+                };
+                let missing: Vec<&'static str> = required.iter().copied().filter(|f| !given(f)).collect();
+                if !missing.is_empty() {
+                    return Err(AccountError::MissingProfileFields(missing));
+                }
+                let profile = Profile {
+                    ethnicity: input.ethnicity.unwrap_or_default(),
+                    gender: input.gender,
+                    birth_date: input.birth_date,
+                    local_id_number: input.local_id_number,
+                    permit_number: input.permit_number,
+                };
+                sink.write(AccountEvent::ProfileCompleted { profile, at: now }, self).await;
+                self.edit_profile(None, validity, email, now, sink).await
+            }
+            Some(current) => {
+                // After completion only ethnicity, validity and e-mail may change; resending an
+                // unchanged value of another field is harmless.
+                let unchanged = [
+                    ("gender", input.gender.is_none() || input.gender == current.gender),
+                    ("birth_date", input.birth_date.is_none() || input.birth_date == current.birth_date),
+                    (
+                        "local_id_number",
+                        input.local_id_number.is_none() || input.local_id_number == current.local_id_number,
+                    ),
+                    ("permit_number", input.permit_number.is_none() || input.permit_number == current.permit_number),
+                ];
+                if let Some((field, _)) = unchanged.iter().find(|(_, ok)| !ok) {
+                    return Err(AccountError::FieldNotModifiable(field));
+                }
+                self.edit_profile(input.ethnicity, validity, email, now, sink).await
+            }
+        }
+    }
+
+    async fn edit_profile(
+        &mut self,
+        ethnicity: Option<String>,
+        validity: Option<Validity>,
+        email: Option<Email>,
+        now: DateTime<Utc>,
+        sink: &EventSink<Self>,
+    ) -> Result<(), AccountError> {
+        let current = self.profile.as_ref().map(|p| p.ethnicity.clone());
+        let ethnicity = ethnicity.filter(|e| Some(e) != current.as_ref());
+        let validity = validity.filter(|v| Some(v) != self.validity.as_ref());
+        let email = email.filter(|e| Some(e) != self.email.as_ref());
+        if ethnicity.is_some() || validity.is_some() || email.is_some() {
+            sink.write(AccountEvent::ProfileEdited { ethnicity, validity, email, at: now }, self).await;
+        }
+        Ok(())
+    }
+
+    async fn change_password(&mut self, cmd: AccountCommand, sink: &EventSink<Self>) -> Result<(), AccountError> {
+        let AccountCommand::ChangePassword { old_password_matched, checked_hash, new_password_hash, keep_session, now } =
+            cmd
+        else {
+            return Ok(());
+        };
+        self.require_active()?;
+        self.check_hash(&checked_hash)?;
+        if !old_password_matched {
+            return Err(AccountError::InvalidOrExpiredSecret);
+        }
+        sink.write(AccountEvent::PasswordChanged { password_hash: new_password_hash, at: now }, self).await;
+        if self.sessions.iter().any(|s| s.session_id != keep_session) {
+            sink.write(AccountEvent::SessionsRevoked { kept: Some(keep_session), at: now }, self).await;
+        }
+        Ok(())
+    }
+
+    fn live_reset(&self, reset_id: &str, now: DateTime<Utc>) -> Result<&PendingReset, AccountError> {
+        self.resets
+            .iter()
+            .find(|r| r.reset_id == reset_id)
+            .filter(|r| !r.completed && now < r.requested_at + Duration::hours(RESET_VALIDITY_HOURS))
+            .ok_or(AccountError::ResetNotFound)
+    }
+
+    async fn issue_reset_secret(&mut self, cmd: AccountCommand, sink: &EventSink<Self>) -> Result<(), AccountError> {
+        let AccountCommand::IssueResetSecret { reset_id, method, secret_hash, ttl, now } = cmd else {
+            return Ok(());
+        };
+        self.require_active()?;
+        self.live_reset(&reset_id, now)?;
+        if !self.reset_methods().contains(&method) {
+            return Err(AccountError::MethodNotAvailable);
+        }
+        if let Some(last) = self.reset_deliveries.last() {
+            let next = *last + Duration::seconds(crate::code::RESEND_INTERVAL_SECONDS);
+            if now < next {
+                return Err(AccountError::RateLimited { retry_at: next });
+            }
+        }
+        let today = cst_date(now);
+        if self.reset_deliveries.iter().filter(|t| cst_date(**t) == today).count() >= RESET_DELIVERIES_PER_DAY {
+            let tomorrow = today.succ_opt().unwrap_or(today);
+            return Err(AccountError::RateLimited { retry_at: cst_midnight(tomorrow) });
+        }
+        let event = AccountEvent::ResetSecretIssued { reset_id, method, secret_hash, expires_at: now + ttl, at: now };
+        sink.write(event, self).await;
+        Ok(())
+    }
+
+    async fn complete_reset(&mut self, cmd: AccountCommand, sink: &EventSink<Self>) -> Result<(), AccountError> {
+        let AccountCommand::CompletePasswordReset { reset_id, secret_hash, new_password_hash, now } = cmd else {
+            return Ok(());
+        };
+        self.require_active()?;
+        let reset = self.live_reset(&reset_id, now).map_err(|_| AccountError::InvalidOrExpiredSecret)?;
+        let usable = reset.wrong_entries < MAX_SECRET_WRONG_ENTRIES && reset.secret_expires_at.is_some_and(|t| now < t);
+        let Some(expected) = reset.secret_hash.clone().filter(|_| usable) else {
+            return Err(AccountError::InvalidOrExpiredSecret);
+        };
+        if expected != secret_hash {
+            sink.write(AccountEvent::ResetSecretRejected { reset_id, at: now }, self).await;
+            return Ok(());
+        }
+        if new_password_hash.is_empty() {
+            // The caller skipped hashing because the secret looked wrong when it loaded.
+            return Err(AccountError::StaleCredentials);
+        }
+        sink.write(AccountEvent::PasswordReset { reset_id, password_hash: new_password_hash, at: now }, self).await;
+        if !self.sessions.is_empty() {
+            sink.write(AccountEvent::SessionsRevoked { kept: None, at: now }, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply_registration(&mut self, name: PersonName, validity: Validity, email: Email, mobile: Mobile, hash: String) {
+        self.name = Some(name);
+        self.validity = Some(validity);
+        self.email = Some(email);
+        self.mobile = Some(mobile);
+        self.password_hash = Some(hash);
+        self.legacy = false;
+        self.real_name_status = RealNameStatus::Unverified;
+        self.consecutive_failures = 0;
+        self.locked_until = None;
+        self.resets.clear();
+    }
+}
+
+impl Aggregate for Account {
+    const TYPE: &'static str = "account";
+    type Command = AccountCommand;
+    type Event = AccountEvent;
+    type Error = AccountError;
+    type Services = ();
+
+    async fn handle(&mut self, command: AccountCommand, _: &(), sink: &EventSink<Self>) -> Result<(), AccountError> {
+        match command {
+            AccountCommand::Register(r) => self.register(r, sink).await,
+            AccountCommand::Reregister(r) => self.reregister(r, sink).await,
+            cmd @ AccountCommand::ImportLegacy { .. } => self.import_legacy(cmd, sink).await,
+            AccountCommand::LogIn { password_matched, checked_hash, session, lockout_threshold, lockout, now } => {
+                self.log_in(password_matched, &checked_hash, session, lockout_threshold, lockout, now, sink).await
+            }
+            AccountCommand::EndSession { session_id, now } => {
+                if !self.sessions.iter().any(|s| s.session_id == session_id) {
+                    return Err(AccountError::SessionNotFound);
+                }
+                sink.write(AccountEvent::SessionEnded { session_id, at: now }, self).await;
+                Ok(())
+            }
+            AccountCommand::UpdateProfile { profile, validity, email, now } => {
+                self.update_profile(profile, validity, email, now, sink).await
+            }
+            cmd @ AccountCommand::ChangePassword { .. } => self.change_password(cmd, sink).await,
+            AccountCommand::RequestPasswordReset { reset_id, name, now } => {
+                if !self.exists() || self.name.as_ref() != Some(&name) {
+                    return Err(AccountError::NotFound);
+                }
+                self.require_active()?;
+                sink.write(AccountEvent::PasswordResetRequested { reset_id, at: now }, self).await;
+                Ok(())
+            }
+            cmd @ AccountCommand::IssueResetSecret { .. } => self.issue_reset_secret(cmd, sink).await,
+            cmd @ AccountCommand::CompletePasswordReset { .. } => self.complete_reset(cmd, sink).await,
+            AccountCommand::BindWechat { openid, now } => {
+                self.require_active()?;
+                if self.wechat_openid.as_ref() != Some(&openid) {
+                    sink.write(AccountEvent::WechatBound { openid, at: now }, self).await;
+                }
+                Ok(())
+            }
+            AccountCommand::UnbindWechat { now } => {
+                self.require_active()?;
+                if self.wechat_openid.is_none() {
+                    return Err(AccountError::WechatNotBound);
+                }
+                sink.write(AccountEvent::WechatUnbound { at: now }, self).await;
+                Ok(())
+            }
+        }
+    }
+
+    fn apply(&mut self, event: AccountEvent) {
+        match event {
+            AccountEvent::Registered {
+                document_type,
+                document_number,
+                name,
+                validity,
+                email,
+                mobile,
+                password_hash,
+                registered_at,
+            } => {
+                self.document_type = Some(document_type);
+                self.document_number = Some(document_number);
+                self.registered_at = Some(registered_at);
+                self.apply_registration(name, validity, email, mobile, password_hash);
+            }
+            AccountEvent::LegacyImported { document_type, document_number, name, registered_at } => {
+                self.document_type = Some(document_type);
+                self.document_number = Some(document_number);
+                self.name = Some(name);
+                self.registered_at = Some(registered_at);
+                self.legacy = true;
+            }
+            AccountEvent::Reregistered { name, validity, email, mobile, password_hash, .. } => {
+                self.apply_registration(name, validity, email, mobile, password_hash);
+            }
+            AccountEvent::LoginFailed { at } => {
+                if self.locked_until.is_some_and(|until| at >= until) {
+                    self.locked_until = None;
+                    self.consecutive_failures = 0;
+                }
+                self.consecutive_failures += 1;
+            }
+            AccountEvent::Locked { until, .. } => self.locked_until = Some(until),
+            AccountEvent::SessionStarted { session_id, token_hash, expires_at, at } => {
+                self.consecutive_failures = 0;
+                self.locked_until = None;
+                self.sessions.retain(|s| s.expires_at > at);
+                self.sessions.push(Session { session_id, token_hash, expires_at });
+            }
+            AccountEvent::SessionEnded { session_id, .. } => self.sessions.retain(|s| s.session_id != session_id),
+            AccountEvent::SessionsRevoked { kept, .. } => {
+                self.sessions.retain(|s| Some(&s.session_id) == kept.as_ref());
+            }
+            AccountEvent::ProfileCompleted { profile, .. } => self.profile = Some(profile),
+            AccountEvent::ProfileEdited { ethnicity, validity, email, .. } => {
+                if let (Some(e), Some(p)) = (ethnicity, self.profile.as_mut()) {
+                    p.ethnicity = e;
+                }
+                if validity.is_some() {
+                    self.validity = validity;
+                }
+                if email.is_some() {
+                    self.email = email;
+                }
+            }
+            AccountEvent::PasswordChanged { password_hash, .. } => self.password_hash = Some(password_hash),
+            AccountEvent::PasswordResetRequested { reset_id, at } => {
+                self.resets.retain(|r| at < r.requested_at + Duration::hours(RESET_VALIDITY_HOURS) && !r.completed);
+                self.resets.push(PendingReset {
+                    reset_id,
+                    requested_at: at,
+                    secret_hash: None,
+                    secret_expires_at: None,
+                    wrong_entries: 0,
+                    completed: false,
+                });
+            }
+            AccountEvent::ResetSecretIssued { reset_id, secret_hash, expires_at, at, .. } => {
+                self.reset_deliveries.retain(|t| at - *t < Duration::days(2));
+                self.reset_deliveries.push(at);
+                if let Some(r) = self.resets.iter_mut().find(|r| r.reset_id == reset_id) {
+                    r.secret_hash = Some(secret_hash);
+                    r.secret_expires_at = Some(expires_at);
+                    r.wrong_entries = 0;
+                }
+            }
+            AccountEvent::ResetSecretRejected { reset_id, .. } => {
+                if let Some(r) = self.resets.iter_mut().find(|r| r.reset_id == reset_id) {
+                    r.wrong_entries += 1;
+                }
+            }
+            AccountEvent::PasswordReset { reset_id, password_hash, .. } => {
+                self.password_hash = Some(password_hash);
+                self.consecutive_failures = 0;
+                self.locked_until = None;
+                if let Some(r) = self.resets.iter_mut().find(|r| r.reset_id == reset_id) {
+                    r.completed = true;
+                }
+            }
+            AccountEvent::WechatBound { openid, .. } => self.wechat_openid = Some(openid),
+            AccountEvent::WechatUnbound { .. } => self.wechat_openid = None,
+        }
+    }
+}

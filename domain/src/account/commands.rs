@@ -1,0 +1,91 @@
+//! Account commands. Each carries the instant it happens at and any secret already hashed.
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+
+use crate::shared::contact::{Email, Mobile};
+use crate::shared::document::{DocumentNumber, DocumentType};
+use crate::shared::name::PersonName;
+use crate::shared::validity::Validity;
+use crate::shared::Gender;
+
+use super::events::ResetMethod;
+
+/// Everything a (re-)registration sets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Registration {
+    pub document_type: DocumentType,
+    pub document_number: DocumentNumber,
+    pub name: PersonName,
+    pub validity: Validity,
+    pub email: Email,
+    pub mobile: Mobile,
+    pub password_hash: String,
+    pub now: DateTime<Utc>,
+}
+
+/// A session to start on a successful login.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewSession {
+    pub session_id: String,
+    pub token_hash: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The first-login profile (fields by document type).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ProfileInput {
+    pub ethnicity: Option<String>,
+    pub gender: Option<Gender>,
+    pub birth_date: Option<NaiveDate>,
+    pub local_id_number: Option<String>,
+    pub permit_number: Option<String>,
+}
+
+/// Commands on an account.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AccountCommand {
+    Register(Registration),
+    Reregister(Registration),
+    ImportLegacy {
+        document_type: DocumentType,
+        document_number: DocumentNumber,
+        name: PersonName,
+        registered_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    },
+    /// A login attempt whose password was checked against `checked_hash`.
+    LogIn {
+        password_matched: bool,
+        checked_hash: String,
+        session: NewSession,
+        lockout_threshold: u32,
+        lockout: Duration,
+        now: DateTime<Utc>,
+    },
+    EndSession { session_id: String, now: DateTime<Utc> },
+    /// Complete or edit the profile; which one is decided by the state.
+    UpdateProfile {
+        profile: ProfileInput,
+        validity: Option<Validity>,
+        email: Option<Email>,
+        now: DateTime<Utc>,
+    },
+    ChangePassword {
+        old_password_matched: bool,
+        checked_hash: String,
+        new_password_hash: String,
+        keep_session: String,
+        now: DateTime<Utc>,
+    },
+    RequestPasswordReset { reset_id: String, name: PersonName, now: DateTime<Utc> },
+    IssueResetSecret {
+        reset_id: String,
+        method: ResetMethod,
+        secret_hash: String,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    },
+    CompletePasswordReset { reset_id: String, secret_hash: String, new_password_hash: String, now: DateTime<Utc> },
+    BindWechat { openid: String, now: DateTime<Utc> },
+    UnbindWechat { now: DateTime<Utc> },
+}

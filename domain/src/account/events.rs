@@ -1,0 +1,145 @@
+//! Account events: the schema of the account stream. Never rename or drop a variant or a
+//! field; change one through a new version and an upcaster.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use cqrs_es::DomainEvent;
+use serde::{Deserialize, Serialize};
+
+use crate::shared::contact::{Email, Mobile};
+use crate::shared::document::{DocumentNumber, DocumentType};
+use crate::shared::name::PersonName;
+use crate::shared::validity::Validity;
+use crate::shared::Gender;
+
+/// A way to recover a password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResetMethod {
+    Email,
+    Sms,
+    Wechat,
+}
+
+impl ResetMethod {
+    /// The wire name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ResetMethod::Email => "email",
+            ResetMethod::Sms => "sms",
+            ResetMethod::Wechat => "wechat",
+        }
+    }
+
+    /// Parses the wire name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [ResetMethod::Email, ResetMethod::Sms, ResetMethod::Wechat].into_iter().find(|m| m.as_str() == s)
+    }
+}
+
+/// The completed first-login profile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Profile {
+    pub ethnicity: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gender: Option<Gender>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub birth_date: Option<NaiveDate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_id_number: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permit_number: Option<String>,
+}
+
+/// Events of an account stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum AccountEvent {
+    Registered {
+        document_type: DocumentType,
+        document_number: DocumentNumber,
+        name: PersonName,
+        validity: Validity,
+        email: Email,
+        mobile: Mobile,
+        password_hash: String,
+        registered_at: DateTime<Utc>,
+    },
+    LegacyImported {
+        document_type: DocumentType,
+        document_number: DocumentNumber,
+        name: PersonName,
+        registered_at: DateTime<Utc>,
+    },
+    /// The holder registered again: new credentials and contact, identity to be proven again.
+    Reregistered {
+        name: PersonName,
+        validity: Validity,
+        email: Email,
+        mobile: Mobile,
+        password_hash: String,
+        at: DateTime<Utc>,
+    },
+    LoginFailed { at: DateTime<Utc> },
+    Locked { at: DateTime<Utc>, until: DateTime<Utc> },
+    SessionStarted { session_id: String, token_hash: String, expires_at: DateTime<Utc>, at: DateTime<Utc> },
+    SessionEnded { session_id: String, at: DateTime<Utc> },
+    /// Every session but `kept` (if any) ended.
+    SessionsRevoked { kept: Option<String>, at: DateTime<Utc> },
+    ProfileCompleted { profile: Profile, at: DateTime<Utc> },
+    ProfileEdited {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ethnicity: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        validity: Option<Validity>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        email: Option<Email>,
+        at: DateTime<Utc>,
+    },
+    PasswordChanged { password_hash: String, at: DateTime<Utc> },
+    PasswordResetRequested { reset_id: String, at: DateTime<Utc> },
+    ResetSecretIssued {
+        reset_id: String,
+        method: ResetMethod,
+        secret_hash: String,
+        expires_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+    },
+    ResetSecretRejected { reset_id: String, at: DateTime<Utc> },
+    PasswordReset { reset_id: String, password_hash: String, at: DateTime<Utc> },
+    WechatBound { openid: String, at: DateTime<Utc> },
+    WechatUnbound { at: DateTime<Utc> },
+}
+
+impl AccountEvent {
+    /// The event's name in the store.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AccountEvent::Registered { .. } => "Registered",
+            AccountEvent::LegacyImported { .. } => "LegacyImported",
+            AccountEvent::Reregistered { .. } => "Reregistered",
+            AccountEvent::LoginFailed { .. } => "LoginFailed",
+            AccountEvent::Locked { .. } => "Locked",
+            AccountEvent::SessionStarted { .. } => "SessionStarted",
+            AccountEvent::SessionEnded { .. } => "SessionEnded",
+            AccountEvent::SessionsRevoked { .. } => "SessionsRevoked",
+            AccountEvent::ProfileCompleted { .. } => "ProfileCompleted",
+            AccountEvent::ProfileEdited { .. } => "ProfileEdited",
+            AccountEvent::PasswordChanged { .. } => "PasswordChanged",
+            AccountEvent::PasswordResetRequested { .. } => "PasswordResetRequested",
+            AccountEvent::ResetSecretIssued { .. } => "ResetSecretIssued",
+            AccountEvent::ResetSecretRejected { .. } => "ResetSecretRejected",
+            AccountEvent::PasswordReset { .. } => "PasswordReset",
+            AccountEvent::WechatBound { .. } => "WechatBound",
+            AccountEvent::WechatUnbound { .. } => "WechatUnbound",
+        }
+    }
+}
+
+impl DomainEvent for AccountEvent {
+    fn event_type(&self) -> String {
+        self.name().to_string()
+    }
+
+    fn event_version(&self) -> String {
+        "1".to_string()
+    }
+}

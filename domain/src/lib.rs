@@ -1,0 +1,22 @@
+//! Shenfen's domain: aggregates, commands, events, value objects and ports. No I/O.
+//!
+//! Two aggregates live here today:
+//! - [`account::Account`], one stream per identity document. Its id is a keyed hash of the
+//!   document (computed by the caller through [`ids`]), so a second registration of the same
+//!   document lands on the same stream and is refused by the aggregate itself: uniqueness is
+//!   enforced by the event store's `(aggregate_type, aggregate_id, sequence)` key, never by a
+//!   read model that can lag. Credentials, sessions, lockout and password resets are all
+//!   decided here, so concurrent requests cannot get past a rule.
+//! - [`code::CodeChannel`], one stream per (purpose, mobile): verification codes, their
+//!   rate limits and their wrong-entry counts.
+//!
+//! Time and secrets never come from inside `handle`/`apply`: commands carry the instant and
+//! the already-hashed secrets, so every rule is a pure function of events and command.
+
+pub mod account;
+pub mod code;
+pub mod ids;
+pub mod kind;
+pub mod metadata;
+pub mod shared;
+pub mod time;

@@ -1,0 +1,637 @@
+//! Identity documents (证件): the document types an account can be registered with, and
+//! validated document numbers.
+//!
+//! A [`DocumentNumber`] is built only by [`DocumentNumber::parse`], which applies the format of
+//! its [`DocumentType`]:
+//!
+//! | type | format |
+//! | --- | --- |
+//! | `resident_id_card` | 17 digits + check character (0–9 or X), GB 11643 mod 11-2; digits 7–14 a real birth date not after today; a GB/T 2260 province code first |
+//! | `hk_macau_permit` | H or M, then 8 digits (the 2 renewal-count digits on the card are not entered) |
+//! | `taiwan_permit` | 8 digits (the 2 renewal-count digits are not entered) |
+//! | `hmt_residence_permit` | like the resident ID card, with prefix 810000, 820000 or 830000 |
+//! | `other` | 4–32 letters or digits |
+//!
+//! Numbers are normalised before they are checked: surrounding white space is trimmed,
+//! full-width digits and letters typed with a Chinese input method become ASCII, and letters are
+//! upper-cased (so `x` becomes `X` and `h12345678` becomes `H12345678`). The stored number is
+//! therefore the same however it was typed, which is what makes "a document is registered once"
+//! hold.
+
+use std::fmt;
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::mask::mask_document;
+use super::person::Gender;
+
+/// The kinds of identity document an account can be registered with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DocumentType {
+    /// 居民身份证: the mainland resident identity card.
+    ResidentIdCard,
+    /// 港澳居民来往内地通行证: the Hong Kong and Macau residents' mainland travel permit.
+    HkMacauPermit,
+    /// 五年有效期台湾居民来往大陆通行证: the Taiwan residents' five-year mainland travel permit.
+    TaiwanPermit,
+    /// 港澳台居民居住证: the residence permit for Hong Kong, Macau and Taiwan residents.
+    HmtResidencePermit,
+    /// 其他: any other document; accepted at registration, verified by manual review only.
+    Other,
+}
+
+impl DocumentType {
+    /// Every document type, in the order forms list them.
+    pub const ALL: [DocumentType; 5] = [
+        DocumentType::ResidentIdCard,
+        DocumentType::HkMacauPermit,
+        DocumentType::TaiwanPermit,
+        DocumentType::HmtResidencePermit,
+        DocumentType::Other,
+    ];
+
+    /// The wire name (`resident_id_card`, `hk_macau_permit`, ...).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DocumentType::ResidentIdCard => "resident_id_card",
+            DocumentType::HkMacauPermit => "hk_macau_permit",
+            DocumentType::TaiwanPermit => "taiwan_permit",
+            DocumentType::HmtResidencePermit => "hmt_residence_permit",
+            DocumentType::Other => "other",
+        }
+    }
+
+    /// The type with the given wire name (surrounding white space ignored).
+    pub fn parse(s: &str) -> Option<Self> {
+        let s = s.trim();
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
+    /// The Chinese name of the document, as printed on forms.
+    pub fn label_zh(&self) -> &'static str {
+        match self {
+            DocumentType::ResidentIdCard => "居民身份证",
+            DocumentType::HkMacauPermit => "港澳居民来往内地通行证",
+            DocumentType::TaiwanPermit => "五年有效期台湾居民来往大陆通行证",
+            DocumentType::HmtResidencePermit => "港澳台居民居住证",
+            DocumentType::Other => "其他",
+        }
+    }
+
+    /// Whether the identity authority can check this document automatically (real-name
+    /// verification). The others (the travel permits and `other`) go to manual review at once.
+    pub fn auto_verifiable(&self) -> bool {
+        matches!(self, DocumentType::ResidentIdCard | DocumentType::HmtResidencePermit)
+    }
+
+    /// Whether numbers of this type are 18 characters that embed a birth date and a checksum.
+    pub fn has_embedded_birth_date(&self) -> bool {
+        matches!(self, DocumentType::ResidentIdCard | DocumentType::HmtResidencePermit)
+    }
+}
+
+impl fmt::Display for DocumentType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Province-level codes of GB/T 2260 that can start a resident identity card number.
+const PROVINCE_CODES: [&str; 35] = [
+    "11", "12", "13", "14", "15", // 北京 天津 河北 山西 内蒙古
+    "21", "22", "23", // 辽宁 吉林 黑龙江
+    "31", "32", "33", "34", "35", "36", "37", // 上海 江苏 浙江 安徽 福建 江西 山东
+    "41", "42", "43", "44", "45", "46", // 河南 湖北 湖南 广东 广西 海南
+    "50", "51", "52", "53", "54", // 重庆 四川 贵州 云南 西藏
+    "61", "62", "63", "64", "65", // 陕西 甘肃 青海 宁夏 新疆
+    "71", "81", "82", "83", // 台湾 香港 澳门 (83: Taiwan residence permits)
+];
+
+/// The six-digit prefixes of residence permits for Hong Kong, Macau and Taiwan residents.
+const RESIDENCE_PERMIT_PREFIXES: [&str; 3] = ["810000", "820000", "830000"];
+
+/// GB 11643 weights of the first 17 digits.
+const CHECK_WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+
+/// Check characters indexed by the weighted sum modulo 11.
+const CHECK_CHARS: [char; 11] = ['1', '0', 'X', '9', '8', '7', '6', '5', '4', '3', '2'];
+
+const EXPECT_18: &str = "18 characters: 17 digits followed by a digit or X";
+const EXPECT_HK_MACAU: &str = "9 characters: H or M followed by 8 digits";
+const EXPECT_TAIWAN: &str = "8 digits";
+const EXPECT_OTHER: &str = "4 to 32 letters or digits";
+
+/// The GB 11643 (ISO 7064 mod 11-2) check character of the first 17 digits of an 18-character
+/// identity number.
+///
+/// `first17` must be 17 ASCII digits; anything else gives a meaningless result (non-digits
+/// count as 0 and characters after the 17th are ignored). [`DocumentNumber::parse`] checks the
+/// shape before it calls this.
+pub fn check_char(first17: &str) -> char {
+    let sum: u32 = first17.chars().zip(CHECK_WEIGHTS).map(|(c, w)| c.to_digit(10).unwrap_or(0) * w).sum();
+    // `sum % 11` is always a valid index into the 11 check characters.
+    CHECK_CHARS[(sum % 11) as usize]
+}
+
+/// Why a document number was refused. Every variant has the API code
+/// `invalid_document_number`; some carry a [`hint`](DocumentError::hint) as well.
+///
+/// Messages never repeat the number itself: it is personal data.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DocumentError {
+    /// Nothing but white space was entered.
+    #[error("the document number is empty")]
+    Empty,
+    /// The number does not have the shape of its document type.
+    #[error("a {doc_type} number must be {expected}")]
+    BadFormat {
+        /// The document type the number was checked against.
+        doc_type: DocumentType,
+        /// What the number should look like.
+        expected: &'static str,
+    },
+    /// The first two digits are not a province code.
+    #[error("{code} is not a province code (GB/T 2260)")]
+    UnknownProvince {
+        /// The two digits found.
+        code: String,
+    },
+    /// A residence-permit number whose prefix is not 810000, 820000 or 830000.
+    #[error("a hmt_residence_permit number starts with 810000 (Hong Kong), 820000 (Macau) or 830000 (Taiwan)")]
+    ResidencePermitPrefix,
+    /// A residence-permit number (prefix 810000, 820000 or 830000) entered as a resident
+    /// identity card.
+    #[error("this is a residence-permit number (prefix 810000, 820000 or 830000): choose the document type hmt_residence_permit")]
+    ResidencePermitNumberAsIdCard,
+    /// Digits 7–14 are not a calendar date.
+    #[error("the birth date in the number (digits 7 to 14) is not a real date")]
+    InvalidBirthDate,
+    /// Digits 7–14 are a date after today.
+    #[error("the birth date in the number (digits 7 to 14) is in the future")]
+    BirthDateInFuture,
+    /// The check character does not match the first 17 digits.
+    #[error("the last character of the number does not match its check digit: please check the number")]
+    ChecksumMismatch,
+    /// A permit number was entered with the two renewal-count digits printed after it.
+    #[error("enter only the {expected} characters of the {doc_type} number: the two renewal-count digits printed after it on the card are not entered")]
+    PermitRenewalDigits {
+        /// The permit type.
+        doc_type: DocumentType,
+        /// How many characters the number has without the renewal count.
+        expected: usize,
+    },
+}
+
+impl DocumentError {
+    /// The stable API code: always `invalid_document_number`.
+    pub fn code(&self) -> &'static str {
+        "invalid_document_number"
+    }
+
+    /// A machine-readable hint for the client, when there is one.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            DocumentError::PermitRenewalDigits { .. } => Some("permit_renewal_digits_not_entered"),
+            DocumentError::ResidencePermitNumberAsIdCard => Some("use_hmt_residence_permit"),
+            _ => None,
+        }
+    }
+}
+
+/// A validated identity-document number, normalised (trimmed, ASCII, upper-case).
+///
+/// It serialises as a plain string. It does not remember its [`DocumentType`]: the type
+/// travels beside it. `Debug` prints the masked form.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct DocumentNumber(String);
+
+impl DocumentNumber {
+    /// Checks `raw` against the format of `doc_type`; `today` (China Standard Time) bounds the
+    /// embedded birth date of 18-character numbers.
+    pub fn parse(doc_type: DocumentType, raw: &str, today: NaiveDate) -> Result<DocumentNumber, DocumentError> {
+        let number = normalise(raw);
+        if number.is_empty() {
+            return Err(DocumentError::Empty);
+        }
+        match doc_type {
+            DocumentType::ResidentIdCard | DocumentType::HmtResidencePermit => {
+                check_eighteen(doc_type, &number, today)?;
+            }
+            DocumentType::HkMacauPermit => {
+                let bad = DocumentError::BadFormat { doc_type, expected: EXPECT_HK_MACAU };
+                let rest = number.strip_prefix('H').or_else(|| number.strip_prefix('M')).ok_or_else(|| bad.clone())?;
+                if !all_digits(rest) {
+                    return Err(bad);
+                }
+                match rest.len() {
+                    8 => {}
+                    10 => return Err(DocumentError::PermitRenewalDigits { doc_type, expected: 9 }),
+                    _ => return Err(bad),
+                }
+            }
+            DocumentType::TaiwanPermit => {
+                let bad = DocumentError::BadFormat { doc_type, expected: EXPECT_TAIWAN };
+                if !all_digits(&number) {
+                    return Err(bad);
+                }
+                match number.len() {
+                    8 => {}
+                    10 => return Err(DocumentError::PermitRenewalDigits { doc_type, expected: 8 }),
+                    _ => return Err(bad),
+                }
+            }
+            DocumentType::Other => {
+                if !is_other_shape(&number) {
+                    return Err(DocumentError::BadFormat { doc_type, expected: EXPECT_OTHER });
+                }
+            }
+        }
+        Ok(DocumentNumber(number))
+    }
+
+    /// The normalised number.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The normalised number, by value.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+
+    /// The masked form shown to anyone but the holder (`22**************47`).
+    pub fn masked(&self) -> String {
+        mask_document(&self.0)
+    }
+
+    /// The birth date embedded in an 18-character number (resident identity card, residence
+    /// permit): digits 7–14. `None` for other shapes.
+    ///
+    /// The number does not know its type: an `other` number that happens to have the same
+    /// shape also gives a date. Use [`birth_date_for`](Self::birth_date_for) when the type is
+    /// at hand.
+    pub fn birth_date(&self) -> Option<NaiveDate> {
+        if !is_eighteen_shape(&self.0) {
+            return None;
+        }
+        embedded_date(&self.0)
+    }
+
+    /// The embedded birth date if `doc_type` is one that embeds it, `None` otherwise.
+    pub fn birth_date_for(&self, doc_type: DocumentType) -> Option<NaiveDate> {
+        if doc_type.has_embedded_birth_date() {
+            self.birth_date()
+        } else {
+            None
+        }
+    }
+
+    /// The gender encoded in an 18-character number (the 17th digit: odd for male, even for
+    /// female). `None` for other shapes.
+    pub fn gender(&self) -> Option<Gender> {
+        if !is_eighteen_shape(&self.0) {
+            return None;
+        }
+        let digit = self.0.as_bytes().get(16).map(|b| b.wrapping_sub(b'0'))?;
+        Some(if digit % 2 == 1 { Gender::Male } else { Gender::Female })
+    }
+
+    /// The candidate document types of a number, judged by its format alone, best first:
+    /// an 18-character number with prefix 810000/820000/830000 is a residence permit, any other
+    /// 18-character number a resident identity card; H or M and 8 digits a Hong Kong/Macau
+    /// permit; 8 digits a Taiwan permit; and `other` last whenever the number is 4–32 letters
+    /// or digits. Used at login, where the type may be left out.
+    pub fn infer_types(raw: &str) -> Vec<DocumentType> {
+        infer_types(raw)
+    }
+}
+
+impl fmt::Debug for DocumentNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DocumentNumber({})", mask_document(&self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for DocumentNumber {
+    /// Stored numbers were validated when they were first parsed; on the way back in only their
+    /// shape is checked (4–32 upper-case letters or digits), since the date rules depend on the
+    /// day they were entered.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        if is_other_shape(&s) && !s.bytes().any(|b| b.is_ascii_lowercase()) {
+            Ok(DocumentNumber(s))
+        } else {
+            Err(serde::de::Error::custom("not a normalised document number"))
+        }
+    }
+}
+
+/// The candidate document types of a number, judged by its format alone, best first.
+/// See [`DocumentNumber::infer_types`].
+pub fn infer_types(raw: &str) -> Vec<DocumentType> {
+    let number = normalise(raw);
+    let mut types = Vec::new();
+    if is_eighteen_shape(&number) {
+        if RESIDENCE_PERMIT_PREFIXES.iter().any(|p| number.starts_with(p)) {
+            types.push(DocumentType::HmtResidencePermit);
+        } else {
+            types.push(DocumentType::ResidentIdCard);
+        }
+    }
+    if number.len() == 9 && (number.starts_with('H') || number.starts_with('M')) && all_digits(&number[1..]) {
+        types.push(DocumentType::HkMacauPermit);
+    }
+    if number.len() == 8 && all_digits(&number) {
+        types.push(DocumentType::TaiwanPermit);
+    }
+    if is_other_shape(&number) {
+        types.push(DocumentType::Other);
+    }
+    types
+}
+
+/// Trims, maps full-width ASCII letters and digits (typed with a Chinese input method) to
+/// ASCII, and upper-cases ASCII letters.
+fn normalise(raw: &str) -> String {
+    raw.trim()
+        .chars()
+        .map(|c| match c {
+            '０'..='９' | 'Ａ'..='Ｚ' | 'ａ'..='ｚ' => {
+                // Full-width forms sit at a fixed offset (0xFEE0) from their ASCII twins.
+                char::from_u32(c as u32 - 0xFEE0).unwrap_or(c)
+            }
+            _ => c,
+        })
+        .collect::<String>()
+        .to_ascii_uppercase()
+}
+
+fn all_digits(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// 17 ASCII digits followed by a digit or `X`.
+fn is_eighteen_shape(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 18 && b[..17].iter().all(u8::is_ascii_digit) && (b[17].is_ascii_digit() || b[17] == b'X')
+}
+
+/// 4–32 ASCII letters or digits.
+fn is_other_shape(s: &str) -> bool {
+    (4..=32).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// The date in digits 7–14 of an 18-character number, if it is a calendar date.
+fn embedded_date(s: &str) -> Option<NaiveDate> {
+    let year: i32 = s.get(6..10)?.parse().ok()?;
+    let month: u32 = s.get(10..12)?.parse().ok()?;
+    let day: u32 = s.get(12..14)?.parse().ok()?;
+    NaiveDate::from_ymd_opt(year, month, day)
+}
+
+/// The rules shared by resident identity cards and residence permits.
+fn check_eighteen(doc_type: DocumentType, number: &str, today: NaiveDate) -> Result<(), DocumentError> {
+    if !is_eighteen_shape(number) {
+        return Err(DocumentError::BadFormat { doc_type, expected: EXPECT_18 });
+    }
+    let is_permit_prefix = RESIDENCE_PERMIT_PREFIXES.iter().any(|p| number.starts_with(p));
+    if doc_type == DocumentType::HmtResidencePermit {
+        if !is_permit_prefix {
+            return Err(DocumentError::ResidencePermitPrefix);
+        }
+    } else {
+        // Login infers the type from the prefix, so a resident ID card may not use a
+        // residence-permit prefix: it could never be found again.
+        if is_permit_prefix {
+            return Err(DocumentError::ResidencePermitNumberAsIdCard);
+        }
+        let province = &number[..2];
+        if !PROVINCE_CODES.contains(&province) {
+            return Err(DocumentError::UnknownProvince { code: province.to_string() });
+        }
+    }
+    let birth = embedded_date(number).ok_or(DocumentError::InvalidBirthDate)?;
+    if birth > today {
+        return Err(DocumentError::BirthDateInFuture);
+    }
+    let last = number.chars().last().unwrap_or_default();
+    if check_char(&number[..17]) != last {
+        return Err(DocumentError::ChecksumMismatch);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn today() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 5, 1).unwrap()
+    }
+
+    /// A full 18-character number with the right check character.
+    fn with_check(first17: &str) -> String {
+        format!("{first17}{}", check_char(first17))
+    }
+
+    fn parse(doc_type: DocumentType, raw: &str) -> Result<DocumentNumber, DocumentError> {
+        DocumentNumber::parse(doc_type, raw, today())
+    }
+
+    #[test]
+    fn the_check_character_follows_gb_11643() {
+        assert_eq!(check_char("11010519491231002"), 'X');
+        assert_eq!(check_char("44052418800101001"), '4');
+        assert_eq!(check_char("11010120000101001"), '0');
+    }
+
+    #[test]
+    fn a_resident_id_card_with_check_character_x_is_accepted() {
+        let n = parse(DocumentType::ResidentIdCard, "11010519491231002X").unwrap();
+        assert_eq!(n.as_str(), "11010519491231002X");
+        assert_eq!(n.birth_date(), NaiveDate::from_ymd_opt(1949, 12, 31));
+    }
+
+    #[test]
+    fn a_lower_case_x_is_normalised_to_upper_case() {
+        let n = parse(DocumentType::ResidentIdCard, "  11010519491231002x ").unwrap();
+        assert_eq!(n.as_str(), "11010519491231002X");
+    }
+
+    #[test]
+    fn full_width_digits_are_normalised_to_ascii() {
+        let n = parse(DocumentType::ResidentIdCard, "１１０１０５１９４９１２３１００２ｘ").unwrap();
+        assert_eq!(n.as_str(), "11010519491231002X");
+    }
+
+    #[test]
+    fn a_wrong_check_digit_is_refused() {
+        assert_eq!(parse(DocumentType::ResidentIdCard, "110105194912310021"), Err(DocumentError::ChecksumMismatch));
+        let ok = with_check("44052418800101001");
+        assert!(parse(DocumentType::ResidentIdCard, &ok).is_ok());
+    }
+
+    #[test]
+    fn a_birth_date_in_the_future_is_refused() {
+        let n = with_check("11010120260502001");
+        assert_eq!(parse(DocumentType::ResidentIdCard, &n), Err(DocumentError::BirthDateInFuture));
+        let born_today = with_check("11010120260501001");
+        assert!(parse(DocumentType::ResidentIdCard, &born_today).is_ok());
+    }
+
+    #[test]
+    fn the_thirtieth_of_february_is_not_a_birth_date() {
+        let n = with_check("11010120000230001");
+        assert_eq!(parse(DocumentType::ResidentIdCard, &n), Err(DocumentError::InvalidBirthDate));
+        let leap = with_check("11010120000229001");
+        assert!(parse(DocumentType::ResidentIdCard, &leap).is_ok());
+        let not_leap = with_check("11010119000229001");
+        assert_eq!(parse(DocumentType::ResidentIdCard, &not_leap), Err(DocumentError::InvalidBirthDate));
+    }
+
+    #[test]
+    fn an_unknown_province_code_is_refused() {
+        let n = with_check("99010119900101001");
+        assert_eq!(parse(DocumentType::ResidentIdCard, &n), Err(DocumentError::UnknownProvince { code: "99".into() }));
+        let n = with_check("10010119900101001");
+        assert!(matches!(parse(DocumentType::ResidentIdCard, &n), Err(DocumentError::UnknownProvince { .. })));
+    }
+
+    #[test]
+    fn resident_id_cards_of_the_wrong_shape_are_refused() {
+        for raw in ["", "   ", "1101051949123100", "11010519491231002XX", "1101051949123100AX", "11010519491231002Y"] {
+            let err = parse(DocumentType::ResidentIdCard, raw).unwrap_err();
+            assert_eq!(err.code(), "invalid_document_number");
+            assert_eq!(err.hint(), None);
+        }
+    }
+
+    #[test]
+    fn a_hong_kong_macau_permit_is_h_or_m_and_eight_digits() {
+        assert_eq!(parse(DocumentType::HkMacauPermit, "H12345678").unwrap().as_str(), "H12345678");
+        assert_eq!(parse(DocumentType::HkMacauPermit, "m87654321").unwrap().as_str(), "M87654321");
+        for raw in ["X12345678", "H1234567", "H123456789", "12345678", "H1234567A"] {
+            assert!(matches!(parse(DocumentType::HkMacauPermit, raw), Err(DocumentError::BadFormat { .. })));
+        }
+    }
+
+    #[test]
+    fn a_hong_kong_macau_permit_with_renewal_digits_gets_a_hint() {
+        let err = parse(DocumentType::HkMacauPermit, "H1234567801").unwrap_err();
+        assert_eq!(err, DocumentError::PermitRenewalDigits { doc_type: DocumentType::HkMacauPermit, expected: 9 });
+        assert_eq!(err.code(), "invalid_document_number");
+        assert_eq!(err.hint(), Some("permit_renewal_digits_not_entered"));
+    }
+
+    #[test]
+    fn a_taiwan_permit_is_eight_digits() {
+        assert_eq!(parse(DocumentType::TaiwanPermit, " 12345678 ").unwrap().as_str(), "12345678");
+        for raw in ["1234567", "123456789", "T1234567"] {
+            assert!(matches!(parse(DocumentType::TaiwanPermit, raw), Err(DocumentError::BadFormat { .. })));
+        }
+    }
+
+    #[test]
+    fn a_taiwan_permit_with_renewal_digits_gets_a_hint() {
+        let err = parse(DocumentType::TaiwanPermit, "1234567801").unwrap_err();
+        assert_eq!(err.hint(), Some("permit_renewal_digits_not_entered"));
+        assert_eq!(err.code(), "invalid_document_number");
+    }
+
+    #[test]
+    fn residence_permits_of_hong_kong_macau_and_taiwan_are_accepted() {
+        for prefix in ["810000", "820000", "830000"] {
+            let n = with_check(&format!("{prefix}19900101001"));
+            let parsed = parse(DocumentType::HmtResidencePermit, &n).unwrap();
+            assert_eq!(parsed.birth_date(), NaiveDate::from_ymd_opt(1990, 1, 1));
+        }
+    }
+
+    #[test]
+    fn a_residence_permit_with_another_prefix_is_refused() {
+        for first17 in ["81010119900101001", "11010119900101001", "84000019900101001"] {
+            let n = with_check(first17);
+            assert_eq!(parse(DocumentType::HmtResidencePermit, &n), Err(DocumentError::ResidencePermitPrefix));
+        }
+    }
+
+    #[test]
+    fn a_residence_permit_checks_its_checksum_and_birth_date() {
+        let good = with_check("81000019900101001");
+        let wrong = if good.ends_with('0') { '1' } else { '0' };
+        let bad = format!("{}{wrong}", &good[..17]);
+        assert_eq!(parse(DocumentType::HmtResidencePermit, &bad), Err(DocumentError::ChecksumMismatch));
+        let future = with_check("81000020990101001");
+        assert_eq!(parse(DocumentType::HmtResidencePermit, &future), Err(DocumentError::BirthDateInFuture));
+    }
+
+    #[test]
+    fn a_residence_permit_number_entered_as_an_id_card_points_to_the_right_type() {
+        let n = with_check("81000019900101001");
+        let err = parse(DocumentType::ResidentIdCard, &n).unwrap_err();
+        assert_eq!(err, DocumentError::ResidencePermitNumberAsIdCard);
+        assert_eq!(err.hint(), Some("use_hmt_residence_permit"));
+    }
+
+    #[test]
+    fn other_documents_are_four_to_thirty_two_letters_or_digits() {
+        assert_eq!(parse(DocumentType::Other, "e1234567").unwrap().as_str(), "E1234567");
+        assert!(parse(DocumentType::Other, "AB12").is_ok());
+        assert!(parse(DocumentType::Other, &"A".repeat(32)).is_ok());
+        for raw in ["AB1", &"A".repeat(33), "AB-1234", "护照12345", "AB 1234"] {
+            assert!(matches!(parse(DocumentType::Other, raw), Err(DocumentError::BadFormat { .. })));
+        }
+    }
+
+    #[test]
+    fn types_are_inferred_from_the_format() {
+        use DocumentType::*;
+        assert_eq!(infer_types("11010519491231002x"), vec![ResidentIdCard, Other]);
+        assert_eq!(infer_types(&with_check("82000019900101001")), vec![HmtResidencePermit, Other]);
+        assert_eq!(infer_types("h12345678"), vec![HkMacauPermit, Other]);
+        assert_eq!(infer_types("12345678"), vec![TaiwanPermit, Other]);
+        assert_eq!(infer_types("E1234567"), vec![Other]);
+        assert_eq!(infer_types("ab"), Vec::<DocumentType>::new());
+        assert_eq!(DocumentNumber::infer_types("12345678"), vec![TaiwanPermit, Other]);
+    }
+
+    #[test]
+    fn document_types_have_snake_case_wire_names() {
+        for t in DocumentType::ALL {
+            assert_eq!(DocumentType::parse(t.as_str()), Some(t));
+            assert_eq!(serde_json::to_string(&t).unwrap(), format!("\"{}\"", t.as_str()));
+        }
+        assert_eq!(DocumentType::parse("passport"), None);
+        assert!(DocumentType::ResidentIdCard.auto_verifiable());
+        assert!(DocumentType::HmtResidencePermit.auto_verifiable());
+        assert!(!DocumentType::HkMacauPermit.auto_verifiable());
+        assert!(!DocumentType::TaiwanPermit.auto_verifiable());
+        assert!(!DocumentType::Other.auto_verifiable());
+    }
+
+    #[test]
+    fn a_document_number_serialises_as_a_plain_string_and_debugs_masked() {
+        let n = parse(DocumentType::ResidentIdCard, "11010519491231002X").unwrap();
+        let json = serde_json::to_string(&n).unwrap();
+        assert_eq!(json, "\"11010519491231002X\"");
+        assert_eq!(serde_json::from_str::<DocumentNumber>(&json).unwrap(), n);
+        assert!(serde_json::from_str::<DocumentNumber>("\"ab\"").is_err());
+        assert_eq!(format!("{n:?}"), "DocumentNumber(11**************2X)");
+    }
+
+    #[test]
+    fn the_gender_and_birth_date_come_from_the_number() {
+        let female = parse(DocumentType::ResidentIdCard, "11010519491231002X").unwrap();
+        assert_eq!(female.gender(), Some(Gender::Female));
+        let n = parse(DocumentType::ResidentIdCard, &with_check("11010119900101001")).unwrap();
+        assert_eq!(n.gender(), Some(Gender::Male));
+        let permit = parse(DocumentType::TaiwanPermit, "12345678").unwrap();
+        assert_eq!(permit.birth_date(), None);
+        assert_eq!(permit.gender(), None);
+        assert_eq!(n.birth_date_for(DocumentType::Other), None);
+    }
+}

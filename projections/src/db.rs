@@ -1,0 +1,186 @@
+//! Opening the database behind the event store and the read models, for either backend.
+//!
+//! Both backends are reached through the same SQL where possible (`$1` placeholders work on
+//! both); the [`exec!`](crate::exec), [`fetch_optional!`](crate::fetch_optional) and
+//! [`fetch_all!`](crate::fetch_all) macros run one statement on whichever backend a
+//! connection belongs to.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgPoolOptions, Postgres};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, Sqlite, SqlitePool, Transaction};
+
+/// Errors opening or migrating the database.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("unsupported database URL (expected sqlite://PATH or postgres://…)")]
+    UnsupportedUrl,
+    #[error("could not create the database directory {0}: {1}")]
+    Directory(String, std::io::Error),
+    #[error(transparent)]
+    Sqlx(#[from] sqlx::Error),
+    #[error(transparent)]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// Which backend a database is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// A connection pool to either backend.
+#[derive(Debug, Clone)]
+pub enum Db {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+/// A transaction on either backend.
+pub enum DbTx {
+    Postgres(Transaction<'static, Postgres>),
+    Sqlite(Transaction<'static, Sqlite>),
+}
+
+impl Db {
+    /// Opens `url` (`sqlite://PATH` or `postgres://…`) and applies the migrations.
+    ///
+    /// SQLite is opened with WAL, `synchronous=FULL` (an acknowledged write survives a power
+    /// failure) and a busy timeout, unlike sqlite-es's default pool.
+    pub async fn open(url: &str, max_connections: u32) -> Result<Db, DbError> {
+        let db = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = PgPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+                .await?;
+            Db::Postgres(pool)
+        } else if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+            let file = path.split('?').next().unwrap_or(path);
+            if let Some(dir) = std::path::Path::new(file).parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| DbError::Directory(dir.display().to_string(), e))?;
+            }
+            let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(max_connections.min(8))
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await?;
+            Db::Sqlite(pool)
+        } else {
+            return Err(DbError::UnsupportedUrl);
+        };
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    async fn migrate(&self) -> Result<(), DbError> {
+        match self {
+            Db::Postgres(pool) => sqlx::migrate!("../migrations/postgres").run(pool).await?,
+            Db::Sqlite(pool) => sqlx::migrate!("../migrations/sqlite").run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Which backend this is.
+    pub fn backend(&self) -> Backend {
+        match self {
+            Db::Postgres(_) => Backend::Postgres,
+            Db::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    /// Starts a transaction.
+    pub async fn begin(&self) -> Result<DbTx, sqlx::Error> {
+        Ok(match self {
+            Db::Postgres(pool) => DbTx::Postgres(pool.begin().await?),
+            Db::Sqlite(pool) => DbTx::Sqlite(pool.begin().await?),
+        })
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> bool {
+        match self {
+            Db::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.is_ok(),
+            Db::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await.is_ok(),
+        }
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        match self {
+            Db::Postgres(pool) => pool.close().await,
+            Db::Sqlite(pool) => pool.close().await,
+        }
+    }
+}
+
+impl DbTx {
+    /// Commits the transaction.
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            DbTx::Postgres(tx) => tx.commit().await,
+            DbTx::Sqlite(tx) => tx.commit().await,
+        }
+    }
+}
+
+/// Runs a statement on a [`Db`] or `&mut` [`DbTx`]; evaluates to `Result<u64, sqlx::Error>`
+/// (rows affected).
+#[macro_export]
+macro_rules! exec {
+    (tx $conn:expr, $sql:expr $(, $arg:expr)* $(,)?) => {
+        match $conn {
+            $crate::db::DbTx::Postgres(c) => sqlx::query($sql)$(.bind($arg))*.execute(&mut **c).await.map(|r| r.rows_affected()),
+            $crate::db::DbTx::Sqlite(c) => sqlx::query($sql)$(.bind($arg))*.execute(&mut **c).await.map(|r| r.rows_affected()),
+        }
+    };
+    ($db:expr, $sql:expr $(, $arg:expr)* $(,)?) => {
+        match $db {
+            $crate::db::Db::Postgres(p) => sqlx::query($sql)$(.bind($arg))*.execute(p).await.map(|r| r.rows_affected()),
+            $crate::db::Db::Sqlite(p) => sqlx::query($sql)$(.bind($arg))*.execute(p).await.map(|r| r.rows_affected()),
+        }
+    };
+}
+
+/// Fetches at most one row as `$t` (a `sqlx::FromRow` type) on a [`Db`] or `&mut` [`DbTx`].
+#[macro_export]
+macro_rules! fetch_optional {
+    (tx $conn:expr, $t:ty, $sql:expr $(, $arg:expr)* $(,)?) => {
+        match $conn {
+            $crate::db::DbTx::Postgres(c) => sqlx::query_as::<_, $t>($sql)$(.bind($arg))*.fetch_optional(&mut **c).await,
+            $crate::db::DbTx::Sqlite(c) => sqlx::query_as::<_, $t>($sql)$(.bind($arg))*.fetch_optional(&mut **c).await,
+        }
+    };
+    ($db:expr, $t:ty, $sql:expr $(, $arg:expr)* $(,)?) => {
+        match $db {
+            $crate::db::Db::Postgres(p) => sqlx::query_as::<_, $t>($sql)$(.bind($arg))*.fetch_optional(p).await,
+            $crate::db::Db::Sqlite(p) => sqlx::query_as::<_, $t>($sql)$(.bind($arg))*.fetch_optional(p).await,
+        }
+    };
+}
+
+/// Fetches all rows as `$t` (a `sqlx::FromRow` type) on a [`Db`] or `&mut` [`DbTx`].
+#[macro_export]
+macro_rules! fetch_all {
+    (tx $conn:expr, $t:ty, $sql:expr $(, $arg:expr)* $(,)?) => {
+        match $conn {
+            $crate::db::DbTx::Postgres(c) => sqlx::query_as::<_, $t>($sql)$(.bind($arg))*.fetch_all(&mut **c).await,
+            $crate::db::DbTx::Sqlite(c) => sqlx::query_as::<_, $t>($sql)$(.bind($arg))*.fetch_all(&mut **c).await,
+        }
+    };
+    ($db:expr, $t:ty, $sql:expr $(, $arg:expr)* $(,)?) => {
+        match $db {
+            $crate::db::Db::Postgres(p) => sqlx::query_as::<_, $t>($sql)$(.bind($arg))*.fetch_all(p).await,
+            $crate::db::Db::Sqlite(p) => sqlx::query_as::<_, $t>($sql)$(.bind($arg))*.fetch_all(p).await,
+        }
+    };
+}

@@ -1,0 +1,275 @@
+//! The catch-up projection runner: the one mechanism that feeds every read model.
+//!
+//! Each projection reads the log in global order from its own checkpoint, applies a batch and
+//! moves its checkpoint in the same transaction, with a compare-and-set on the old checkpoint,
+//! so a batch is applied exactly once even if two runners raced. On PostgreSQL a runner holds
+//! a session advisory lock per projection on a dedicated connection: exactly one process runs
+//! a projection at a time, and when that process dies its connection closes, the lock is
+//! released, and another process takes over. Runners wake on commits in this process, on
+//! `NOTIFY shenfen_events` from other processes, and otherwise poll.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use sqlx::Connection;
+use tokio::sync::watch;
+
+use crate::db::{Db, DbTx};
+use crate::log::{self, Position, StoredEvent};
+
+/// A read model fed from the log.
+#[async_trait]
+pub trait Projection: Send + Sync {
+    /// Its stable name (the checkpoint key).
+    fn name(&self) -> &'static str;
+    /// Applies one event inside the batch transaction.
+    async fn apply(&self, tx: &mut DbTx, event: &StoredEvent) -> Result<(), ProjectionError>;
+}
+
+/// A projection failed to apply an event.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    #[error(transparent)]
+    Sqlx(#[from] sqlx::Error),
+    #[error("undecodable event {aggregate_type}/{aggregate_id}#{sequence}: {message}")]
+    Decode { aggregate_type: String, aggregate_id: String, sequence: i64, message: String },
+}
+
+impl ProjectionError {
+    /// A decoding error for `event`.
+    pub fn decode(event: &StoredEvent, err: impl std::fmt::Display) -> Self {
+        ProjectionError::Decode {
+            aggregate_type: event.aggregate_type.clone(),
+            aggregate_id: event.aggregate_id.clone(),
+            sequence: event.sequence,
+            message: err.to_string(),
+        }
+    }
+}
+
+/// Tuning of the runner.
+#[derive(Debug, Clone)]
+pub struct RunnerConfig {
+    pub batch_size: i64,
+    pub poll_interval: Duration,
+}
+
+impl Default for RunnerConfig {
+    fn default() -> Self {
+        RunnerConfig { batch_size: 500, poll_interval: Duration::from_millis(500) }
+    }
+}
+
+/// Handle on running projections: their progress, for read-your-writes waits.
+#[derive(Clone)]
+pub struct Progress {
+    db: Db,
+    local: Arc<HashMap<&'static str, watch::Receiver<Position>>>,
+}
+
+impl Progress {
+    /// Waits until every projection in `names` has applied `position`, at most `timeout`.
+    /// Returns whether they caught up.
+    pub async fn wait_for(&self, names: &[&'static str], position: Position, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        for name in names {
+            if !self.wait_one(name, position, deadline).await {
+                metrics::counter!("shenfen_read_your_writes_timeouts_total", "projection" => *name).increment(1);
+                return false;
+            }
+        }
+        true
+    }
+
+    async fn wait_one(&self, name: &'static str, position: Position, deadline: Instant) -> bool {
+        let mut local = self.local.get(name).cloned();
+        loop {
+            if let Some(rx) = &local {
+                if *rx.borrow() >= position {
+                    return true;
+                }
+            }
+            // The projection may run in another process: its checkpoint row tells.
+            if checkpoint(&self.db, name).await.is_ok_and(|c| c >= position) {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            let nap = (deadline - now).min(Duration::from_millis(25));
+            match &mut local {
+                Some(rx) => {
+                    if let Ok(Err(_)) = tokio::time::timeout(nap, rx.changed()).await {
+                        local = None;
+                    }
+                }
+                None => tokio::time::sleep(nap).await,
+            }
+        }
+    }
+}
+
+/// The checkpoint of one projection.
+pub async fn checkpoint(db: &Db, name: &str) -> Result<Position, sqlx::Error> {
+    let row = crate::fetch_optional!(
+        db,
+        Position,
+        "SELECT transaction_id AS tx, position AS pos FROM projection_checkpoints WHERE projection = $1",
+        name
+    )?;
+    Ok(row.unwrap_or_default())
+}
+
+/// Starts one task per projection (and, on PostgreSQL, a LISTEN task) and returns their
+/// progress handle. `written` is bumped by the command bus after each local commit.
+pub async fn start(
+    db: &Db,
+    projections: Vec<Arc<dyn Projection>>,
+    written: &watch::Sender<u64>,
+    config: RunnerConfig,
+) -> Result<Progress, sqlx::Error> {
+    let mut local = HashMap::new();
+    for projection in &projections {
+        crate::exec!(
+            db,
+            "INSERT INTO projection_checkpoints (projection) VALUES ($1) ON CONFLICT (projection) DO NOTHING",
+            projection.name()
+        )?;
+    }
+    if let Db::Postgres(pool) = db {
+        let pool = pool.clone();
+        let written = written.clone();
+        tokio::spawn(async move { listen(pool, written).await });
+    }
+    for projection in projections {
+        let start = checkpoint(db, projection.name()).await?;
+        let (progress_tx, progress_rx) = watch::channel(start);
+        local.insert(projection.name(), progress_rx);
+        let task = Task { db: db.clone(), projection, progress: progress_tx, config: config.clone() };
+        let wake = written.subscribe();
+        tokio::spawn(async move { task.run(wake).await });
+    }
+    Ok(Progress { db: db.clone(), local: Arc::new(local) })
+}
+
+/// Bumps `written` whenever another process commits events.
+async fn listen(pool: sqlx::PgPool, written: watch::Sender<u64>) {
+    loop {
+        match sqlx::postgres::PgListener::connect_with(&pool).await {
+            Ok(mut listener) => {
+                if listener.listen("shenfen_events").await.is_ok() {
+                    while listener.recv().await.is_ok() {
+                        written.send_modify(|n| *n = n.wrapping_add(1));
+                    }
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "LISTEN connection failed; projections fall back to polling"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+struct Task {
+    db: Db,
+    projection: Arc<dyn Projection>,
+    progress: watch::Sender<Position>,
+    config: RunnerConfig,
+}
+
+/// The advisory lock that makes this process the one runner of a projection.
+struct Leadership {
+    conn: Option<sqlx::PgConnection>,
+}
+
+impl Task {
+    async fn run(self, mut wake: watch::Receiver<u64>) {
+        let name = self.projection.name();
+        let mut leadership = Leadership { conn: None };
+        loop {
+            if !self.lead(&mut leadership).await {
+                metrics::gauge!("shenfen_projection_leader", "projection" => name).set(0.0);
+                self.idle(&mut wake).await;
+                continue;
+            }
+            metrics::gauge!("shenfen_projection_leader", "projection" => name).set(1.0);
+            match self.step().await {
+                Ok(0) => {
+                    self.report_lag().await;
+                    self.idle(&mut wake).await;
+                }
+                Ok(_) => {}
+                Err(err) => {
+                    metrics::counter!("shenfen_projection_errors_total", "projection" => name).increment(1);
+                    tracing::error!(projection = name, error = %err, "projection batch failed; retrying");
+                    leadership.conn = None;
+                    tokio::time::sleep(self.config.poll_interval).await;
+                }
+            }
+        }
+    }
+
+    async fn idle(&self, wake: &mut watch::Receiver<u64>) {
+        let _ = tokio::time::timeout(self.config.poll_interval, wake.changed()).await;
+    }
+
+    /// Whether this process leads the projection (always, on SQLite).
+    async fn lead(&self, leadership: &mut Leadership) -> bool {
+        let Db::Postgres(pool) = &self.db else { return true };
+        if let Some(conn) = &mut leadership.conn {
+            if conn.ping().await.is_ok() {
+                return true;
+            }
+            leadership.conn = None;
+        }
+        let Ok(conn) = pool.acquire().await else { return false };
+        let mut conn = conn.detach();
+        let key = format!("shenfen projection {}", self.projection.name());
+        let got: Result<(bool,), _> =
+            sqlx::query_as("SELECT pg_try_advisory_lock(hashtext($1))").bind(&key).fetch_one(&mut conn).await;
+        if matches!(got, Ok((true,))) {
+            tracing::info!(projection = self.projection.name(), "this process now runs the projection");
+            leadership.conn = Some(conn);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Applies one batch; returns how many events it applied.
+    async fn step(&self) -> Result<usize, ProjectionError> {
+        let name = self.projection.name();
+        let from = checkpoint(&self.db, name).await?;
+        let events = log::read_after(&self.db, from, self.config.batch_size).await?;
+        let Some(last) = events.last().map(StoredEvent::position) else {
+            self.progress.send_if_modified(|p| std::mem::replace(p, from) != from);
+            return Ok(0);
+        };
+        let mut tx = self.db.begin().await?;
+        // Claim the batch first: on SQLite this takes the write lock before any read-model
+        // write, and on both backends a runner that lost a race affects no row.
+        let claimed = crate::exec!(tx &mut tx,
+            "UPDATE projection_checkpoints SET transaction_id = $1, position = $2, updated_at = CURRENT_TIMESTAMP
+              WHERE projection = $3 AND transaction_id = $4 AND position = $5",
+            last.tx, last.pos, name, from.tx, from.pos)?;
+        if claimed != 1 {
+            return Ok(1);
+        }
+        for event in &events {
+            self.projection.apply(&mut tx, event).await?;
+        }
+        tx.commit().await?;
+        metrics::counter!("shenfen_projection_events_total", "projection" => name).increment(events.len() as u64);
+        self.progress.send_replace(last);
+        Ok(events.len())
+    }
+
+    async fn report_lag(&self) {
+        if let (Ok(head), Ok(at)) = (log::head(&self.db).await, checkpoint(&self.db, self.projection.name()).await) {
+            let lag = (head - at.pos).max(0) as f64;
+            metrics::gauge!("shenfen_projection_lag_events", "projection" => self.projection.name()).set(lag);
+        }
+    }
+}

@@ -1,0 +1,890 @@
+//! The end-to-end test harness: starts the real server binary (`shenfen-server`, the same code
+//! as `shenfen`) as a child process against a fresh SQLite file or a throw-away PostgreSQL
+//! server, records what the webhook notifier sends, and offers typed request helpers.
+//!
+//! A test builds a [`TestApp`] with [`TestApp::spawn_sqlite`] or [`TestApp::spawn_postgres`]
+//! (or [`TestApp::spawn`] with [`Settings`]), talks to it over HTTP, and reads verification
+//! codes and reset links with [`TestApp::wait_for_message`]. Every value that must be unique
+//! (document numbers, mobiles, e-mail addresses) comes from the generators below, so tests never
+//! collide even when they share a database.
+#![allow(clippy::unwrap_used)]
+#![allow(clippy::missing_panics_doc)]
+
+use std::{
+    collections::VecDeque,
+    path::{Path, PathBuf},
+    process::Stdio,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex, OnceLock,
+    },
+    time::{Duration, Instant},
+};
+
+use axum::{extract::State, http::StatusCode as AxumStatus, routing::post, Json, Router};
+use rand::Rng;
+use reqwest::{header::HeaderMap, Method, RequestBuilder, StatusCode};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+};
+
+/// How long a test waits for a notifier message before it fails.
+pub const MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the server may take from spawn to its `listening on` line.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+// ---------------------------------------------------------------------------------------------
+// The server binary
+// ---------------------------------------------------------------------------------------------
+
+static SERVER_BINARY: OnceLock<PathBuf> = OnceLock::new();
+
+/// Tells the harness where the server binary is. Integration tests call this with
+/// `env!("CARGO_BIN_EXE_shenfen-server")`, which cargo only gives to them, not to this library.
+pub fn use_server_binary(path: impl Into<PathBuf>) {
+    let _ = SERVER_BINARY.set(path.into());
+}
+
+/// The server binary: the one set by [`use_server_binary`], else `SHENFEN_SERVER_BIN`, else
+/// `shenfen-server` beside the directory of the running test executable (`target/debug/`).
+pub fn server_binary() -> PathBuf {
+    if let Some(path) = SERVER_BINARY.get() {
+        return path.clone();
+    }
+    if let Ok(path) = std::env::var("SHENFEN_SERVER_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe.parent().expect("test executable has a directory");
+    let dir = if dir.ends_with("deps") { dir.parent().expect("target dir") } else { dir };
+    dir.join("shenfen-server")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Unique test data
+// ---------------------------------------------------------------------------------------------
+
+/// A process-wide counter with a random start, so values are unique within one test run and
+/// unlikely to repeat between runs.
+fn next_unique() -> u64 {
+    static COUNTER: OnceLock<AtomicU64> = OnceLock::new();
+    COUNTER.get_or_init(|| AtomicU64::new(rand::thread_rng().gen_range(0..1_000_000))).fetch_add(1, Ordering::Relaxed)
+}
+
+const GB11643_WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+
+/// The GB 11643 (ISO 7064 mod 11-2) check character of 17 digits.
+pub fn gb11643_check_char(first17: &str) -> char {
+    assert_eq!(first17.len(), 17, "need 17 digits");
+    let sum: u32 = first17.chars().zip(GB11643_WEIGHTS).map(|(c, w)| c.to_digit(10).expect("a digit") * w).sum();
+    b"10X98765432"[(sum % 11) as usize] as char
+}
+
+/// A birth date `YYYYMMDD` between 1976-01-01 and about 2000, and a three-digit sequence,
+/// both derived from `n` so that different `n` give different pairs.
+fn birth_and_sequence(n: u64) -> (String, String) {
+    let base = chrono::NaiveDate::from_ymd_opt(1976, 1, 1).unwrap();
+    let birth = base + chrono::Duration::days((n % 9000) as i64);
+    let sequence = (n / 9000) % 1000;
+    (birth.format("%Y%m%d").to_string(), format!("{sequence:03}"))
+}
+
+/// A fresh valid resident ID card number (`resident_id_card`): a province code, a birth date
+/// between 1976 and 2000, a sequence and the GB 11643 check character. Unique in this process.
+pub fn resident_id_number() -> String {
+    let n = next_unique();
+    let areas = ["110101", "440305", "310104", "320102", "330106"];
+    let area = areas[rand::thread_rng().gen_range(0..areas.len())];
+    let (birth, sequence) = birth_and_sequence(n);
+    let first17 = format!("{area}{birth}{sequence}");
+    format!("{first17}{}", gb11643_check_char(&first17))
+}
+
+/// A fresh Hong Kong/Macau permit number (`hk_macau_permit`): `H` and 8 digits.
+pub fn hk_macau_permit_number() -> String {
+    format!("H{:08}", next_unique() % 100_000_000)
+}
+
+/// A fresh Hong Kong residence permit number (`hmt_residence_permit`): prefix 810000, a birth
+/// date, a sequence and the GB 11643 check character.
+pub fn hmt_residence_permit_number() -> String {
+    let (birth, sequence) = birth_and_sequence(next_unique());
+    let first17 = format!("810000{birth}{sequence}");
+    format!("{first17}{}", gb11643_check_char(&first17))
+}
+
+/// A fresh mainland mobile number: `1`, one of `3`–`9`, and 9 digits.
+pub fn mobile_number() -> String {
+    let second = rand::thread_rng().gen_range(3..=9);
+    format!("1{second}{:09}", next_unique() % 1_000_000_000)
+}
+
+/// A fresh e-mail address.
+pub fn email_address() -> String {
+    format!("holder{}@example.com", next_unique())
+}
+
+/// A fresh password that satisfies the rules (a letter, a digit, a special character, not
+/// common, not containing a document number).
+pub fn password() -> String {
+    format!("Zq7#mountain{:04}", next_unique() % 10_000)
+}
+
+/// A fresh WeChat openid.
+pub fn openid() -> String {
+    format!("oTest{:012}", next_unique())
+}
+
+/// `11**************1X`: the first two and last two characters, the rest starred.
+pub fn masked(document_number: &str) -> String {
+    let chars: Vec<char> = document_number.chars().collect();
+    let n = chars.len();
+    let mut out = String::new();
+    for (i, c) in chars.iter().enumerate() {
+        out.push(if i < 2 || i + 2 >= n { *c } else { '*' });
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Notifier webhook
+// ---------------------------------------------------------------------------------------------
+
+/// One message the server's webhook notifier delivered.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Message {
+    pub channel: String,
+    pub to: String,
+    pub purpose: String,
+    #[serde(default)]
+    pub code: Option<String>,
+    #[serde(default)]
+    pub link: Option<String>,
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+impl Message {
+    /// The verification code, which this message must carry.
+    pub fn code(&self) -> String {
+        self.code.clone().unwrap_or_else(|| panic!("message has no code: {self:?}"))
+    }
+}
+
+/// The webhook endpoint the server's notifier posts to: records every message.
+#[derive(Debug)]
+pub struct Hooks {
+    /// `http://127.0.0.1:PORT/hook`
+    pub url: String,
+    messages: Mutex<VecDeque<Message>>,
+    raw: Mutex<Vec<Value>>,
+}
+
+impl Hooks {
+    async fn start() -> Arc<Hooks> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind webhook listener");
+        let addr = listener.local_addr().unwrap();
+        let hooks = Arc::new(Hooks {
+            url: format!("http://{addr}/hook"),
+            messages: Mutex::new(VecDeque::new()),
+            raw: Mutex::new(Vec::new()),
+        });
+        let app = Router::new().route("/hook", post(receive)).with_state(hooks.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        hooks
+    }
+
+    /// Waits (up to [`MESSAGE_TIMEOUT`]) for a message to `to` for `purpose`, and takes it, so
+    /// that the next call waits for a newer one.
+    pub async fn wait_for_message(&self, to: &str, purpose: &str) -> Message {
+        let deadline = Instant::now() + MESSAGE_TIMEOUT;
+        loop {
+            {
+                let mut messages = self.messages.lock().unwrap();
+                if let Some(i) = messages.iter().position(|m| m.to == to && m.purpose == purpose) {
+                    return messages.remove(i).unwrap();
+                }
+            }
+            if Instant::now() > deadline {
+                let seen = self.raw.lock().unwrap().clone();
+                panic!("no {purpose} message to {to} within {MESSAGE_TIMEOUT:?}; the webhook received: {seen:#?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Every message body received so far, in order.
+    pub fn received(&self) -> Vec<Value> {
+        self.raw.lock().unwrap().clone()
+    }
+}
+
+async fn receive(State(hooks): State<Arc<Hooks>>, Json(body): Json<Value>) -> AxumStatus {
+    hooks.raw.lock().unwrap().push(body.clone());
+    match serde_json::from_value::<Message>(body) {
+        Ok(message) => {
+            hooks.messages.lock().unwrap().push_back(message);
+            AxumStatus::NO_CONTENT
+        }
+        // Still 2xx, so a malformed message is seen in `received` rather than retried forever.
+        Err(_) => AxumStatus::ACCEPTED,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stores and settings
+// ---------------------------------------------------------------------------------------------
+
+/// Which event store the server runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    Sqlite,
+    Postgres,
+}
+
+/// Server settings a test may change (environment variables of the server).
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// `SHENFEN_LOCKOUT_SECONDS`
+    pub lockout_seconds: Option<u64>,
+    /// `SHENFEN_LOCKOUT_THRESHOLD`
+    pub lockout_threshold: Option<u32>,
+}
+
+impl Settings {
+    /// The server defaults.
+    pub fn defaults() -> Settings {
+        Settings::default()
+    }
+
+    /// A lock that lasts only `seconds`.
+    pub fn lockout_seconds(seconds: u64) -> Settings {
+        Settings { lockout_seconds: Some(seconds), ..Settings::default() }
+    }
+}
+
+/// A directory under the system temp dir, removed on drop (kept when `SHENFEN_TESTS_KEEP` is set).
+#[derive(Debug)]
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        let path = std::env::temp_dir().join(format!(
+            "shenfen-tests-{}-{}-{:08x}",
+            std::process::id(),
+            next_unique(),
+            rand::thread_rng().gen::<u32>()
+        ));
+        std::fs::create_dir_all(&path).expect("create test directory");
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if std::env::var_os("SHENFEN_TESTS_KEEP").is_none() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// The directory of the PostgreSQL binaries (`/usr/lib/postgresql/<newest>/bin`), also put
+/// first on `PATH` once, for pgtemp's helpers.
+fn postgres_bin_dir() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let mut candidates: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .filter_map(|e| {
+                        let version = e.file_name().to_str()?.parse::<u32>().ok()?;
+                        let bin = e.path().join("bin");
+                        bin.join("initdb").exists().then_some((version, bin))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        candidates.sort();
+        let dir = candidates.pop().map(|(_, bin)| bin).unwrap_or_else(|| {
+            panic!("PostgreSQL is not installed: no /usr/lib/postgresql/*/bin/initdb (apt-get install postgresql)")
+        });
+        let path = std::env::var("PATH").unwrap_or_default();
+        // Set once, before any PostgreSQL test runs a command that reads it.
+        std::env::set_var("PATH", format!("{}:{path}", dir.display()));
+        dir
+    })
+    .clone()
+}
+
+/// Starts a throw-away PostgreSQL server and waits until it accepts connections. Panics (never
+/// skips) when PostgreSQL cannot be started.
+async fn start_postgres() -> (pgtemp::PgTempDB, String) {
+    let bin = postgres_bin_dir();
+    let db = pgtemp::PgTempDB::builder()
+        .with_bin_path(&bin)
+        .with_initdb_arg("encoding", "UTF8")
+        .with_initdb_arg("locale", "C")
+        .start_async()
+        .await;
+    let uri = db.connection_uri().replacen("postgresql://", "postgres://", 1);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        use sqlx::Connection;
+        match sqlx::PgConnection::connect(&uri).await {
+            Ok(conn) => {
+                let _ = conn.close().await;
+                break;
+            }
+            Err(e) if Instant::now() > deadline => panic!("PostgreSQL did not start accepting connections: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    (db, uri)
+}
+
+/// What several server processes of one test share: the directory (key file, blobs, SQLite
+/// file, logs), the PostgreSQL server and the webhook.
+struct Shared {
+    // Field order is drop order: the PostgreSQL server goes before its directory.
+    pg: Option<pgtemp::PgTempDB>,
+    dir: TempDir,
+}
+
+// ---------------------------------------------------------------------------------------------
+// The application under test
+// ---------------------------------------------------------------------------------------------
+
+/// One running server process and everything to talk to it.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT` of the running process.
+    pub base_url: String,
+    /// An HTTP client without proxies.
+    pub client: reqwest::Client,
+    /// The webhook that records notifier messages.
+    pub hooks: Arc<Hooks>,
+    /// The database URL the server was given.
+    pub db_url: String,
+    /// The store the server runs on.
+    pub store: Store,
+    /// The settings the server was started with.
+    pub settings: Settings,
+    shared: Arc<Shared>,
+    child: Option<Child>,
+    log_path: PathBuf,
+}
+
+impl std::fmt::Debug for TestApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestApp").field("base_url", &self.base_url).field("store", &self.store).finish()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.start_kill();
+        }
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            eprintln!(
+                "---- server log ({}) tail ----\n{}\n---- end of server log ----",
+                self.log_path.display(),
+                tail.join("\n")
+            );
+        }
+    }
+}
+
+impl TestApp {
+    /// A server on a fresh SQLite database with default settings.
+    pub async fn spawn_sqlite() -> TestApp {
+        TestApp::spawn(Store::Sqlite, Settings::default()).await
+    }
+
+    /// A server on a fresh PostgreSQL server with default settings.
+    pub async fn spawn_postgres() -> TestApp {
+        TestApp::spawn(Store::Postgres, Settings::default()).await
+    }
+
+    /// A server on a fresh database of the given store.
+    pub async fn spawn(store: Store, settings: Settings) -> TestApp {
+        let dir = TempDir::new();
+        let (pg, db_url) = match store {
+            Store::Sqlite => (None, format!("sqlite://{}", dir.0.join("shenfen.db").display())),
+            Store::Postgres => {
+                let (pg, uri) = start_postgres().await;
+                (Some(pg), uri)
+            }
+        };
+        let hooks = Hooks::start().await;
+        let client =
+            reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().expect("build HTTP client");
+        let log_path = dir.0.join(format!("server-{}.log", next_unique()));
+        let mut app = TestApp {
+            base_url: String::new(),
+            client,
+            hooks,
+            db_url,
+            store,
+            settings,
+            shared: Arc::new(Shared { pg, dir }),
+            child: None,
+            log_path,
+        };
+        app.start().await;
+        app
+    }
+
+    /// Another server process on the same database, key file and webhook.
+    pub async fn spawn_sibling(&self) -> TestApp {
+        let mut app = TestApp {
+            base_url: String::new(),
+            client: self.client.clone(),
+            hooks: self.hooks.clone(),
+            db_url: self.db_url.clone(),
+            store: self.store,
+            settings: self.settings.clone(),
+            shared: self.shared.clone(),
+            child: None,
+            log_path: self.shared.dir.0.join(format!("server-{}.log", next_unique())),
+        };
+        app.start().await;
+        app
+    }
+
+    /// The test's directory (key file, blobs, SQLite file, server logs).
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir.0
+    }
+
+    fn command(&self) -> Command {
+        let dir = self.dir();
+        let mut cmd = Command::new(server_binary());
+        cmd.current_dir(dir)
+            .env("SHENFEN_DATABASE_URL", &self.db_url)
+            .env("SHENFEN_LISTEN", "127.0.0.1:0")
+            .env("SHENFEN_NOTIFIER", format!("webhook:{}", self.hooks.url))
+            .env("SHENFEN_SECRET_KEY_FILE", dir.join("secret.key"))
+            .env("SHENFEN_BLOB_DIR", dir.join("blobs"))
+            .env("SHENFEN_IP_RATE_LIMIT", "0")
+            .env("NO_PROXY", "127.0.0.1,localhost")
+            .env_remove("HTTP_PROXY")
+            .env_remove("HTTPS_PROXY")
+            .env_remove("ALL_PROXY")
+            .env_remove("http_proxy")
+            .env_remove("https_proxy")
+            .env_remove("all_proxy");
+        if std::env::var_os("RUST_LOG").is_none() {
+            cmd.env("RUST_LOG", "info");
+        }
+        if let Some(seconds) = self.settings.lockout_seconds {
+            cmd.env("SHENFEN_LOCKOUT_SECONDS", seconds.to_string());
+        }
+        if let Some(threshold) = self.settings.lockout_threshold {
+            cmd.env("SHENFEN_LOCKOUT_THRESHOLD", threshold.to_string());
+        }
+        cmd
+    }
+
+    /// Starts the server process (after [`TestApp::stop`]) and learns its port from the first
+    /// line on stdout, `listening on 127.0.0.1:PORT`.
+    pub async fn start(&mut self) {
+        assert!(self.child.is_none(), "the server is already running");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log_path).expect("open server log");
+        let mut cmd = self.command();
+        cmd.arg("serve").stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::from(log)).kill_on_drop(true);
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {}: {e}", server_binary().display()));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let first = tokio::time::timeout(START_TIMEOUT, lines.next_line()).await;
+        let line = match first {
+            Ok(Ok(Some(line))) => line,
+            other => {
+                let _ = child.start_kill();
+                let log = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+                panic!("the server did not print `listening on ADDR` ({other:?}); its log:\n{log}");
+            }
+        };
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line on stdout: {line:?}"))
+            .trim()
+            .to_string();
+        // Keep draining stdout so the server never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        self.base_url = format!("http://{addr}");
+        self.child = Some(child);
+    }
+
+    /// Kills the server process with SIGKILL and waits for it to end.
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+        }
+    }
+
+    /// SIGKILL, then start again on the same database and key file (the port changes).
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.start().await;
+    }
+
+    /// Runs `shenfen-server import-legacy FILE` with the server's environment on `csv` (header
+    /// `document_type,document_number,name,registered_at`), and asserts it exits 0.
+    pub async fn import_legacy(&self, csv: &str) {
+        let file = self.dir().join(format!("legacy-{}.csv", next_unique()));
+        std::fs::write(&file, csv).expect("write legacy CSV");
+        let mut cmd = self.command();
+        cmd.arg("import-legacy").arg(&file).stdin(Stdio::null());
+        let output = tokio::time::timeout(Duration::from_secs(30), cmd.output())
+            .await
+            .expect("import-legacy finished within 30 s")
+            .expect("run import-legacy");
+        assert!(
+            output.status.success(),
+            "import-legacy failed with {}:\nstdout: {}\nstderr: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// See [`Hooks::wait_for_message`].
+    pub async fn wait_for_message(&self, to: &str, purpose: &str) -> Message {
+        self.hooks.wait_for_message(to, purpose).await
+    }
+
+    // -- raw HTTP -----------------------------------------------------------------------------
+
+    /// A request to `path` on the running server.
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client.request(method, format!("{}{path}", self.base_url))
+    }
+
+    /// Sends a request and reads the whole answer.
+    pub async fn send(&self, what: impl Into<String>, request: RequestBuilder) -> ApiResponse {
+        let what = what.into();
+        let response = request.send().await.unwrap_or_else(|e| panic!("{what}: request failed: {e}"));
+        ApiResponse::read(what, response).await
+    }
+
+    /// `GET path`
+    pub async fn get(&self, path: &str) -> ApiResponse {
+        self.send(format!("GET {path}"), self.request(Method::GET, path)).await
+    }
+
+    /// `GET path` with a bearer token.
+    pub async fn get_as(&self, token: &str, path: &str) -> ApiResponse {
+        self.send(format!("GET {path}"), self.request(Method::GET, path).bearer_auth(token)).await
+    }
+
+    /// `POST path` with a JSON body.
+    pub async fn post_json(&self, path: &str, body: &Value) -> ApiResponse {
+        self.send(format!("POST {path} {body}"), self.request(Method::POST, path).json(body)).await
+    }
+
+    /// `POST path` with a JSON body and a bearer token.
+    pub async fn post_json_as(&self, token: &str, path: &str, body: &Value) -> ApiResponse {
+        self.send(format!("POST {path} {body}"), self.request(Method::POST, path).bearer_auth(token).json(body)).await
+    }
+
+    /// `PUT path` with a JSON body and a bearer token.
+    pub async fn put_json_as(&self, token: &str, path: &str, body: &Value) -> ApiResponse {
+        self.send(format!("PUT {path} {body}"), self.request(Method::PUT, path).bearer_auth(token).json(body)).await
+    }
+
+    /// `DELETE path` with a bearer token.
+    pub async fn delete_as(&self, token: &str, path: &str) -> ApiResponse {
+        self.send(format!("DELETE {path}"), self.request(Method::DELETE, path).bearer_auth(token)).await
+    }
+
+    // -- the account flows ---------------------------------------------------------------------
+
+    /// `POST /v1/verification-codes` for `purpose` over SMS to `mobile`.
+    pub async fn send_code(&self, purpose: &str, mobile: &str) -> ApiResponse {
+        self.post_json("/v1/verification-codes", &json!({"purpose": purpose, "channel": "sms", "mobile": mobile})).await
+    }
+
+    /// Asks for a `register` code for `mobile` (202) and returns the code that arrives.
+    pub async fn register_code(&self, mobile: &str) -> String {
+        self.send_code("register", mobile).await.assert_status(202);
+        self.wait_for_message(mobile, "register").await.code()
+    }
+
+    /// Fresh registration data for a resident ID card holder.
+    pub fn new_registration(&self) -> Registration {
+        Registration::resident()
+    }
+
+    /// Gets a code for the registration's mobile and posts `POST /v1/accounts`.
+    pub async fn register(&self, registration: &Registration) -> ApiResponse {
+        let code = self.register_code(&registration.mobile).await;
+        self.post_json("/v1/accounts", &registration.body(&code)).await
+    }
+
+    /// Registers a fresh resident ID card holder and asserts 201.
+    pub async fn register_account(&self) -> Registered {
+        self.register_account_with(self.new_registration()).await
+    }
+
+    /// Registers `registration` and asserts 201.
+    pub async fn register_account_with(&self, registration: Registration) -> Registered {
+        let response = self.register(&registration).await;
+        response.assert_status(201);
+        let account_id = response.str("account_id");
+        Registered {
+            document_type: registration.document_type,
+            document_number: registration.document_number,
+            name: registration.name,
+            password: registration.password,
+            mobile: registration.mobile,
+            email: registration.email,
+            account_id,
+        }
+    }
+
+    /// `POST /v1/sessions` with a document number and password (no type).
+    pub async fn login(&self, document_number: &str, password: &str) -> ApiResponse {
+        self.post_json("/v1/sessions", &json!({"document_number": document_number, "password": password})).await
+    }
+
+    /// Logs the account in with its current password, asserts 201 and returns the token.
+    pub async fn login_ok(&self, account: &Registered) -> String {
+        let response = self
+            .post_json(
+                "/v1/sessions",
+                &json!({
+                    "document_number": account.document_number,
+                    "password": account.password,
+                    "document_type": account.document_type,
+                }),
+            )
+            .await;
+        response.assert_status(201);
+        response.str("token")
+    }
+
+    /// `GET /v1/me`
+    pub async fn me(&self, token: &str) -> ApiResponse {
+        self.get_as(token, "/v1/me").await
+    }
+
+    /// `POST /v1/password-resets` for the account.
+    pub async fn start_password_reset(&self, account: &Registered) -> ApiResponse {
+        self.post_json(
+            "/v1/password-resets",
+            &json!({
+                "document_type": account.document_type,
+                "document_number": account.document_number,
+                "name": account.name,
+            }),
+        )
+        .await
+    }
+
+    /// `POST /v1/password-resets/{id}/deliveries`
+    pub async fn deliver_reset(&self, reset_id: &str, method: &str) -> ApiResponse {
+        self.post_json(&format!("/v1/password-resets/{reset_id}/deliveries"), &json!({"method": method})).await
+    }
+
+    /// `POST /v1/password-resets/{id}/completion`
+    pub async fn complete_reset(&self, reset_id: &str, secret: &str, new_password: &str) -> ApiResponse {
+        self.post_json(
+            &format!("/v1/password-resets/{reset_id}/completion"),
+            &json!({"secret": secret, "new_password": new_password, "new_password_confirmation": new_password}),
+        )
+        .await
+    }
+}
+
+/// What a registration sends; [`Registration::body`] makes the JSON. Change fields freely.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub document_type: String,
+    pub document_number: String,
+    pub name: String,
+    pub period: String,
+    pub start: String,
+    pub password: String,
+    pub email: String,
+    pub mobile: String,
+}
+
+impl Registration {
+    /// A fresh resident ID card holder, validity 20 years from 2021-03-15.
+    pub fn resident() -> Registration {
+        Registration {
+            document_type: "resident_id_card".into(),
+            document_number: resident_id_number(),
+            name: "王小明".into(),
+            period: "20y".into(),
+            start: "2021-03-15".into(),
+            password: password(),
+            email: email_address(),
+            mobile: mobile_number(),
+        }
+    }
+
+    /// A fresh Hong Kong/Macau permit holder, validity 10 years from 2022-06-01.
+    pub fn hk_macau_permit() -> Registration {
+        Registration {
+            document_type: "hk_macau_permit".into(),
+            document_number: hk_macau_permit_number(),
+            name: "陈大文".into(),
+            period: "10y".into(),
+            start: "2022-06-01".into(),
+            ..Registration::resident()
+        }
+    }
+
+    /// A fresh Hong Kong residence permit holder, validity 5 years from 2023-01-10.
+    pub fn hmt_residence_permit() -> Registration {
+        Registration {
+            document_type: "hmt_residence_permit".into(),
+            document_number: hmt_residence_permit_number(),
+            name: "黄志明".into(),
+            period: "5y".into(),
+            start: "2023-01-10".into(),
+            ..Registration::resident()
+        }
+    }
+
+    /// The `POST /v1/accounts` body with this verification code.
+    pub fn body(&self, code: &str) -> Value {
+        json!({
+            "agreement_accepted": true,
+            "document_type": self.document_type,
+            "document_number": self.document_number,
+            "name": self.name,
+            "validity": {"period": self.period, "start": self.start},
+            "password": self.password,
+            "password_confirmation": self.password,
+            "email": self.email,
+            "mobile": self.mobile,
+            "verification": {"channel": "sms", "code": code},
+        })
+    }
+}
+
+/// A registered account and its credentials.
+#[derive(Debug, Clone)]
+pub struct Registered {
+    pub document_type: String,
+    pub document_number: String,
+    pub name: String,
+    pub password: String,
+    pub mobile: String,
+    pub email: String,
+    pub account_id: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Responses
+// ---------------------------------------------------------------------------------------------
+
+/// A whole HTTP answer, with what was asked, for helpful assertion messages.
+#[derive(Debug, Clone)]
+pub struct ApiResponse {
+    /// The request, e.g. `POST /v1/accounts {..}`.
+    pub what: String,
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub text: String,
+    /// The body as JSON (`Null` when it is not JSON).
+    pub body: Value,
+}
+
+impl ApiResponse {
+    async fn read(what: String, response: reqwest::Response) -> ApiResponse {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap_or_else(|e| panic!("{what}: reading the body failed: {e}"));
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        ApiResponse { what, status, headers, text, body }
+    }
+
+    fn describe(&self) -> String {
+        let what: String = self.what.chars().take(600).collect();
+        format!("request: {what}\nanswer: {} {}", self.status, self.text.chars().take(2000).collect::<String>())
+    }
+
+    /// Asserts the status code.
+    #[track_caller]
+    pub fn assert_status(&self, expected: u16) -> &Self {
+        assert_eq!(self.status.as_u16(), expected, "unexpected status\n{}", self.describe());
+        self
+    }
+
+    /// The `content-type` header, or "".
+    pub fn content_type(&self) -> &str {
+        self.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+
+    /// A header, or `None`.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts a problem+json answer with this status and `code`.
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16, code: &str) -> &Self {
+        self.assert_status(status);
+        assert!(
+            self.content_type().starts_with("application/problem+json"),
+            "content-type is {:?}, not application/problem+json\n{}",
+            self.content_type(),
+            self.describe()
+        );
+        assert_eq!(self.body["code"].as_str(), Some(code), "unexpected problem code\n{}", self.describe());
+        assert_eq!(
+            self.body["status"].as_u64(),
+            Some(u64::from(status)),
+            "problem `status` field\n{}",
+            self.describe()
+        );
+        self
+    }
+
+    /// A string field of the JSON body (dotted paths such as `validity.end`).
+    #[track_caller]
+    pub fn str(&self, path: &str) -> String {
+        let mut value = &self.body;
+        for part in path.split('.') {
+            value = &value[part];
+        }
+        value.as_str().unwrap_or_else(|| panic!("no string at `{path}`\n{}", self.describe())).to_string()
+    }
+
+    /// `errors: [{field, code}]` of a 422, as pairs.
+    #[track_caller]
+    pub fn field_errors(&self) -> Vec<(String, String)> {
+        let errors = self.body["errors"].as_array().unwrap_or_else(|| panic!("no `errors` array\n{}", self.describe()));
+        errors
+            .iter()
+            .map(|e| (e["field"].as_str().unwrap_or("").to_string(), e["code"].as_str().unwrap_or("").to_string()))
+            .collect()
+    }
+
+    /// Asserts a 422 that lists `field` with `code` (among possibly others).
+    #[track_caller]
+    pub fn assert_field_error(&self, field: &str, code: &str) -> &Self {
+        self.assert_status(422);
+        let errors = self.field_errors();
+        assert!(
+            errors.iter().any(|(f, c)| f == field && c == code),
+            "expected {field}: {code} among the errors {errors:?}\n{}",
+            self.describe()
+        );
+        self
+    }
+}
