@@ -38,11 +38,11 @@ mod tests {
 
     #[test]
     fn a_cst_day_starts_at_sixteen_hundred_utc_the_day_before() {
-        let at = Utc.with_ymd_and_hms(2026, 3, 1, 15, 59, 59).single().unwrap_or_default();
+        let at = Utc.with_ymd_and_hms(2026, 2, 28, 15, 59, 59).single().unwrap_or_default();
         assert_eq!(cst_date(at), NaiveDate::from_ymd_opt(2026, 2, 28).unwrap_or_default());
-        let at = Utc.with_ymd_and_hms(2026, 3, 1, 16, 0, 0).single().unwrap_or_default();
-        assert_eq!(cst_date(at), NaiveDate::from_ymd_opt(2026, 3, 2).unwrap_or_default());
-        assert_eq!(cst_midnight(NaiveDate::from_ymd_opt(2026, 3, 2).unwrap_or_default()), at);
+        let at = Utc.with_ymd_and_hms(2026, 2, 28, 16, 0, 0).single().unwrap_or_default();
+        assert_eq!(cst_date(at), NaiveDate::from_ymd_opt(2026, 3, 1).unwrap_or_default());
+        assert_eq!(cst_midnight(NaiveDate::from_ymd_opt(2026, 3, 1).unwrap_or_default()), at);
     }
 
     #[test]

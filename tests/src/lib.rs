@@ -352,7 +352,8 @@ async fn start_postgres() -> (pgtemp::PgTempDB, String) {
 /// file, logs), the PostgreSQL server and the webhook.
 struct Shared {
     // Field order is drop order: the PostgreSQL server goes before its directory.
-    pg: Option<pgtemp::PgTempDB>,
+    // Only held: dropping it stops PostgreSQL.
+    _pg: Option<pgtemp::PgTempDB>,
     dir: TempDir,
 }
 
@@ -435,7 +436,7 @@ impl TestApp {
             db_url,
             store,
             settings,
-            shared: Arc::new(Shared { pg, dir }),
+            shared: Arc::new(Shared { _pg: pg, dir }),
             child: None,
             log_path,
         };

@@ -1,0 +1,459 @@
+//! Given/when/then tests of the account aggregate, one or more per command.
+
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use cqrs_es::test::TestFramework;
+
+use super::*;
+use crate::shared::contact::{Email, Mobile};
+use crate::shared::document::{check_char, DocumentNumber, DocumentType};
+use crate::shared::name::PersonName;
+use crate::shared::validity::Validity;
+use crate::shared::Gender;
+
+type Fx = TestFramework<Account>;
+
+fn t(h: u32, m: u32, s: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 5, 10, h, m, s).single().unwrap_or_default()
+}
+
+fn today() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 5, 10).unwrap_or_default()
+}
+
+fn number() -> DocumentNumber {
+    let base = "11010519800101123";
+    let full = format!("{base}{}", check_char(base));
+    DocumentNumber::parse(DocumentType::ResidentIdCard, &full, today()).expect("valid number")
+}
+
+fn name(s: &str) -> PersonName {
+    PersonName::parse(s).expect("valid name")
+}
+
+fn validity() -> Validity {
+    Validity::parse("20y", NaiveDate::from_ymd_opt(2020, 1, 1).unwrap_or_default(), DocumentType::ResidentIdCard, None, today())
+        .expect("valid validity")
+}
+
+fn registered() -> AccountEvent {
+    AccountEvent::Registered {
+        document_type: DocumentType::ResidentIdCard,
+        document_number: number(),
+        name: name("张三"),
+        validity: validity(),
+        email: Email::parse("123456@qq.com").expect("email"),
+        mobile: Mobile::parse("13800138000").expect("mobile"),
+        password_hash: "H1".into(),
+        registered_at: t(0, 0, 0),
+    }
+}
+
+fn registration(hash: &str, at: DateTime<Utc>) -> Registration {
+    Registration {
+        document_type: DocumentType::ResidentIdCard,
+        document_number: number(),
+        name: name("张三"),
+        validity: validity(),
+        email: Email::parse("123456@qq.com").expect("email"),
+        mobile: Mobile::parse("13800138000").expect("mobile"),
+        password_hash: hash.into(),
+        now: at,
+    }
+}
+
+fn session(id: &str) -> NewSession {
+    NewSession { session_id: id.into(), token_hash: format!("tok-{id}"), expires_at: t(12, 0, 0) }
+}
+
+fn login(matched: bool, at: DateTime<Utc>) -> AccountCommand {
+    AccountCommand::LogIn {
+        password_matched: matched,
+        checked_hash: "H1".into(),
+        session: session("s1"),
+        lockout_threshold: 5,
+        lockout: Duration::minutes(15),
+        now: at,
+    }
+}
+
+fn started(id: &str, at: DateTime<Utc>) -> AccountEvent {
+    let s = session(id);
+    AccountEvent::SessionStarted { session_id: s.session_id, token_hash: s.token_hash, expires_at: s.expires_at, at }
+}
+
+fn legacy() -> AccountEvent {
+    AccountEvent::LegacyImported {
+        document_type: DocumentType::ResidentIdCard,
+        document_number: number(),
+        name: name("张三"),
+        registered_at: Utc.with_ymd_and_hms(2018, 1, 1, 0, 0, 0).single().unwrap_or_default(),
+    }
+}
+
+#[tokio::test]
+async fn a_new_document_registers() {
+    Fx::with(())
+        .given_no_previous_events()
+        .when_async(AccountCommand::Register(registration("H1", t(0, 0, 0))))
+        .await
+        .then_expect_events(vec![registered()]);
+}
+
+#[tokio::test]
+async fn registration_is_refused_when_the_document_is_taken() {
+    Fx::with(())
+        .given(vec![registered()])
+        .when_async(AccountCommand::Register(registration("H2", t(1, 0, 0))))
+        .await
+        .then_expect_error(AccountError::AlreadyRegistered);
+}
+
+#[tokio::test]
+async fn a_legacy_document_may_register_again() {
+    let result = Fx::with(())
+        .given(vec![legacy()])
+        .when_async(AccountCommand::Register(registration("H1", t(0, 0, 0))))
+        .await
+        .inspect_result();
+    assert!(matches!(result.as_deref(), Ok([AccountEvent::Registered { .. }])));
+}
+
+#[tokio::test]
+async fn a_legacy_account_cannot_log_in_or_reset() {
+    Fx::with(()).given(vec![legacy()]).when_async(login(true, t(1, 0, 0))).await.then_expect_error(AccountError::LegacyMustReregister);
+    Fx::with(())
+        .given(vec![legacy()])
+        .when_async(AccountCommand::RequestPasswordReset { reset_id: "r".into(), name: name("张三"), now: t(1, 0, 0) })
+        .await
+        .then_expect_error(AccountError::LegacyMustReregister);
+}
+
+#[tokio::test]
+async fn importing_a_legacy_account_twice_is_refused() {
+    Fx::with(())
+        .given(vec![legacy()])
+        .when_async(AccountCommand::ImportLegacy {
+            document_type: DocumentType::ResidentIdCard,
+            document_number: number(),
+            name: name("张三"),
+            registered_at: t(0, 0, 0),
+            now: t(0, 0, 0),
+        })
+        .await
+        .then_expect_error(AccountError::AlreadyRegistered);
+}
+
+#[tokio::test]
+async fn the_right_password_starts_a_session() {
+    Fx::with(()).given(vec![registered()]).when_async(login(true, t(1, 0, 0))).await.then_expect_events(vec![started("s1", t(1, 0, 0))]);
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_counted() {
+    Fx::with(())
+        .given(vec![registered()])
+        .when_async(login(false, t(1, 0, 0)))
+        .await
+        .then_expect_events(vec![AccountEvent::LoginFailed { at: t(1, 0, 0) }]);
+}
+
+#[tokio::test]
+async fn the_fifth_consecutive_failure_locks_the_account() {
+    let mut given = vec![registered()];
+    given.extend((0..4).map(|i| AccountEvent::LoginFailed { at: t(1, 0, i) }));
+    Fx::with(()).given(given).when_async(login(false, t(1, 1, 0))).await.then_expect_events(vec![
+        AccountEvent::LoginFailed { at: t(1, 1, 0) },
+        AccountEvent::Locked { at: t(1, 1, 0), until: t(1, 16, 0) },
+    ]);
+}
+
+#[tokio::test]
+async fn a_success_resets_the_failure_count() {
+    let mut given = vec![registered()];
+    given.extend((0..4).map(|i| AccountEvent::LoginFailed { at: t(1, 0, i) }));
+    given.push(started("s0", t(1, 0, 30)));
+    Fx::with(())
+        .given(given)
+        .when_async(login(false, t(1, 1, 0)))
+        .await
+        .then_expect_events(vec![AccountEvent::LoginFailed { at: t(1, 1, 0) }]);
+}
+
+#[tokio::test]
+async fn while_locked_even_the_right_password_is_refused() {
+    Fx::with(())
+        .given(vec![registered(), AccountEvent::Locked { at: t(1, 0, 0), until: t(1, 15, 0) }])
+        .when_async(login(true, t(1, 14, 59)))
+        .await
+        .then_expect_error(AccountError::Locked { until: t(1, 15, 0) });
+}
+
+#[tokio::test]
+async fn after_the_lock_expires_the_right_password_works() {
+    Fx::with(())
+        .given(vec![registered(), AccountEvent::Locked { at: t(1, 0, 0), until: t(1, 15, 0) }])
+        .when_async(login(true, t(1, 15, 0)))
+        .await
+        .then_expect_events(vec![started("s1", t(1, 15, 0))]);
+}
+
+#[tokio::test]
+async fn a_login_checked_against_an_old_hash_must_be_retried() {
+    Fx::with(())
+        .given(vec![registered(), AccountEvent::PasswordChanged { password_hash: "H2".into(), at: t(0, 30, 0) }])
+        .when_async(login(true, t(1, 0, 0)))
+        .await
+        .then_expect_error(AccountError::StaleCredentials);
+}
+
+#[tokio::test]
+async fn logging_out_ends_the_session() {
+    Fx::with(())
+        .given(vec![registered(), started("s1", t(1, 0, 0))])
+        .when_async(AccountCommand::EndSession { session_id: "s1".into(), now: t(2, 0, 0) })
+        .await
+        .then_expect_events(vec![AccountEvent::SessionEnded { session_id: "s1".into(), at: t(2, 0, 0) }]);
+    Fx::with(())
+        .given(vec![registered()])
+        .when_async(AccountCommand::EndSession { session_id: "s1".into(), now: t(2, 0, 0) })
+        .await
+        .then_expect_error(AccountError::SessionNotFound);
+}
+
+fn update(profile: ProfileInput) -> AccountCommand {
+    AccountCommand::UpdateProfile { profile, validity: None, email: None, now: t(2, 0, 0) }
+}
+
+#[tokio::test]
+async fn a_resident_card_profile_needs_only_the_ethnicity() {
+    Fx::with(())
+        .given(vec![registered()])
+        .when_async(update(ProfileInput { ethnicity: Some("01".into()), ..Default::default() }))
+        .await
+        .then_expect_events(vec![AccountEvent::ProfileCompleted {
+            profile: Profile { ethnicity: "01".into(), ..Default::default() },
+            at: t(2, 0, 0),
+        }]);
+    Fx::with(())
+        .given(vec![registered()])
+        .when_async(update(ProfileInput::default()))
+        .await
+        .then_expect_error(AccountError::MissingProfileFields(vec!["ethnicity"]));
+}
+
+#[tokio::test]
+async fn a_permit_profile_lists_every_missing_field() {
+    let permit = AccountEvent::Registered {
+        document_type: DocumentType::HmtResidencePermit,
+        document_number: DocumentNumber::parse(
+            DocumentType::HmtResidencePermit,
+            &format!("81000019900101123{}", check_char("81000019900101123")),
+            today(),
+        )
+        .expect("valid permit"),
+        name: name("陈大文"),
+        validity: validity(),
+        email: Email::parse("a@example.com").expect("email"),
+        mobile: Mobile::parse("13900139000").expect("mobile"),
+        password_hash: "H1".into(),
+        registered_at: t(0, 0, 0),
+    };
+    Fx::with(())
+        .given(vec![permit])
+        .when_async(update(ProfileInput { ethnicity: Some("01".into()), gender: Some(Gender::Male), ..Default::default() }))
+        .await
+        .then_expect_error(AccountError::MissingProfileFields(vec!["birth_date", "local_id_number", "permit_number"]));
+}
+
+#[tokio::test]
+async fn after_completion_the_gender_is_not_modifiable_but_the_ethnicity_is() {
+    let completed = AccountEvent::ProfileCompleted {
+        profile: Profile { ethnicity: "01".into(), gender: Some(Gender::Male), ..Default::default() },
+        at: t(1, 0, 0),
+    };
+    Fx::with(())
+        .given(vec![registered(), completed.clone()])
+        .when_async(update(ProfileInput { gender: Some(Gender::Female), ..Default::default() }))
+        .await
+        .then_expect_error(AccountError::FieldNotModifiable("gender"));
+    Fx::with(())
+        .given(vec![registered(), completed])
+        .when_async(update(ProfileInput { ethnicity: Some("02".into()), ..Default::default() }))
+        .await
+        .then_expect_events(vec![AccountEvent::ProfileEdited {
+            ethnicity: Some("02".into()),
+            validity: None,
+            email: None,
+            at: t(2, 0, 0),
+        }]);
+}
+
+#[tokio::test]
+async fn changing_the_password_ends_every_other_session() {
+    Fx::with(())
+        .given(vec![registered(), started("s1", t(1, 0, 0)), started("s2", t(1, 1, 0))])
+        .when_async(AccountCommand::ChangePassword {
+            old_password_matched: true,
+            checked_hash: "H1".into(),
+            new_password_hash: "H2".into(),
+            keep_session: "s2".into(),
+            now: t(2, 0, 0),
+        })
+        .await
+        .then_expect_events(vec![
+            AccountEvent::PasswordChanged { password_hash: "H2".into(), at: t(2, 0, 0) },
+            AccountEvent::SessionsRevoked { kept: Some("s2".into()), at: t(2, 0, 0) },
+        ]);
+}
+
+fn reset_requested() -> AccountEvent {
+    AccountEvent::PasswordResetRequested { reset_id: "r1".into(), at: t(3, 0, 0) }
+}
+
+fn secret_issued(at: DateTime<Utc>) -> AccountEvent {
+    AccountEvent::ResetSecretIssued {
+        reset_id: "r1".into(),
+        method: ResetMethod::Sms,
+        secret_hash: "S".into(),
+        expires_at: at + Duration::hours(24),
+        at,
+    }
+}
+
+#[tokio::test]
+async fn a_reset_needs_the_right_name() {
+    Fx::with(())
+        .given(vec![registered()])
+        .when_async(AccountCommand::RequestPasswordReset { reset_id: "r1".into(), name: name("李四"), now: t(3, 0, 0) })
+        .await
+        .then_expect_error(AccountError::NotFound);
+    Fx::with(())
+        .given(vec![registered()])
+        .when_async(AccountCommand::RequestPasswordReset { reset_id: "r1".into(), name: name("张三"), now: t(3, 0, 0) })
+        .await
+        .then_expect_events(vec![reset_requested()]);
+}
+
+fn issue(method: ResetMethod, at: DateTime<Utc>) -> AccountCommand {
+    AccountCommand::IssueResetSecret { reset_id: "r1".into(), method, secret_hash: "S".into(), ttl: Duration::hours(24), now: at }
+}
+
+#[tokio::test]
+async fn wechat_recovery_needs_a_binding() {
+    Fx::with(())
+        .given(vec![registered(), reset_requested()])
+        .when_async(issue(ResetMethod::Wechat, t(3, 1, 0)))
+        .await
+        .then_expect_error(AccountError::MethodNotAvailable);
+    let result = Fx::with(())
+        .given(vec![registered(), AccountEvent::WechatBound { openid: "o1".into(), at: t(2, 0, 0) }, reset_requested()])
+        .when_async(issue(ResetMethod::Wechat, t(3, 1, 0)))
+        .await
+        .inspect_result();
+    assert!(matches!(result.as_deref(), Ok([AccountEvent::ResetSecretIssued { method: ResetMethod::Wechat, .. }])));
+}
+
+#[tokio::test]
+async fn reset_secrets_are_sent_at_most_once_a_minute() {
+    Fx::with(())
+        .given(vec![registered(), reset_requested(), secret_issued(t(3, 1, 0))])
+        .when_async(issue(ResetMethod::Sms, t(3, 1, 59)))
+        .await
+        .then_expect_error(AccountError::RateLimited { retry_at: t(3, 2, 0) });
+}
+
+fn complete(secret: &str, at: DateTime<Utc>) -> AccountCommand {
+    AccountCommand::CompletePasswordReset {
+        reset_id: "r1".into(),
+        secret_hash: secret.into(),
+        new_password_hash: "H9".into(),
+        now: at,
+    }
+}
+
+#[tokio::test]
+async fn the_right_secret_resets_the_password_and_ends_all_sessions() {
+    Fx::with(())
+        .given(vec![registered(), started("s1", t(1, 0, 0)), reset_requested(), secret_issued(t(3, 1, 0))])
+        .when_async(complete("S", t(3, 5, 0)))
+        .await
+        .then_expect_events(vec![
+            AccountEvent::PasswordReset { reset_id: "r1".into(), password_hash: "H9".into(), at: t(3, 5, 0) },
+            AccountEvent::SessionsRevoked { kept: None, at: t(3, 5, 0) },
+        ]);
+}
+
+#[tokio::test]
+async fn a_wrong_secret_is_recorded_and_a_used_one_is_refused() {
+    Fx::with(())
+        .given(vec![registered(), reset_requested(), secret_issued(t(3, 1, 0))])
+        .when_async(complete("X", t(3, 5, 0)))
+        .await
+        .then_expect_events(vec![AccountEvent::ResetSecretRejected { reset_id: "r1".into(), at: t(3, 5, 0) }]);
+    let done = AccountEvent::PasswordReset { reset_id: "r1".into(), password_hash: "H9".into(), at: t(3, 5, 0) };
+    Fx::with(())
+        .given(vec![registered(), reset_requested(), secret_issued(t(3, 1, 0)), done])
+        .when_async(complete("S", t(3, 6, 0)))
+        .await
+        .then_expect_error(AccountError::InvalidOrExpiredSecret);
+}
+
+#[tokio::test]
+async fn five_wrong_entries_or_expiry_kill_the_secret() {
+    let mut given = vec![registered(), reset_requested(), secret_issued(t(3, 1, 0))];
+    given.extend((0..5).map(|_| AccountEvent::ResetSecretRejected { reset_id: "r1".into(), at: t(3, 2, 0) }));
+    Fx::with(()).given(given).when_async(complete("S", t(3, 5, 0))).await.then_expect_error(AccountError::InvalidOrExpiredSecret);
+    Fx::with(())
+        .given(vec![registered(), reset_requested(), secret_issued(t(3, 1, 0))])
+        .when_async(complete("S", t(3, 1, 0) + Duration::hours(24)))
+        .await
+        .then_expect_error(AccountError::InvalidOrExpiredSecret);
+}
+
+#[tokio::test]
+async fn reregistration_supersedes_credentials_and_ends_sessions() {
+    Fx::with(())
+        .given(vec![registered(), started("s1", t(1, 0, 0))])
+        .when_async(AccountCommand::Reregister(registration("H7", t(4, 0, 0))))
+        .await
+        .then_expect_events(vec![
+            AccountEvent::Reregistered {
+                name: name("张三"),
+                validity: validity(),
+                email: Email::parse("123456@qq.com").expect("email"),
+                mobile: Mobile::parse("13800138000").expect("mobile"),
+                password_hash: "H7".into(),
+                at: t(4, 0, 0),
+            },
+            AccountEvent::SessionsRevoked { kept: None, at: t(4, 0, 0) },
+        ]);
+    Fx::with(())
+        .given_no_previous_events()
+        .when_async(AccountCommand::Reregister(registration("H7", t(4, 0, 0))))
+        .await
+        .then_expect_error(AccountError::NotFound);
+}
+
+#[tokio::test]
+async fn wechat_binds_and_unbinds() {
+    Fx::with(())
+        .given(vec![registered()])
+        .when_async(AccountCommand::BindWechat { openid: "o1".into(), now: t(2, 0, 0) })
+        .await
+        .then_expect_events(vec![AccountEvent::WechatBound { openid: "o1".into(), at: t(2, 0, 0) }]);
+    Fx::with(())
+        .given(vec![registered()])
+        .when_async(AccountCommand::UnbindWechat { now: t(2, 0, 0) })
+        .await
+        .then_expect_error(AccountError::WechatNotBound);
+}
+
+#[test]
+fn stored_events_of_version_one_still_deserialize() {
+    // A fixture of the stored shape: renaming a field or variant breaks this test.
+    let json = r#"{"LoginFailed":{"at":"2026-05-10T01:00:00Z"}}"#;
+    let event: AccountEvent = serde_json::from_str(json).expect("v1 shape");
+    assert_eq!(event, AccountEvent::LoginFailed { at: t(1, 0, 0) });
+    let json = r#"{"SessionsRevoked":{"kept":null,"at":"2026-05-10T01:00:00Z"}}"#;
+    assert!(serde_json::from_str::<AccountEvent>(json).is_ok());
+}
