@@ -103,6 +103,12 @@ pub fn resident_id_number() -> String {
     format!("{first17}{}", gb11643_check_char(&first17))
 }
 
+/// A fresh valid resident ID card number of someone born on `birth` (`YYYYMMDD`).
+pub fn resident_id_number_born(birth: &str) -> String {
+    let first17 = format!("110101{birth}{:03}", next_unique() % 1000);
+    format!("{first17}{}", gb11643_check_char(&first17))
+}
+
 /// A fresh Hong Kong/Macau permit number (`hk_macau_permit`): `H` and 8 digits.
 pub fn hk_macau_permit_number() -> String {
     format!("H{:08}", next_unique() % 100_000_000)
@@ -477,6 +483,7 @@ impl TestApp {
             .env("SHENFEN_BLOB_DIR", dir.join("blobs"))
             .env("SHENFEN_IP_RATE_LIMIT", "0")
             .env("NO_PROXY", "127.0.0.1,localhost")
+            .env("NO_COLOR", "1")
             .env_remove("HTTP_PROXY")
             .env_remove("HTTPS_PROXY")
             .env_remove("ALL_PROXY")
