@@ -22,7 +22,7 @@ use shenfen_projections::runner::{self, Progress, RunnerConfig};
 use shenfen_projections::store::CommandBus;
 use tokio::sync::{watch, Notify};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::config::Settings;
 use crate::crypto::PasswordHashing;
@@ -128,22 +128,21 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(public)
         .merge(holder)
         .merge(ops)
+        .route_layer(middleware::from_fn(http_metrics))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "No such resource.", "请求的资源不存在。")
         })
         .layer(DefaultBodyLimit::max(64 * 1024))
         .layer(middleware::from_fn(crate::error::localize))
-        .layer(middleware::from_fn(http_metrics))
         .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-            let path = req
-                .extensions()
-                .get::<axum::extract::MatchedPath>()
-                .map(|p| p.as_str().to_string())
-                .unwrap_or_else(|| "unmatched".into());
-            tracing::info_span!("request", method = %req.method(), path = %path, request_id = %request_id)
-        }))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %request_id)
+                })
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
 }

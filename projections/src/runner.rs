@@ -182,12 +182,13 @@ struct Task {
 /// The advisory lock that makes this process the one runner of a projection.
 struct Leadership {
     conn: Option<sqlx::PgConnection>,
+    held: bool,
 }
 
 impl Task {
     async fn run(self, mut wake: watch::Receiver<u64>) {
         let name = self.projection.name();
-        let mut leadership = Leadership { conn: None };
+        let mut leadership = Leadership { conn: None, held: false };
         loop {
             if !self.lead(&mut leadership).await {
                 metrics::gauge!("shenfen_projection_leader", "projection" => name).set(0.0);
@@ -200,11 +201,12 @@ impl Task {
                     self.report_lag().await;
                     self.idle(&mut wake).await;
                 }
-                Ok(_) => {}
+                Ok(_) => self.report_lag().await,
                 Err(err) => {
                     metrics::counter!("shenfen_projection_errors_total", "projection" => name).increment(1);
                     tracing::error!(projection = name, error = %err, "projection batch failed; retrying");
                     leadership.conn = None;
+                    leadership.held = false;
                     tokio::time::sleep(self.config.poll_interval).await;
                 }
             }
@@ -215,26 +217,39 @@ impl Task {
         let _ = tokio::time::timeout(self.config.poll_interval, wake.changed()).await;
     }
 
-    /// Whether this process leads the projection (always, on SQLite).
+    /// Whether this process leads the projection (always, on SQLite). The lock's connection
+    /// is kept between tries, so a follower does not churn connections.
     async fn lead(&self, leadership: &mut Leadership) -> bool {
         let Db::Postgres(pool) = &self.db else { return true };
-        if let Some(conn) = &mut leadership.conn {
+        if leadership.conn.is_none() {
+            match pool.acquire().await {
+                Ok(conn) => leadership.conn = Some(conn.detach()),
+                Err(_) => return false,
+            }
+        }
+        let Some(conn) = leadership.conn.as_mut() else { return false };
+        if leadership.held {
             if conn.ping().await.is_ok() {
                 return true;
             }
             leadership.conn = None;
+            leadership.held = false;
+            return false;
         }
-        let Ok(conn) = pool.acquire().await else { return false };
-        let mut conn = conn.detach();
         let key = format!("shenfen projection {}", self.projection.name());
         let got: Result<(bool,), _> =
-            sqlx::query_as("SELECT pg_try_advisory_lock(hashtext($1))").bind(&key).fetch_one(&mut conn).await;
-        if matches!(got, Ok((true,))) {
-            tracing::info!(projection = self.projection.name(), "this process now runs the projection");
-            leadership.conn = Some(conn);
-            true
-        } else {
-            false
+            sqlx::query_as("SELECT pg_try_advisory_lock(hashtext($1))").bind(&key).fetch_one(&mut *conn).await;
+        match got {
+            Ok((true,)) => {
+                tracing::info!(projection = self.projection.name(), "this process now runs the projection");
+                leadership.held = true;
+                true
+            }
+            Ok((false,)) => false,
+            Err(_) => {
+                leadership.conn = None;
+                false
+            }
         }
     }
 

@@ -166,6 +166,97 @@ async fn registration_lists_every_bad_field_at_once(app: &TestApp) {
 }
 both_stores!(registration_lists_every_bad_field_at_once);
 
+async fn each_kind_of_bad_registration_data_gets_its_own_code(app: &TestApp) {
+    let refused = |body: serde_json::Value, code: &'static str| async move {
+        let response = app.post_json("/v1/accounts", &body).await;
+        response.assert_status(422);
+        let errors = response.field_errors();
+        assert!(errors.iter().any(|(_, c)| c == code), "expected {code} among {errors:?}\n{}", response.what);
+        errors
+    };
+    let base = Registration::resident();
+
+    // A permit number typed with the two renewal digits the card prints.
+    let mut body = Registration::hk_macau_permit().body("000000");
+    body["document_number"] = json!(format!("{}01", Registration::hk_macau_permit().document_number));
+    refused(body, "invalid_document_number").await;
+
+    // A resident number whose birth date is in the future.
+    let mut body = base.body("000000");
+    body["document_number"] = json!(shenfen_tests::resident_id_number_born("20990101"));
+    refused(body, "invalid_document_number").await;
+
+    // Long-term validity for a holder younger than 46.
+    let mut body = base.body("000000");
+    body["validity"] = json!({"period": "long_term", "start": "2021-03-15"});
+    refused(body, "long_term_not_allowed").await;
+
+    // A document that has already expired.
+    let mut body = base.body("000000");
+    body["validity"] = json!({"period": "10y", "start": "2010-01-01"});
+    refused(body, "document_expired").await;
+
+    // qq.com addresses take digits only before the @.
+    let mut body = base.body("000000");
+    body["email"] = json!("alias.name@qq.com");
+    refused(body, "invalid_email").await;
+
+    // A name with a symbol, and a one-character name.
+    let mut body = base.body("000000");
+    body["name"] = json!("王#明");
+    refused(body, "invalid_name").await;
+    let mut body = base.body("000000");
+    body["name"] = json!(" 王 ");
+    refused(body, "invalid_name").await;
+
+    // Full-width dots in an e-mail address.
+    let mut body = base.body("000000");
+    body["email"] = json!("someone@example．com");
+    refused(body, "invalid_email").await;
+
+    // Passwords: a character outside the allowed set, no special character, too long.
+    for weak in ["Zq7#mount ain", "Zq7mountain", "Zq7#mountainmountainmountainmount"] {
+        let mut body = base.body("000000");
+        body["password"] = json!(weak);
+        body["password_confirmation"] = json!(weak);
+        let errors = refused(body, "weak_password").await;
+        assert!(errors.iter().any(|(f, c)| f == "password" && c == "weak_password"), "{weak:?}: {errors:?}");
+    }
+}
+both_stores!(each_kind_of_bad_registration_data_gets_its_own_code);
+
+async fn names_with_a_middle_dot_or_latin_letters_and_long_term_documents_are_accepted(app: &TestApp) {
+    let dotted = Registration { name: "阿依古丽·买买提".into(), ..Registration::resident() };
+    app.register(&dotted).await.assert_status(201);
+
+    let latin = Registration { name: "Chan Tai Man".into(), ..Registration::hk_macau_permit() };
+    app.register(&latin).await.assert_status(201);
+    let token = app
+        .login_ok(&Registered {
+            document_type: latin.document_type.clone(),
+            document_number: latin.document_number.clone(),
+            name: latin.name.clone(),
+            password: latin.password.clone(),
+            mobile: latin.mobile.clone(),
+            email: latin.email.clone(),
+            account_id: String::new(),
+        })
+        .await;
+    assert_eq!(app.me(&token).await.str("name"), "Chan Tai Man");
+
+    // Born 1965, 49 on the start date: long-term validity is allowed.
+    let older = Registration {
+        document_number: shenfen_tests::resident_id_number_born("19650301"),
+        period: "long_term".into(),
+        start: "2015-01-01".into(),
+        ..Registration::resident()
+    };
+    let response = app.register(&older).await;
+    response.assert_status(201);
+    assert_eq!(response.str("validity.period"), "long_term");
+}
+both_stores!(names_with_a_middle_dot_or_latin_letters_and_long_term_documents_are_accepted);
+
 async fn registration_without_accepting_the_agreement_is_refused(app: &TestApp) {
     let registration = Registration::resident();
     let code = app.register_code(&registration.mobile).await;
@@ -191,6 +282,42 @@ async fn registration_with_a_wrong_verification_code_is_refused(app: &TestApp) {
         .assert_field_error("verification.code", "invalid_verification_code");
 }
 both_stores!(registration_with_a_wrong_verification_code_is_refused);
+
+async fn a_verification_code_works_once_and_only_for_its_mobile(app: &TestApp) {
+    let first = Registration::resident();
+    let code = app.register_code(&first.mobile).await;
+
+    // Another mobile cannot use it.
+    let elsewhere = Registration { mobile: mobile_number(), ..first.clone() };
+    app.post_json("/v1/accounts", &elsewhere.body(&code))
+        .await
+        .assert_field_error("verification.code", "invalid_verification_code");
+
+    app.post_json("/v1/accounts", &first.body(&code)).await.assert_status(201);
+
+    // Spent: a second document cannot register with the same code.
+    let second = Registration { mobile: first.mobile.clone(), ..Registration::resident() };
+    app.post_json("/v1/accounts", &second.body(&code))
+        .await
+        .assert_field_error("verification.code", "invalid_verification_code");
+}
+both_stores!(a_verification_code_works_once_and_only_for_its_mobile);
+
+async fn a_code_is_spent_after_five_wrong_entries(app: &TestApp) {
+    let registration = Registration::resident();
+    let code = app.register_code(&registration.mobile).await;
+    let wrong = if code == "123456" { "654321" } else { "123456" };
+    for _ in 0..5 {
+        app.post_json("/v1/accounts", &registration.body(wrong))
+            .await
+            .assert_field_error("verification.code", "invalid_verification_code");
+    }
+
+    app.post_json("/v1/accounts", &registration.body(&code))
+        .await
+        .assert_field_error("verification.code", "invalid_verification_code");
+}
+both_stores!(a_code_is_spent_after_five_wrong_entries);
 
 async fn a_second_code_for_the_same_mobile_within_a_minute_is_refused(app: &TestApp) {
     let mobile = mobile_number();
@@ -232,9 +359,8 @@ both_stores!(a_lower_case_x_is_the_same_document_as_an_upper_case_x);
 
 async fn twenty_concurrent_registrations_of_one_document_create_exactly_one_account(app: &TestApp) {
     let base = Registration::resident();
-    let registrations: Vec<Registration> = (0..20)
-        .map(|_| Registration { mobile: mobile_number(), email: email_address(), ..base.clone() })
-        .collect();
+    let registrations: Vec<Registration> =
+        (0..20).map(|_| Registration { mobile: mobile_number(), email: email_address(), ..base.clone() }).collect();
     let sent = join_all(registrations.iter().map(|r| app.send_code("register", &r.mobile))).await;
     for response in &sent {
         response.assert_status(202);
@@ -328,6 +454,20 @@ async fn twenty_concurrent_wrong_passwords_give_exactly_five_login_failures(app:
 }
 both_stores!(twenty_concurrent_wrong_passwords_give_exactly_five_login_failures);
 
+async fn a_successful_login_resets_the_count_of_failures(app: &TestApp) {
+    let account = app.register_account().await;
+    for _ in 0..4 {
+        app.login(&account.document_number, "Zq7#wrongpass1").await.assert_problem(401, "login_failed");
+    }
+    app.login_ok(&account).await;
+    for _ in 0..4 {
+        app.login(&account.document_number, "Zq7#wrongpass1").await.assert_problem(401, "login_failed");
+    }
+
+    app.login_ok(&account).await;
+}
+both_stores!(a_successful_login_resets_the_count_of_failures);
+
 async fn a_locked_account_opens_again_when_the_lock_expires(app: &TestApp) {
     let account = app.register_account().await;
     for _ in 0..5 {
@@ -370,6 +510,7 @@ both_stores!(a_resident_completes_the_profile_by_giving_the_ethnicity);
 async fn a_permit_holder_must_give_every_permit_field(app: &TestApp) {
     // Hong Kong/Macau permit: gender, birth date, ethnicity and the local identity number.
     let permit = app.register_account_with(Registration::hk_macau_permit()).await;
+    app.login(&permit.document_number, &permit.password).await.assert_status(201);
     let token = app.login_ok(&permit).await;
     assert_eq!(app.me(&token).await.body["profile_complete"], json!(false));
 
@@ -390,7 +531,8 @@ async fn a_permit_holder_must_give_every_permit_field(app: &TestApp) {
     let birth_date = format!("{}-{}-{}", &number[6..10], &number[10..12], &number[12..14]);
     let resident = app.register_account_with(registration).await;
     let token = app.login_ok(&resident).await;
-    let without_permit = json!({"ethnicity": "01", "gender": "female", "birth_date": birth_date, "local_id_number": "A1234563"});
+    let without_permit =
+        json!({"ethnicity": "01", "gender": "female", "birth_date": birth_date, "local_id_number": "A1234563"});
     let response = app.put_json_as(&token, "/v1/me/profile", &without_permit).await;
     response.assert_status(422);
     assert!(
@@ -436,6 +578,8 @@ async fn changing_the_password_ends_the_other_sessions(app: &TestApp) {
 
     let wrong_old = json!({"old_password": "Zq7#wrongpass1", "new_password": new_password, "new_password_confirmation": new_password});
     app.post_json_as(&this_session, "/v1/me/password", &wrong_old).await.assert_problem(401, "login_failed");
+    let mismatch = json!({"old_password": account.password, "new_password": new_password, "new_password_confirmation": password()});
+    app.post_json_as(&this_session, "/v1/me/password", &mismatch).await.assert_problem(422, "password_mismatch");
 
     let change = json!({"old_password": account.password, "new_password": new_password, "new_password_confirmation": new_password});
     app.post_json_as(&this_session, "/v1/me/password", &change).await.assert_status(204);
@@ -474,6 +618,7 @@ async fn a_password_can_be_reset_by_sms(app: &TestApp) {
     app.deliver_reset(&reset_id, "sms").await.assert_status(202);
     let message = app.wait_for_message(&account.mobile, "reset_password").await;
     assert_eq!(message.channel, "sms");
+    app.deliver_reset(&reset_id, "sms").await.assert_status(429);
     let new_password = password();
     app.complete_reset(&reset_id, &message.code(), &new_password).await.assert_status(204);
 
@@ -496,10 +641,12 @@ async fn a_password_can_be_reset_by_an_email_link(app: &TestApp) {
     let token = message.token.clone().unwrap_or_else(|| panic!("no token in {message:?}"));
     let link = message.link.clone().unwrap_or_else(|| panic!("no link in {message:?}"));
     assert!(link.contains(&token), "the link {link:?} carries the token");
+    app.complete_reset(&reset_id, &token, "weakpassword").await.assert_status(422);
     let new_password = password();
     app.complete_reset(&reset_id, &token, &new_password).await.assert_status(204);
 
     assert_password_was_reset(app, &account, &new_password, &session).await;
+    app.complete_reset(&reset_id, &token, &password()).await.assert_problem(400, "invalid_or_expired_secret");
 }
 both_stores!(a_password_can_be_reset_by_an_email_link);
 
@@ -526,6 +673,21 @@ async fn a_password_can_be_reset_over_wechat_once_bound(app: &TestApp) {
     app.complete_reset(&reset_id, &message.code(), &new_password).await.assert_status(204);
 
     assert_password_was_reset(app, &account, &new_password, &session).await;
+
+    // Unbound again, WeChat is no longer offered.
+    let account = Registered { password: new_password, ..account };
+    let session = app.login_ok(&account).await;
+    app.send(
+        "DELETE /v1/me/wechat",
+        app.request(Method::DELETE, "/v1/me/wechat").bearer_auth(&session).json(&json!({"openid": openid})),
+    )
+    .await
+    .assert_status(204);
+    let reset = app.start_password_reset(&account).await;
+    reset.assert_status(201);
+    let methods = reset_methods(&reset);
+    assert!(!methods.iter().any(|(m, _)| m == "wechat"), "no wechat once unbound: {methods:?}");
+    app.deliver_reset(&reset.str("reset_id"), "wechat").await.assert_problem(422, "method_not_available");
 }
 both_stores!(a_password_can_be_reset_over_wechat_once_bound);
 
@@ -536,8 +698,21 @@ async fn a_wrong_reset_code_is_refused(app: &TestApp) {
     let reset_id = reset.str("reset_id");
     app.deliver_reset(&reset_id, "sms").await.assert_status(202);
     let code = app.wait_for_message(&account.mobile, "reset_password").await.code();
-    let wrong: String =
-        code.chars().enumerate().map(|(i, c)| if i == 0 { if c == '9' { '1' } else { '9' } } else { c }).collect();
+    let wrong: String = code
+        .chars()
+        .enumerate()
+        .map(|(i, c)| {
+            if i == 0 {
+                if c == '9' {
+                    '1'
+                } else {
+                    '9'
+                }
+            } else {
+                c
+            }
+        })
+        .collect();
     let new_password = password();
 
     app.complete_reset(&reset_id, &wrong, &new_password).await.assert_problem(400, "invalid_or_expired_secret");
@@ -566,8 +741,10 @@ async fn a_legacy_account_must_register_again(app: &mut TestApp) {
     let number = resident_id_number();
     let name = "赵老师";
     app.stop().await;
-    app.import_legacy(&format!("document_type,document_number,name,registered_at\nresident_id_card,{number},{name},2018-06-01\n"))
-        .await;
+    app.import_legacy(&format!(
+        "document_type,document_number,name,registered_at\nresident_id_card,{number},{name},2018-06-01\n"
+    ))
+    .await;
     app.start().await;
 
     app.login(&number, &password()).await.assert_problem(403, "legacy_account_must_reregister");
@@ -587,6 +764,24 @@ async fn a_legacy_account_must_register_again(app: &mut TestApp) {
     app.login(&number, &registration.password).await.assert_status(201);
 }
 both_stores!(a_legacy_account_must_register_again);
+
+async fn a_legacy_import_while_the_server_runs_takes_effect(app: &TestApp) {
+    let number = resident_id_number();
+    app.import_legacy(&format!(
+        "document_type,document_number,name,registered_at\nresident_id_card,{number},钱老师,2017-09-01\n"
+    ))
+    .await;
+
+    let any_password = password();
+    let login = eventually(Duration::from_secs(5), || app.login(&number, &any_password), |r| r.status == 403).await;
+    login.assert_problem(403, "legacy_account_must_reregister");
+    let mut again = Registration::resident();
+    again.document_number = number.clone();
+    again.name = "钱老师".into();
+    app.register(&again).await.assert_status(201);
+    app.login(&number, &again.password).await.assert_status(201);
+}
+both_stores!(a_legacy_import_while_the_server_runs_takes_effect);
 
 async fn reregistration_replaces_the_credentials_and_ends_the_old_sessions(app: &TestApp) {
     let account = app.register_account().await;
@@ -688,9 +883,7 @@ async fn bad_requests_get_problem_json_answers(app: &TestApp) {
 
     let mut big = Registration::resident().body("000000");
     big["name"] = json!("长".repeat(30_000));
-    let too_large = app
-        .send("POST /v1/accounts (90 KB)", app.request(Method::POST, "/v1/accounts").json(&big))
-        .await;
+    let too_large = app.send("POST /v1/accounts (90 KB)", app.request(Method::POST, "/v1/accounts").json(&big)).await;
     assert_problem(&too_large, 413);
 
     let unknown = app.get("/v1/no-such-thing").await;
@@ -716,9 +909,8 @@ async fn every_response_carries_a_request_id(app: &TestApp) {
     let fresh = app.get("/healthz").await;
     assert!(fresh.header("x-request-id").is_some_and(|id| !id.is_empty()), "x-request-id missing");
 
-    let error = app
-        .send("GET /v1/me", app.request(Method::GET, "/v1/me").header("x-request-id", "e2e-request-43"))
-        .await;
+    let error =
+        app.send("GET /v1/me", app.request(Method::GET, "/v1/me").header("x-request-id", "e2e-request-43")).await;
     error.assert_status(401);
     assert_eq!(error.header("x-request-id"), Some("e2e-request-43"));
     let unknown = app.get("/v1/no-such-thing").await;

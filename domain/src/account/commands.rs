@@ -62,7 +62,10 @@ pub enum AccountCommand {
         lockout: Duration,
         now: DateTime<Utc>,
     },
-    EndSession { session_id: String, now: DateTime<Utc> },
+    EndSession {
+        session_id: String,
+        now: DateTime<Utc>,
+    },
     /// Complete or edit the profile; which one is decided by the state.
     UpdateProfile {
         profile: ProfileInput,
@@ -77,7 +80,11 @@ pub enum AccountCommand {
         keep_session: String,
         now: DateTime<Utc>,
     },
-    RequestPasswordReset { reset_id: String, name: PersonName, now: DateTime<Utc> },
+    RequestPasswordReset {
+        reset_id: String,
+        name: PersonName,
+        now: DateTime<Utc>,
+    },
     IssueResetSecret {
         reset_id: String,
         method: ResetMethod,
@@ -85,7 +92,17 @@ pub enum AccountCommand {
         ttl: Duration,
         now: DateTime<Utc>,
     },
-    CompletePasswordReset { reset_id: String, secret_hash: String, new_password_hash: String, now: DateTime<Utc> },
-    BindWechat { openid: String, now: DateTime<Utc> },
-    UnbindWechat { now: DateTime<Utc> },
+    CompletePasswordReset {
+        reset_id: String,
+        secret_hash: String,
+        new_password_hash: String,
+        now: DateTime<Utc>,
+    },
+    BindWechat {
+        openid: String,
+        now: DateTime<Utc>,
+    },
+    UnbindWechat {
+        now: DateTime<Utc>,
+    },
 }

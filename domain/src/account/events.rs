@@ -78,13 +78,32 @@ pub enum AccountEvent {
         password_hash: String,
         at: DateTime<Utc>,
     },
-    LoginFailed { at: DateTime<Utc> },
-    Locked { at: DateTime<Utc>, until: DateTime<Utc> },
-    SessionStarted { session_id: String, token_hash: String, expires_at: DateTime<Utc>, at: DateTime<Utc> },
-    SessionEnded { session_id: String, at: DateTime<Utc> },
+    LoginFailed {
+        at: DateTime<Utc>,
+    },
+    Locked {
+        at: DateTime<Utc>,
+        until: DateTime<Utc>,
+    },
+    SessionStarted {
+        session_id: String,
+        token_hash: String,
+        expires_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+    },
+    SessionEnded {
+        session_id: String,
+        at: DateTime<Utc>,
+    },
     /// Every session but `kept` (if any) ended.
-    SessionsRevoked { kept: Option<String>, at: DateTime<Utc> },
-    ProfileCompleted { profile: Profile, at: DateTime<Utc> },
+    SessionsRevoked {
+        kept: Option<String>,
+        at: DateTime<Utc>,
+    },
+    ProfileCompleted {
+        profile: Profile,
+        at: DateTime<Utc>,
+    },
     ProfileEdited {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ethnicity: Option<String>,
@@ -94,8 +113,14 @@ pub enum AccountEvent {
         email: Option<Email>,
         at: DateTime<Utc>,
     },
-    PasswordChanged { password_hash: String, at: DateTime<Utc> },
-    PasswordResetRequested { reset_id: String, at: DateTime<Utc> },
+    PasswordChanged {
+        password_hash: String,
+        at: DateTime<Utc>,
+    },
+    PasswordResetRequested {
+        reset_id: String,
+        at: DateTime<Utc>,
+    },
     ResetSecretIssued {
         reset_id: String,
         method: ResetMethod,
@@ -103,10 +128,22 @@ pub enum AccountEvent {
         expires_at: DateTime<Utc>,
         at: DateTime<Utc>,
     },
-    ResetSecretRejected { reset_id: String, at: DateTime<Utc> },
-    PasswordReset { reset_id: String, password_hash: String, at: DateTime<Utc> },
-    WechatBound { openid: String, at: DateTime<Utc> },
-    WechatUnbound { at: DateTime<Utc> },
+    ResetSecretRejected {
+        reset_id: String,
+        at: DateTime<Utc>,
+    },
+    PasswordReset {
+        reset_id: String,
+        password_hash: String,
+        at: DateTime<Utc>,
+    },
+    WechatBound {
+        openid: String,
+        at: DateTime<Utc>,
+    },
+    WechatUnbound {
+        at: DateTime<Utc>,
+    },
 }
 
 impl AccountEvent {

@@ -31,8 +31,14 @@ fn name(s: &str) -> PersonName {
 }
 
 fn validity() -> Validity {
-    Validity::parse("20y", NaiveDate::from_ymd_opt(2020, 1, 1).unwrap_or_default(), DocumentType::ResidentIdCard, None, today())
-        .expect("valid validity")
+    Validity::parse(
+        "20y",
+        NaiveDate::from_ymd_opt(2020, 1, 1).unwrap_or_default(),
+        DocumentType::ResidentIdCard,
+        None,
+        today(),
+    )
+    .expect("valid validity")
 }
 
 fn registered() -> AccountEvent {
@@ -120,10 +126,16 @@ async fn a_legacy_document_may_register_again() {
 
 #[tokio::test]
 async fn a_legacy_account_cannot_log_in_or_reset() {
-    Fx::with(()).given(vec![legacy()]).when_async(login(true, t(1, 0, 0))).await.then_expect_error(AccountError::LegacyMustReregister);
     Fx::with(())
         .given(vec![legacy()])
-        .when_async(AccountCommand::RequestPasswordReset { reset_id: "r".into(), name: name("张三"), now: t(1, 0, 0) })
+        .when_async(login(true, t(1, 0, 0)))
+        .await
+        .then_expect_error(AccountError::LegacyMustReregister);
+    Fx::with(())
+        .given(vec![legacy()])
+        .when_async(AccountCommand::RequestPasswordReset {
+            reset_id: "r".into(), name: name("张三"), now: t(1, 0, 0)
+        })
         .await
         .then_expect_error(AccountError::LegacyMustReregister);
 }
@@ -145,7 +157,11 @@ async fn importing_a_legacy_account_twice_is_refused() {
 
 #[tokio::test]
 async fn the_right_password_starts_a_session() {
-    Fx::with(()).given(vec![registered()]).when_async(login(true, t(1, 0, 0))).await.then_expect_events(vec![started("s1", t(1, 0, 0))]);
+    Fx::with(())
+        .given(vec![registered()])
+        .when_async(login(true, t(1, 0, 0)))
+        .await
+        .then_expect_events(vec![started("s1", t(1, 0, 0))]);
 }
 
 #[tokio::test]
@@ -260,7 +276,11 @@ async fn a_permit_profile_lists_every_missing_field() {
     };
     Fx::with(())
         .given(vec![permit])
-        .when_async(update(ProfileInput { ethnicity: Some("01".into()), gender: Some(Gender::Male), ..Default::default() }))
+        .when_async(update(ProfileInput {
+            ethnicity: Some("01".into()),
+            gender: Some(Gender::Male),
+            ..Default::default()
+        }))
         .await
         .then_expect_error(AccountError::MissingProfileFields(vec!["birth_date", "local_id_number", "permit_number"]));
 }
@@ -324,18 +344,28 @@ fn secret_issued(at: DateTime<Utc>) -> AccountEvent {
 async fn a_reset_needs_the_right_name() {
     Fx::with(())
         .given(vec![registered()])
-        .when_async(AccountCommand::RequestPasswordReset { reset_id: "r1".into(), name: name("李四"), now: t(3, 0, 0) })
+        .when_async(AccountCommand::RequestPasswordReset {
+            reset_id: "r1".into(), name: name("李四"), now: t(3, 0, 0)
+        })
         .await
         .then_expect_error(AccountError::NotFound);
     Fx::with(())
         .given(vec![registered()])
-        .when_async(AccountCommand::RequestPasswordReset { reset_id: "r1".into(), name: name("张三"), now: t(3, 0, 0) })
+        .when_async(AccountCommand::RequestPasswordReset {
+            reset_id: "r1".into(), name: name("张三"), now: t(3, 0, 0)
+        })
         .await
         .then_expect_events(vec![reset_requested()]);
 }
 
 fn issue(method: ResetMethod, at: DateTime<Utc>) -> AccountCommand {
-    AccountCommand::IssueResetSecret { reset_id: "r1".into(), method, secret_hash: "S".into(), ttl: Duration::hours(24), now: at }
+    AccountCommand::IssueResetSecret {
+        reset_id: "r1".into(),
+        method,
+        secret_hash: "S".into(),
+        ttl: Duration::hours(24),
+        now: at,
+    }
 }
 
 #[tokio::test]
@@ -402,7 +432,11 @@ async fn a_wrong_secret_is_recorded_and_a_used_one_is_refused() {
 async fn five_wrong_entries_or_expiry_kill_the_secret() {
     let mut given = vec![registered(), reset_requested(), secret_issued(t(3, 1, 0))];
     given.extend((0..5).map(|_| AccountEvent::ResetSecretRejected { reset_id: "r1".into(), at: t(3, 2, 0) }));
-    Fx::with(()).given(given).when_async(complete("S", t(3, 5, 0))).await.then_expect_error(AccountError::InvalidOrExpiredSecret);
+    Fx::with(())
+        .given(given)
+        .when_async(complete("S", t(3, 5, 0)))
+        .await
+        .then_expect_error(AccountError::InvalidOrExpiredSecret);
     Fx::with(())
         .given(vec![registered(), reset_requested(), secret_issued(t(3, 1, 0))])
         .when_async(complete("S", t(3, 1, 0) + Duration::hours(24)))

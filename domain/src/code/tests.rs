@@ -12,7 +12,12 @@ fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
 }
 
 fn issued(t: DateTime<Utc>, hash: &str) -> CodeEvent {
-    CodeEvent::Issued { channel: Channel::Sms, code_hash: hash.into(), issued_at: t, expires_at: t + Duration::hours(24) }
+    CodeEvent::Issued {
+        channel: Channel::Sms,
+        code_hash: hash.into(),
+        issued_at: t,
+        expires_at: t + Duration::hours(24),
+    }
 }
 
 fn issue(t: DateTime<Utc>, hash: &str) -> CodeCommand {
@@ -25,7 +30,11 @@ fn consume(t: DateTime<Utc>, hash: &str, who: &str) -> CodeCommand {
 
 #[tokio::test]
 async fn a_first_code_is_issued() {
-    Fx::with(()).given_no_previous_events().when_async(issue(at(1, 0, 0), "h")).await.then_expect_events(vec![issued(at(1, 0, 0), "h")]);
+    Fx::with(())
+        .given_no_previous_events()
+        .when_async(issue(at(1, 0, 0), "h"))
+        .await
+        .then_expect_events(vec![issued(at(1, 0, 0), "h")]);
 }
 
 #[tokio::test]
@@ -72,7 +81,11 @@ async fn the_right_code_is_consumed_once() {
 async fn consuming_again_for_the_same_claimant_is_a_no_op_and_for_another_is_refused() {
     let given = vec![issued(at(1, 0, 0), "h"), CodeEvent::Consumed { claimant: "acc".into(), at: at(1, 5, 0) }];
     Fx::with(()).given(given.clone()).when_async(consume(at(1, 6, 0), "h", "acc")).await.then_expect_events(vec![]);
-    Fx::with(()).given(given).when_async(consume(at(1, 6, 0), "h", "other")).await.then_expect_error(CodeError::Invalid);
+    Fx::with(())
+        .given(given)
+        .when_async(consume(at(1, 6, 0), "h", "other"))
+        .await
+        .then_expect_error(CodeError::Invalid);
 }
 
 #[tokio::test]
@@ -107,5 +120,9 @@ async fn only_the_latest_code_is_live() {
 
 #[tokio::test]
 async fn no_code_at_all_is_refused() {
-    Fx::with(()).given_no_previous_events().when_async(consume(at(1, 0, 0), "h", "acc")).await.then_expect_error(CodeError::Invalid);
+    Fx::with(())
+        .given_no_previous_events()
+        .when_async(consume(at(1, 0, 0), "h", "acc"))
+        .await
+        .then_expect_error(CodeError::Invalid);
 }
