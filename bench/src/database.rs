@@ -50,8 +50,15 @@ pub fn find_bin_dir() -> Option<PathBuf> {
 
 /// A throwaway PostgreSQL server and its URL; stopped and deleted on drop.
 pub struct Throwaway {
-    pub db: PgTempDB,
+    db: PgTempDB,
     pub url: String,
+}
+
+impl Throwaway {
+    /// Stops the server and deletes its directory. Blocking: call it off the async runtime.
+    pub fn stop(self) {
+        drop(self.db);
+    }
 }
 
 /// Starts a throwaway server. Unless `non_durable`, PostgreSQL's stock durability settings
@@ -135,11 +142,8 @@ pub async fn raw_inserts(url: &str, clients: usize, duration: Duration) -> anyho
     }
     let started = Instant::now();
     let deadline = started + duration;
-    let tasks: Vec<_> = connections
-        .into_iter()
-        .enumerate()
-        .map(|(i, conn)| tokio::spawn(insert_loop(conn, i, deadline)))
-        .collect();
+    let tasks: Vec<_> =
+        connections.into_iter().enumerate().map(|(i, conn)| tokio::spawn(insert_loop(conn, i, deadline))).collect();
     let mut total = Recorder::new();
     for task in tasks {
         total.merge(task.await.context("an INSERT task panicked")?);

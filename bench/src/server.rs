@@ -42,7 +42,11 @@ impl Inbox {
 
     fn find_code(&self, purpose: &str, to: &str) -> Option<String> {
         let messages = self.messages.lock().unwrap_or_else(|e| e.into_inner());
-        messages.iter().rev().find(|m| m.purpose == purpose && m.to == to).and_then(|m| m.code.clone())
+        messages
+            .iter()
+            .rev()
+            .find(|m| m.channel == "sms" && m.purpose == purpose && m.to == to)
+            .and_then(|m| m.code.clone())
     }
 
     /// Waits (at most `timeout`) for a code of `purpose` sent by SMS to `to`.
@@ -92,7 +96,6 @@ impl Webhook {
 }
 
 async fn receive(State(inbox): State<Arc<Inbox>>, Json(message): Json<Message>) -> StatusCode {
-    let _ = &message.channel;
     inbox.push(message);
     StatusCode::NO_CONTENT
 }
@@ -125,7 +128,9 @@ impl Server {
             .stderr(Stdio::from(log_file))
             .kill_on_drop(true)
             .spawn()
-            .with_context(|| format!("starting {} (build it with `cargo build --release -p shenfen-api`)", binary.display()))?;
+            .with_context(|| {
+                format!("starting {} (build it with `cargo build --release -p shenfen-api`)", binary.display())
+            })?;
         let stdout = child.stdout.take().context("the server's stdout")?;
         let mut lines = BufReader::new(stdout).lines();
         let first = tokio::time::timeout(START_TIMEOUT, lines.next_line()).await;

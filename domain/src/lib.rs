@@ -20,3 +20,4 @@ pub mod kind;
 pub mod metadata;
 pub mod shared;
 pub mod time;
+pub mod verification;

@@ -1,0 +1,231 @@
+//! The HTTP side: registering one account per client, then the timed phases (profile edits,
+//! logins) and the `/healthz` probe that shows whether the server's runtime is blocked.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use reqwest::{Client, RequestBuilder, StatusCode};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::identity;
+use crate::server::Inbox;
+use crate::stats::{Recorder, Summary};
+
+/// The password of every account the load generator registers.
+const PASSWORD: &str = "Zq7#mountain";
+/// How long a setup step waits for a verification code.
+const CODE_TIMEOUT: Duration = Duration::from_secs(30);
+/// The probe's period.
+const PROBE_EVERY: Duration = Duration::from_millis(10);
+
+/// One registered, logged-in account with a complete profile.
+pub struct Account {
+    pub document_number: String,
+    pub token: String,
+}
+
+/// An HTTP client for `clients` concurrent workers, loopback only, no proxy.
+pub fn client(clients: usize) -> anyhow::Result<Client> {
+    Client::builder()
+        .no_proxy()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(clients + 4)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .context("building the HTTP client")
+}
+
+/// Sends `request` and fails unless the answer has status `expected`; returns the body.
+async fn expect(request: RequestBuilder, expected: StatusCode, what: &str) -> anyhow::Result<serde_json::Value> {
+    let response = request.send().await.with_context(|| format!("{what}: request failed"))?;
+    let status = response.status();
+    let body = response.text().await.with_context(|| format!("{what}: reading the answer"))?;
+    anyhow::ensure!(status == expected, "{what}: expected {expected}, got {status}: {body}");
+    if body.is_empty() {
+        return Ok(serde_json::Value::Null);
+    }
+    serde_json::from_str(&body).with_context(|| format!("{what}: the answer is not JSON: {body}"))
+}
+
+#[derive(Deserialize)]
+struct Session {
+    token: String,
+}
+
+/// Registers an account, logs it in and completes its profile.
+async fn register_one(http: &Client, base: &str, inbox: &Inbox) -> anyhow::Result<Account> {
+    let (mobile, document_number, email) = {
+        let mut rng = rand::thread_rng();
+        (identity::mobile(&mut rng), identity::resident_id(&mut rng), identity::email(&mut rng))
+    };
+    expect(
+        http.post(format!("{base}/v1/verification-codes"))
+            .json(&json!({"purpose": "register", "channel": "sms", "mobile": mobile})),
+        StatusCode::ACCEPTED,
+        "sending a registration code",
+    )
+    .await?;
+    let code = inbox.code_for("register", &mobile, CODE_TIMEOUT).await?;
+    expect(
+        http.post(format!("{base}/v1/accounts")).json(&json!({
+            "agreement_accepted": true,
+            "document_type": "resident_id_card",
+            "document_number": document_number,
+            "name": "张三",
+            "validity": {"period": "20y", "start": "2020-01-01"},
+            "password": PASSWORD,
+            "password_confirmation": PASSWORD,
+            "email": email,
+            "mobile": mobile,
+            "verification": {"channel": "sms", "code": code},
+        })),
+        StatusCode::CREATED,
+        "registering",
+    )
+    .await?;
+    let session = expect(
+        http.post(format!("{base}/v1/sessions"))
+            .json(&json!({"document_number": document_number, "password": PASSWORD})),
+        StatusCode::CREATED,
+        "logging in",
+    )
+    .await?;
+    let Session { token } = serde_json::from_value(session).context("the login answer has no token")?;
+    expect(
+        http.put(format!("{base}/v1/me/profile")).bearer_auth(&token).json(&json!({"ethnicity": "01"})),
+        StatusCode::OK,
+        "completing the profile",
+    )
+    .await?;
+    Ok(Account { document_number, token })
+}
+
+/// Registers `clients` accounts concurrently.
+pub async fn register_all(
+    http: &Client,
+    base: &str,
+    inbox: &Arc<Inbox>,
+    clients: usize,
+) -> anyhow::Result<Vec<Account>> {
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let (http, base, inbox) = (http.clone(), base.to_string(), inbox.clone());
+            tokio::spawn(async move { register_one(&http, &base, &inbox).await })
+        })
+        .collect();
+    let mut accounts = Vec::with_capacity(clients);
+    for (i, task) in tasks.into_iter().enumerate() {
+        accounts.push(task.await.context("a setup task panicked")?.with_context(|| format!("setting up client {i}"))?);
+    }
+    Ok(accounts)
+}
+
+/// Sends one timed request and records it: a success when the status is `expected`.
+async fn timed(request: RequestBuilder, expected: StatusCode, recorder: &mut Recorder) {
+    let started = Instant::now();
+    match request.send().await {
+        Ok(response) => {
+            let status = response.status();
+            let body = response.bytes().await;
+            match body {
+                Ok(_) if status == expected => recorder.success(started.elapsed()),
+                Ok(body) => recorder.failure(status.as_str(), || String::from_utf8_lossy(&body).into_owned()),
+                Err(e) => recorder.failure("transport", || format!("{status}, body unreadable: {e}")),
+            }
+        }
+        Err(e) => {
+            recorder.failure("transport", || format!("{e:#}"));
+            // A refused connection fails at once: don't spin on it.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// Runs one worker per account until `duration` has passed; returns the merged summary.
+async fn run_phase<F, Fut>(accounts: &[Account], duration: Duration, worker: F) -> anyhow::Result<Summary>
+where
+    F: Fn(usize, String, String, Instant) -> Fut,
+    Fut: std::future::Future<Output = Recorder> + Send + 'static,
+{
+    let started = Instant::now();
+    let deadline = started + duration;
+    let tasks: Vec<_> = accounts
+        .iter()
+        .enumerate()
+        .map(|(i, a)| tokio::spawn(worker(i, a.document_number.clone(), a.token.clone(), deadline)))
+        .collect();
+    let mut total = Recorder::new();
+    for task in tasks {
+        total.merge(task.await.context("a client task panicked")?);
+    }
+    Ok(total.summary(accounts.len(), started.elapsed()))
+}
+
+/// Each client edits its profile in a loop, alternating the ethnicity so every edit is a change.
+pub async fn profile_edits(
+    http: &Client,
+    base: &str,
+    accounts: &[Account],
+    duration: Duration,
+) -> anyhow::Result<Summary> {
+    let url = format!("{base}/v1/me/profile");
+    run_phase(accounts, duration, |_, _, token, deadline| {
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            let mut recorder = Recorder::new();
+            let mut han = false;
+            while Instant::now() < deadline {
+                // Setup left "01": start with "02" so every edit is a change.
+                let ethnicity = if han { "01" } else { "02" };
+                han = !han;
+                let request = http.put(&url).bearer_auth(&token).json(&json!({"ethnicity": ethnicity}));
+                timed(request, StatusCode::OK, &mut recorder).await;
+            }
+            recorder
+        }
+    })
+    .await
+}
+
+/// Each client logs in to its own account in a loop, while a probe times `/healthz` every
+/// 10 ms. Returns the logins and the probe.
+pub async fn logins(
+    http: &Client,
+    base: &str,
+    accounts: &[Account],
+    duration: Duration,
+) -> anyhow::Result<(Summary, Summary)> {
+    let url = format!("{base}/v1/sessions");
+    // Its own connection, so the probe never waits behind a login for a pooled one.
+    let probe_http = client(1)?;
+    let probe = tokio::spawn(probe(probe_http, format!("{base}/healthz"), Instant::now() + duration));
+    let logins = run_phase(accounts, duration, |_, document_number, _, deadline| {
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            let mut recorder = Recorder::new();
+            let body = json!({"document_number": document_number, "password": PASSWORD});
+            while Instant::now() < deadline {
+                timed(http.post(&url).json(&body), StatusCode::CREATED, &mut recorder).await;
+            }
+            recorder
+        }
+    })
+    .await?;
+    let probe = probe.await.context("the probe panicked")?;
+    Ok((logins, probe))
+}
+
+/// GETs `url` every 10 ms until `deadline`.
+async fn probe(http: Client, url: String, deadline: Instant) -> Summary {
+    let started = Instant::now();
+    let mut recorder = Recorder::new();
+    let mut ticks = tokio::time::interval(PROBE_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while Instant::now() < deadline {
+        ticks.tick().await;
+        timed(http.get(&url), StatusCode::OK, &mut recorder).await;
+    }
+    recorder.summary(1, started.elapsed())
+}
