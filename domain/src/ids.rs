@@ -32,6 +32,11 @@ pub fn account_id(key: &[u8], doc_type: DocumentType, number: &DocumentNumber) -
     as_uuid(&keyed_hash(key, &["account", doc_type.as_str(), number.as_str()]))
 }
 
+/// The staff aggregate id for a username.
+pub fn staff_id(key: &[u8], username: &str) -> String {
+    as_uuid(&keyed_hash(key, &["staff", username]))
+}
+
 /// The code-channel aggregate id for a purpose and a mobile number.
 pub fn code_channel_id(key: &[u8], purpose: &str, mobile: &str) -> String {
     as_uuid(&keyed_hash(key, &["code", purpose, mobile]))

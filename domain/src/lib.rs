@@ -14,10 +14,13 @@
 //! the already-hashed secrets, so every rule is a pure function of events and command.
 
 pub mod account;
+pub mod calendar;
 pub mod code;
 pub mod ids;
 pub mod kind;
 pub mod metadata;
+pub mod ports;
 pub mod shared;
+pub mod staff;
 pub mod time;
 pub mod verification;

@@ -151,6 +151,12 @@ where
         Ok(ctx.aggregate().clone())
     }
 
+    /// The current state of one aggregate and its last sequence number (0 when empty).
+    pub async fn load_versioned(&self, id: &str) -> Result<(A, i64), BusError<A::Error>> {
+        let ctx = self.store.load_aggregate(id).await.map_err(store_error)?;
+        Ok((ctx.aggregate, ctx.current_sequence as i64))
+    }
+
     /// Runs `command` on aggregate `id`, retrying from a fresh load on conflicts.
     pub async fn execute(
         &self,

@@ -109,6 +109,10 @@ async fn registration_computes_the_validity_end_and_keeps_a_rare_character_name_
     assert_eq!(me.body["profile_complete"], json!(false));
     assert_eq!(me.str("real_name_status"), "unverified");
     assert!(!me.text.contains(&registration.document_number), "GET /v1/me must not show the full number");
+    let quotas = &me.body["quotas"];
+    assert!(quotas["real_name_attempts_left_today"].is_number(), "quotas: {}", me.text);
+    assert!(quotas["manual_review_applications_left_in_period"].is_number(), "quotas: {}", me.text);
+    assert!(quotas["period"]["start"].is_string() && quotas["period"]["end"].is_string(), "quotas: {}", me.text);
 }
 both_stores!(registration_computes_the_validity_end_and_keeps_a_rare_character_name_intact);
 
@@ -330,6 +334,21 @@ async fn a_second_code_for_the_same_mobile_within_a_minute_is_refused(app: &Test
 }
 both_stores!(a_second_code_for_the_same_mobile_within_a_minute_is_refused);
 
+async fn ten_concurrent_code_requests_for_one_mobile_send_exactly_one_code(app: &TestApp) {
+    let mobile = mobile_number();
+
+    let answers = join_all((0..10).map(|_| app.send_code("register", &mobile))).await;
+
+    let statuses: Vec<u16> = answers.iter().map(|a| a.status.as_u16()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 202).count(), 1, "exactly one 202; statuses {statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 9, "nine 429; statuses {statuses:?}");
+    app.wait_for_message(&mobile, "register").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let sent = app.hooks.received().iter().filter(|m| m["to"] == json!(mobile)).count();
+    assert_eq!(sent, 1, "one message to the mobile");
+}
+both_stores!(ten_concurrent_code_requests_for_one_mobile_send_exactly_one_code);
+
 async fn a_document_cannot_be_registered_twice(app: &TestApp) {
     let account = app.register_account().await;
     let mut again = Registration::resident();
@@ -416,6 +435,22 @@ async fn login_works_with_the_right_password_and_fails_alike_for_any_wrong_part(
     let unknown = app.login(&resident_id_number(), &account.password).await;
     unknown.assert_problem(401, "login_failed");
     assert_eq!(wrong_password.body["detail"], unknown.body["detail"], "any wrong part gives the same answer");
+    for field in ["type", "title", "detail"] {
+        assert!(wrong_password.body[field].is_string(), "problem field `{field}`: {}", wrong_password.text);
+    }
+    let english = wrong_password.str("detail");
+    assert!(english.is_ascii(), "detail in English by default: {english:?}");
+    let chinese = app
+        .send(
+            "POST /v1/sessions (Accept-Language: zh-CN)",
+            app.request(Method::POST, "/v1/sessions")
+                .header("accept-language", "zh-CN,zh;q=0.9,en;q=0.8")
+                .json(&json!({"document_number": account.document_number, "password": "Zq7#wrongpass1"})),
+        )
+        .await;
+    chinese.assert_problem(401, "login_failed");
+    let detail = chinese.str("detail");
+    assert!(detail.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)), "detail in Chinese: {detail:?}");
 
     app.me(&token).await.assert_status(200);
     app.get("/v1/me").await.assert_problem(401, "unauthenticated");
@@ -723,6 +758,25 @@ async fn a_wrong_reset_code_is_refused(app: &TestApp) {
     app.login(&account.document_number, &new_password).await.assert_status(201);
 }
 both_stores!(a_wrong_reset_code_is_refused);
+
+async fn a_reset_code_used_by_ten_concurrent_completions_works_once(app: &TestApp) {
+    let account = app.register_account().await;
+    let reset = app.start_password_reset(&account).await;
+    reset.assert_status(201);
+    let reset_id = reset.str("reset_id");
+    app.deliver_reset(&reset_id, "sms").await.assert_status(202);
+    let code = app.wait_for_message(&account.mobile, "reset_password").await.code();
+    let passwords: Vec<String> = (0..10).map(|_| password()).collect();
+
+    let answers = join_all(passwords.iter().map(|p| app.complete_reset(&reset_id, &code, p))).await;
+
+    let statuses: Vec<u16> = answers.iter().map(|a| a.status.as_u16()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 204).count(), 1, "exactly one 204; statuses {statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 400).count(), 9, "nine 400; statuses {statuses:?}");
+    let winner = statuses.iter().position(|s| *s == 204).unwrap();
+    app.login(&account.document_number, &passwords[winner]).await.assert_status(201);
+}
+both_stores!(a_reset_code_used_by_ten_concurrent_completions_works_once);
 
 async fn a_reset_for_an_unknown_or_mismatched_holder_is_refused(app: &TestApp) {
     let account = app.register_account().await;

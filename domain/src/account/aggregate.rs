@@ -88,6 +88,8 @@ pub struct Account {
     pub resets: Vec<PendingReset>,
     pub reset_deliveries: Vec<DateTime<Utc>>,
     pub wechat_openid: Option<String>,
+    /// The last verification event forwarded here (idempotence of the process manager).
+    pub verification_sequence: i64,
 }
 
 impl Account {
@@ -387,6 +389,32 @@ impl Account {
         Ok(())
     }
 
+    async fn record_identity(
+        &mut self,
+        verification_sequence: i64,
+        status: RealNameStatus,
+        name: Option<PersonName>,
+        validity: Option<Validity>,
+        now: DateTime<Utc>,
+        sink: &EventSink<Self>,
+    ) -> Result<(), AccountError> {
+        if !self.exists() || verification_sequence <= self.verification_sequence {
+            return Ok(());
+        }
+        let name = name.filter(|n| Some(n) != self.name.as_ref());
+        let validity = validity.filter(|v| Some(v) != self.validity.as_ref());
+        let name_changed = name.is_some();
+        if name.is_some() || validity.is_some() {
+            sink.write(AccountEvent::VerifiedIdentityApplied { name, validity, verification_sequence, at: now }, self)
+                .await;
+        }
+        sink.write(AccountEvent::RealNameStatusChanged { status, verification_sequence, at: now }, self).await;
+        if name_changed {
+            sink.write(AccountEvent::ResubmissionRequired { reason: "name_changed".into(), at: now }, self).await;
+        }
+        Ok(())
+    }
+
     fn apply_registration(&mut self, name: PersonName, validity: Validity, email: Email, mobile: Mobile, hash: String) {
         self.name = Some(name);
         self.validity = Some(validity);
@@ -437,6 +465,32 @@ impl Aggregate for Account {
             }
             cmd @ AccountCommand::IssueResetSecret { .. } => self.issue_reset_secret(cmd, sink).await,
             cmd @ AccountCommand::CompletePasswordReset { .. } => self.complete_reset(cmd, sink).await,
+            AccountCommand::RecordIdentity { verification_sequence, status, name, validity, now } => {
+                self.record_identity(verification_sequence, status, name, validity, now, sink).await
+            }
+            AccountCommand::SupportChangeContact { mobile, email, by, now } => {
+                self.require_active()?;
+                let mobile = mobile.filter(|m| Some(m) != self.mobile.as_ref());
+                let email = email.filter(|e| Some(e) != self.email.as_ref());
+                if mobile.is_some() || email.is_some() {
+                    sink.write(AccountEvent::ContactChangedBySupport { mobile, email, by, at: now }, self).await;
+                }
+                Ok(())
+            }
+            AccountCommand::SupportCorrect { gender, name, by, now } => {
+                if !self.exists() {
+                    return Err(AccountError::NotFound);
+                }
+                if gender.is_some() && self.profile.is_none() {
+                    return Err(AccountError::ProfileIncomplete);
+                }
+                let gender = gender.filter(|g| self.profile.as_ref().and_then(|p| p.gender) != Some(*g));
+                let name = name.filter(|n| Some(n) != self.name.as_ref());
+                if gender.is_some() || name.is_some() {
+                    sink.write(AccountEvent::CorrectedBySupport { gender, name, by, at: now }, self).await;
+                }
+                Ok(())
+            }
             AccountCommand::BindWechat { openid, now } => {
                 self.require_active()?;
                 if self.wechat_openid.as_ref() != Some(&openid) {
@@ -548,6 +602,36 @@ impl Aggregate for Account {
             }
             AccountEvent::WechatBound { openid, .. } => self.wechat_openid = Some(openid),
             AccountEvent::WechatUnbound { .. } => self.wechat_openid = None,
+            AccountEvent::RealNameStatusChanged { status, verification_sequence, .. } => {
+                self.real_name_status = status;
+                self.verification_sequence = self.verification_sequence.max(verification_sequence);
+            }
+            AccountEvent::VerifiedIdentityApplied { name, validity, verification_sequence, .. } => {
+                if name.is_some() {
+                    self.name = name;
+                }
+                if validity.is_some() {
+                    self.validity = validity;
+                }
+                self.verification_sequence = self.verification_sequence.max(verification_sequence);
+            }
+            AccountEvent::ResubmissionRequired { .. } => {}
+            AccountEvent::ContactChangedBySupport { mobile, email, .. } => {
+                if mobile.is_some() {
+                    self.mobile = mobile;
+                }
+                if email.is_some() {
+                    self.email = email;
+                }
+            }
+            AccountEvent::CorrectedBySupport { gender, name, .. } => {
+                if let (Some(g), Some(p)) = (gender, self.profile.as_mut()) {
+                    p.gender = Some(g);
+                }
+                if name.is_some() {
+                    self.name = name;
+                }
+            }
         }
     }
 }

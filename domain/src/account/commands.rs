@@ -8,6 +8,7 @@ use crate::shared::name::PersonName;
 use crate::shared::validity::Validity;
 use crate::shared::Gender;
 
+use super::aggregate::RealNameStatus;
 use super::events::ResetMethod;
 
 /// Everything a (re-)registration sets.
@@ -98,6 +99,29 @@ pub enum AccountCommand {
         new_password_hash: String,
         now: DateTime<Utc>,
     },
+    /// The verification stream's outcome, forwarded by the identity process manager.
+    /// `verification_sequence` makes it idempotent.
+    RecordIdentity {
+        verification_sequence: i64,
+        status: RealNameStatus,
+        name: Option<PersonName>,
+        validity: Option<Validity>,
+        now: DateTime<Utc>,
+    },
+    /// A support agent changes the contact, on the holder's e-mailed request.
+    SupportChangeContact {
+        mobile: Option<Mobile>,
+        email: Option<Email>,
+        by: SupportAction,
+        now: DateTime<Utc>,
+    },
+    /// A support agent corrects the gender or a garbled name.
+    SupportCorrect {
+        gender: Option<Gender>,
+        name: Option<PersonName>,
+        by: SupportAction,
+        now: DateTime<Utc>,
+    },
     BindWechat {
         openid: String,
         now: DateTime<Utc>,
@@ -105,4 +129,12 @@ pub enum AccountCommand {
     UnbindWechat {
         now: DateTime<Utc>,
     },
+}
+
+/// Who did a support action, why, and on what evidence.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SupportAction {
+    pub agent: String,
+    pub reason: String,
+    pub evidence_ref: String,
 }

@@ -11,6 +11,9 @@ use crate::shared::name::PersonName;
 use crate::shared::validity::Validity;
 use crate::shared::Gender;
 
+use super::aggregate::RealNameStatus;
+use super::commands::SupportAction;
+
 /// A way to recover a password.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -144,6 +147,42 @@ pub enum AccountEvent {
     WechatUnbound {
         at: DateTime<Utc>,
     },
+    /// The verification stream changed the real-name status.
+    RealNameStatusChanged {
+        status: RealNameStatus,
+        verification_sequence: i64,
+        at: DateTime<Utc>,
+    },
+    /// A verified or approved name (and validity) replaced the entered ones.
+    VerifiedIdentityApplied {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<PersonName>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        validity: Option<Validity>,
+        verification_sequence: i64,
+        at: DateTime<Utc>,
+    },
+    /// Downstream services must have their applications resubmitted (the name changed).
+    ResubmissionRequired {
+        reason: String,
+        at: DateTime<Utc>,
+    },
+    ContactChangedBySupport {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mobile: Option<Mobile>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        email: Option<Email>,
+        by: SupportAction,
+        at: DateTime<Utc>,
+    },
+    CorrectedBySupport {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        gender: Option<Gender>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<PersonName>,
+        by: SupportAction,
+        at: DateTime<Utc>,
+    },
 }
 
 impl AccountEvent {
@@ -167,6 +206,11 @@ impl AccountEvent {
             AccountEvent::PasswordReset { .. } => "PasswordReset",
             AccountEvent::WechatBound { .. } => "WechatBound",
             AccountEvent::WechatUnbound { .. } => "WechatUnbound",
+            AccountEvent::RealNameStatusChanged { .. } => "RealNameStatusChanged",
+            AccountEvent::VerifiedIdentityApplied { .. } => "VerifiedIdentityApplied",
+            AccountEvent::ResubmissionRequired { .. } => "ResubmissionRequired",
+            AccountEvent::ContactChangedBySupport { .. } => "ContactChangedBySupport",
+            AccountEvent::CorrectedBySupport { .. } => "CorrectedBySupport",
         }
     }
 }

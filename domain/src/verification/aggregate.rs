@@ -177,11 +177,13 @@ impl Verification {
         now: DateTime<Utc>,
         sink: &EventSink<Self>,
     ) -> Result<(), VerificationError> {
-        if self.in_flight.as_ref().is_none_or(|f| f.attempt_id != attempt_id) {
+        let Some(flight) = self.in_flight.clone().filter(|f| f.attempt_id == attempt_id) else {
             return Err(VerificationError::NoSuchAttempt);
-        }
+        };
         let event = match answer {
-            AuthorityAnswer::Passed => VerificationEvent::AttemptPassed { attempt_id, at: now },
+            AuthorityAnswer::Passed => {
+                VerificationEvent::AttemptPassed { attempt_id, name: flight.name, validity: flight.validity, at: now }
+            }
             AuthorityAnswer::Failed { reason } => VerificationEvent::AttemptFailed { attempt_id, reason, at: now },
             AuthorityAnswer::Unavailable => {
                 VerificationEvent::AttemptVoided { attempt_id, reason: "authority_unavailable".into(), at: now }
@@ -267,7 +269,8 @@ impl Verification {
         }
         let reason = reason.map(|r| r.trim().to_string()).filter(|r| !r.is_empty());
         let event = if approve {
-            VerificationEvent::ApplicationApproved { review_id, reviewer, reason, at: now }
+            let (name, validity) = (application.name.clone(), application.validity);
+            VerificationEvent::ApplicationApproved { review_id, reviewer, reason, name, validity, at: now }
         } else {
             let reason = reason.ok_or(VerificationError::ReasonRequired)?;
             VerificationEvent::ApplicationRejected { review_id, reviewer, reason, at: now }

@@ -36,8 +36,12 @@ pub enum VerificationEvent {
         validity: Option<Validity>,
         at: DateTime<Utc>,
     },
+    /// The authority confirmed the identity; carries the name and validity it confirmed.
     AttemptPassed {
         attempt_id: String,
+        name: PersonName,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        validity: Option<Validity>,
         at: DateTime<Utc>,
     },
     AttemptFailed {
@@ -66,10 +70,13 @@ pub enum VerificationEvent {
         reviewer: String,
         at: DateTime<Utc>,
     },
+    /// Approved; carries the name and validity the reviewer accepted.
     ApplicationApproved {
         review_id: String,
         reviewer: String,
         reason: Option<String>,
+        name: PersonName,
+        validity: Validity,
         at: DateTime<Utc>,
     },
     ApplicationRejected {

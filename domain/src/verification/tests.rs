@@ -155,7 +155,12 @@ async fn answers_are_recorded_for_the_attempt_in_flight_only() {
             now: at,
         })
         .await
-        .then_expect_events(vec![VerificationEvent::AttemptPassed { attempt_id: "a1".into(), at }]);
+        .then_expect_events(vec![VerificationEvent::AttemptPassed {
+            attempt_id: "a1".into(),
+            name: name(),
+            validity: None,
+            at,
+        }]);
     Fx::with(())
         .given_no_previous_events()
         .when_async(VerificationCommand::RecordAnswer {
@@ -293,7 +298,14 @@ async fn one_reviewer_claims_and_only_they_decide() {
         .await
         .then_expect_error(VerificationError::ReasonRequired);
     Fx::with(()).given(claimed).when_async(decide("rev1", true, None)).await.then_expect_events(vec![
-        VerificationEvent::ApplicationApproved { review_id: "r1".into(), reviewer: "rev1".into(), reason: None, at },
+        VerificationEvent::ApplicationApproved {
+            review_id: "r1".into(),
+            reviewer: "rev1".into(),
+            reason: None,
+            name: name(),
+            validity: validity(),
+            at,
+        },
     ]);
 }
 
@@ -319,7 +331,14 @@ fn a_failure_after_an_approval_never_revokes_it() {
     for event in [
         submitted("r1", at),
         VerificationEvent::ApplicationClaimed { review_id: "r1".into(), reviewer: "rev1".into(), at },
-        VerificationEvent::ApplicationApproved { review_id: "r1".into(), reviewer: "rev1".into(), reason: None, at },
+        VerificationEvent::ApplicationApproved {
+            review_id: "r1".into(),
+            reviewer: "rev1".into(),
+            reason: None,
+            name: name(),
+            validity: validity(),
+            at,
+        },
     ]
     .into_iter()
     .chain(failed("a1", at + Duration::days(1)))

@@ -1,0 +1,282 @@
+//! Staff members (工作人员): one stream per username, with a role, an Argon2id password hash,
+//! sessions, and the same lockout as accounts.
+
+use chrono::{DateTime, Duration, Utc};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+
+use crate::account::NewSession;
+use crate::kind::ErrorKind;
+
+/// A staff role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Reviewer,
+    Support,
+    Auditor,
+    Analyst,
+    HeadTeacher,
+    SchoolAdmin,
+    Admin,
+}
+
+impl Role {
+    /// Every role.
+    pub const ALL: [Role; 7] = [
+        Role::Reviewer,
+        Role::Support,
+        Role::Auditor,
+        Role::Analyst,
+        Role::HeadTeacher,
+        Role::SchoolAdmin,
+        Role::Admin,
+    ];
+
+    /// The wire name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Role::Reviewer => "reviewer",
+            Role::Support => "support",
+            Role::Auditor => "auditor",
+            Role::Analyst => "analyst",
+            Role::HeadTeacher => "head_teacher",
+            Role::SchoolAdmin => "school_admin",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Parses the wire name.
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// Whether a username is acceptable: 3–32 lower-case letters, digits, `.`, `_` or `-`.
+pub fn valid_username(username: &str) -> bool {
+    (3..=32).contains(&username.len())
+        && username.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+}
+
+/// Commands on a staff member.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StaffCommand {
+    Create {
+        username: String,
+        role: Role,
+        password_hash: String,
+        created_by: String,
+        now: DateTime<Utc>,
+    },
+    LogIn {
+        password_matched: bool,
+        checked_hash: String,
+        session: NewSession,
+        lockout_threshold: u32,
+        lockout: Duration,
+        now: DateTime<Utc>,
+    },
+}
+
+/// Events of a staff stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum StaffEvent {
+    Created { username: String, role: Role, password_hash: String, created_by: String, at: DateTime<Utc> },
+    SessionStarted { session_id: String, token_hash: String, expires_at: DateTime<Utc>, at: DateTime<Utc> },
+    LoginFailed { at: DateTime<Utc> },
+    Locked { at: DateTime<Utc>, until: DateTime<Utc> },
+}
+
+impl DomainEvent for StaffEvent {
+    fn event_type(&self) -> String {
+        match self {
+            StaffEvent::Created { .. } => "Created",
+            StaffEvent::SessionStarted { .. } => "SessionStarted",
+            StaffEvent::LoginFailed { .. } => "LoginFailed",
+            StaffEvent::Locked { .. } => "Locked",
+        }
+        .to_string()
+    }
+
+    fn event_version(&self) -> String {
+        "1".to_string()
+    }
+}
+
+/// A refused staff command.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StaffError {
+    #[error("this username is taken")]
+    UsernameTaken,
+    #[error("no such staff member")]
+    NotFound,
+    #[error("locked until {until}")]
+    Locked { until: DateTime<Utc> },
+    #[error("the credentials changed meanwhile")]
+    StaleCredentials,
+}
+
+impl StaffError {
+    /// The stable API code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            StaffError::UsernameTaken => "username_taken",
+            StaffError::NotFound => "login_failed",
+            StaffError::Locked { .. } => "account_locked",
+            StaffError::StaleCredentials => "conflict_retry",
+        }
+    }
+
+    /// The kind of failure.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            StaffError::UsernameTaken => ErrorKind::Conflict,
+            StaffError::NotFound => ErrorKind::Unauthenticated,
+            StaffError::Locked { .. } => ErrorKind::Locked,
+            StaffError::StaleCredentials => ErrorKind::Retry,
+        }
+    }
+}
+
+/// A staff member's state.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Staff {
+    pub username: Option<String>,
+    pub role: Option<Role>,
+    pub password_hash: Option<String>,
+    pub consecutive_failures: u32,
+    pub locked_until: Option<DateTime<Utc>>,
+}
+
+impl Aggregate for Staff {
+    const TYPE: &'static str = "staff";
+    type Command = StaffCommand;
+    type Event = StaffEvent;
+    type Error = StaffError;
+    type Services = ();
+
+    async fn handle(&mut self, command: StaffCommand, _: &(), sink: &EventSink<Self>) -> Result<(), StaffError> {
+        match command {
+            StaffCommand::Create { username, role, password_hash, created_by, now } => {
+                if self.username.is_some() {
+                    return Err(StaffError::UsernameTaken);
+                }
+                sink.write(StaffEvent::Created { username, role, password_hash, created_by, at: now }, self).await;
+                Ok(())
+            }
+            StaffCommand::LogIn { password_matched, checked_hash, session, lockout_threshold, lockout, now } => {
+                if self.username.is_none() {
+                    return Err(StaffError::NotFound);
+                }
+                if let Some(until) = self.locked_until.filter(|u| *u > now) {
+                    return Err(StaffError::Locked { until });
+                }
+                if self.password_hash.as_deref() != Some(checked_hash.as_str()) {
+                    return Err(StaffError::StaleCredentials);
+                }
+                if password_matched {
+                    let NewSession { session_id, token_hash, expires_at } = session;
+                    sink.write(StaffEvent::SessionStarted { session_id, token_hash, expires_at, at: now }, self).await;
+                } else {
+                    sink.write(StaffEvent::LoginFailed { at: now }, self).await;
+                    if self.consecutive_failures >= lockout_threshold {
+                        sink.write(StaffEvent::Locked { at: now, until: now + lockout }, self).await;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn apply(&mut self, event: StaffEvent) {
+        match event {
+            StaffEvent::Created { username, role, password_hash, .. } => {
+                self.username = Some(username);
+                self.role = Some(role);
+                self.password_hash = Some(password_hash);
+            }
+            StaffEvent::SessionStarted { .. } => {
+                self.consecutive_failures = 0;
+                self.locked_until = None;
+            }
+            StaffEvent::LoginFailed { at } => {
+                if self.locked_until.is_some_and(|u| at >= u) {
+                    self.locked_until = None;
+                    self.consecutive_failures = 0;
+                }
+                self.consecutive_failures += 1;
+            }
+            StaffEvent::Locked { until, .. } => self.locked_until = Some(until),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use cqrs_es::test::TestFramework;
+
+    use super::*;
+
+    fn t(m: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 5, 10, 1, m, 0).single().unwrap_or_default()
+    }
+
+    fn created() -> StaffEvent {
+        StaffEvent::Created {
+            username: "rev1".into(),
+            role: Role::Reviewer,
+            password_hash: "H".into(),
+            created_by: "cli".into(),
+            at: t(0),
+        }
+    }
+
+    fn login(ok: bool) -> StaffCommand {
+        StaffCommand::LogIn {
+            password_matched: ok,
+            checked_hash: "H".into(),
+            session: NewSession { session_id: "s".into(), token_hash: "th".into(), expires_at: t(50) },
+            lockout_threshold: 5,
+            lockout: Duration::minutes(15),
+            now: t(1),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_username_is_created_once() {
+        TestFramework::<Staff>::with(())
+            .given(vec![created()])
+            .when_async(StaffCommand::Create {
+                username: "rev1".into(),
+                role: Role::Admin,
+                password_hash: "H2".into(),
+                created_by: "cli".into(),
+                now: t(1),
+            })
+            .await
+            .then_expect_error(StaffError::UsernameTaken);
+    }
+
+    #[tokio::test]
+    async fn staff_log_in_and_are_locked_after_five_failures() {
+        TestFramework::<Staff>::with(()).given(vec![created()]).when_async(login(true)).await.then_expect_events(vec![
+            StaffEvent::SessionStarted { session_id: "s".into(), token_hash: "th".into(), expires_at: t(50), at: t(1) },
+        ]);
+        let mut given = vec![created()];
+        given.extend((0..4).map(|_| StaffEvent::LoginFailed { at: t(0) }));
+        TestFramework::<Staff>::with(()).given(given).when_async(login(false)).await.then_expect_events(vec![
+            StaffEvent::LoginFailed { at: t(1) },
+            StaffEvent::Locked { at: t(1), until: t(16) },
+        ]);
+    }
+
+    #[test]
+    fn usernames_and_roles_parse() {
+        assert!(valid_username("rev.one_2"));
+        assert!(!valid_username("Rev"));
+        assert_eq!(Role::parse("head_teacher"), Some(Role::HeadTeacher));
+        assert_eq!(Role::parse("root"), None);
+    }
+}
