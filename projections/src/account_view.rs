@@ -93,9 +93,10 @@ impl Projection for AccountView {
                             legacy = $5, updated_at = $6 WHERE account_id = $7",
                     name.as_str(), mask_email(email.as_str()), mask_mobile(mobile.as_str()), unverified, false, at, id)?;
             }
-            AccountEvent::ProfileCompleted { .. } => {
-                exec!(tx tx, "UPDATE account_view SET profile_complete = $1, updated_at = $2 WHERE account_id = $3",
-                    true, at, id)?;
+            AccountEvent::ProfileCompleted { profile, .. } => {
+                exec!(tx tx,
+                    "UPDATE account_view SET profile_complete = $1, gender = $2, updated_at = $3 WHERE account_id = $4",
+                    true, profile.gender.map(|g| g.as_str()), at, id)?;
             }
             AccountEvent::ProfileEdited { email: Some(email), .. } => {
                 exec!(tx tx, "UPDATE account_view SET email_masked = $1, updated_at = $2 WHERE account_id = $3",
@@ -105,6 +106,34 @@ impl Projection for AccountView {
                 let bound = matches!(event, AccountEvent::WechatBound { .. });
                 exec!(tx tx, "UPDATE account_view SET wechat_bound = $1, updated_at = $2 WHERE account_id = $3",
                     bound, at, id)?;
+            }
+            AccountEvent::RealNameStatusChanged { status, .. } => {
+                exec!(tx tx, "UPDATE account_view SET real_name_status = $1, updated_at = $2 WHERE account_id = $3",
+                    status.as_str(), at, id)?;
+            }
+            AccountEvent::VerifiedIdentityApplied { name: Some(name), .. } => {
+                exec!(tx tx, "UPDATE account_view SET name = $1, updated_at = $2 WHERE account_id = $3",
+                    name.as_str(), at, id)?;
+            }
+            AccountEvent::ContactChangedBySupport { mobile, email, .. } => {
+                if let Some(mobile) = mobile {
+                    exec!(tx tx, "UPDATE account_view SET mobile_masked = $1, updated_at = $2 WHERE account_id = $3",
+                        mask_mobile(mobile.as_str()), at, id)?;
+                }
+                if let Some(email) = email {
+                    exec!(tx tx, "UPDATE account_view SET email_masked = $1, updated_at = $2 WHERE account_id = $3",
+                        mask_email(email.as_str()), at, id)?;
+                }
+            }
+            AccountEvent::CorrectedBySupport { gender, name, .. } => {
+                if let Some(name) = name {
+                    exec!(tx tx, "UPDATE account_view SET name = $1, updated_at = $2 WHERE account_id = $3",
+                        name.as_str(), at, id)?;
+                }
+                if let Some(gender) = gender {
+                    exec!(tx tx, "UPDATE account_view SET gender = $1, updated_at = $2 WHERE account_id = $3",
+                        gender.as_str(), at, id)?;
+                }
             }
             _ => {}
         }

@@ -1,19 +1,31 @@
 //! Everything below the binaries that touches the database: opening a store of either
 //! backend ([`db`]), the cqrs-es event store and command bus ([`store`]), reading the log in
 //! global order ([`log`]), the catch-up projection runner ([`runner`]), the read models
-//! ([`account_view`], [`sessions`]) and the outbox of messages ([`outbox`]).
+//! ([`account_view`], [`sessions`], [`quotas`], [`review_queue`], [`staff_sessions`]), the
+//! [`identity`] process manager, and the outbox of messages ([`outbox`]).
 
 pub mod account_view;
 pub mod db;
+pub mod identity;
 pub mod log;
 pub mod outbox;
+pub mod quotas;
+pub mod review_queue;
 pub mod runner;
 pub mod sessions;
+pub mod staff_sessions;
 pub mod store;
 
 use std::sync::Arc;
 
-/// Every projection the server runs, in one list (the replay tool rebuilds the same).
-pub fn all_projections() -> Vec<Arc<dyn runner::Projection>> {
-    vec![Arc::new(account_view::AccountView), Arc::new(sessions::Sessions)]
+/// Every read model, in one list (the replay tool rebuilds the same). The server also runs
+/// the [`identity`] process manager, which issues commands and is therefore not a read model.
+pub fn read_models() -> Vec<Arc<dyn runner::Projection>> {
+    vec![
+        Arc::new(account_view::AccountView),
+        Arc::new(sessions::Sessions),
+        Arc::new(quotas::Quotas),
+        Arc::new(review_queue::ReviewQueue),
+        Arc::new(staff_sessions::StaffSessions),
+    ]
 }

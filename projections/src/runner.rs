@@ -26,6 +26,18 @@ pub trait Projection: Send + Sync {
     fn name(&self) -> &'static str;
     /// Applies one event inside the batch transaction.
     async fn apply(&self, tx: &mut DbTx, event: &StoredEvent) -> Result<(), ProjectionError>;
+
+    /// Whether this is a process manager: its effects are commands on aggregates, made by
+    /// [`handle`](Self::handle) outside the batch transaction. They must be idempotent,
+    /// since a crash between a command and the checkpoint replays the event.
+    fn is_process_manager(&self) -> bool {
+        false
+    }
+
+    /// Reacts to one event (process managers only).
+    async fn handle(&self, _event: &StoredEvent) -> Result<(), ProjectionError> {
+        Ok(())
+    }
 }
 
 /// A projection failed to apply an event.
@@ -33,6 +45,8 @@ pub trait Projection: Send + Sync {
 pub enum ProjectionError {
     #[error(transparent)]
     Sqlx(#[from] sqlx::Error),
+    #[error("command failed: {0}")]
+    Command(String),
     #[error("undecodable event {aggregate_type}/{aggregate_id}#{sequence}: {message}")]
     Decode { aggregate_type: String, aggregate_id: String, sequence: i64, message: String },
 }
@@ -262,6 +276,11 @@ impl Task {
             self.progress.send_if_modified(|p| std::mem::replace(p, from) != from);
             return Ok(0);
         };
+        if self.projection.is_process_manager() {
+            for event in &events {
+                self.projection.handle(event).await?;
+            }
+        }
         let mut tx = self.db.begin().await?;
         // Claim the batch first: on SQLite this takes the write lock before any read-model
         // write, and on both backends a runner that lost a race affects no row.

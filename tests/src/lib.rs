@@ -896,3 +896,30 @@ impl ApiResponse {
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_check_character_of_the_standard_example_is_x() {
+        assert_eq!(gb11643_check_char("11010519491231002"), 'X');
+    }
+
+    #[test]
+    fn generated_resident_numbers_are_valid_and_unique() {
+        let numbers: Vec<String> = (0..2000).map(|_| resident_id_number()).collect();
+        for n in &numbers {
+            assert_eq!(n.len(), 18);
+            assert_eq!(gb11643_check_char(&n[..17]), n.chars().last().unwrap());
+            assert!(chrono::NaiveDate::parse_from_str(&n[6..14], "%Y%m%d").is_ok(), "{n}");
+        }
+        let unique: std::collections::HashSet<&String> = numbers.iter().collect();
+        assert_eq!(unique.len(), numbers.len());
+    }
+
+    #[test]
+    fn masking_keeps_the_first_two_and_last_two_characters() {
+        assert_eq!(masked("11010519491231002X"), "11**************2X");
+    }
+}

@@ -75,6 +75,9 @@ pub struct Verification {
     pub failed_once: bool,
     pub status: RealNameStatus,
     pub applications: Vec<Application>,
+    /// Sources of the resets applied (idempotence of the process manager).
+    #[serde(default)]
+    pub reset_sources: Vec<String>,
 }
 
 /// Quotas left at an instant.
@@ -306,7 +309,10 @@ impl Aggregate for Verification {
             }
             cmd @ VerificationCommand::Decide { .. } => self.decide(cmd, sink).await,
             VerificationCommand::Reset { source, now } => {
-                sink.write(VerificationEvent::Reset { source, at: now }, self).await;
+                let nothing_to_undo = self.status == RealNameStatus::Unverified;
+                if !nothing_to_undo && !self.reset_sources.contains(&source) {
+                    sink.write(VerificationEvent::Reset { source, at: now }, self).await;
+                }
                 Ok(())
             }
         }
@@ -392,7 +398,8 @@ impl Aggregate for Verification {
                     self.status = RealNameStatus::ManualReviewRejected;
                 }
             }
-            VerificationEvent::Reset { .. } => {
+            VerificationEvent::Reset { source, .. } => {
+                self.reset_sources.push(source);
                 self.status = if self.pending().is_some() {
                     RealNameStatus::ManualReviewPending
                 } else {

@@ -1,0 +1,94 @@
+//! `review_queue`: manual-review applications for reviewers, oldest due first, and the
+//! holder's own list.
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use shenfen_domain::verification::{Verification, VerificationEvent};
+
+use crate::db::{Db, DbTx};
+use crate::exec;
+use crate::log::StoredEvent;
+use crate::runner::{Projection, ProjectionError};
+
+/// The projection.
+pub struct ReviewQueue;
+
+/// One application.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ReviewRow {
+    pub review_id: String,
+    pub account_id: String,
+    pub document_type: String,
+    pub submitted_at: DateTime<Utc>,
+    pub due_by: NaiveDate,
+    pub status: String,
+    pub claimed_by: Option<String>,
+    pub decision_reason: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str =
+    "review_id, account_id, document_type, submitted_at, due_by, status, claimed_by, decision_reason, decided_at";
+
+impl ReviewQueue {
+    /// The projection's name.
+    pub const NAME: &'static str = "review_queue";
+
+    /// Pending applications, oldest due first.
+    pub async fn pending(db: &Db, limit: i64) -> Result<Vec<ReviewRow>, sqlx::Error> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM review_queue WHERE status = 'pending' ORDER BY due_by, submitted_at, review_id LIMIT $1"
+        );
+        crate::fetch_all!(db, ReviewRow, &sql, limit)
+    }
+
+    /// One account's applications, newest first.
+    pub async fn of_account(db: &Db, account_id: &str) -> Result<Vec<ReviewRow>, sqlx::Error> {
+        let sql = format!("SELECT {COLUMNS} FROM review_queue WHERE account_id = $1 ORDER BY submitted_at DESC");
+        crate::fetch_all!(db, ReviewRow, &sql, account_id)
+    }
+
+    /// One application.
+    pub async fn get(db: &Db, review_id: &str) -> Result<Option<ReviewRow>, sqlx::Error> {
+        let sql = format!("SELECT {COLUMNS} FROM review_queue WHERE review_id = $1");
+        crate::fetch_optional!(db, ReviewRow, &sql, review_id)
+    }
+}
+
+#[async_trait]
+impl Projection for ReviewQueue {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    async fn apply(&self, tx: &mut DbTx, e: &StoredEvent) -> Result<(), ProjectionError> {
+        if e.aggregate_type != <Verification as cqrs_es::Aggregate>::TYPE {
+            return Ok(());
+        }
+        let event: VerificationEvent =
+            serde_json::from_value(e.payload.clone()).map_err(|err| ProjectionError::decode(e, err))?;
+        match event {
+            VerificationEvent::ApplicationSubmitted { account_id, review_id, document_type, due_by, at, .. } => {
+                exec!(tx tx,
+                    "INSERT INTO review_queue (review_id, account_id, document_type, submitted_at, due_by, status)
+                     VALUES ($1, $2, $3, $4, $5, 'pending') ON CONFLICT (review_id) DO NOTHING",
+                    review_id, account_id, document_type.as_str(), at, due_by)?;
+            }
+            VerificationEvent::ApplicationClaimed { review_id, reviewer, .. } => {
+                exec!(tx tx, "UPDATE review_queue SET claimed_by = $1 WHERE review_id = $2", reviewer, review_id)?;
+            }
+            VerificationEvent::ApplicationApproved { review_id, reason, at, .. } => {
+                exec!(tx tx,
+                    "UPDATE review_queue SET status = 'approved', decision_reason = $1, decided_at = $2 WHERE review_id = $3",
+                    reason, at, review_id)?;
+            }
+            VerificationEvent::ApplicationRejected { review_id, reason, at, .. } => {
+                exec!(tx tx,
+                    "UPDATE review_queue SET status = 'rejected', decision_reason = $1, decided_at = $2 WHERE review_id = $3",
+                    reason, at, review_id)?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
