@@ -18,10 +18,27 @@ struct Cli {
 enum Command {
     /// Run the HTTP API.
     Serve(Settings),
+    /// Staff accounts.
+    #[command(subcommand)]
+    Staff(StaffCommand),
     /// Import accounts from before the cut-over (CSV: document_type,document_number,name,registered_at).
     ImportLegacy {
         /// The CSV file.
         file: PathBuf,
+        #[command(flatten)]
+        settings: Settings,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum StaffCommand {
+    /// Create a staff account; the password is read from standard input (first line).
+    Add {
+        #[arg(long)]
+        username: String,
+        /// reviewer, support, auditor, analyst, head_teacher, school_admin or admin.
+        #[arg(long)]
+        role: String,
         #[command(flatten)]
         settings: Settings,
     },
@@ -42,6 +59,9 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Serve(settings) => crate::startup::serve(settings).await.map(|()| ExitCode::SUCCESS),
             Command::ImportLegacy { file, settings } => crate::legacy::import(&settings, &file).await,
+            Command::Staff(StaffCommand::Add { username, role, settings }) => {
+                crate::legacy::add_staff(settings, username, role).await
+            }
         }
     });
     match result {

@@ -16,6 +16,9 @@ pub struct Settings {
     /// `log` (JSON lines appended to `./data/messages.log`), `log:PATH`, or `webhook:URL`.
     #[arg(long, env = "SHENFEN_NOTIFIER", default_value = "log")]
     pub notifier: String,
+    /// `reference:PATH` (a CSV registry; `reference:` alone is the shipped demo) or `http:URL`.
+    #[arg(long, env = "SHENFEN_IDENTITY_AUTHORITY", default_value = "reference:")]
+    pub identity_authority: String,
     /// Where photos and materials are stored.
     #[arg(long, env = "SHENFEN_BLOB_DIR", default_value = "./data/blobs")]
     pub blob_dir: PathBuf,

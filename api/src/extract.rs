@@ -153,3 +153,61 @@ impl FromRequestParts<Arc<AppState>> for Holder {
         Ok(Holder { account_id: session.account_id, session_id: session.session_id })
     }
 }
+
+/// A signed-in staff member. A bearer token of an account holder on a staff endpoint is
+/// answered 403 `forbidden`; no or an unknown token, 401.
+#[derive(Debug, Clone)]
+pub struct StaffMember {
+    pub staff_id: String,
+    pub username: String,
+    pub role: shenfen_domain::staff::Role,
+}
+
+impl StaffMember {
+    /// The actor for events this staff member causes.
+    pub fn actor(&self) -> Actor {
+        Actor::Staff { id: self.staff_id.clone(), role: self.role.as_str().to_string() }
+    }
+
+    /// Refuses with 403 unless the member has one of `roles`.
+    pub fn require(&self, roles: &[shenfen_domain::staff::Role]) -> Result<(), ApiError> {
+        if roles.contains(&self.role) {
+            Ok(())
+        } else {
+            Err(forbidden())
+        }
+    }
+}
+
+/// 403 `forbidden`.
+pub fn forbidden() -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, "forbidden", "Your role may not do this.", "您没有执行此操作的权限。")
+}
+
+impl FromRequestParts<Arc<AppState>> for StaffMember {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(ApiError::unauthenticated)?;
+        let hash = shenfen_domain::ids::token_hash(token);
+        let now = state.clock.now();
+        let found = shenfen_projections::staff_sessions::StaffSessions::find(&state.db, &hash, now)
+            .await
+            .map_err(ApiError::internal)?;
+        if let Some(session) = found {
+            let role = shenfen_domain::staff::Role::parse(&session.role).ok_or_else(forbidden)?;
+            return Ok(StaffMember { staff_id: session.staff_id, username: session.username, role });
+        }
+        if Sessions::find(&state.db, &hash, now).await.map_err(ApiError::internal)?.is_some() {
+            return Err(forbidden());
+        }
+        Err(ApiError::unauthenticated())
+    }
+}

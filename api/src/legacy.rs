@@ -1,4 +1,5 @@
-//! `shenfen import-legacy FILE.csv`: accounts from before the cut-over date.
+//! Operator commands: `shenfen import-legacy FILE.csv` (accounts from before the cut-over
+//! date) and `shenfen staff add`.
 //!
 //! CSV header `document_type,document_number,name,registered_at` (`registered_at` a date or
 //! an RFC 3339 instant, before the cut-over). Each row becomes a `LegacyImported` event on the
@@ -76,4 +77,41 @@ pub async fn import(settings: &crate::config::Settings, file: &Path) -> anyhow::
     println!("imported {imported}, already present {present}, refused {refused}");
     db.close().await;
     Ok(if refused == 0 { ExitCode::SUCCESS } else { ExitCode::from(2) })
+}
+
+/// `shenfen staff add --username NAME --role ROLE`, the password on standard input.
+pub async fn add_staff(settings: crate::config::Settings, username: String, role: String) -> anyhow::Result<ExitCode> {
+    let mut password = String::new();
+    std::io::stdin().read_line(&mut password).context("reading the password from standard input")?;
+    let password = password.trim_end_matches(['\r', '\n']).to_string();
+    let state = crate::startup::build_state(settings).await?;
+    let now = Utc::now();
+    let body = crate::routes::staff::NewStaff {
+        username: Some(username),
+        role: Some(role),
+        password: Some(password),
+        own_document_type: None,
+        own_document_number: None,
+    };
+    let meta = EventMetadata {
+        actor: Actor::System { id: "cli".into() },
+        request_id: format!("staff-add-{}", uuid::Uuid::new_v4()),
+        at: now,
+    };
+    let result = match crate::routes::staff::validate_staff(&state, &body, cst_date(now)) {
+        Ok(input) => crate::routes::staff::create_staff(&state, input, "cli", &meta).await,
+        Err(e) => Err(e),
+    };
+    state.db.close().await;
+    match result {
+        Ok(created) => {
+            println!("created staff {} ({}) with role {}", created.username, created.staff_id, created.role);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(problem) => {
+            let fields: Vec<String> = problem.errors.iter().map(|e| format!("{}: {}", e.field, e.code)).collect();
+            eprintln!("error: {} {}", problem.code, fields.join(", "));
+            Ok(ExitCode::from(2))
+        }
+    }
 }

@@ -7,6 +7,8 @@
 // so its size costs nothing where it matters.
 #![allow(clippy::result_large_err)]
 
+pub mod authority;
+pub mod blobs;
 pub mod cli;
 pub mod config;
 pub mod crypto;

@@ -15,8 +15,13 @@ use axum::routing::{delete, get, post, put};
 use axum::Router;
 use chrono::{DateTime, Utc};
 use shenfen_domain::account::Account;
+use shenfen_domain::calendar::WorkingCalendar;
 use shenfen_domain::code::CodeChannel;
+use shenfen_domain::ports::IdentityAuthority;
+use shenfen_domain::staff::Staff;
+use shenfen_domain::verification::Verification;
 use shenfen_projections::db::Db;
+use shenfen_projections::identity::IdentityProcess;
 use shenfen_projections::log::Position;
 use shenfen_projections::runner::{self, Progress, RunnerConfig};
 use shenfen_projections::store::CommandBus;
@@ -49,8 +54,13 @@ impl Clock for SystemClock {
 pub struct AppState {
     pub settings: Settings,
     pub db: Db,
-    pub accounts: CommandBus<Account>,
+    pub accounts: Arc<CommandBus<Account>>,
     pub codes: CommandBus<CodeChannel>,
+    pub verifications: Arc<CommandBus<Verification>>,
+    pub staff: CommandBus<Staff>,
+    pub authority: Box<dyn IdentityAuthority>,
+    pub calendar: WorkingCalendar,
+    pub blobs: crate::blobs::BlobStore,
     pub progress: Progress,
     pub key: Vec<u8>,
     pub hashing: PasswordHashing,
@@ -80,16 +90,28 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<Arc<AppState>> {
     let metrics = crate::telemetry::metrics();
     let (written, _) = watch::channel(0u64);
     let written = Arc::new(written);
-    let progress = runner::start(&db, shenfen_projections::all_projections(), &written, RunnerConfig::default())
-        .await
-        .context("starting the projections")?;
+    let accounts = Arc::new(CommandBus::new(&db, (), written.clone()));
+    let verifications = Arc::new(CommandBus::new(&db, (), written.clone()));
+    let mut projections = shenfen_projections::read_models();
+    projections.push(Arc::new(IdentityProcess { accounts: accounts.clone(), verifications: verifications.clone() }));
+    let progress =
+        runner::start(&db, projections, &written, RunnerConfig::default()).await.context("starting the projections")?;
+    let authority = crate::authority::from_spec(&settings.identity_authority)?;
+    let blobs = crate::blobs::BlobStore::open(&settings.blob_dir)?;
+    let calendar = WorkingCalendar::shipped();
+    check_calendar(&calendar);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let notifier = Notifier::parse(&settings.notifier)?;
     let outbox_wake = Arc::new(Notify::new());
     tokio::spawn(crate::notifier::run_outbox(db.clone(), notifier, clock.clone(), outbox_wake.clone()));
     Ok(Arc::new(AppState {
-        accounts: CommandBus::new(&db, (), written.clone()),
+        accounts,
         codes: CommandBus::new(&db, (), written.clone()),
+        verifications,
+        staff: CommandBus::new(&db, (), written.clone()),
+        authority,
+        calendar,
+        blobs,
         limiter: IpLimiter::new(settings.ip_rate_limit),
         hashing: PasswordHashing::new()?,
         settings,
@@ -100,6 +122,18 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<Arc<AppState>> {
         outbox_wake,
         metrics,
     }))
+}
+
+/// Warns (log and metric) when this year or the next has no holiday data: due dates then
+/// fall back to Monday–Friday until an operator adds the State Council's notice.
+fn check_calendar(calendar: &WorkingCalendar) {
+    use chrono::Datelike;
+    let year = shenfen_domain::time::cst_date(Utc::now()).year();
+    let missing: Vec<i32> = [year, year + 1].into_iter().filter(|y| !calendar.covers(*y)).collect();
+    metrics::gauge!("shenfen_calendar_missing_years").set(missing.len() as f64);
+    for y in missing {
+        tracing::warn!(year = y, "no holiday calendar for this year: due dates fall back to Monday–Friday");
+    }
 }
 
 /// The router with all middleware.
@@ -118,7 +152,28 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/me", get(routes::me::get_me))
         .route("/v1/me/profile", put(routes::me::update_profile))
         .route("/v1/me/password", post(routes::me::change_password))
-        .route("/v1/me/wechat", put(routes::me::bind_wechat).delete(routes::me::unbind_wechat));
+        .route("/v1/me/wechat", put(routes::me::bind_wechat).delete(routes::me::unbind_wechat))
+        .route("/v1/me/real-name-verifications", post(routes::verification::verify))
+        .route(
+            "/v1/me/manual-reviews",
+            post(routes::verification::apply_for_review)
+                .layer(DefaultBodyLimit::max(4 * 1024 * 1024))
+                .get(routes::verification::my_reviews),
+        )
+        .route("/v1/me/business-eligibility", get(routes::verification::eligibility));
+    let staff = Router::new()
+        .route(
+            "/v1/staff/sessions",
+            post(routes::staff::log_in).route_layer(middleware::from_fn_with_state(state.clone(), ip_limit)),
+        )
+        .route("/v1/staff/accounts", post(routes::staff::create))
+        .route("/v1/review-queue", get(routes::reviews::queue))
+        .route("/v1/manual-reviews/{id}/claim", post(routes::reviews::claim))
+        .route("/v1/manual-reviews/{id}/decision", post(routes::reviews::decide))
+        .route("/v1/manual-reviews/{id}/photos/{which}", get(routes::reviews::photo))
+        .route("/v1/support/lookups", post(routes::support::lookup))
+        .route("/v1/support/accounts/{id}/contact", post(routes::support::change_contact))
+        .route("/v1/support/accounts/{id}/corrections", post(routes::support::correct));
     let ops = Router::new()
         .route("/healthz", get(routes::ops::healthz))
         .route("/readyz", get(routes::ops::readyz))
@@ -127,6 +182,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(public)
         .merge(holder)
+        .merge(staff)
         .merge(ops)
         .route_layer(middleware::from_fn(http_metrics))
         .fallback(|| async {

@@ -66,6 +66,8 @@ pub enum StaffCommand {
         username: String,
         role: Role,
         password_hash: String,
+        /// The staff member's own applicant account, if they have one (they never review it).
+        account_id: Option<String>,
         created_by: String,
         now: DateTime<Utc>,
     },
@@ -82,10 +84,28 @@ pub enum StaffCommand {
 /// Events of a staff stream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum StaffEvent {
-    Created { username: String, role: Role, password_hash: String, created_by: String, at: DateTime<Utc> },
-    SessionStarted { session_id: String, token_hash: String, expires_at: DateTime<Utc>, at: DateTime<Utc> },
-    LoginFailed { at: DateTime<Utc> },
-    Locked { at: DateTime<Utc>, until: DateTime<Utc> },
+    Created {
+        username: String,
+        role: Role,
+        password_hash: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        account_id: Option<String>,
+        created_by: String,
+        at: DateTime<Utc>,
+    },
+    SessionStarted {
+        session_id: String,
+        token_hash: String,
+        expires_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+    },
+    LoginFailed {
+        at: DateTime<Utc>,
+    },
+    Locked {
+        at: DateTime<Utc>,
+        until: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for StaffEvent {
@@ -145,6 +165,7 @@ pub struct Staff {
     pub username: Option<String>,
     pub role: Option<Role>,
     pub password_hash: Option<String>,
+    pub account_id: Option<String>,
     pub consecutive_failures: u32,
     pub locked_until: Option<DateTime<Utc>>,
 }
@@ -158,11 +179,12 @@ impl Aggregate for Staff {
 
     async fn handle(&mut self, command: StaffCommand, _: &(), sink: &EventSink<Self>) -> Result<(), StaffError> {
         match command {
-            StaffCommand::Create { username, role, password_hash, created_by, now } => {
+            StaffCommand::Create { username, role, password_hash, account_id, created_by, now } => {
                 if self.username.is_some() {
                     return Err(StaffError::UsernameTaken);
                 }
-                sink.write(StaffEvent::Created { username, role, password_hash, created_by, at: now }, self).await;
+                let event = StaffEvent::Created { username, role, password_hash, account_id, created_by, at: now };
+                sink.write(event, self).await;
                 Ok(())
             }
             StaffCommand::LogIn { password_matched, checked_hash, session, lockout_threshold, lockout, now } => {
@@ -191,7 +213,8 @@ impl Aggregate for Staff {
 
     fn apply(&mut self, event: StaffEvent) {
         match event {
-            StaffEvent::Created { username, role, password_hash, .. } => {
+            StaffEvent::Created { username, role, password_hash, account_id, .. } => {
+                self.account_id = account_id;
                 self.username = Some(username);
                 self.role = Some(role);
                 self.password_hash = Some(password_hash);
@@ -228,6 +251,7 @@ mod tests {
             username: "rev1".into(),
             role: Role::Reviewer,
             password_hash: "H".into(),
+            account_id: None,
             created_by: "cli".into(),
             at: t(0),
         }
@@ -252,6 +276,7 @@ mod tests {
                 username: "rev1".into(),
                 role: Role::Admin,
                 password_hash: "H2".into(),
+                account_id: None,
                 created_by: "cli".into(),
                 now: t(1),
             })

@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 use shenfen_domain::account::{AccountCommand, ProfileInput};
 use shenfen_domain::shared::ethnicity::is_valid_ethnicity;
 use shenfen_domain::shared::Gender;
-use shenfen_domain::time::{cst_date, review_period};
+use shenfen_domain::time::cst_date;
 use shenfen_projections::account_view::AccountView;
+use shenfen_projections::quotas::Quotas;
 use shenfen_projections::sessions::Sessions;
 use utoipa::ToSchema;
 
@@ -20,10 +21,6 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{AppJson, Ctx, Holder};
 use crate::startup::AppState;
 use crate::validate::{self, Errors};
-
-/// Real-name attempts per China day and manual-review applications per period (domain rules).
-const DAILY_ATTEMPTS: u32 = 3;
-const PERIOD_APPLICATIONS: u32 = 3;
 
 /// A review period.
 #[derive(Debug, Serialize, ToSchema)]
@@ -38,6 +35,10 @@ pub struct QuotasView {
     pub real_name_attempts_left_today: u32,
     pub manual_review_applications_left_in_period: u32,
     pub period: PeriodView,
+    /// When today's attempts are back (the next midnight, China time).
+    pub attempts_reset_at: chrono::DateTime<chrono::Utc>,
+    /// When the next period starts.
+    pub next_period_start: NaiveDate,
 }
 
 /// The holder's account.
@@ -60,7 +61,7 @@ async fn me_view(state: &AppState, ctx: &Ctx, account_id: &str) -> ApiResult<MeV
         .await
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "account_not_found", "No such account.", "账号不存在。"))?;
-    let (start, end) = review_period(cst_date(ctx.now));
+    let quotas = Quotas::get(&state.db, account_id, ctx.now).await.map_err(ApiError::internal)?;
     Ok(MeView {
         account_id: row.account_id,
         document_type: row.document_type,
@@ -71,11 +72,12 @@ async fn me_view(state: &AppState, ctx: &Ctx, account_id: &str) -> ApiResult<MeV
         email_masked: row.email_masked,
         mobile_masked: row.mobile_masked,
         wechat_bound: row.wechat_bound,
-        // Verification (part 2 of the roadmap) has no attempts to count yet.
         quotas: QuotasView {
-            real_name_attempts_left_today: DAILY_ATTEMPTS,
-            manual_review_applications_left_in_period: PERIOD_APPLICATIONS,
-            period: PeriodView { start, end },
+            real_name_attempts_left_today: quotas.attempts_left_today,
+            manual_review_applications_left_in_period: quotas.applications_left_in_period,
+            period: PeriodView { start: quotas.period_start, end: quotas.period_end },
+            attempts_reset_at: quotas.attempts_reset_at,
+            next_period_start: quotas.next_period_start,
         },
     })
 }

@@ -5,10 +5,16 @@ pub mod codes;
 pub mod me;
 pub mod ops;
 pub mod resets;
+pub mod reviews;
 pub mod sessions;
+pub mod staff;
+pub mod support;
+pub mod verification;
 
 use shenfen_domain::account::AccountError;
 use shenfen_domain::code::CodeError;
+use shenfen_domain::staff::StaffError;
+use shenfen_domain::verification::VerificationError;
 use shenfen_projections::store::BusError;
 
 use crate::error::{ApiError, FieldError};
@@ -85,5 +91,85 @@ pub fn bus_problem<E: std::error::Error>(err: BusError<E>, domain: impl FnOnce(E
             "操作过于频繁，请重试。",
         ),
         BusError::Store(cause) => ApiError::internal(cause),
+    }
+}
+
+/// A new id that names its account: `PREFIX` + the account id's 32 hex digits + 16 random hex
+/// digits. Reset and review ids are made this way, so no read model is needed to route them.
+pub fn id_for(prefix: &str, account_id: &str) -> String {
+    format!("{prefix}{}{}", account_id.replace('-', ""), crate::crypto::random_hex(8))
+}
+
+/// The account id named by an id made with [`id_for`].
+pub fn account_of(prefix: &str, id: &str) -> Option<String> {
+    let rest = id.strip_prefix(prefix)?;
+    if rest.len() != 48 || !rest.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let h = &rest[..32];
+    Some(format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]))
+}
+
+/// The problem for a refused verification command.
+pub fn verification_problem(err: VerificationError) -> ApiError {
+    let status = ApiError::status_of(err.kind());
+    let (en, zh): (&str, &str) = match &err {
+        VerificationError::ManualReviewPending => (
+            "A manual review is pending: no verification and no change until it is decided.",
+            "人工审核期间不可进行实名核验或修改信息。",
+        ),
+        VerificationError::AttemptInProgress => ("Another verification is in progress.", "另一项核验正在进行中。"),
+        VerificationError::DailyAttemptsExhausted { .. } => (
+            "Real-name verification may be tried 3 times a day; try again tomorrow.",
+            "每日最多可进行三次实名核验，请明日再试。",
+        ),
+        VerificationError::NoSuchAttempt => ("No such verification attempt.", "核验记录不存在。"),
+        VerificationError::VerificationRequiredFirst => (
+            "Run real-name verification first; manual review is for when it fails.",
+            "请先进行实名核验，未通过时再申请人工审核。",
+        ),
+        VerificationError::AlreadyVerified => ("The identity is already proven.", "身份已核验通过。"),
+        VerificationError::PeriodQuotaExhausted { .. } => {
+            ("Manual review may be applied for 3 times per period.", "每个周期最多可申请三次人工审核。")
+        }
+        VerificationError::ReviewNotFound => ("No such application.", "审核申请不存在。"),
+        VerificationError::NotPending => ("The application is already decided.", "该申请已审核完毕。"),
+        VerificationError::AlreadyClaimed => ("Another reviewer has claimed it.", "该申请已被其他审核员领取。"),
+        VerificationError::OwnAccount => ("Reviewers never review their own account.", "审核员不能审核本人的申请。"),
+        VerificationError::NotClaimedByYou => ("Claim the application first.", "请先领取该申请。"),
+        VerificationError::ReasonRequired => ("A rejection needs a reason.", "不通过时须填写原因。"),
+    };
+    let problem = match &err {
+        VerificationError::ReasonRequired => ApiError::field("reason", "reason_required"),
+        _ => ApiError::new(status, err.code(), en, zh),
+    };
+    let problem = ApiError { detail_en: en.into(), detail_zh: zh.into(), ..problem };
+    match err {
+        VerificationError::DailyAttemptsExhausted { next_attempt_at } => {
+            problem.with("next_attempt_at", next_attempt_at)
+        }
+        VerificationError::PeriodQuotaExhausted { next_period_start } => {
+            problem.with("next_period_start", next_period_start)
+        }
+        _ => problem,
+    }
+}
+
+/// The problem for a refused staff command.
+pub fn staff_problem(err: StaffError) -> ApiError {
+    let status = ApiError::status_of(err.kind());
+    match err {
+        StaffError::UsernameTaken => ApiError::new(status, err.code(), "This username is taken.", "该用户名已存在。"),
+        StaffError::NotFound => {
+            ApiError::new(status, err.code(), "The username or password is wrong.", "用户名或密码错误。")
+        }
+        StaffError::Locked { until } => ApiError::new(
+            status,
+            err.code(),
+            "Too many failed logins: temporarily locked.",
+            "登录失败次数过多，已被临时锁定。",
+        )
+        .with("locked_until", until),
+        StaffError::StaleCredentials => ApiError::new(status, err.code(), "Try again.", "请重试。"),
     }
 }

@@ -89,16 +89,6 @@ fn masked(method: ResetMethod, to: &str) -> String {
     }
 }
 
-/// The account id a reset id names.
-fn account_of(reset_id: &str) -> Option<String> {
-    let rest = reset_id.strip_prefix("rst_")?;
-    if rest.len() != 48 || !rest.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    let h = &rest[..32];
-    Some(format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]))
-}
-
 fn reset_not_found() -> ApiError {
     super::account_problem(AccountError::ResetNotFound)
 }
@@ -126,7 +116,7 @@ pub async fn start(
     if account.legacy {
         return Err(super::account_problem(AccountError::LegacyMustReregister));
     }
-    let reset_id = format!("rst_{}{}", account_id.replace('-', ""), crate::crypto::random_hex(8));
+    let reset_id = super::id_for("rst_", &account_id);
     let command = AccountCommand::RequestPasswordReset { reset_id: reset_id.clone(), name, now: ctx.now };
     let committed = state
         .accounts
@@ -156,7 +146,7 @@ pub async fn deliver(
     Path(reset_id): Path<String>,
     AppJson(body): AppJson<DeliveryRequest>,
 ) -> ApiResult<StatusCode> {
-    let account_id = account_of(&reset_id).ok_or_else(reset_not_found)?;
+    let account_id = super::account_of("rst_", &reset_id).ok_or_else(reset_not_found)?;
     let mut errors = Errors::default();
     let method = errors.required("method", &body.method).map(str::to_string);
     errors.finish()?;
@@ -227,7 +217,7 @@ pub async fn complete(
     Path(reset_id): Path<String>,
     AppJson(body): AppJson<CompletionRequest>,
 ) -> ApiResult<StatusCode> {
-    let account_id = account_of(&reset_id).ok_or_else(bad_secret)?;
+    let account_id = super::account_of("rst_", &reset_id).ok_or_else(bad_secret)?;
     let account = state.accounts.load(&account_id).await.map_err(|e| super::bus_problem(e, super::account_problem))?;
     let mut errors = Errors::default();
     let secret = errors.required("secret", &body.secret).map(|s| s.trim().to_string());

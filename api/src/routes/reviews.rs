@@ -1,0 +1,197 @@
+//! The reviewers' side of manual review: the queue, claiming, photos, decisions.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use shenfen_domain::staff::Role;
+use shenfen_domain::time::cst_date;
+use shenfen_domain::verification::{VerificationCommand, VerificationError};
+use shenfen_projections::review_queue::ReviewQueue;
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{AppJson, Ctx, StaffMember};
+use crate::startup::AppState;
+
+/// An application in the queue.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueueItem {
+    pub review_id: String,
+    pub account_id: String,
+    pub document_type: String,
+    pub submitted_at: DateTime<Utc>,
+    pub due_by: NaiveDate,
+    /// The due date (China time) has passed without a decision.
+    pub overdue: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claimed_by: Option<String>,
+}
+
+/// Pending applications, oldest due first.
+#[utoipa::path(get, path = "/v1/review-queue", tag = "reviewer", security(("bearer" = [])),
+    responses((status = 200, body = [QueueItem]), (status = 403, body = crate::error::Problem)))]
+pub async fn queue(
+    State(state): State<Arc<AppState>>,
+    ctx: Ctx,
+    staff: StaffMember,
+) -> ApiResult<Json<Vec<QueueItem>>> {
+    staff.require(&[Role::Reviewer])?;
+    let today = cst_date(ctx.now);
+    let rows = ReviewQueue::pending(&state.db, 1000).await.map_err(ApiError::internal)?;
+    let overdue = rows.iter().filter(|r| r.due_by < today).count();
+    metrics::gauge!("shenfen_reviews_overdue").set(overdue as f64);
+    Ok(Json(
+        rows.into_iter()
+            .map(|r| QueueItem {
+                overdue: r.due_by < today,
+                review_id: r.review_id,
+                account_id: r.account_id,
+                document_type: r.document_type,
+                submitted_at: r.submitted_at,
+                due_by: r.due_by,
+                claimed_by: r.claimed_by,
+            })
+            .collect(),
+    ))
+}
+
+fn review_account(review_id: &str) -> ApiResult<String> {
+    super::account_of("rev_", review_id).ok_or_else(|| super::verification_problem(VerificationError::ReviewNotFound))
+}
+
+/// A claimed or decided application.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReviewState {
+    pub review_id: String,
+    pub status: String,
+    pub claimed_by: Option<String>,
+}
+
+async fn run(
+    state: &AppState,
+    ctx: &Ctx,
+    staff: &StaffMember,
+    review_id: &str,
+    command: VerificationCommand,
+) -> ApiResult<Json<ReviewState>> {
+    let account_id = review_account(review_id)?;
+    let committed = state
+        .verifications
+        .execute(&account_id, command, &ctx.meta(staff.actor()))
+        .await
+        .map_err(|e| super::bus_problem(e, super::verification_problem))?;
+    super::verification::settle(state, &account_id, committed.position).await;
+    let application = committed
+        .state
+        .applications
+        .iter()
+        .find(|a| a.review_id == review_id)
+        .ok_or_else(|| super::verification_problem(VerificationError::ReviewNotFound))?;
+    Ok(Json(ReviewState {
+        review_id: review_id.to_string(),
+        status: application.status.as_str().into(),
+        claimed_by: application.claimed_by.clone(),
+    }))
+}
+
+/// Claims an application; of many reviewers claiming at once exactly one wins.
+#[utoipa::path(post, path = "/v1/manual-reviews/{id}/claim", tag = "reviewer", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = ReviewState), (status = 409, description = "already_claimed", body = crate::error::Problem)))]
+pub async fn claim(
+    State(state): State<Arc<AppState>>,
+    ctx: Ctx,
+    staff: StaffMember,
+    Path(review_id): Path<String>,
+) -> ApiResult<Json<ReviewState>> {
+    staff.require(&[Role::Reviewer])?;
+    let own = state.staff.load(&staff.staff_id).await.map_err(|e| super::bus_problem(e, super::staff_problem))?;
+    let command = VerificationCommand::Claim {
+        review_id: review_id.clone(),
+        reviewer: staff.staff_id.clone(),
+        reviewer_account: own.account_id,
+        now: ctx.now,
+    };
+    run(&state, &ctx, &staff, &review_id, command).await
+}
+
+/// A decision.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct Decision {
+    /// `approve` or `reject`.
+    pub decision: Option<String>,
+    /// Required for a rejection; shown to the applicant.
+    pub reason: Option<String>,
+}
+
+/// Approves or rejects a claimed application.
+#[utoipa::path(post, path = "/v1/manual-reviews/{id}/decision", request_body = Decision, tag = "reviewer",
+    security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = ReviewState),
+              (status = 409, description = "not_claimed_by_you", body = crate::error::Problem),
+              (status = 422, description = "reason_required", body = crate::error::Problem)))]
+pub async fn decide(
+    State(state): State<Arc<AppState>>,
+    ctx: Ctx,
+    staff: StaffMember,
+    Path(review_id): Path<String>,
+    AppJson(body): AppJson<Decision>,
+) -> ApiResult<Json<ReviewState>> {
+    staff.require(&[Role::Reviewer])?;
+    let approve = match body.decision.as_deref().map(str::trim) {
+        Some("approve") => true,
+        Some("reject") => false,
+        Some(_) => return Err(ApiError::field("decision", "invalid_decision")),
+        None => return Err(ApiError::field("decision", "required")),
+    };
+    if body.reason.as_deref().is_some_and(|r| r.chars().count() > 500) {
+        return Err(ApiError::field("reason", "too_long"));
+    }
+    let command = VerificationCommand::Decide {
+        review_id: review_id.clone(),
+        reviewer: staff.staff_id.clone(),
+        approve,
+        reason: body.reason.clone(),
+        now: ctx.now,
+    };
+    run(&state, &ctx, &staff, &review_id, command).await
+}
+
+/// One photo of an application.
+#[utoipa::path(get, path = "/v1/manual-reviews/{id}/photos/{which}", tag = "reviewer", security(("bearer" = [])),
+    params(("id" = String, Path), ("which" = String, Path, description = "front, back or handheld")),
+    responses((status = 200, content_type = "image/jpeg", body = Vec<u8>), (status = 404, body = crate::error::Problem)))]
+pub async fn photo(
+    State(state): State<Arc<AppState>>,
+    staff: StaffMember,
+    Path((review_id, which)): Path<(String, String)>,
+) -> ApiResult<impl IntoResponse> {
+    staff.require(&[Role::Reviewer])?;
+    let account_id = review_account(&review_id)?;
+    let verification =
+        state.verifications.load(&account_id).await.map_err(|e| super::bus_problem(e, super::verification_problem))?;
+    let application = verification
+        .applications
+        .iter()
+        .find(|a| a.review_id == review_id)
+        .ok_or_else(|| super::verification_problem(VerificationError::ReviewNotFound))?;
+    let digest = match which.as_str() {
+        "front" => &application.photos.front,
+        "back" => &application.photos.back,
+        "handheld" => &application.photos.handheld,
+        _ => return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "No such photo.", "照片不存在。")),
+    };
+    let bytes = state
+        .blobs
+        .get(digest)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::internal("a photo named by an event is missing from the blob store"))?;
+    tracing::info!(staff_id = %staff.staff_id, review_id = %review_id, which = %which, "photo viewed");
+    Ok(([(header::CONTENT_TYPE, "image/jpeg"), (header::CACHE_CONTROL, "private, no-store")], bytes))
+}

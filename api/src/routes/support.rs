@@ -1,0 +1,184 @@
+//! Support agents (客服): account lookup, contact change and corrections, each change an
+//! event naming the agent, the reason and the evidence.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use shenfen_domain::account::{AccountCommand, AccountError, SupportAction};
+use shenfen_domain::shared::mask::{mask_document, mask_email, mask_mobile};
+use shenfen_domain::shared::Gender;
+use shenfen_domain::staff::Role;
+use shenfen_projections::account_view::AccountView;
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{AppJson, Ctx, StaffMember};
+use crate::startup::AppState;
+use crate::validate::{self, Errors};
+
+/// A lookup by document.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct Lookup {
+    pub document_type: Option<String>,
+    pub document_number: Option<String>,
+}
+
+/// What support sees of an account.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LookupResult {
+    pub account_id: String,
+    pub name: String,
+    pub document_number_masked: String,
+    pub mobile_masked: Option<String>,
+    pub email_masked: Option<String>,
+    pub registered_at: DateTime<Utc>,
+    pub real_name_status: String,
+    pub legacy: bool,
+}
+
+/// Looks an account up by document.
+#[utoipa::path(post, path = "/v1/support/lookups", request_body = Lookup, tag = "support", security(("bearer" = [])),
+    responses((status = 200, body = LookupResult), (status = 404, description = "account_not_found", body = crate::error::Problem)))]
+pub async fn lookup(
+    State(state): State<Arc<AppState>>,
+    ctx: Ctx,
+    staff: StaffMember,
+    AppJson(body): AppJson<Lookup>,
+) -> ApiResult<Json<LookupResult>> {
+    staff.require(&[Role::Support])?;
+    let mut errors = Errors::default();
+    let doc_type = errors.required("document_type", &body.document_type).map(str::to_string);
+    let number = errors.required("document_number", &body.document_number).map(str::to_string);
+    errors.finish()?;
+    let (Some(doc_type), Some(number)) = (doc_type, number) else { return Err(not_found()) };
+    let (account_id, account) =
+        super::accounts::find_by_document(&state, &number, Some(&doc_type), &ctx).await?.ok_or_else(not_found)?;
+    tracing::info!(staff_id = %staff.staff_id, account_id = %account_id, "support lookup");
+    Ok(Json(LookupResult {
+        account_id,
+        name: account.name.as_ref().map(|n| n.as_str().to_string()).unwrap_or_default(),
+        document_number_masked: account.document_number.as_ref().map(|n| mask_document(n.as_str())).unwrap_or_default(),
+        mobile_masked: account.mobile.as_ref().map(|m| mask_mobile(m.as_str())),
+        email_masked: account.email.as_ref().map(|e| mask_email(e.as_str())),
+        registered_at: account.registered_at.unwrap_or(ctx.now),
+        real_name_status: account.real_name_status.as_str().into(),
+        legacy: account.legacy,
+    }))
+}
+
+fn not_found() -> ApiError {
+    super::account_problem(AccountError::NotFound)
+}
+
+/// A contact change.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ContactChange {
+    pub mobile: Option<String>,
+    pub email: Option<String>,
+    pub reason: Option<String>,
+    /// A reference to the evidence (e.g. the photo of the holder with the ID card).
+    pub evidence_ref: Option<String>,
+}
+
+fn action(
+    errors: &mut Errors,
+    staff: &StaffMember,
+    reason: &Option<String>,
+    evidence: &Option<String>,
+) -> Option<SupportAction> {
+    let reason = errors.required("reason", reason).map(|r| r.trim().to_string());
+    let evidence_ref = errors.required("evidence_ref", evidence).map(|r| r.trim().to_string());
+    for (field, value) in [("reason", &reason), ("evidence_ref", &evidence_ref)] {
+        if value.as_ref().is_some_and(|v| v.chars().count() > 500) {
+            errors.add(field, "too_long");
+        }
+    }
+    Some(SupportAction { agent: staff.staff_id.clone(), reason: reason?, evidence_ref: evidence_ref? })
+}
+
+async fn run(
+    state: &AppState,
+    ctx: &Ctx,
+    staff: &StaffMember,
+    account_id: &str,
+    command: AccountCommand,
+) -> ApiResult<StatusCode> {
+    let committed = state
+        .accounts
+        .execute(account_id, command, &ctx.meta(staff.actor()))
+        .await
+        .map_err(|e| super::bus_problem(e, super::account_problem))?;
+    state.caught_up(committed.position, &[AccountView::NAME]).await;
+    tracing::info!(staff_id = %staff.staff_id, account_id = %account_id, "support change");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Changes an account's mobile or e-mail.
+#[utoipa::path(post, path = "/v1/support/accounts/{id}/contact", request_body = ContactChange, tag = "support",
+    security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+pub async fn change_contact(
+    State(state): State<Arc<AppState>>,
+    ctx: Ctx,
+    staff: StaffMember,
+    Path(account_id): Path<String>,
+    AppJson(body): AppJson<ContactChange>,
+) -> ApiResult<StatusCode> {
+    staff.require(&[Role::Support])?;
+    let mut errors = Errors::default();
+    let mobile = body.mobile.as_ref().and_then(|_| validate::mobile(&mut errors, "mobile", &body.mobile));
+    let email = body.email.as_ref().and_then(|_| validate::email(&mut errors, "email", &body.email));
+    if body.mobile.is_none() && body.email.is_none() {
+        errors.add("mobile", "required");
+    }
+    let by = action(&mut errors, &staff, &body.reason, &body.evidence_ref);
+    errors.finish()?;
+    let by = by.ok_or_else(|| ApiError::internal("validated action missing"))?;
+    run(&state, &ctx, &staff, &account_id, AccountCommand::SupportChangeContact { mobile, email, by, now: ctx.now })
+        .await
+}
+
+/// A correction.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct Correction {
+    /// `male` or `female`.
+    pub gender: Option<String>,
+    /// The right spelling of a garbled name.
+    pub name: Option<String>,
+    pub reason: Option<String>,
+    pub evidence_ref: Option<String>,
+}
+
+/// Corrects the gender or a garbled name.
+#[utoipa::path(post, path = "/v1/support/accounts/{id}/corrections", request_body = Correction, tag = "support",
+    security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+pub async fn correct(
+    State(state): State<Arc<AppState>>,
+    ctx: Ctx,
+    staff: StaffMember,
+    Path(account_id): Path<String>,
+    AppJson(body): AppJson<Correction>,
+) -> ApiResult<StatusCode> {
+    staff.require(&[Role::Support])?;
+    let mut errors = Errors::default();
+    let gender = body.gender.as_deref().and_then(|g| match Gender::parse(g.trim()) {
+        Ok(g) => Some(g),
+        Err(_) => {
+            errors.add("gender", "invalid_gender");
+            None
+        }
+    });
+    let name = body.name.as_ref().and_then(|_| validate::name(&mut errors, "name", &body.name));
+    if body.gender.is_none() && body.name.is_none() {
+        errors.add("name", "required");
+    }
+    let by = action(&mut errors, &staff, &body.reason, &body.evidence_ref);
+    errors.finish()?;
+    let by = by.ok_or_else(|| ApiError::internal("validated action missing"))?;
+    run(&state, &ctx, &staff, &account_id, AccountCommand::SupportCorrect { gender, name, by, now: ctx.now }).await
+}
