@@ -24,6 +24,7 @@ use shenfen_projections::db::Db;
 use shenfen_projections::identity::IdentityProcess;
 use shenfen_projections::log::Position;
 use shenfen_projections::runner::{self, Progress, RunnerConfig};
+use shenfen_projections::snapshots::SnapshotWriter;
 use shenfen_projections::store::CommandBus;
 use tokio::sync::{watch, Notify};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -94,6 +95,8 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<Arc<AppState>> {
     let verifications = Arc::new(CommandBus::new(&db, (), written.clone()));
     let mut projections = shenfen_projections::read_models();
     projections.push(Arc::new(IdentityProcess { accounts: accounts.clone(), verifications: verifications.clone() }));
+    projections.push(Arc::new(SnapshotWriter::new(accounts.clone(), "snapshots_account")));
+    projections.push(Arc::new(SnapshotWriter::new(verifications.clone(), "snapshots_verification")));
     let progress =
         runner::start(&db, projections, &written, RunnerConfig::default()).await.context("starting the projections")?;
     let authority = crate::authority::from_spec(&settings.identity_authority)?;

@@ -24,3 +24,26 @@ pub mod shared;
 pub mod staff;
 pub mod time;
 pub mod verification;
+
+/// The version of an aggregate's state as `apply` builds it. Bump it whenever `apply` changes
+/// what it makes of an event: stored snapshots of another version (or of another shape of the
+/// state) are then ignored and rebuilt from the events.
+pub trait StateVersion {
+    const STATE_VERSION: u32;
+}
+
+impl StateVersion for account::Account {
+    const STATE_VERSION: u32 = 1;
+}
+
+impl StateVersion for code::CodeChannel {
+    const STATE_VERSION: u32 = 1;
+}
+
+impl StateVersion for verification::Verification {
+    const STATE_VERSION: u32 = 1;
+}
+
+impl StateVersion for staff::Staff {
+    const STATE_VERSION: u32 = 1;
+}

@@ -5,6 +5,7 @@
 //! [`identity`] process manager, and the outbox of messages ([`outbox`]).
 
 pub mod account_view;
+pub mod chain;
 pub mod db;
 pub mod identity;
 pub mod log;
@@ -13,6 +14,7 @@ pub mod quotas;
 pub mod review_queue;
 pub mod runner;
 pub mod sessions;
+pub mod snapshots;
 pub mod staff_sessions;
 pub mod store;
 

@@ -260,6 +260,16 @@ pub struct Settings {
     pub lockout_seconds: Option<u64>,
     /// `SHENFEN_LOCKOUT_THRESHOLD`
     pub lockout_threshold: Option<u32>,
+    /// The people the identity authority knows. With the reference adapter (the default) they
+    /// are written to `identity-registry.csv` in the test directory before the server starts
+    /// (`SHENFEN_IDENTITY_AUTHORITY=reference:<that file>`); nobody listed means every check
+    /// fails with `identity_not_found`. With [`Settings::http_authority`] they seed the fake.
+    pub identities: Vec<Identity>,
+    /// Run a [`FakeAuthority`] on loopback and start the server with
+    /// `SHENFEN_IDENTITY_AUTHORITY=http:<its URL>` instead of the reference registry.
+    pub http_authority: bool,
+    /// More environment variables for the server and its commands, set last (they win).
+    pub env: Vec<(String, String)>,
 }
 
 impl Settings {
@@ -272,6 +282,156 @@ impl Settings {
     pub fn lockout_seconds(seconds: u64) -> Settings {
         Settings { lockout_seconds: Some(seconds), ..Settings::default() }
     }
+
+    /// A reference identity registry listing `identities`.
+    pub fn with_identities(identities: Vec<Identity>) -> Settings {
+        Settings { identities, ..Settings::default() }
+    }
+
+    /// A fake HTTP identity authority that knows `identities` (more can be added while it runs).
+    pub fn with_http_authority(identities: Vec<Identity>) -> Settings {
+        Settings { identities, http_authority: true, ..Settings::default() }
+    }
+
+    /// These settings and one more environment variable for the server.
+    pub fn env(mut self, name: &str, value: &str) -> Settings {
+        self.env.push((name.to_string(), value.to_string()));
+        self
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The identity authority
+// ---------------------------------------------------------------------------------------------
+
+/// The name of a registry row that makes the authority answer "unavailable".
+pub const UNAVAILABLE: &str = "!unavailable";
+
+/// One person as the identity authority knows them: a row of the reference registry
+/// (`document_type,document_number,name,validity_start,validity_end`).
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub document_type: String,
+    pub document_number: String,
+    /// The name on record; [`UNAVAILABLE`] makes the authority unavailable for this document.
+    pub name: String,
+    /// Checked only when not empty.
+    pub validity_start: String,
+    /// Checked only when not empty.
+    pub validity_end: String,
+}
+
+impl Identity {
+    /// A fresh resident ID card holder on record as `name` (validity not checked).
+    pub fn resident(name: &str) -> Identity {
+        Identity {
+            document_type: "resident_id_card".into(),
+            document_number: resident_id_number(),
+            name: name.into(),
+            validity_start: String::new(),
+            validity_end: String::new(),
+        }
+    }
+
+    /// A fresh resident ID card for which the authority is unavailable.
+    pub fn unavailable() -> Identity {
+        Identity::resident(UNAVAILABLE)
+    }
+
+    /// A registration of this resident ID card under `name`, which may differ from the name on
+    /// record (the authority then answers `name_mismatch`).
+    pub fn registration(&self, name: &str) -> Registration {
+        Registration {
+            document_type: self.document_type.clone(),
+            document_number: self.document_number.clone(),
+            name: name.into(),
+            ..Registration::resident()
+        }
+    }
+
+    fn csv_line(&self) -> String {
+        [&self.document_type, &self.document_number, &self.name, &self.validity_start, &self.validity_end]
+            .iter()
+            .map(|field| {
+                if field.contains([',', '"', '\n']) {
+                    format!("\"{}\"", field.replace('"', "\"\""))
+                } else {
+                    field.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+/// The reference registry CSV listing `identities`.
+pub fn identity_registry_csv(identities: &[Identity]) -> String {
+    let mut csv = String::from("document_type,document_number,name,validity_start,validity_end\n");
+    for identity in identities {
+        csv.push_str(&identity.csv_line());
+        csv.push('\n');
+    }
+    csv
+}
+
+/// A fake identity authority for the `http:URL` adapter, on loopback: answers
+/// `{"result": "passed"}` when type, number and name match a known person, `failed` with
+/// `name_mismatch` or `identity_not_found` otherwise, and `unavailable` for [`UNAVAILABLE`];
+/// records every query.
+#[derive(Debug)]
+pub struct FakeAuthority {
+    /// `http://127.0.0.1:PORT/check`
+    pub url: String,
+    people: Mutex<Vec<Identity>>,
+    queries: Mutex<Vec<Value>>,
+}
+
+impl FakeAuthority {
+    async fn start(people: Vec<Identity>) -> Arc<FakeAuthority> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind fake authority");
+        let addr = listener.local_addr().unwrap();
+        let authority = Arc::new(FakeAuthority {
+            url: format!("http://{addr}/check"),
+            people: Mutex::new(people),
+            queries: Mutex::new(Vec::new()),
+        });
+        let app = Router::new().route("/check", post(check_identity)).with_state(authority.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        authority
+    }
+
+    /// Adds a person (takes effect at once).
+    pub fn add(&self, identity: Identity) {
+        self.people.lock().unwrap().push(identity);
+    }
+
+    /// Every query received so far, in order.
+    pub fn queries(&self) -> Vec<Value> {
+        self.queries.lock().unwrap().clone()
+    }
+
+    fn answer(&self, query: &Value) -> Value {
+        let field = |name: &str| query[name].as_str().unwrap_or("").trim().to_string();
+        let people = self.people.lock().unwrap();
+        let found = people.iter().find(|p| {
+            p.document_type == field("document_type")
+                && p.document_number.eq_ignore_ascii_case(&field("document_number"))
+        });
+        match found {
+            None => json!({"result": "failed", "reason": "identity_not_found"}),
+            Some(p) if p.name == UNAVAILABLE => json!({"result": "unavailable"}),
+            Some(p) if p.name != field("name") => json!({"result": "failed", "reason": "name_mismatch"}),
+            Some(_) => json!({"result": "passed"}),
+        }
+    }
+}
+
+async fn check_identity(State(authority): State<Arc<FakeAuthority>>, Json(query): Json<Value>) -> Json<Value> {
+    let answer = authority.answer(&query);
+    authority.queries.lock().unwrap().push(query);
+    Json(answer)
 }
 
 /// A directory under the system temp dir, removed on drop (kept when `SHENFEN_TESTS_KEEP` is set).
