@@ -91,8 +91,7 @@ pub fn verify_stream<'a>(
     events: impl IntoIterator<Item = Link<'a>>,
 ) -> Option<BrokenLink> {
     let mut expected_prev = GENESIS.to_string();
-    let mut expected_sequence = 1;
-    for link in events {
+    for (expected_sequence, link) in (1i64..).zip(events) {
         let broken = |problem: String| Some(BrokenLink { sequence: link.sequence, problem });
         if link.sequence != expected_sequence {
             return broken(format!(
@@ -118,7 +117,6 @@ pub fn verify_stream<'a>(
             return broken("hash does not match the event's content (it was altered)".into());
         }
         expected_prev = actual;
-        expected_sequence += 1;
     }
     None
 }

@@ -33,6 +33,8 @@ use tokio::{
 
 /// How long a test waits for a notifier message before it fails.
 pub const MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The reference identity registry's file name in the test directory.
+const IDENTITY_REGISTRY: &str = "identity-registry.csv";
 /// How long the server may take from spawn to its `listening on` line.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -541,6 +543,8 @@ pub struct TestApp {
     pub store: Store,
     /// The settings the server was started with.
     pub settings: Settings,
+    /// The fake identity authority, when [`Settings::http_authority`] is set.
+    pub authority: Option<Arc<FakeAuthority>>,
     shared: Arc<Shared>,
     child: Option<Child>,
     log_path: PathBuf,
@@ -592,6 +596,13 @@ impl TestApp {
             }
         };
         let hooks = Hooks::start().await;
+        let authority = if settings.http_authority {
+            Some(FakeAuthority::start(settings.identities.clone()).await)
+        } else {
+            std::fs::write(dir.0.join(IDENTITY_REGISTRY), identity_registry_csv(&settings.identities))
+                .expect("write the identity registry");
+            None
+        };
         let client =
             reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().expect("build HTTP client");
         let log_path = dir.0.join(format!("server-{}.log", next_unique()));
@@ -602,6 +613,7 @@ impl TestApp {
             db_url,
             store,
             settings,
+            authority,
             shared: Arc::new(Shared { _pg: pg, dir }),
             child: None,
             log_path,
@@ -619,6 +631,7 @@ impl TestApp {
             db_url: self.db_url.clone(),
             store: self.store,
             settings: self.settings.clone(),
+            authority: self.authority.clone(),
             shared: self.shared.clone(),
             child: None,
             log_path: self.shared.dir.0.join(format!("server-{}.log", next_unique())),
@@ -659,7 +672,90 @@ impl TestApp {
         if let Some(threshold) = self.settings.lockout_threshold {
             cmd.env("SHENFEN_LOCKOUT_THRESHOLD", threshold.to_string());
         }
+        let authority = match &self.authority {
+            Some(fake) => format!("http:{}", fake.url),
+            None => format!("reference:{}", dir.join(IDENTITY_REGISTRY).display()),
+        };
+        cmd.env("SHENFEN_IDENTITY_AUTHORITY", authority);
+        for (name, value) in &self.settings.env {
+            cmd.env(name, value);
+        }
         cmd
+    }
+
+    /// Rewrites the reference identity registry; the server reads it when it starts, so this
+    /// takes effect at the next [`TestApp::restart`].
+    pub fn write_identity_registry(&self, identities: &[Identity]) {
+        std::fs::write(self.dir().join(IDENTITY_REGISTRY), identity_registry_csv(identities))
+            .expect("write the identity registry");
+    }
+
+    /// The people of [`Settings::identities`], in order.
+    pub fn identities(&self) -> &[Identity] {
+        &self.settings.identities
+    }
+
+    /// Runs `shenfen-server staff add --username USERNAME --role ROLE` with the server's
+    /// environment, the password on standard input, and returns its output.
+    pub async fn run_staff_add(&self, username: &str, role: &str, password: &str) -> std::process::Output {
+        use tokio::io::AsyncWriteExt;
+        let mut cmd = self.command();
+        cmd.args(["staff", "add", "--username", username, "--role", role])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {}: {e}", server_binary().display()));
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        stdin.write_all(format!("{password}\n").as_bytes()).await.expect("write the password");
+        drop(stdin);
+        tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+            .await
+            .expect("staff add finished within 30 s")
+            .expect("run staff add")
+    }
+
+    /// `staff add` a fresh staff member with this role (asserting exit 0), signs them in and
+    /// returns them with their token.
+    pub async fn staff_member(&self, role: &str) -> StaffMember {
+        let username = staff_username();
+        let password = password();
+        let output = self.run_staff_add(&username, role, &password).await;
+        assert!(
+            output.status.success(),
+            "staff add --role {role} failed with {}:\nstdout: {}\nstderr: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let token = self.staff_token(&username, &password).await;
+        StaffMember { username, password, role: role.to_string(), token }
+    }
+
+    /// `POST /v1/staff/sessions`
+    pub async fn staff_login(&self, username: &str, password: &str) -> ApiResponse {
+        self.post_json("/v1/staff/sessions", &json!({"username": username, "password": password})).await
+    }
+
+    /// Signs a staff member in, asserts 201 and returns the token.
+    pub async fn staff_token(&self, username: &str, password: &str) -> String {
+        let response = self.staff_login(username, password).await;
+        response.assert_status(201);
+        response.str("token")
+    }
+
+    /// `POST /v1/staff/accounts` as `admin_token` for a fresh username with this role and,
+    /// when given, the staff member's own applicant document.
+    pub async fn create_staff(&self, admin_token: &str, role: &str, own_document: Option<(&str, &str)>) -> NewStaff {
+        let username = staff_username();
+        let password = password();
+        let mut body = json!({"username": username, "role": role, "password": password});
+        if let Some((document_type, document_number)) = own_document {
+            body["own_document_type"] = json!(document_type);
+            body["own_document_number"] = json!(document_number);
+        }
+        let response = self.post_json_as(admin_token, "/v1/staff/accounts", &body).await;
+        NewStaff { username, password, role: role.to_string(), response }
     }
 
     /// Starts the server process (after [`TestApp::stop`]) and learns its port from the first
