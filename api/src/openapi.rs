@@ -35,6 +35,13 @@ use crate::routes;
         routes::support::lookup,
         routes::support::change_contact,
         routes::support::correct,
+        routes::analytics::registrations,
+        routes::analytics::verification_attempts,
+        routes::analytics::verification_failures,
+        routes::analytics::quota_exhaustion,
+        routes::analytics::manual_reviews,
+        routes::analytics::manual_reviews_daily,
+        routes::analytics::overdue,
     ),
     modifiers(&Bearer)
 )]

@@ -176,7 +176,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/manual-reviews/{id}/photos/{which}", get(routes::reviews::photo))
         .route("/v1/support/lookups", post(routes::support::lookup))
         .route("/v1/support/accounts/{id}/contact", post(routes::support::change_contact))
-        .route("/v1/support/accounts/{id}/corrections", post(routes::support::correct));
+        .route("/v1/support/accounts/{id}/corrections", post(routes::support::correct))
+        .route("/v1/analytics/registrations", get(routes::analytics::registrations))
+        .route("/v1/analytics/verification-attempts", get(routes::analytics::verification_attempts))
+        .route("/v1/analytics/verification-failures", get(routes::analytics::verification_failures))
+        .route("/v1/analytics/quota-exhaustion", get(routes::analytics::quota_exhaustion))
+        .route("/v1/analytics/manual-reviews", get(routes::analytics::manual_reviews))
+        .route("/v1/analytics/manual-reviews/daily", get(routes::analytics::manual_reviews_daily))
+        .route("/v1/analytics/manual-reviews/overdue", get(routes::analytics::overdue));
     let ops = Router::new()
         .route("/healthz", get(routes::ops::healthz))
         .route("/readyz", get(routes::ops::readyz))

@@ -53,6 +53,10 @@ impl Projection for AccountView {
         Self::NAME
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["account_view"]
+    }
+
     async fn apply(&self, tx: &mut DbTx, e: &StoredEvent) -> Result<(), ProjectionError> {
         if e.aggregate_type != <Account as cqrs_es::Aggregate>::TYPE {
             return Ok(());

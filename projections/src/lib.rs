@@ -5,6 +5,8 @@
 //! [`identity`] process manager, and the outbox of messages ([`outbox`]).
 
 pub mod account_view;
+pub mod analytics;
+pub mod audit;
 pub mod chain;
 pub mod db;
 pub mod identity;
@@ -29,5 +31,6 @@ pub fn read_models() -> Vec<Arc<dyn runner::Projection>> {
         Arc::new(quotas::Quotas),
         Arc::new(review_queue::ReviewQueue),
         Arc::new(staff_sessions::StaffSessions),
+        Arc::new(analytics::Analytics::new()),
     ]
 }

@@ -74,6 +74,10 @@ impl Projection for Quotas {
         Self::NAME
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["verification_quotas"]
+    }
+
     async fn apply(&self, tx: &mut DbTx, e: &StoredEvent) -> Result<(), ProjectionError> {
         if e.aggregate_type != <Verification as cqrs_es::Aggregate>::TYPE {
             return Ok(());

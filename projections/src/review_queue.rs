@@ -61,6 +61,10 @@ impl Projection for ReviewQueue {
         Self::NAME
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["review_queue"]
+    }
+
     async fn apply(&self, tx: &mut DbTx, e: &StoredEvent) -> Result<(), ProjectionError> {
         if e.aggregate_type != <Verification as cqrs_es::Aggregate>::TYPE {
             return Ok(());

@@ -27,6 +27,11 @@ pub trait Projection: Send + Sync {
     /// Applies one event inside the batch transaction.
     async fn apply(&self, tx: &mut DbTx, event: &StoredEvent) -> Result<(), ProjectionError>;
 
+    /// The tables this read model owns (rebuilt into fresh copies by the replay tool).
+    fn tables(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// Whether this is a process manager: its effects are commands on aggregates, made by
     /// [`handle`](Self::handle) outside the batch transaction. They must be idempotent,
     /// since a crash between a command and the checkpoint replays the event.
@@ -169,6 +174,39 @@ pub async fn start(
     Ok(Progress { db: db.clone(), local: Arc::new(local) })
 }
 
+/// Runs one projection on `db` until it has applied every event visible now, without
+/// leadership (the caller makes sure it is the only runner, e.g. the replay tool on its own
+/// rebuild tables). `progress` is called after each batch with the events applied so far.
+/// Returns the final checkpoint.
+pub async fn catch_up(
+    db: &Db,
+    projection: Arc<dyn Projection>,
+    batch_size: i64,
+    mut progress: impl FnMut(u64),
+) -> Result<Position, ProjectionError> {
+    crate::exec!(
+        db,
+        "INSERT INTO projection_checkpoints (projection) VALUES ($1) ON CONFLICT (projection) DO NOTHING",
+        projection.name()
+    )?;
+    let (tx, _) = watch::channel(Position::default());
+    let task = Task {
+        db: db.clone(),
+        projection: projection.clone(),
+        progress: tx,
+        config: RunnerConfig { batch_size, poll_interval: Duration::from_millis(100) },
+    };
+    let mut applied = 0u64;
+    loop {
+        let n = task.step().await?;
+        if n == 0 {
+            return Ok(checkpoint(db, projection.name()).await?);
+        }
+        applied += n as u64;
+        progress(applied);
+    }
+}
+
 /// Bumps `written` whenever another process commits events.
 async fn listen(pool: sqlx::PgPool, written: watch::Sender<u64>) {
     loop {
@@ -215,7 +253,7 @@ impl Task {
                     self.report_lag().await;
                     self.idle(&mut wake).await;
                 }
-                Ok(_) => self.report_lag().await,
+                Ok(_) => {}
                 Err(err) => {
                     metrics::counter!("shenfen_projection_errors_total", "projection" => name).increment(1);
                     tracing::error!(projection = name, error = %err, "projection batch failed; retrying");

@@ -43,6 +43,10 @@ impl Projection for Sessions {
         Self::NAME
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["sessions"]
+    }
+
     async fn apply(&self, tx: &mut DbTx, e: &StoredEvent) -> Result<(), ProjectionError> {
         if e.aggregate_type != <Account as cqrs_es::Aggregate>::TYPE {
             return Ok(());

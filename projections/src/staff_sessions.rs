@@ -42,6 +42,10 @@ impl Projection for StaffSessions {
         Self::NAME
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["staff_sessions", "staff_directory"]
+    }
+
     async fn apply(&self, tx: &mut DbTx, e: &StoredEvent) -> Result<(), ProjectionError> {
         if e.aggregate_type != <Staff as cqrs_es::Aggregate>::TYPE {
             return Ok(());

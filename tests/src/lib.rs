@@ -65,6 +65,39 @@ pub fn server_binary() -> PathBuf {
     dir.join("shenfen-server")
 }
 
+/// Runs a scenario once on SQLite and once on PostgreSQL: `both_stores!(scenario)` defines two
+/// tests, `scenario::on_sqlite` and `scenario::on_postgres`, each calling
+/// `scenario(&mut TestApp)` on a fresh server. A second argument gives the [`Settings`]; it is
+/// evaluated inside each test, so it may make fresh test data (such as [`Identity`] rows) for
+/// each. Use it from an integration test of this package (it needs the server binary's path
+/// from cargo).
+#[macro_export]
+macro_rules! both_stores {
+    ($scenario:ident) => {
+        $crate::both_stores!($scenario, $crate::Settings::defaults());
+    };
+    ($scenario:ident, $settings:expr) => {
+        mod $scenario {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_sqlite() {
+                $crate::use_server_binary(env!("CARGO_BIN_EXE_shenfen-server"));
+                let mut app = $crate::TestApp::spawn($crate::Store::Sqlite, $settings).await;
+                super::$scenario(&mut app).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_postgres() {
+                $crate::use_server_binary(env!("CARGO_BIN_EXE_shenfen-server"));
+                let mut app = $crate::TestApp::spawn($crate::Store::Postgres, $settings).await;
+                super::$scenario(&mut app).await;
+            }
+        }
+    };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Unique test data
 // ---------------------------------------------------------------------------------------------
@@ -144,6 +177,11 @@ pub fn password() -> String {
 /// A fresh WeChat openid.
 pub fn openid() -> String {
     format!("oTest{:012}", next_unique())
+}
+
+/// A fresh staff username (3–32 of `a-z0-9._-`).
+pub fn staff_username() -> String {
+    format!("staff.{}", next_unique())
 }
 
 /// `11**************1X`: the first two and last two characters, the rest starred.
@@ -971,6 +1009,362 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    // -- real-name verification and manual review ----------------------------------------------
+
+    /// `PUT /v1/me/profile` with what an account of `document_type` needs to complete its
+    /// profile (the ethnicity; for permits also gender, birth date and local identity number,
+    /// and for residence permits the travel-permit number); asserts 200.
+    pub async fn complete_profile(&self, token: &str, document_type: &str) {
+        let body = match document_type {
+            "resident_id_card" => json!({"ethnicity": "01"}),
+            "hmt_residence_permit" => {
+                panic!("complete_profile: give a residence permit's birth date by hand (it is in the number)")
+            }
+            _ => {
+                json!({"ethnicity": "01", "gender": "male", "birth_date": "1990-05-20", "local_id_number": "A1234563"})
+            }
+        };
+        self.put_json_as(token, "/v1/me/profile", &body).await.assert_status(200);
+    }
+
+    /// Registers `registration`, signs in and completes the profile: an applicant ready for
+    /// real-name verification. Returns the account and a session token.
+    pub async fn ready_applicant(&self, registration: Registration) -> (Registered, String) {
+        let document_type = registration.document_type.clone();
+        let account = self.register_account_with(registration).await;
+        let token = self.login_ok(&account).await;
+        self.complete_profile(&token, &document_type).await;
+        (account, token)
+    }
+
+    /// `POST /v1/me/real-name-verifications` without a body (verify the registered data).
+    pub async fn verify(&self, token: &str) -> ApiResponse {
+        let path = "/v1/me/real-name-verifications";
+        self.send(format!("POST {path} (no body)"), self.request(Method::POST, path).bearer_auth(token)).await
+    }
+
+    /// `POST /v1/me/real-name-verifications` with `{name?, validity?}`.
+    pub async fn verify_with(&self, token: &str, body: &Value) -> ApiResponse {
+        self.post_json_as(token, "/v1/me/real-name-verifications", body).await
+    }
+
+    /// `POST path` with a multipart form and a bearer token.
+    pub async fn post_multipart_as(&self, token: &str, path: &str, form: MultipartForm) -> ApiResponse {
+        let what = format!("POST {path} multipart {}", form.describe());
+        let content_type = form.content_type();
+        let request = self
+            .request(Method::POST, path)
+            .bearer_auth(token)
+            .header("content-type", content_type)
+            .body(form.finish());
+        self.send(what, request).await
+    }
+
+    /// `POST /v1/me/manual-reviews` with the application.
+    pub async fn apply_for_review(&self, token: &str, application: &ReviewApplication) -> ApiResponse {
+        self.post_multipart_as(token, "/v1/me/manual-reviews", application.form()).await
+    }
+
+    /// `GET /v1/me/manual-reviews`
+    pub async fn my_reviews(&self, token: &str) -> ApiResponse {
+        self.get_as(token, "/v1/me/manual-reviews").await
+    }
+
+    /// `GET /v1/me/business-eligibility`
+    pub async fn eligibility(&self, token: &str) -> ApiResponse {
+        self.get_as(token, "/v1/me/business-eligibility").await
+    }
+
+    /// `GET /v1/review-queue`
+    pub async fn review_queue(&self, token: &str) -> ApiResponse {
+        self.get_as(token, "/v1/review-queue").await
+    }
+
+    /// `POST /v1/manual-reviews/{id}/claim`
+    pub async fn claim_review(&self, token: &str, review_id: &str) -> ApiResponse {
+        let path = format!("/v1/manual-reviews/{review_id}/claim");
+        self.send(format!("POST {path}"), self.request(Method::POST, &path).bearer_auth(token)).await
+    }
+
+    /// `POST /v1/manual-reviews/{id}/decision` with `decision` (`approve` or `reject`) and a
+    /// reason when given.
+    pub async fn decide_review(
+        &self,
+        token: &str,
+        review_id: &str,
+        decision: &str,
+        reason: Option<&str>,
+    ) -> ApiResponse {
+        let mut body = json!({"decision": decision});
+        if let Some(reason) = reason {
+            body["reason"] = json!(reason);
+        }
+        self.post_json_as(token, &format!("/v1/manual-reviews/{review_id}/decision"), &body).await
+    }
+
+    /// `GET /v1/manual-reviews/{id}/photos/{which}` (`front`, `back` or `handheld`).
+    pub async fn review_photo(&self, token: &str, review_id: &str, which: &str) -> ApiResponse {
+        self.get_as(token, &format!("/v1/manual-reviews/{review_id}/photos/{which}")).await
+    }
+}
+
+/// A signed-in staff member.
+#[derive(Debug, Clone)]
+pub struct StaffMember {
+    pub username: String,
+    pub password: String,
+    pub role: String,
+    pub token: String,
+}
+
+/// A staff account asked for through `POST /v1/staff/accounts`, and the answer.
+#[derive(Debug, Clone)]
+pub struct NewStaff {
+    pub username: String,
+    pub password: String,
+    pub role: String,
+    pub response: ApiResponse,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Manual-review applications: multipart forms and photos
+// ---------------------------------------------------------------------------------------------
+
+/// A `multipart/form-data` body, built by hand (the workspace's `reqwest` has no multipart
+/// feature, and a hand-built form can also carry what a browser never would).
+#[derive(Debug, Clone)]
+pub struct MultipartForm {
+    boundary: String,
+    body: Vec<u8>,
+    parts: Vec<String>,
+}
+
+impl Default for MultipartForm {
+    fn default() -> Self {
+        MultipartForm::new()
+    }
+}
+
+impl MultipartForm {
+    /// An empty form with a random boundary.
+    pub fn new() -> MultipartForm {
+        MultipartForm {
+            boundary: format!("shenfen-test-{:016x}", rand::thread_rng().gen::<u64>()),
+            body: Vec::new(),
+            parts: Vec::new(),
+        }
+    }
+
+    /// Adds a text field.
+    pub fn text(mut self, name: &str, value: &str) -> MultipartForm {
+        self.body.extend_from_slice(
+            format!("--{}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n", self.boundary).as_bytes(),
+        );
+        self.body.extend_from_slice(value.as_bytes());
+        self.body.extend_from_slice(b"\r\n");
+        self.parts.push(format!("{name}={value}"));
+        self
+    }
+
+    /// Adds a file part.
+    pub fn file(mut self, name: &str, filename: &str, content_type: &str, bytes: &[u8]) -> MultipartForm {
+        self.body.extend_from_slice(
+            format!(
+                "--{}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\nContent-Type: {content_type}\r\n\r\n",
+                self.boundary
+            )
+            .as_bytes(),
+        );
+        self.body.extend_from_slice(bytes);
+        self.body.extend_from_slice(b"\r\n");
+        self.parts.push(format!("{name}=<{} bytes>", bytes.len()));
+        self
+    }
+
+    /// The `content-type` header value.
+    pub fn content_type(&self) -> String {
+        format!("multipart/form-data; boundary={}", self.boundary)
+    }
+
+    /// The parts, for messages.
+    pub fn describe(&self) -> String {
+        self.parts.join(", ")
+    }
+
+    /// The body, closed.
+    pub fn finish(mut self) -> Vec<u8> {
+        self.body.extend_from_slice(format!("--{}--\r\n", self.boundary).as_bytes());
+        self.body
+    }
+}
+
+/// A real 1×1 baseline JPEG (the one `api/src/blobs.rs` tests with).
+pub const TINY_JPEG: &[u8] = &[
+    0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, 0x4A, 0x46, 0x49, 0x46, 0x00, 0x01, 0x01, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00,
+    0x00, 0xFF, 0xDB, 0x00, 0x43, 0x00, 0x08, 0x06, 0x06, 0x07, 0x06, 0x05, 0x08, 0x07, 0x07, 0x07, 0x09, 0x09, 0x08,
+    0x0A, 0x0C, 0x14, 0x0D, 0x0C, 0x0B, 0x0B, 0x0C, 0x19, 0x12, 0x13, 0x0F, 0x14, 0x1D, 0x1A, 0x1F, 0x1E, 0x1D, 0x1A,
+    0x1C, 0x1C, 0x20, 0x24, 0x2E, 0x27, 0x20, 0x22, 0x2C, 0x23, 0x1C, 0x1C, 0x28, 0x37, 0x29, 0x2C, 0x30, 0x31, 0x34,
+    0x34, 0x34, 0x1F, 0x27, 0x39, 0x3D, 0x38, 0x32, 0x3C, 0x2E, 0x33, 0x34, 0x32, 0xFF, 0xC0, 0x00, 0x0B, 0x08, 0x00,
+    0x01, 0x00, 0x01, 0x01, 0x01, 0x11, 0x00, 0xFF, 0xC4, 0x00, 0x1F, 0x00, 0x00, 0x01, 0x05, 0x01, 0x01, 0x01, 0x01,
+    0x01, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09,
+    0x0A, 0x0B, 0xFF, 0xC4, 0x00, 0xB5, 0x10, 0x00, 0x02, 0x01, 0x03, 0x03, 0x02, 0x04, 0x03, 0x05, 0x05, 0x04, 0x04,
+    0x00, 0x00, 0x01, 0x7D, 0x01, 0x02, 0x03, 0x00, 0x04, 0x11, 0x05, 0x12, 0x21, 0x31, 0x41, 0x06, 0x13, 0x51, 0x61,
+    0x07, 0x22, 0x71, 0x14, 0x32, 0x81, 0x91, 0xA1, 0x08, 0x23, 0x42, 0xB1, 0xC1, 0x15, 0x52, 0xD1, 0xF0, 0x24, 0x33,
+    0x62, 0x72, 0x82, 0x09, 0x0A, 0x16, 0x17, 0x18, 0x19, 0x1A, 0x25, 0x26, 0x27, 0x28, 0x29, 0x2A, 0x34, 0x35, 0x36,
+    0x37, 0x38, 0x39, 0x3A, 0x43, 0x44, 0x45, 0x46, 0x47, 0x48, 0x49, 0x4A, 0x53, 0x54, 0x55, 0x56, 0x57, 0x58, 0x59,
+    0x5A, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68, 0x69, 0x6A, 0x73, 0x74, 0x75, 0x76, 0x77, 0x78, 0x79, 0x7A, 0x83, 0x84,
+    0x85, 0x86, 0x87, 0x88, 0x89, 0x8A, 0x92, 0x93, 0x94, 0x95, 0x96, 0x97, 0x98, 0x99, 0x9A, 0xA2, 0xA3, 0xA4, 0xA5,
+    0xA6, 0xA7, 0xA8, 0xA9, 0xAA, 0xB2, 0xB3, 0xB4, 0xB5, 0xB6, 0xB7, 0xB8, 0xB9, 0xBA, 0xC2, 0xC3, 0xC4, 0xC5, 0xC6,
+    0xC7, 0xC8, 0xC9, 0xCA, 0xD2, 0xD3, 0xD4, 0xD5, 0xD6, 0xD7, 0xD8, 0xD9, 0xDA, 0xE1, 0xE2, 0xE3, 0xE4, 0xE5, 0xE6,
+    0xE7, 0xE8, 0xE9, 0xEA, 0xF1, 0xF2, 0xF3, 0xF4, 0xF5, 0xF6, 0xF7, 0xF8, 0xF9, 0xFA, 0xFF, 0xDA, 0x00, 0x08, 0x01,
+    0x01, 0x00, 0x00, 0x3F, 0x00, 0xD2, 0xCF, 0x20, 0xFF, 0xD9,
+];
+
+/// The first bytes of a PNG file: a picture, but not a JPEG.
+pub const PNG_HEADER: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0\x90wS\xde";
+
+/// [`TINY_JPEG`] with comment (COM) segments of `comment` inserted after the start-of-image
+/// marker: still a real JPEG, with different bytes for each comment.
+pub fn jpeg_with_comment(comment: &[u8]) -> Vec<u8> {
+    let mut jpeg = TINY_JPEG[..2].to_vec();
+    for chunk in comment.chunks(65_533) {
+        jpeg.extend_from_slice(&[0xFF, 0xFE]);
+        jpeg.extend_from_slice(&u16::try_from(chunk.len() + 2).unwrap().to_be_bytes());
+        jpeg.extend_from_slice(chunk);
+    }
+    jpeg.extend_from_slice(&TINY_JPEG[2..]);
+    jpeg
+}
+
+/// A small real JPEG whose bytes name `label`, so that photos can be told apart.
+pub fn labelled_jpeg(label: &str) -> Vec<u8> {
+    jpeg_with_comment(format!("shenfen test photo {label} {}", next_unique()).as_bytes())
+}
+
+/// A real JPEG of exactly `size` bytes (at least [`TINY_JPEG`] and one comment segment),
+/// padded with comment segments.
+pub fn jpeg_of_size(size: usize) -> Vec<u8> {
+    let padding = size.checked_sub(TINY_JPEG.len()).unwrap_or_else(|| panic!("no JPEG of {size} bytes"));
+    // Each comment segment costs 4 bytes (marker and length) besides its at most 65 533 bytes.
+    let segments = (1..=padding / 4)
+        .find(|k| (padding - 4 * k).div_ceil(65_533) == *k)
+        .unwrap_or_else(|| panic!("no JPEG of {size} bytes"));
+    let jpeg = jpeg_with_comment(&vec![b'x'; padding - 4 * segments]);
+    assert_eq!(jpeg.len(), size);
+    jpeg
+}
+
+/// The three photo parts of an application.
+pub const PHOTO_PARTS: [&str; 3] = ["photo_front", "photo_back", "photo_handheld"];
+
+/// A manual-review application; [`ReviewApplication::form`] makes the multipart form. Change
+/// fields freely.
+#[derive(Debug, Clone)]
+pub struct ReviewApplication {
+    pub document_type: String,
+    pub name: String,
+    pub validity_period: String,
+    pub validity_start: String,
+    /// `(part name, bytes)`, sent in this order; a part left out is not sent.
+    pub photos: Vec<(String, Vec<u8>)>,
+}
+
+impl ReviewApplication {
+    /// An application for the document and validity of `registration`, under `name`, with three
+    /// different small JPEGs.
+    pub fn for_registration(registration: &Registration, name: &str) -> ReviewApplication {
+        ReviewApplication {
+            document_type: registration.document_type.clone(),
+            name: name.to_string(),
+            validity_period: registration.period.clone(),
+            validity_start: registration.start.clone(),
+            photos: PHOTO_PARTS.iter().map(|part| (part.to_string(), labelled_jpeg(part))).collect(),
+        }
+    }
+
+    /// The bytes sent as `part`.
+    pub fn photo(&self, part: &str) -> &[u8] {
+        self.photos.iter().find(|(p, _)| p == part).map(|(_, b)| b.as_slice()).unwrap_or_else(|| panic!("no {part}"))
+    }
+
+    /// This application with `part` replaced by `bytes`.
+    pub fn with_photo(mut self, part: &str, bytes: Vec<u8>) -> ReviewApplication {
+        self.photos.retain(|(p, _)| p != part);
+        self.photos.push((part.to_string(), bytes));
+        self
+    }
+
+    /// This application without `part`.
+    pub fn without_photo(mut self, part: &str) -> ReviewApplication {
+        self.photos.retain(|(p, _)| p != part);
+        self
+    }
+
+    /// The multipart form.
+    pub fn form(&self) -> MultipartForm {
+        let mut form = MultipartForm::new()
+            .text("document_type", &self.document_type)
+            .text("name", &self.name)
+            .text("validity_period", &self.validity_period)
+            .text("validity_start", &self.validity_start);
+        for (part, bytes) in &self.photos {
+            let filename = format!("{}.jpg", part.trim_start_matches("photo_"));
+            form = form.file(part, &filename, "image/jpeg", bytes);
+        }
+        form
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// China time and the working-day calendar
+// ---------------------------------------------------------------------------------------------
+
+/// The State Council holiday calendar (copied from the spec): `date,kind,holiday`, kind
+/// `holiday` or `working_day`.
+const CN_CALENDAR: &str = include_str!("../data/cn-calendar.csv");
+
+/// Today in China Standard Time (UTC+8).
+pub fn china_today() -> chrono::NaiveDate {
+    (chrono::Utc::now() + chrono::Duration::hours(8)).date_naive()
+}
+
+/// The next midnight in China Standard Time, as an instant.
+pub fn next_china_midnight() -> chrono::DateTime<chrono::Utc> {
+    let tomorrow = china_today().succ_opt().unwrap();
+    tomorrow.and_hms_opt(0, 0, 0).unwrap().and_utc() - chrono::Duration::hours(8)
+}
+
+/// Whether `date` is a working day: listed days as the calendar says, the rest Monday–Friday
+/// (also for years the calendar does not cover).
+pub fn is_working_day(date: chrono::NaiveDate) -> bool {
+    use chrono::Datelike;
+    let key = date.format("%Y-%m-%d").to_string();
+    for line in CN_CALENDAR.lines().skip(1) {
+        let mut fields = line.split(',');
+        if fields.next() == Some(key.as_str()) {
+            return fields.next() == Some("working_day");
+        }
+    }
+    !matches!(date.weekday(), chrono::Weekday::Sat | chrono::Weekday::Sun)
+}
+
+/// Working days after `from` up to and including `to`.
+pub fn working_days_between(from: chrono::NaiveDate, to: chrono::NaiveDate) -> u32 {
+    from.iter_days().skip(1).take_while(|d| *d <= to).filter(|d| is_working_day(*d)).count() as u32
+}
+
+/// The manual-review period holding `date`: 1 Jan – 31 Aug or 1 Sep – 31 Dec.
+pub fn review_period(date: chrono::NaiveDate) -> (chrono::NaiveDate, chrono::NaiveDate) {
+    use chrono::Datelike;
+    let day = |m, d| chrono::NaiveDate::from_ymd_opt(date.year(), m, d).unwrap();
+    if date.month() <= 8 {
+        (day(1, 1), day(8, 31))
+    } else {
+        (day(9, 1), day(12, 31))
+    }
+}
+
 /// What a registration sends; [`Registration::body`] makes the JSON. Change fields freely.
 #[derive(Debug, Clone)]
 pub struct Registration {
@@ -1066,15 +1460,18 @@ pub struct ApiResponse {
     pub text: String,
     /// The body as JSON (`Null` when it is not JSON).
     pub body: Value,
+    /// The body as sent (for binary answers such as photos).
+    pub bytes: Vec<u8>,
 }
 
 impl ApiResponse {
     async fn read(what: String, response: reqwest::Response) -> ApiResponse {
         let status = response.status();
         let headers = response.headers().clone();
-        let text = response.text().await.unwrap_or_else(|e| panic!("{what}: reading the body failed: {e}"));
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        ApiResponse { what, status, headers, text, body }
+        let bytes = response.bytes().await.unwrap_or_else(|e| panic!("{what}: reading the body failed: {e}")).to_vec();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        ApiResponse { what, status, headers, text, body, bytes }
     }
 
     fn describe(&self) -> String {
@@ -1172,6 +1569,31 @@ mod tests {
         }
         let unique: std::collections::HashSet<&String> = numbers.iter().collect();
         assert_eq!(unique.len(), numbers.len());
+    }
+
+    #[test]
+    fn padded_jpegs_have_the_size_asked_for_and_keep_the_jpeg_markers() {
+        for size in [400, 65_000, 190 * 1024 - 1, 190 * 1024, 1024 * 1024 + 1] {
+            let jpeg = jpeg_of_size(size);
+            assert_eq!(jpeg.len(), size);
+            assert_eq!(&jpeg[..4], &[0xFF, 0xD8, 0xFF, 0xFE]);
+            assert_eq!(&jpeg[jpeg.len() - 2..], &[0xFF, 0xD9]);
+        }
+        assert_ne!(labelled_jpeg("front"), labelled_jpeg("front"));
+    }
+
+    #[test]
+    fn the_calendar_knows_holidays_and_adjusted_working_weekends() {
+        let day = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        assert!(!is_working_day(day("2026-10-01")), "National Day");
+        assert!(is_working_day(day("2026-10-10")), "an adjusted working Saturday");
+        assert!(!is_working_day(day("2026-11-21")), "an ordinary Saturday");
+        assert!(is_working_day(day("2027-03-01")), "a Monday of a year without data");
+        // 2026-09-30 (Wed) + 7 working days: 10-08, 09, 10 (Sat, working), 12, 13, 14, 15.
+        assert_eq!(working_days_between(day("2026-09-30"), day("2026-10-15")), 7);
+        assert_eq!(working_days_between(day("2026-09-30"), day("2026-10-14")), 6);
+        assert_eq!(review_period(day("2026-11-23")), (day("2026-09-01"), day("2026-12-31")));
+        assert_eq!(review_period(day("2027-08-31")), (day("2027-01-01"), day("2027-08-31")));
     }
 
     #[test]

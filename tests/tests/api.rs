@@ -9,40 +9,14 @@ use futures::future::join_all;
 use reqwest::Method;
 use serde_json::json;
 use shenfen_tests::{
-    email_address, masked, mobile_number, openid, password, resident_id_number, use_server_binary, ApiResponse,
-    Registered, Registration, Settings, Store, TestApp,
+    both_stores, email_address, masked, mobile_number, openid, password, resident_id_number, use_server_binary,
+    ApiResponse, Registered, Registration, Settings, Store, TestApp,
 };
 
 /// Starts a server for a scenario, telling the harness where cargo built the binary.
 async fn spawn(store: Store, settings: Settings) -> TestApp {
     use_server_binary(env!("CARGO_BIN_EXE_shenfen-server"));
     TestApp::spawn(store, settings).await
-}
-
-/// Runs `scenario` once on SQLite and once on PostgreSQL: two tests named
-/// `<scenario>::on_sqlite` and `<scenario>::on_postgres`. A second argument gives the server
-/// settings.
-macro_rules! both_stores {
-    ($scenario:ident) => {
-        both_stores!($scenario, Settings::defaults());
-    };
-    ($scenario:ident, $settings:expr) => {
-        mod $scenario {
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn on_sqlite() {
-                let mut app = spawn(Store::Sqlite, $settings).await;
-                super::$scenario(&mut app).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn on_postgres() {
-                let mut app = spawn(Store::Postgres, $settings).await;
-                super::$scenario(&mut app).await;
-            }
-        }
-    };
 }
 
 /// Retries `attempt` until `done` accepts its answer or `timeout` passes; returns the last answer.

@@ -1,6 +1,7 @@
 //! HTTP handlers, one module per resource, and the mapping of domain errors to problems.
 
 pub mod accounts;
+pub mod analytics;
 pub mod codes;
 pub mod me;
 pub mod ops;
