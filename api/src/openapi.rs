@@ -42,6 +42,8 @@ use crate::routes;
         routes::analytics::manual_reviews,
         routes::analytics::manual_reviews_daily,
         routes::analytics::overdue,
+        routes::audit::events,
+        routes::audit::state,
     ),
     modifiers(&Bearer)
 )]

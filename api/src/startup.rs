@@ -177,6 +177,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/support/lookups", post(routes::support::lookup))
         .route("/v1/support/accounts/{id}/contact", post(routes::support::change_contact))
         .route("/v1/support/accounts/{id}/corrections", post(routes::support::correct))
+        .route("/v1/audit/aggregates/{type}/{id}/events", get(routes::audit::events))
+        .route("/v1/audit/aggregates/{type}/{id}/state", get(routes::audit::state))
         .route("/v1/analytics/registrations", get(routes::analytics::registrations))
         .route("/v1/analytics/verification-attempts", get(routes::analytics::verification_attempts))
         .route("/v1/analytics/verification-failures", get(routes::analytics::verification_failures))

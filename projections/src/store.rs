@@ -322,8 +322,23 @@ where
         command: A::Command,
         metadata: &EventMetadata,
     ) -> Result<Committed<A>, BusError<A::Error>> {
+        self.execute_from(id, None, command, metadata).await
+    }
+
+    /// Like [`execute`](Self::execute), starting from an aggregate the caller has just
+    /// loaded (saving a load when nothing changed in between; a conflict reloads).
+    pub async fn execute_from(
+        &self,
+        id: &str,
+        mut first: Option<Loaded<A>>,
+        command: A::Command,
+        metadata: &EventMetadata,
+    ) -> Result<Committed<A>, BusError<A::Error>> {
         for attempt in 0..MAX_ATTEMPTS {
-            let mut loaded = self.load_context(id).await?;
+            let mut loaded = match first.take() {
+                Some(loaded) => loaded,
+                None => self.load_context(id).await?,
+            };
             let sink = cqrs_es::event_sink::EventSink::default();
             loaded.state.handle(command.clone(), &self.services, &sink).await.map_err(BusError::Domain)?;
             let events = sink.collect().await;

@@ -20,6 +20,7 @@ use shenfen_domain::metadata::Actor;
 use shenfen_domain::shared::validity::Validity;
 use shenfen_domain::time::cst_date;
 use shenfen_projections::account_view::AccountView;
+use shenfen_projections::store::Loaded;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult};
@@ -230,13 +231,13 @@ pub async fn reregister(
 }
 
 /// Finds the account of a document number whose type may be left out, trying the types its
-/// format allows. Returns the id and state of the first that exists.
+/// format allows. Returns the id and the loaded stream of the first that exists.
 pub async fn find_by_document(
     state: &AppState,
     number: &str,
     doc_type: Option<&str>,
     ctx: &Ctx,
-) -> ApiResult<Option<(String, Account)>> {
+) -> ApiResult<Option<(String, Loaded<Account>)>> {
     use shenfen_domain::shared::document::{infer_types, DocumentNumber, DocumentType};
     let candidates = match doc_type {
         Some(t) => match DocumentType::parse(t.trim()) {
@@ -249,9 +250,10 @@ pub async fn find_by_document(
     for candidate in candidates {
         let Ok(parsed) = DocumentNumber::parse(candidate, number, today) else { continue };
         let id = ids::account_id(&state.key, candidate, &parsed);
-        let account = state.accounts.load(&id).await.map_err(|e| super::bus_problem(e, super::account_problem))?;
-        if account.exists() {
-            return Ok(Some((id, account)));
+        let loaded =
+            state.accounts.load_context(&id).await.map_err(|e| super::bus_problem(e, super::account_problem))?;
+        if loaded.state.exists() {
+            return Ok(Some((id, loaded)));
         }
     }
     Ok(None)

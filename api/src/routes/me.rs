@@ -129,8 +129,12 @@ pub async fn update_profile(
     holder: Holder,
     AppJson(body): AppJson<ProfileRequest>,
 ) -> ApiResult<Json<MeView>> {
-    let account =
-        state.accounts.load(&holder.account_id).await.map_err(|e| super::bus_problem(e, super::account_problem))?;
+    let loaded = state
+        .accounts
+        .load_context(&holder.account_id)
+        .await
+        .map_err(|e| super::bus_problem(e, super::account_problem))?;
+    let account = &loaded.state;
     let mut errors = Errors::default();
     for (field, present) in [
         ("name", body.name.is_some()),
@@ -184,7 +188,7 @@ pub async fn update_profile(
     };
     let committed = state
         .accounts
-        .execute(&holder.account_id, command, &ctx.meta(holder.actor()))
+        .execute_from(&holder.account_id, Some(loaded), command, &ctx.meta(holder.actor()))
         .await
         .map_err(|e| super::bus_problem(e, super::account_problem))?;
     state.caught_up(committed.position, &[AccountView::NAME]).await;

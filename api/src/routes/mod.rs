@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod analytics;
+pub mod audit;
 pub mod codes;
 pub mod me;
 pub mod ops;

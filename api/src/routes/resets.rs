@@ -113,7 +113,7 @@ pub async fn start(
     else {
         return Err(not_found());
     };
-    if account.legacy {
+    if account.state.legacy {
         return Err(super::account_problem(AccountError::LegacyMustReregister));
     }
     let reset_id = super::id_for("rst_", &account_id);

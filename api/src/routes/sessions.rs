@@ -66,14 +66,22 @@ pub async fn log_in(
     errors.finish()?;
     let (Some(number), Some(password)) = (number, password) else { return Err(login_failed()) };
     let found = super::accounts::find_by_document(&state, &number, body.document_type.as_deref(), &ctx).await?;
-    let Some((account_id, _)) = found else {
+    let Some((account_id, loaded)) = found else {
         state.hashing.verify_dummy(password).await.map_err(ApiError::internal)?;
         return Err(login_failed());
     };
     let settings = &state.settings;
+    let mut loaded = Some(loaded);
     for _ in 0..3 {
-        let account =
-            state.accounts.load(&account_id).await.map_err(|e| super::bus_problem(e, super::account_problem))?;
+        let current = match loaded.take() {
+            Some(l) => l,
+            None => state
+                .accounts
+                .load_context(&account_id)
+                .await
+                .map_err(|e| super::bus_problem(e, super::account_problem))?,
+        };
+        let account = &current.state;
         if account.legacy {
             return Err(super::account_problem(AccountError::LegacyMustReregister));
         }
@@ -96,7 +104,8 @@ pub async fn log_in(
             lockout: Duration::seconds(settings.lockout_seconds),
             now: ctx.now,
         };
-        let result = state.accounts.execute(&account_id, command, &ctx.meta(Actor::Anonymous)).await;
+        let result =
+            state.accounts.execute_from(&account_id, Some(current), command, &ctx.meta(Actor::Anonymous)).await;
         let committed = match result {
             Err(shenfen_projections::store::BusError::Domain(AccountError::StaleCredentials)) => continue,
             other => other.map_err(|e| super::bus_problem(e, super::account_problem))?,

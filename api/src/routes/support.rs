@@ -55,8 +55,9 @@ pub async fn lookup(
     let number = errors.required("document_number", &body.document_number).map(str::to_string);
     errors.finish()?;
     let (Some(doc_type), Some(number)) = (doc_type, number) else { return Err(not_found()) };
-    let (account_id, account) =
+    let (account_id, loaded) =
         super::accounts::find_by_document(&state, &number, Some(&doc_type), &ctx).await?.ok_or_else(not_found)?;
+    let account = loaded.state;
     tracing::info!(staff_id = %staff.staff_id, account_id = %account_id, "support lookup");
     Ok(Json(LookupResult {
         account_id,
