@@ -53,6 +53,24 @@ impl Projection for AccountView {
         Self::NAME
     }
 
+    fn wants(&self, e: &StoredEvent) -> bool {
+        e.aggregate_type == "account"
+            && matches!(
+                e.event_type.as_str(),
+                "Registered"
+                    | "LegacyImported"
+                    | "Reregistered"
+                    | "ProfileCompleted"
+                    | "ProfileEdited"
+                    | "WechatBound"
+                    | "WechatUnbound"
+                    | "RealNameStatusChanged"
+                    | "VerifiedIdentityApplied"
+                    | "ContactChangedBySupport"
+                    | "CorrectedBySupport"
+            )
+    }
+
     fn tables(&self) -> &'static [&'static str] {
         &["account_view"]
     }

@@ -63,6 +63,21 @@ impl Projection for Analytics {
         Self::NAME
     }
 
+    fn wants(&self, e: &StoredEvent) -> bool {
+        (e.aggregate_type == "account" && e.event_type == "Registered")
+            || (e.aggregate_type == "verification"
+                && matches!(
+                    e.event_type.as_str(),
+                    "AttemptStarted"
+                        | "AttemptPassed"
+                        | "AttemptFailed"
+                        | "AttemptVoided"
+                        | "ApplicationSubmitted"
+                        | "ApplicationApproved"
+                        | "ApplicationRejected"
+                ))
+    }
+
     fn tables(&self) -> &'static [&'static str] {
         &[
             "analytics_registrations",

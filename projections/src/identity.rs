@@ -49,6 +49,20 @@ impl Projection for IdentityProcess {
         Self::NAME
     }
 
+    fn wants(&self, e: &StoredEvent) -> bool {
+        (e.aggregate_type == "account" && e.event_type == "Reregistered")
+            || (e.aggregate_type == "verification"
+                && matches!(
+                    e.event_type.as_str(),
+                    "AttemptPassed"
+                        | "AttemptFailed"
+                        | "ApplicationSubmitted"
+                        | "ApplicationApproved"
+                        | "ApplicationRejected"
+                        | "Reset"
+                ))
+    }
+
     async fn apply(&self, _: &mut DbTx, _: &StoredEvent) -> Result<(), ProjectionError> {
         Ok(())
     }

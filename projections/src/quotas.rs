@@ -74,6 +74,14 @@ impl Projection for Quotas {
         Self::NAME
     }
 
+    fn wants(&self, e: &StoredEvent) -> bool {
+        e.aggregate_type == "verification"
+            && matches!(
+                e.event_type.as_str(),
+                "AttemptStarted" | "AttemptVoided" | "AttemptPassed" | "AttemptFailed" | "ApplicationSubmitted"
+            )
+    }
+
     fn tables(&self) -> &'static [&'static str] {
         &["verification_quotas"]
     }

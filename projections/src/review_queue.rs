@@ -61,6 +61,14 @@ impl Projection for ReviewQueue {
         Self::NAME
     }
 
+    fn wants(&self, e: &StoredEvent) -> bool {
+        e.aggregate_type == "verification"
+            && matches!(
+                e.event_type.as_str(),
+                "ApplicationSubmitted" | "ApplicationClaimed" | "ApplicationApproved" | "ApplicationRejected"
+            )
+    }
+
     fn tables(&self) -> &'static [&'static str] {
         &["review_queue"]
     }

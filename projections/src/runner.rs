@@ -27,6 +27,13 @@ pub trait Projection: Send + Sync {
     /// Applies one event inside the batch transaction.
     async fn apply(&self, tx: &mut DbTx, event: &StoredEvent) -> Result<(), ProjectionError>;
 
+    /// Whether this projection does anything with `event` (judged from its type, without
+    /// decoding). Events it does not want only move its position forward, in memory, and the
+    /// checkpoint row is written at most every [`CHECKPOINT_FLUSH`].
+    fn wants(&self, _event: &StoredEvent) -> bool {
+        true
+    }
+
     /// The tables this read model owns (rebuilt into fresh copies by the replay tool).
     fn tables(&self) -> &'static [&'static str] {
         &[]
@@ -66,6 +73,18 @@ impl ProjectionError {
             message: err.to_string(),
         }
     }
+}
+
+/// How long a position reached only through unwanted events may stay unwritten.
+pub const CHECKPOINT_FLUSH: Duration = Duration::from_millis(200);
+
+/// Where a runner stands: `stored` is the checkpoint row, `read` how far it has read
+/// (ahead of `stored` only by events it does not want).
+#[derive(Debug, Clone, Copy)]
+struct Cursor {
+    stored: Position,
+    read: Position,
+    since: Instant,
 }
 
 /// Tuning of the runner.
@@ -197,9 +216,11 @@ pub async fn catch_up(
         config: RunnerConfig { batch_size, poll_interval: Duration::from_millis(100) },
     };
     let mut applied = 0u64;
+    let mut cursor = None;
     loop {
-        let n = task.step().await?;
+        let n = task.step(&mut cursor).await?;
         if n == 0 {
+            task.flush(&mut cursor, true).await?;
             return Ok(checkpoint(db, projection.name()).await?);
         }
         applied += n as u64;
@@ -241,16 +262,26 @@ impl Task {
     async fn run(self, mut wake: watch::Receiver<u64>) {
         let name = self.projection.name();
         let mut leadership = Leadership { conn: None, held: false };
+        let mut cursor = None;
+        let mut lag_reported = Instant::now();
         loop {
             if !self.lead(&mut leadership).await {
                 metrics::gauge!("shenfen_projection_leader", "projection" => name).set(0.0);
+                cursor = None;
                 self.idle(&mut wake).await;
                 continue;
             }
             metrics::gauge!("shenfen_projection_leader", "projection" => name).set(1.0);
-            match self.step().await {
+            match self.step(&mut cursor).await {
                 Ok(0) => {
-                    self.report_lag().await;
+                    if let Err(err) = self.flush(&mut cursor, false).await {
+                        tracing::warn!(projection = name, error = %err, "checkpoint flush failed");
+                        cursor = None;
+                    }
+                    if lag_reported.elapsed() >= Duration::from_secs(1) {
+                        self.report_lag().await;
+                        lag_reported = Instant::now();
+                    }
                     self.idle(&mut wake).await;
                 }
                 Ok(_) => {}
@@ -259,6 +290,7 @@ impl Task {
                     tracing::error!(projection = name, error = %err, "projection batch failed; retrying");
                     leadership.conn = None;
                     leadership.held = false;
+                    cursor = None;
                     tokio::time::sleep(self.config.poll_interval).await;
                 }
             }
@@ -305,17 +337,57 @@ impl Task {
         }
     }
 
-    /// Applies one batch; returns how many events it applied.
-    async fn step(&self) -> Result<usize, ProjectionError> {
+    /// Writes a position reached through unwanted events, when it is old enough (or `force`).
+    async fn flush(&self, cursor: &mut Option<Cursor>, force: bool) -> Result<(), ProjectionError> {
+        let Some(c) = cursor.as_mut() else { return Ok(()) };
+        if c.read == c.stored || (!force && c.since.elapsed() < CHECKPOINT_FLUSH) {
+            return Ok(());
+        }
+        let moved = crate::exec!(
+            &self.db,
+            "UPDATE projection_checkpoints SET transaction_id = $1, position = $2, updated_at = CURRENT_TIMESTAMP
+              WHERE projection = $3 AND transaction_id = $4 AND position = $5",
+            c.read.tx,
+            c.read.pos,
+            self.projection.name(),
+            c.stored.tx,
+            c.stored.pos
+        )?;
+        if moved == 1 {
+            c.stored = c.read;
+        } else {
+            *cursor = None;
+        }
+        Ok(())
+    }
+
+    /// Reads and applies one batch; returns how many events it read.
+    async fn step(&self, cursor: &mut Option<Cursor>) -> Result<usize, ProjectionError> {
         let name = self.projection.name();
-        let from = checkpoint(&self.db, name).await?;
-        let events = log::read_after(&self.db, from, self.config.batch_size).await?;
-        let Some(last) = events.last().map(StoredEvent::position) else {
-            self.progress.send_if_modified(|p| std::mem::replace(p, from) != from);
-            return Ok(0);
+        let c = match *cursor {
+            Some(c) => c,
+            None => {
+                let at = checkpoint(&self.db, name).await?;
+                let c = Cursor { stored: at, read: at, since: Instant::now() };
+                *cursor = Some(c);
+                self.progress.send_if_modified(|p| std::mem::replace(p, at) != at);
+                c
+            }
         };
+        let events = log::read_after(&self.db, c.read, self.config.batch_size).await?;
+        let Some(last) = events.last().map(StoredEvent::position) else { return Ok(0) };
+        let wanted: Vec<&StoredEvent> = events.iter().filter(|e| self.projection.wants(e)).collect();
+        if wanted.is_empty() {
+            if c.read == c.stored {
+                *cursor = Some(Cursor { stored: c.stored, read: last, since: Instant::now() });
+            } else if let Some(cur) = cursor.as_mut() {
+                cur.read = last;
+            }
+            self.progress.send_replace(last);
+            return Ok(events.len());
+        }
         if self.projection.is_process_manager() {
-            for event in &events {
+            for event in &wanted {
                 self.projection.handle(event).await?;
             }
         }
@@ -325,15 +397,17 @@ impl Task {
         let claimed = crate::exec!(tx &mut tx,
             "UPDATE projection_checkpoints SET transaction_id = $1, position = $2, updated_at = CURRENT_TIMESTAMP
               WHERE projection = $3 AND transaction_id = $4 AND position = $5",
-            last.tx, last.pos, name, from.tx, from.pos)?;
+            last.tx, last.pos, name, c.stored.tx, c.stored.pos)?;
         if claimed != 1 {
+            *cursor = None;
             return Ok(1);
         }
-        for event in &events {
+        for event in wanted {
             self.projection.apply(&mut tx, event).await?;
         }
         tx.commit().await?;
         metrics::counter!("shenfen_projection_events_total", "projection" => name).increment(events.len() as u64);
+        *cursor = Some(Cursor { stored: last, read: last, since: Instant::now() });
         self.progress.send_replace(last);
         Ok(events.len())
     }

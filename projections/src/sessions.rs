@@ -43,6 +43,11 @@ impl Projection for Sessions {
         Self::NAME
     }
 
+    fn wants(&self, e: &StoredEvent) -> bool {
+        e.aggregate_type == "account"
+            && matches!(e.event_type.as_str(), "SessionStarted" | "SessionEnded" | "SessionsRevoked")
+    }
+
     fn tables(&self) -> &'static [&'static str] {
         &["sessions"]
     }

@@ -41,6 +41,10 @@ where
         self.name
     }
 
+    fn wants(&self, e: &StoredEvent) -> bool {
+        e.aggregate_type == A::TYPE && e.sequence % EVERY == 0
+    }
+
     async fn apply(&self, _: &mut DbTx, _: &StoredEvent) -> Result<(), ProjectionError> {
         Ok(())
     }

@@ -42,6 +42,10 @@ impl Projection for StaffSessions {
         Self::NAME
     }
 
+    fn wants(&self, e: &StoredEvent) -> bool {
+        e.aggregate_type == "staff" && matches!(e.event_type.as_str(), "Created" | "SessionStarted")
+    }
+
     fn tables(&self) -> &'static [&'static str] {
         &["staff_sessions", "staff_directory"]
     }

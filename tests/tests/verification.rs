@@ -458,6 +458,30 @@ async fn photos_must_be_small_real_jpegs_and_only_a_permit_holder_may_apply_with
 }
 both_stores!(photos_must_be_small_real_jpegs_and_only_a_permit_holder_may_apply_without_an_attempt);
 
+async fn a_fourth_application_in_a_period_waits_for_the_next_period(app: &mut TestApp) {
+    let registration = Registration::hk_macau_permit();
+    let (_, token) = app.ready_applicant(registration.clone()).await;
+    let application = ReviewApplication::for_registration(&registration, &registration.name);
+    let reviewer = app.staff_member("reviewer").await;
+    for left in [2, 1, 0] {
+        let submitted = app.apply_for_review(&token, &application).await;
+        submitted.assert_status(201);
+        assert_eq!(submitted.body["applications_left_in_period"], json!(left), "{}", submitted.text);
+        claim_and_decide(app, &reviewer.token, &submitted.str("review_id"), "reject", Some("手持照片不清晰")).await;
+    }
+
+    let fourth = app.apply_for_review(&token, &application).await;
+
+    fourth.assert_problem(429, "period_quota_exhausted");
+    let (_, period_end) = review_period(china_today());
+    assert_eq!(date(&fourth, "next_period_start"), period_end.succ_opt().unwrap());
+    let me = app.me(&token).await;
+    assert_eq!(me.str("real_name_status"), "manual_review_rejected");
+    assert_eq!(me.body["quotas"]["manual_review_applications_left_in_period"], json!(0), "{}", me.text);
+    assert_eq!(items(&app.my_reviews(&token).await).len(), 3);
+}
+both_stores!(a_fourth_application_in_a_period_waits_for_the_next_period);
+
 async fn business_eligibility_asks_for_the_profile_before_the_verification(app: &mut TestApp) {
     let account = app.register_account().await;
     let token = app.login_ok(&account).await;
@@ -486,6 +510,12 @@ async fn staff_endpoints_admit_only_staff_of_the_right_role(app: &mut TestApp) {
     app.claim_review(&applicant, &review_id).await.assert_problem(403, "forbidden");
     let lookup = json!({"document_type": registration.document_type, "document_number": registration.document_number});
     app.post_json_as(&applicant, "/v1/support/lookups", &lookup).await.assert_problem(403, "forbidden");
+
+    // The command line refuses an unknown role or a bad username.
+    for (username, role) in [(shenfen_tests::staff_username(), "janitor"), ("No Spaces!".to_string(), "reviewer")] {
+        let output = app.run_staff_add(&username, role, &password()).await;
+        assert!(!output.status.success(), "staff add --username {username:?} --role {role} must fail");
+    }
 
     // Staff of another role.
     let support = app.staff_member("support").await;

@@ -14,7 +14,6 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use shenfen_domain::account::{AccountCommand, AccountError, AccountEvent, NewSession};
 use shenfen_domain::metadata::Actor;
-use shenfen_projections::account_view::AccountView;
 use shenfen_projections::sessions::Sessions;
 use utoipa::ToSchema;
 
@@ -119,7 +118,7 @@ pub async fn log_in(
             tracing::info!(account_id = %account_id, locked, "login failed");
             return Err(login_failed());
         };
-        state.caught_up(committed.position, &[Sessions::NAME, AccountView::NAME]).await;
+        state.caught_up(committed.position, &[Sessions::NAME]).await;
         tracing::info!(account_id = %account_id, "logged in");
         return Ok((
             StatusCode::CREATED,
