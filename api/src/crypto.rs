@@ -112,3 +112,35 @@ pub fn random_hex(bytes: usize) -> String {
     rand::rngs::OsRng.fill_bytes(&mut buf);
     hex::encode(buf)
 }
+
+/// A new session token: `s1.` + the account id's 32 hex digits + `.` + 256 random bits. The
+/// token names its account, so a request is authenticated against the account stream itself
+/// (where only the token's SHA-256 is stored), with no read model to wait for.
+pub fn session_token(account_id: &str) -> String {
+    format!("s1.{}.{}", account_id.replace('-', ""), random_token())
+}
+
+/// The account id a session token names.
+pub fn account_of_session_token(token: &str) -> Option<String> {
+    let rest = token.strip_prefix("s1.")?;
+    let (h, secret) = rest.split_once('.')?;
+    if h.len() != 32 || !h.bytes().all(|b| b.is_ascii_hexdigit()) || secret.len() < 32 {
+        return None;
+    }
+    Some(format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_token_names_its_account_and_nothing_else_parses() {
+        let id = "14c493ae-d7f9-744d-bd64-6a34a7556058";
+        let token = session_token(id);
+        assert_eq!(account_of_session_token(&token).as_deref(), Some(id));
+        assert_eq!(account_of_session_token("s1.14c493aed7f9744dbd646a34a7556058.short"), None);
+        assert_eq!(account_of_session_token(&random_token()), None);
+        assert_ne!(session_token(id), session_token(id));
+    }
+}

@@ -10,8 +10,9 @@ use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
+use shenfen_domain::account::Account;
 use shenfen_domain::metadata::{Actor, EventMetadata};
-use shenfen_projections::sessions::Sessions;
+use shenfen_projections::store::Loaded;
 
 use crate::error::ApiError;
 use crate::startup::AppState;
@@ -119,11 +120,13 @@ impl FromRequestParts<Arc<AppState>> for Ctx {
     }
 }
 
-/// The signed-in account holder (from `Authorization: Bearer <token>`).
+/// The signed-in account holder (from `Authorization: Bearer <token>`), with the account
+/// stream as loaded to check the session, so that a command can start from it.
 #[derive(Debug, Clone)]
 pub struct Holder {
     pub account_id: String,
     pub session_id: String,
+    pub loaded: Loaded<Account>,
 }
 
 impl Holder {
@@ -131,26 +134,41 @@ impl Holder {
     pub fn actor(&self) -> Actor {
         Actor::Account { id: self.account_id.clone() }
     }
+
+    /// The account.
+    pub fn account(&self) -> &Account {
+        &self.loaded.state
+    }
+}
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// The account holder a token belongs to, if it is a live session of an active account.
+async fn holder_of(state: &AppState, token: &str) -> Result<Option<Holder>, ApiError> {
+    let Some(account_id) = crate::crypto::account_of_session_token(token) else { return Ok(None) };
+    let loaded = state.accounts.load_context(&account_id).await.map_err(|e| ApiError::internal(e.to_string()))?;
+    let hash = shenfen_domain::ids::token_hash(token);
+    let session_id = match loaded.state.session_by_token(&hash, state.clock.now()) {
+        Some(session) if loaded.state.is_active() => session.session_id.clone(),
+        _ => return Ok(None),
+    };
+    Ok(Some(Holder { account_id, session_id, loaded }))
 }
 
 impl FromRequestParts<Arc<AppState>> for Holder {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(ApiError::unauthenticated)?;
-        let hash = shenfen_domain::ids::token_hash(token);
-        let session = Sessions::find(&state.db, &hash, state.clock.now())
-            .await
-            .map_err(ApiError::internal)?
-            .ok_or_else(ApiError::unauthenticated)?;
-        Ok(Holder { account_id: session.account_id, session_id: session.session_id })
+        let token = bearer(parts).ok_or_else(ApiError::unauthenticated)?;
+        holder_of(state, token).await?.ok_or_else(ApiError::unauthenticated)
     }
 }
 
@@ -188,26 +206,17 @@ impl FromRequestParts<Arc<AppState>> for StaffMember {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(ApiError::unauthenticated)?;
-        let hash = shenfen_domain::ids::token_hash(token);
-        let now = state.clock.now();
-        let found = shenfen_projections::staff_sessions::StaffSessions::find(&state.db, &hash, now)
-            .await
-            .map_err(ApiError::internal)?;
-        if let Some(session) = found {
-            let role = shenfen_domain::staff::Role::parse(&session.role).ok_or_else(forbidden)?;
-            return Ok(StaffMember { staff_id: session.staff_id, username: session.username, role });
-        }
-        if Sessions::find(&state.db, &hash, now).await.map_err(ApiError::internal)?.is_some() {
+        let token = bearer(parts).ok_or_else(ApiError::unauthenticated)?;
+        if holder_of(state, token).await?.is_some() {
             return Err(forbidden());
         }
-        Err(ApiError::unauthenticated())
+        let hash = shenfen_domain::ids::token_hash(token);
+        let now = state.clock.now();
+        let session = shenfen_projections::staff_sessions::StaffSessions::find(&state.db, &hash, now)
+            .await
+            .map_err(ApiError::internal)?
+            .ok_or_else(ApiError::unauthenticated)?;
+        let role = shenfen_domain::staff::Role::parse(&session.role).ok_or_else(forbidden)?;
+        Ok(StaffMember { staff_id: session.staff_id, username: session.username, role })
     }
 }

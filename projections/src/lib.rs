@@ -1,7 +1,7 @@
 //! Everything below the binaries that touches the database: opening a store of either
 //! backend ([`db`]), the cqrs-es event store and command bus ([`store`]), reading the log in
 //! global order ([`log`]), the catch-up projection runner ([`runner`]), the read models
-//! ([`account_view`], [`sessions`], [`quotas`], [`review_queue`], [`staff_sessions`]), the
+//! ([`account_view`], [`quotas`], [`review_queue`], [`staff_sessions`]), the
 //! [`identity`] process manager, and the outbox of messages ([`outbox`]).
 
 pub mod account_view;
@@ -15,7 +15,6 @@ pub mod outbox;
 pub mod quotas;
 pub mod review_queue;
 pub mod runner;
-pub mod sessions;
 pub mod snapshots;
 pub mod staff_sessions;
 pub mod store;
@@ -27,7 +26,6 @@ use std::sync::Arc;
 pub fn read_models() -> Vec<Arc<dyn runner::Projection>> {
     vec![
         Arc::new(account_view::AccountView),
-        Arc::new(sessions::Sessions),
         Arc::new(quotas::Quotas),
         Arc::new(review_queue::ReviewQueue),
         Arc::new(staff_sessions::StaffSessions),

@@ -128,8 +128,8 @@ pub struct Committed<A: Aggregate> {
     pub state: A,
     /// The events written (empty when the command changed nothing).
     pub events: Vec<A::Event>,
-    /// Where the last event written stands in the global order.
-    pub position: Option<Position>,
+    /// The stream's last sequence after the command.
+    pub sequence: i64,
 }
 
 /// An aggregate as loaded: its state, its last sequence and the hash of its last event.
@@ -264,6 +264,15 @@ where
         Ok((loaded.state, loaded.sequence))
     }
 
+    /// Where the last event a command wrote stands in the global order (`None` when it wrote
+    /// nothing). Asked only by callers that wait for read models.
+    pub async fn position(&self, id: &str, committed: &Committed<A>) -> Option<Position> {
+        if committed.events.is_empty() {
+            return None;
+        }
+        position_of(&self.db, A::TYPE, id, committed.sequence).await.ok().flatten()
+    }
+
     /// Stores a snapshot of the aggregate's current state (outside the command path).
     pub async fn write_snapshot(&self, id: &str) -> Result<(), BusError<A::Error>> {
         let loaded = self.load_context(id).await?;
@@ -343,15 +352,14 @@ where
             loaded.state.handle(command.clone(), &self.services, &sink).await.map_err(BusError::Domain)?;
             let events = sink.collect().await;
             if events.is_empty() {
-                return Ok(Committed { state: loaded.state, events, position: None });
+                return Ok(Committed { state: loaded.state, events, sequence: loaded.sequence });
             }
             let serialized = self.serialize(id, &loaded, &events, metadata)?;
             match self.repo.persist::<A>(&serialized, None).await {
                 Ok(()) => {
                     self.written.send_modify(|n| *n = n.wrapping_add(1));
-                    let last = loaded.sequence + events.len() as i64;
-                    let position = position_of(&self.db, A::TYPE, id, last).await.ok().flatten();
-                    return Ok(Committed { state: loaded.state, events, position });
+                    let sequence = loaded.sequence + events.len() as i64;
+                    return Ok(Committed { state: loaded.state, events, sequence });
                 }
                 Err(PersistenceError::OptimisticLockError) => {
                     metrics::counter!("shenfen_command_conflicts_total", "aggregate" => A::TYPE).increment(1);

@@ -7,6 +7,15 @@
 //! codes and reset links with [`TestApp::wait_for_message`]. Every value that must be unique
 //! (document numbers, mobiles, e-mail addresses) comes from the generators below, so tests never
 //! collide even when they share a database.
+//!
+//! For real-name verification the server's identity authority is the reference registry,
+//! written from [`Settings::identities`] into the test directory before the server starts, or a
+//! [`FakeAuthority`] on loopback for the `http:URL` adapter ([`Settings::http_authority`]).
+//! Staff members are made with the real `staff add` command ([`TestApp::staff_member`]) or
+//! through the API ([`TestApp::create_staff`]); manual-review applications are multipart forms
+//! built by hand ([`ReviewApplication`], [`MultipartForm`]) with real JPEGs made from
+//! [`TINY_JPEG`]. Calendar rules are checked against [`is_working_day`], which reads the spec's
+//! holiday calendar (`data/cn-calendar.csv`), not the server's copy.
 #![allow(clippy::unwrap_used)]
 #![allow(clippy::missing_panics_doc)]
 

@@ -356,6 +356,30 @@ both_stores!(
     Settings::with_identities(vec![Identity::unavailable(), Identity::resident("张伟")])
 );
 
+async fn a_verification_with_a_corrected_validity_passes_when_the_authority_checks_the_dates(app: &mut TestApp) {
+    // On record with a validity of 2016-05-01 to 2036-05-01; registered from 2021-03-15.
+    let identity = app.identities()[0].clone();
+    let (_, token) = app.ready_applicant(identity.registration(&identity.name)).await;
+    failed_attempt(app, &token, "validity_mismatch").await;
+
+    let corrected = json!({"validity": {"period": "20y", "start": "2016-05-01"}});
+    let passed = app.verify_with(&token, &corrected).await;
+
+    passed.assert_status(200);
+    assert_eq!(passed.str("result"), "passed", "{}", passed.text);
+    assert_eq!(passed.body["attempts_left_today"], json!(1), "{}", passed.text);
+    assert_status_and_name(&app.me(&token).await, "verified", &identity.name);
+    app.eligibility(&token).await.assert_status(200);
+}
+both_stores!(
+    a_verification_with_a_corrected_validity_passes_when_the_authority_checks_the_dates,
+    Settings::with_identities(vec![Identity {
+        validity_start: "2016-05-01".into(),
+        validity_end: "2036-05-01".into(),
+        ..Identity::resident("周杰")
+    }])
+);
+
 async fn the_http_identity_authority_passes_and_fails_verifications(app: &mut TestApp) {
     let authority = app.authority.clone().expect("a fake HTTP authority");
     let known = Identity::resident("赵敏");
@@ -590,7 +614,11 @@ async fn support_looks_an_account_up_changes_its_mobile_and_corrects_a_garbled_n
     app.post_json_as(&support.token, &contact, &json!({"mobile": new_mobile, "reason": "客服邮件 #1024"}))
         .await
         .assert_field_error("evidence_ref", "required");
-    let change = json!({"mobile": new_mobile, "reason": "客服邮件 #1024：手机号已停用", "evidence_ref": "mail-1024/handheld.jpg"});
+    let change = json!({
+        "mobile": new_mobile,
+        "reason": "客服邮件 #1024：手机号已停用",
+        "evidence_ref": "mail-1024/handheld.jpg",
+    });
     app.post_json_as(&support.token, &contact, &change).await.assert_status(204);
 
     // A password reset by SMS now goes to the new mobile.

@@ -19,7 +19,6 @@ use shenfen_domain::ids;
 use shenfen_domain::metadata::Actor;
 use shenfen_domain::shared::validity::Validity;
 use shenfen_domain::time::cst_date;
-use shenfen_projections::account_view::AccountView;
 use shenfen_projections::store::Loaded;
 use utoipa::ToSchema;
 
@@ -184,7 +183,11 @@ async fn run(state: &AppState, ctx: &Ctx, body: RegistrationRequest, again: bool
         .execute(&account_id, command, &ctx.meta(Actor::Anonymous))
         .await
         .map_err(|e| super::bus_problem(e, super::account_problem))?;
-    state.caught_up(committed.position, &[AccountView::NAME, shenfen_projections::sessions::Sessions::NAME]).await;
+    if again {
+        // The identity must be proven again: wait until the verification stream has heard.
+        let position = state.accounts.position(&account_id, &committed).await;
+        state.caught_up(position, &[shenfen_projections::identity::IdentityProcess::NAME]).await;
+    }
     tracing::info!(account_id = %account_id, reregistration = again, "account registered");
     Ok(Registered { account_id, validity })
 }

@@ -7,13 +7,12 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
-use shenfen_domain::account::{AccountCommand, ProfileInput};
+use shenfen_domain::account::{Account, AccountCommand, ProfileInput};
 use shenfen_domain::shared::ethnicity::is_valid_ethnicity;
+use shenfen_domain::shared::mask::{mask_document, mask_email, mask_mobile};
 use shenfen_domain::shared::Gender;
 use shenfen_domain::time::cst_date;
-use shenfen_projections::account_view::AccountView;
 use shenfen_projections::quotas::Quotas;
-use shenfen_projections::sessions::Sessions;
 use utoipa::ToSchema;
 
 use super::accounts::ValidityInput;
@@ -56,22 +55,18 @@ pub struct MeView {
     pub quotas: QuotasView,
 }
 
-async fn me_view(state: &AppState, ctx: &Ctx, account_id: &str) -> ApiResult<MeView> {
-    let row = AccountView::get(&state.db, account_id)
-        .await
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "account_not_found", "No such account.", "账号不存在。"))?;
+async fn me_view(state: &AppState, ctx: &Ctx, account_id: &str, account: &Account) -> ApiResult<MeView> {
     let quotas = Quotas::get(&state.db, account_id, ctx.now).await.map_err(ApiError::internal)?;
     Ok(MeView {
-        account_id: row.account_id,
-        document_type: row.document_type,
-        document_number_masked: row.document_number_masked,
-        name: row.name,
-        profile_complete: row.profile_complete,
-        real_name_status: row.real_name_status,
-        email_masked: row.email_masked,
-        mobile_masked: row.mobile_masked,
-        wechat_bound: row.wechat_bound,
+        account_id: account_id.to_string(),
+        document_type: account.document_type.map(|t| t.as_str().to_string()).unwrap_or_default(),
+        document_number_masked: account.document_number.as_ref().map(|n| mask_document(n.as_str())).unwrap_or_default(),
+        name: account.name.as_ref().map(|n| n.as_str().to_string()).unwrap_or_default(),
+        profile_complete: account.profile_complete(),
+        real_name_status: account.real_name_status.as_str().to_string(),
+        email_masked: account.email.as_ref().map(|e| mask_email(e.as_str())),
+        mobile_masked: account.mobile.as_ref().map(|m| mask_mobile(m.as_str())),
+        wechat_bound: account.wechat_openid.is_some(),
         quotas: QuotasView {
             real_name_attempts_left_today: quotas.attempts_left_today,
             manual_review_applications_left_in_period: quotas.applications_left_in_period,
@@ -86,7 +81,7 @@ async fn me_view(state: &AppState, ctx: &Ctx, account_id: &str) -> ApiResult<MeV
 #[utoipa::path(get, path = "/v1/me", tag = "holder", security(("bearer" = [])),
     responses((status = 200, body = MeView), (status = 401, body = crate::error::Problem)))]
 pub async fn get_me(State(state): State<Arc<AppState>>, ctx: Ctx, holder: Holder) -> ApiResult<Json<MeView>> {
-    Ok(Json(me_view(&state, &ctx, &holder.account_id).await?))
+    Ok(Json(me_view(&state, &ctx, &holder.account_id, holder.account()).await?))
 }
 
 /// Completion (first login) or edit of the profile.
@@ -129,11 +124,7 @@ pub async fn update_profile(
     holder: Holder,
     AppJson(body): AppJson<ProfileRequest>,
 ) -> ApiResult<Json<MeView>> {
-    let loaded = state
-        .accounts
-        .load_context(&holder.account_id)
-        .await
-        .map_err(|e| super::bus_problem(e, super::account_problem))?;
+    let loaded = holder.loaded.clone();
     let account = &loaded.state;
     let mut errors = Errors::default();
     for (field, present) in [
@@ -191,8 +182,7 @@ pub async fn update_profile(
         .execute_from(&holder.account_id, Some(loaded), command, &ctx.meta(holder.actor()))
         .await
         .map_err(|e| super::bus_problem(e, super::account_problem))?;
-    state.caught_up(committed.position, &[AccountView::NAME]).await;
-    Ok(Json(me_view(&state, &ctx, &holder.account_id).await?))
+    Ok(Json(me_view(&state, &ctx, &holder.account_id, &committed.state).await?))
 }
 
 /// A password change.
@@ -213,8 +203,7 @@ pub async fn change_password(
     holder: Holder,
     AppJson(body): AppJson<PasswordChange>,
 ) -> ApiResult<StatusCode> {
-    let account =
-        state.accounts.load(&holder.account_id).await.map_err(|e| super::bus_problem(e, super::account_problem))?;
+    let account = holder.account();
     let mut errors = Errors::default();
     let old = errors.required("old_password", &body.old_password).map(str::to_string);
     let new = validate::new_password(
@@ -246,12 +235,11 @@ pub async fn change_password(
         keep_session: holder.session_id.clone(),
         now: ctx.now,
     };
-    let committed = state
+    state
         .accounts
-        .execute(&holder.account_id, command, &ctx.meta(holder.actor()))
+        .execute_from(&holder.account_id, Some(holder.loaded.clone()), command, &ctx.meta(holder.actor()))
         .await
         .map_err(|e| super::bus_problem(e, super::account_problem))?;
-    state.caught_up(committed.position, &[Sessions::NAME]).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -281,12 +269,12 @@ pub async fn bind_wechat(
     }
     errors.finish()?;
     let openid = openid.unwrap_or_default();
-    let committed = state
+    let command = AccountCommand::BindWechat { openid, now: ctx.now };
+    state
         .accounts
-        .execute(&holder.account_id, AccountCommand::BindWechat { openid, now: ctx.now }, &ctx.meta(holder.actor()))
+        .execute_from(&holder.account_id, Some(holder.loaded.clone()), command, &ctx.meta(holder.actor()))
         .await
         .map_err(|e| super::bus_problem(e, super::account_problem))?;
-    state.caught_up(committed.position, &[AccountView::NAME]).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -294,11 +282,11 @@ pub async fn bind_wechat(
 #[utoipa::path(delete, path = "/v1/me/wechat", tag = "holder", security(("bearer" = [])),
     responses((status = 204), (status = 409, description = "wechat_not_bound", body = crate::error::Problem)))]
 pub async fn unbind_wechat(State(state): State<Arc<AppState>>, ctx: Ctx, holder: Holder) -> ApiResult<StatusCode> {
-    let committed = state
+    let command = AccountCommand::UnbindWechat { now: ctx.now };
+    state
         .accounts
-        .execute(&holder.account_id, AccountCommand::UnbindWechat { now: ctx.now }, &ctx.meta(holder.actor()))
+        .execute_from(&holder.account_id, Some(holder.loaded.clone()), command, &ctx.meta(holder.actor()))
         .await
         .map_err(|e| super::bus_problem(e, super::account_problem))?;
-    state.caught_up(committed.position, &[AccountView::NAME]).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -19,7 +19,6 @@ use shenfen_domain::metadata::Actor;
 use shenfen_domain::shared::mask::{mask_email, mask_mobile};
 use shenfen_domain::shared::name::PersonName;
 use shenfen_projections::outbox;
-use shenfen_projections::sessions::Sessions;
 use shenfen_projections::store::BusError;
 use utoipa::ToSchema;
 
@@ -257,7 +256,6 @@ pub async fn complete(
     if !committed.events.iter().any(|e| matches!(e, AccountEvent::PasswordReset { .. })) {
         return Err(bad_secret());
     }
-    state.caught_up(committed.position, &[Sessions::NAME]).await;
     tracing::info!(account_id = %account_id, "password reset");
     Ok(StatusCode::NO_CONTENT)
 }

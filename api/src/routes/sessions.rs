@@ -14,7 +14,6 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use shenfen_domain::account::{AccountCommand, AccountError, AccountEvent, NewSession};
 use shenfen_domain::metadata::Actor;
-use shenfen_projections::sessions::Sessions;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult};
@@ -89,7 +88,7 @@ pub async fn log_in(
         }
         let Some(hash) = account.password_hash.clone() else { return Err(login_failed()) };
         let matched = state.hashing.verify(password.clone(), hash.clone()).await.map_err(ApiError::internal)?;
-        let token = crate::crypto::random_token();
+        let token = crate::crypto::session_token(&account_id);
         let session = NewSession {
             session_id: uuid::Uuid::new_v4().to_string(),
             token_hash: shenfen_domain::ids::token_hash(&token),
@@ -118,7 +117,6 @@ pub async fn log_in(
             tracing::info!(account_id = %account_id, locked, "login failed");
             return Err(login_failed());
         };
-        state.caught_up(committed.position, &[Sessions::NAME]).await;
         tracing::info!(account_id = %account_id, "logged in");
         return Ok((
             StatusCode::CREATED,
@@ -139,11 +137,10 @@ pub async fn log_in(
     responses((status = 204), (status = 401, body = crate::error::Problem)))]
 pub async fn log_out(State(state): State<Arc<AppState>>, ctx: Ctx, holder: Holder) -> ApiResult<StatusCode> {
     let command = AccountCommand::EndSession { session_id: holder.session_id.clone(), now: ctx.now };
-    let committed = state
+    state
         .accounts
-        .execute(&holder.account_id, command, &ctx.meta(holder.actor()))
+        .execute_from(&holder.account_id, Some(holder.loaded.clone()), command, &ctx.meta(holder.actor()))
         .await
         .map_err(|e| super::bus_problem(e, super::account_problem))?;
-    state.caught_up(committed.position, &[Sessions::NAME]).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -12,7 +12,6 @@ use shenfen_domain::account::{AccountCommand, AccountError, SupportAction};
 use shenfen_domain::shared::mask::{mask_document, mask_email, mask_mobile};
 use shenfen_domain::shared::Gender;
 use shenfen_domain::staff::Role;
-use shenfen_projections::account_view::AccountView;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult};
@@ -108,12 +107,11 @@ async fn run(
     account_id: &str,
     command: AccountCommand,
 ) -> ApiResult<StatusCode> {
-    let committed = state
+    state
         .accounts
         .execute(account_id, command, &ctx.meta(staff.actor()))
         .await
         .map_err(|e| super::bus_problem(e, super::account_problem))?;
-    state.caught_up(committed.position, &[AccountView::NAME]).await;
     tracing::info!(staff_id = %staff.staff_id, account_id = %account_id, "support change");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -13,13 +13,12 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use shenfen_domain::account::{Account, AccountError};
+use shenfen_domain::account::AccountError;
 use shenfen_domain::calendar::REVIEW_WORKING_DAYS;
 use shenfen_domain::ports::IdentityQuery;
 use shenfen_domain::shared::document::DocumentType;
 use shenfen_domain::time::cst_date;
 use shenfen_domain::verification::{AuthorityAnswer, Photos, VerificationCommand};
-use shenfen_projections::account_view::AccountView;
 use shenfen_projections::identity::IdentityProcess;
 use shenfen_projections::log::Position;
 use shenfen_projections::quotas::Quotas;
@@ -39,29 +38,15 @@ pub const MAX_PHOTO_BYTES: usize = 190 * 1024;
 /// The largest part of a multipart form.
 pub const MAX_PART_BYTES: usize = 1024 * 1024;
 
-async fn load_account(state: &AppState, account_id: &str) -> ApiResult<Account> {
-    let account = state.accounts.load(account_id).await.map_err(|e| super::bus_problem(e, super::account_problem))?;
-    if !account.is_active() {
-        return Err(ApiError::unauthenticated());
-    }
-    Ok(account)
-}
-
 fn profile_incomplete() -> ApiError {
     super::account_problem(AccountError::ProfileIncomplete)
 }
 
-/// Waits until the read models reflect a verification event: the quotas and review queue
-/// directly, the account view after the identity process manager has carried it over.
-pub async fn settle(state: &AppState, account_id: &str, position: Option<Position>) {
+/// Waits until a verification event is reflected where the holder and reviewers read: the
+/// quotas and the review queue, and the account (name, status) once the identity process
+/// manager has carried it over.
+pub async fn settle(state: &AppState, position: Option<Position>) {
     state.caught_up(position, &[Quotas::NAME, ReviewQueue::NAME, IdentityProcess::NAME]).await;
-    if position.is_some() {
-        if let Ok((_, sequence)) = state.accounts.load_versioned(account_id).await {
-            let account_position =
-                shenfen_projections::log::position_of(&state.db, "account", account_id, sequence).await.ok().flatten();
-            state.caught_up(account_position, &[AccountView::NAME]).await;
-        }
-    }
 }
 
 /// An optional correction of name and validity.
@@ -116,7 +101,7 @@ pub async fn verify(
             <AppJson<VerificationRequest> as axum::extract::FromRequest<()>>::from_request(request, &()).await?;
         body
     };
-    let account = load_account(&state, &holder.account_id).await?;
+    let account = holder.account().clone();
     if !account.profile_complete() {
         return Err(profile_incomplete());
     }
@@ -186,7 +171,7 @@ pub async fn verify(
         .await
         .map_err(|e| super::bus_problem(e, super::verification_problem))?;
     let left = committed.state.quotas(ctx.now).attempts_left_today;
-    settle(&state, &holder.account_id, committed.position).await;
+    settle(&state, state.verifications.position(&holder.account_id, &committed).await).await;
     tracing::info!(account_id = %holder.account_id, result = ?committed.events.first().map(|e| e.name()), "real-name attempt");
     match answer {
         AuthorityAnswer::Passed => Ok(Json(VerificationResult {
@@ -296,7 +281,7 @@ pub async fn apply_for_review(
                 "表单格式错误。",
             )
         })?;
-    let account = load_account(&state, &holder.account_id).await?;
+    let account = holder.account().clone();
     let mut fields: std::collections::HashMap<String, String> = Default::default();
     let mut photos: std::collections::HashMap<String, Vec<u8>> = Default::default();
     while let Some(field) = multipart.next_field().await.map_err(multipart_problem)? {
@@ -382,7 +367,7 @@ pub async fn apply_for_review(
         .execute(&holder.account_id, command, &ctx.meta(holder.actor()))
         .await
         .map_err(|e| super::bus_problem(e, super::verification_problem))?;
-    settle(&state, &holder.account_id, committed.position).await;
+    settle(&state, state.verifications.position(&holder.account_id, &committed).await).await;
     let left = committed.state.quotas(ctx.now).applications_left_in_period;
     tracing::info!(account_id = %holder.account_id, review_id = %review_id, "manual review applied for");
     Ok((
@@ -427,7 +412,7 @@ pub struct Eligibility {
               (status = 403, description = "real_name_verification_required", body = crate::error::Problem),
               (status = 409, description = "profile_incomplete", body = crate::error::Problem)))]
 pub async fn eligibility(State(state): State<Arc<AppState>>, holder: Holder) -> ApiResult<Json<Eligibility>> {
-    let account = load_account(&state, &holder.account_id).await?;
+    let account = holder.account().clone();
     if !account.profile_complete() {
         return Err(profile_incomplete());
     }
