@@ -182,11 +182,13 @@ pub async fn start(
         let written = written.clone();
         tokio::spawn(async move { listen(pool, written).await });
     }
+    let tail = Arc::new(Tail::new(Some(written.subscribe())));
     for projection in projections {
         let start = checkpoint(db, projection.name()).await?;
         let (progress_tx, progress_rx) = watch::channel(start);
         local.insert(projection.name(), progress_rx);
-        let task = Task { db: db.clone(), projection, progress: progress_tx, config: config.clone() };
+        let task =
+            Task { db: db.clone(), projection, progress: progress_tx, config: config.clone(), tail: tail.clone() };
         let wake = written.subscribe();
         tokio::spawn(async move { task.run(wake).await });
     }
@@ -214,6 +216,7 @@ pub async fn catch_up(
         projection: projection.clone(),
         progress: tx,
         config: RunnerConfig { batch_size, poll_interval: Duration::from_millis(100) },
+        tail: Arc::new(Tail::new(None)),
     };
     let mut applied = 0u64;
     let mut cursor = None;
@@ -250,6 +253,51 @@ struct Task {
     projection: Arc<dyn Projection>,
     progress: watch::Sender<Position>,
     config: RunnerConfig,
+    tail: Arc<Tail>,
+}
+
+/// The last batch read from the log, shared by the runners of one process: runners that are
+/// caught up all ask for the same events after each commit, and one query serves them all.
+/// An entry is used only while no commit was seen since it was read (the `written` counter)
+/// and for at most [`TAIL_FRESHNESS`], because on PostgreSQL a batch can grow without a commit
+/// of ours when an older transaction ends and the visibility horizon moves.
+#[derive(Default)]
+struct Tail {
+    entry: tokio::sync::Mutex<Option<TailEntry>>,
+    written: Option<watch::Receiver<u64>>,
+}
+
+struct TailEntry {
+    after: Position,
+    limit: i64,
+    version: u64,
+    read_at: Instant,
+    events: Arc<Vec<StoredEvent>>,
+}
+
+const TAIL_FRESHNESS: Duration = Duration::from_millis(50);
+
+impl Tail {
+    fn new(written: Option<watch::Receiver<u64>>) -> Self {
+        Tail { entry: tokio::sync::Mutex::new(None), written }
+    }
+
+    async fn read_after(&self, db: &Db, after: Position, limit: i64) -> Result<Arc<Vec<StoredEvent>>, sqlx::Error> {
+        let Some(written) = &self.written else {
+            return Ok(Arc::new(log::read_after(db, after, limit).await?));
+        };
+        let mut entry = self.entry.lock().await;
+        let version = *written.borrow();
+        if let Some(e) = entry.as_ref() {
+            if e.after == after && e.limit == limit && e.version == version && e.read_at.elapsed() < TAIL_FRESHNESS {
+                return Ok(e.events.clone());
+            }
+        }
+        let read_at = Instant::now();
+        let events = Arc::new(log::read_after(db, after, limit).await?);
+        *entry = Some(TailEntry { after, limit, version, read_at, events: events.clone() });
+        Ok(events)
+    }
 }
 
 /// The advisory lock that makes this process the one runner of a projection.
@@ -374,7 +422,7 @@ impl Task {
                 c
             }
         };
-        let events = log::read_after(&self.db, c.read, self.config.batch_size).await?;
+        let events = self.tail.read_after(&self.db, c.read, self.config.batch_size).await?;
         let Some(last) = events.last().map(StoredEvent::position) else { return Ok(0) };
         let wanted: Vec<&StoredEvent> = events.iter().filter(|e| self.projection.wants(e)).collect();
         if wanted.is_empty() {
