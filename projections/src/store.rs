@@ -179,7 +179,11 @@ pub struct CommandBus<A: Aggregate> {
     written: Arc<watch::Sender<u64>>,
     upcasters: Vec<Box<dyn EventUpcaster>>,
     fingerprint: String,
+    cache: std::sync::Mutex<std::collections::HashMap<String, Loaded<A>>>,
 }
+
+/// Streams kept in memory per bus; beyond this the cache is emptied and refilled.
+const CACHE_CAPACITY: usize = 10_000;
 
 impl<A> CommandBus<A>
 where
@@ -195,6 +199,7 @@ where
             written,
             upcasters: Vec::new(),
             fingerprint: fingerprint::<A>(),
+            cache: Default::default(),
         }
     }
 
@@ -217,25 +222,67 @@ where
         row.ok().flatten()
     }
 
-    /// Loads an aggregate: the latest valid snapshot, then the events after it.
+    fn cached(&self, id: &str) -> Option<Loaded<A>> {
+        self.cache.lock().ok().and_then(|c| c.get(id).cloned())
+    }
+
+    fn remember(&self, id: &str, loaded: &Loaded<A>) {
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() >= CACHE_CAPACITY && !cache.contains_key(id) {
+                cache.clear();
+            }
+            cache.insert(id.to_string(), loaded.clone());
+        }
+    }
+
+    /// Loads an aggregate. A stream this process has seen is kept in memory and brought up to
+    /// date with the events written since (one indexed query when there are none); otherwise
+    /// it starts from the latest valid snapshot and folds the events after it.
     pub async fn load_context(&self, id: &str) -> Result<Loaded<A>, BusError<A::Error>> {
-        let (mut loaded, events) = match self.snapshot(id).await {
+        if let Some(cached) = self.cached(id) {
+            let head: Option<(Option<i64>,)> = crate::fetch_optional!(
+                &self.db,
+                (Option<i64>,),
+                "SELECT max(sequence) FROM events WHERE aggregate_type = $1 AND aggregate_id = $2",
+                A::TYPE,
+                id
+            )
+            .map_err(|e| BusError::Store(e.to_string()))?;
+            let head = head.and_then(|h| h.0).unwrap_or(0);
+            if head == cached.sequence {
+                return Ok(cached);
+            }
+            if head > cached.sequence {
+                let events = self
+                    .repo
+                    .get_last_events::<A>(id, cached.sequence as usize)
+                    .await
+                    .map_err(|e| BusError::Store(e.to_string()))?;
+                let loaded = self.fold(cached, events)?;
+                self.remember(id, &loaded);
+                return Ok(loaded);
+            }
+        }
+        let empty = Loaded { state: A::default(), sequence: 0, last_hash: GENESIS.into() };
+        let (start, events) = match self.snapshot(id).await {
             Some(snap) => match serde_json::from_value::<A>(snap.state) {
                 Ok(state) => {
                     let events = self.repo.get_last_events::<A>(id, snap.last_sequence as usize).await;
                     (Loaded { state, sequence: snap.last_sequence, last_hash: snap.last_hash }, events)
                 }
-                Err(_) => (
-                    Loaded { state: A::default(), sequence: 0, last_hash: GENESIS.into() },
-                    self.repo.get_events::<A>(id).await,
-                ),
+                Err(_) => (empty, self.repo.get_events::<A>(id).await),
             },
-            None => (
-                Loaded { state: A::default(), sequence: 0, last_hash: GENESIS.into() },
-                self.repo.get_events::<A>(id).await,
-            ),
+            None => (empty, self.repo.get_events::<A>(id).await),
         };
         let events = events.map_err(|e| BusError::Store(e.to_string()))?;
+        let loaded = self.fold(start, events)?;
+        if loaded.sequence > 0 {
+            self.remember(id, &loaded);
+        }
+        Ok(loaded)
+    }
+
+    fn fold(&self, mut loaded: Loaded<A>, events: Vec<SerializedEvent>) -> Result<Loaded<A>, BusError<A::Error>> {
         for event in events {
             let event = self.upcasters.iter().fold(event, |e, u| {
                 if u.can_upcast(&e.event_type, &e.event_version) {
@@ -251,6 +298,14 @@ where
             loaded.state.apply(payload);
         }
         Ok(loaded)
+    }
+
+    /// Loads an aggregate from the store only (snapshot and events), bypassing the cache.
+    pub async fn load_uncached(&self, id: &str) -> Result<Loaded<A>, BusError<A::Error>> {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.remove(id);
+        }
+        self.load_context(id).await
     }
 
     /// The current state of one aggregate.
@@ -359,6 +414,13 @@ where
                 Ok(()) => {
                     self.written.send_modify(|n| *n = n.wrapping_add(1));
                     let sequence = loaded.sequence + events.len() as i64;
+                    let last_hash = serialized
+                        .last()
+                        .and_then(|e| e.metadata.get("hash"))
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string();
+                    self.remember(id, &Loaded { state: loaded.state.clone(), sequence, last_hash });
                     return Ok(Committed { state: loaded.state, events, sequence });
                 }
                 Err(PersistenceError::OptimisticLockError) => {
