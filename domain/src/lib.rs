@@ -18,6 +18,7 @@ pub mod calendar;
 pub mod code;
 pub mod ids;
 pub mod kind;
+pub mod lockout;
 pub mod metadata;
 pub mod ports;
 pub mod shared;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::account::NewSession;
 use crate::kind::ErrorKind;
+use crate::lockout::Lockout;
 
 /// A staff role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -166,8 +167,7 @@ pub struct Staff {
     pub role: Option<Role>,
     pub password_hash: Option<String>,
     pub account_id: Option<String>,
-    pub consecutive_failures: u32,
-    pub locked_until: Option<DateTime<Utc>>,
+    pub lockout: Lockout,
 }
 
 impl Aggregate for Staff {
@@ -191,7 +191,7 @@ impl Aggregate for Staff {
                 if self.username.is_none() {
                     return Err(StaffError::NotFound);
                 }
-                if let Some(until) = self.locked_until.filter(|u| *u > now) {
+                if let Some(until) = self.lockout.locked_at(now) {
                     return Err(StaffError::Locked { until });
                 }
                 if self.password_hash.as_deref() != Some(checked_hash.as_str()) {
@@ -202,7 +202,7 @@ impl Aggregate for Staff {
                     sink.write(StaffEvent::SessionStarted { session_id, token_hash, expires_at, at: now }, self).await;
                 } else {
                     sink.write(StaffEvent::LoginFailed { at: now }, self).await;
-                    if self.consecutive_failures >= lockout_threshold {
+                    if self.lockout.must_lock(lockout_threshold) {
                         sink.write(StaffEvent::Locked { at: now, until: now + lockout }, self).await;
                     }
                 }
@@ -220,17 +220,12 @@ impl Aggregate for Staff {
                 self.password_hash = Some(password_hash);
             }
             StaffEvent::SessionStarted { .. } => {
-                self.consecutive_failures = 0;
-                self.locked_until = None;
+                self.lockout.cleared();
             }
             StaffEvent::LoginFailed { at } => {
-                if self.locked_until.is_some_and(|u| at >= u) {
-                    self.locked_until = None;
-                    self.consecutive_failures = 0;
-                }
-                self.consecutive_failures += 1;
+                self.lockout.failed(at);
             }
-            StaffEvent::Locked { until, .. } => self.locked_until = Some(until),
+            StaffEvent::Locked { until, .. } => self.lockout.locked(until),
         }
     }
 }

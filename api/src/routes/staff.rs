@@ -61,7 +61,7 @@ pub async fn log_in(
         state.hashing.verify_dummy(password).await.map_err(ApiError::internal)?;
         return Err(login_failed());
     };
-    if let Some(until) = staff.locked_until.filter(|u| *u > ctx.now) {
+    if let Some(until) = staff.lockout.locked_at(ctx.now) {
         return Err(super::staff_problem(StaffError::Locked { until }));
     }
     let matched = state.hashing.verify(password, hash.clone()).await.map_err(ApiError::internal)?;

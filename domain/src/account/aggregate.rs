@@ -5,6 +5,7 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 
+use crate::lockout::Lockout;
 use crate::shared::contact::{Email, Mobile};
 use crate::shared::document::{DocumentNumber, DocumentType};
 use crate::shared::name::PersonName;
@@ -82,8 +83,7 @@ pub struct Account {
     pub legacy: bool,
     pub profile: Option<Profile>,
     pub real_name_status: RealNameStatus,
-    pub consecutive_failures: u32,
-    pub locked_until: Option<DateTime<Utc>>,
+    pub lockout: Lockout,
     pub sessions: Vec<Session>,
     pub resets: Vec<PendingReset>,
     pub reset_deliveries: Vec<DateTime<Utc>>,
@@ -110,7 +110,7 @@ impl Account {
 
     /// The lock in force at `now`, if any.
     pub fn locked_at(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.locked_until.filter(|until| *until > now)
+        self.lockout.locked_at(now)
     }
 
     /// The live session with this token hash, if any.
@@ -233,7 +233,7 @@ impl Account {
             sink.write(AccountEvent::SessionStarted { session_id, token_hash, expires_at, at: now }, self).await;
         } else {
             sink.write(AccountEvent::LoginFailed { at: now }, self).await;
-            if self.consecutive_failures >= threshold {
+            if self.lockout.must_lock(threshold) {
                 sink.write(AccountEvent::Locked { at: now, until: now + lockout }, self).await;
             }
         }
@@ -423,8 +423,7 @@ impl Account {
         self.password_hash = Some(hash);
         self.legacy = false;
         self.real_name_status = RealNameStatus::Unverified;
-        self.consecutive_failures = 0;
-        self.locked_until = None;
+        self.lockout.cleared();
         self.resets.clear();
     }
 }
@@ -537,16 +536,11 @@ impl Aggregate for Account {
                 self.apply_registration(name, validity, email, mobile, password_hash);
             }
             AccountEvent::LoginFailed { at } => {
-                if self.locked_until.is_some_and(|until| at >= until) {
-                    self.locked_until = None;
-                    self.consecutive_failures = 0;
-                }
-                self.consecutive_failures += 1;
+                self.lockout.failed(at);
             }
-            AccountEvent::Locked { until, .. } => self.locked_until = Some(until),
+            AccountEvent::Locked { until, .. } => self.lockout.locked(until),
             AccountEvent::SessionStarted { session_id, token_hash, expires_at, at } => {
-                self.consecutive_failures = 0;
-                self.locked_until = None;
+                self.lockout.cleared();
                 self.sessions.retain(|s| s.expires_at > at);
                 self.sessions.push(Session { session_id, token_hash, expires_at });
             }
@@ -594,8 +588,7 @@ impl Aggregate for Account {
             }
             AccountEvent::PasswordReset { reset_id, password_hash, .. } => {
                 self.password_hash = Some(password_hash);
-                self.consecutive_failures = 0;
-                self.locked_until = None;
+                self.lockout.cleared();
                 if let Some(r) = self.resets.iter_mut().find(|r| r.reset_id == reset_id) {
                     r.completed = true;
                 }
