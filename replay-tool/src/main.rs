@@ -1,0 +1,223 @@
+//! `shenfen-replay`: the auditors' replay tool (see the library's docs for what each verb does).
+//!
+//! Exit codes: 0 success (for `verify`: every chain intact); 1 error (bad arguments, database
+//! unreachable, anything unexpected); 2 `verify` found a broken chain; 3 `history`/`state` of a
+//! stream with no events.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand, ValueEnum};
+use shenfen_replay::progress::Progress;
+use shenfen_replay::{exit, export, history, rebuild, verify};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success (verify: every hash chain is intact)
+  1  error: bad arguments, database unreachable, anything unexpected
+  2  verify found a broken chain (one line `broken: TYPE ID at sequence N: PROBLEM` per stream)
+  3  history or state of a stream that has no events";
+
+/// The auditors' replay tool of Shenfen: rebuild read models, read a stream's history and its
+/// state at an instant, verify the tamper-evident hash chains, export the log.
+#[derive(Debug, Parser)]
+#[command(name = "shenfen-replay", version, about, after_help = EXIT_CODES)]
+struct Cli {
+    /// The event store: `sqlite://PATH` or `postgres://…`.
+    #[arg(long, global = true, env = "SHENFEN_DATABASE_URL", default_value = "sqlite://data/shenfen.db")]
+    database_url: String,
+    #[command(subcommand)]
+    verb: Verb,
+}
+
+#[derive(Debug, Subcommand)]
+enum Verb {
+    /// Rebuild read models into fresh tables and swap them in at the end (resumable).
+    #[command(after_help = EXIT_CODES)]
+    Rebuild {
+        /// Only this read model (default: all of them).
+        #[arg(long)]
+        projection: Option<String>,
+        /// Drop a rebuild in progress and start over instead of resuming it.
+        #[arg(long)]
+        restart: bool,
+        /// Events per batch (one transaction per read model and batch).
+        #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(i64).range(1..=100_000))]
+        batch_size: i64,
+    },
+    /// Every event of one stream, readable (password and secret hashes redacted).
+    #[command(after_help = EXIT_CODES)]
+    History {
+        /// The aggregate type: account, verification, staff or code_channel.
+        #[arg(value_name = "TYPE")]
+        aggregate_type: String,
+        /// The aggregate id.
+        #[arg(value_name = "ID")]
+        aggregate_id: String,
+        /// One JSON object per line instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A stream's state folded from its events up to an instant, as JSON (redacted).
+    #[command(after_help = EXIT_CODES)]
+    State {
+        /// The aggregate type: account, verification, staff or code_channel.
+        #[arg(value_name = "TYPE")]
+        aggregate_type: String,
+        /// The aggregate id.
+        #[arg(value_name = "ID")]
+        aggregate_id: String,
+        /// Fold the events whose application instant is at or before this RFC 3339 instant
+        /// (default: all of them).
+        #[arg(long, value_name = "INSTANT", value_parser = parse_instant)]
+        as_of: Option<DateTime<Utc>>,
+    },
+    /// Check every stream's hash chain; name the first broken link of each broken stream.
+    #[command(after_help = EXIT_CODES)]
+    Verify {
+        /// Events per page read.
+        #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(i64).range(1..=100_000))]
+        batch_size: i64,
+    },
+    /// Write every event in global order, one JSON object per line, all columns.
+    #[command(after_help = EXIT_CODES)]
+    Export {
+        /// The output format.
+        #[arg(long, value_enum)]
+        format: Format,
+        /// The file to write (default: standard output).
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    /// JSON lines.
+    Jsonl,
+}
+
+fn parse_instant(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("not an RFC 3339 instant (e.g. 2026-05-10T08:00:00Z): {e}"))
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // `--help` and `--version` are not errors; everything else clap refuses is exit 1.
+            return if e.use_stderr() { ExitCode::from(exit::ERROR) } else { ExitCode::from(exit::OK) };
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("shenfen-replay: starting the async runtime: {e}");
+            return ExitCode::from(exit::ERROR);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("shenfen-replay: {e:#}");
+            ExitCode::from(exit::ERROR)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<u8> {
+    let db = shenfen_replay::open(&cli.database_url).await.context("opening the event store")?;
+    let progress = Progress::stderr();
+    let code = match cli.verb {
+        Verb::Rebuild { projection, restart, batch_size } => {
+            let projections = rebuild::select(projection.as_deref())?;
+            let options = rebuild::Options { batch_size, restart, stop_after: None };
+            let report = rebuild::rebuild(&db, projections, &options, &progress).await.context("rebuilding")?;
+            for p in &report.projections {
+                println!(
+                    "rebuilt {}: {} events applied{}, checkpoint ({}, {})",
+                    p.name,
+                    p.applied,
+                    if p.resumed_from.pos > 0 { " (resumed)" } else { "" },
+                    p.checkpoint.tx,
+                    p.checkpoint.pos
+                );
+            }
+            let secs = report.elapsed.as_secs_f64().max(1e-9);
+            println!(
+                "read {} events in {:.2} s ({:.0} events/s)",
+                report.events_read,
+                secs,
+                report.events_read as f64 / secs
+            );
+            exit::OK
+        }
+        Verb::History { aggregate_type, aggregate_id, json } => {
+            let events = history::events(&db, &aggregate_type, &aggregate_id).await?;
+            if events.is_empty() {
+                eprintln!("no events in {aggregate_type} {aggregate_id}");
+                return Ok(exit::NO_EVENTS);
+            }
+            let mut out = std::io::stdout().lock();
+            for event in &events {
+                let text = if json { history::as_json(event).to_string() } else { history::readable(event) };
+                writeln!(out, "{text}").context("writing to standard output")?;
+            }
+            exit::OK
+        }
+        Verb::State { aggregate_type, aggregate_id, as_of } => {
+            let events = history::events(&db, &aggregate_type, &aggregate_id).await?;
+            if events.is_empty() {
+                eprintln!("no events in {aggregate_type} {aggregate_id}");
+                return Ok(exit::NO_EVENTS);
+            }
+            let (state, last) = history::state(&aggregate_type, &events, as_of)?;
+            if last == 0 {
+                eprintln!("{aggregate_type} {aggregate_id}: no event at or before that instant; the initial state");
+            } else {
+                eprintln!("{aggregate_type} {aggregate_id}: folded events 1 to {last} of {}", events.len());
+            }
+            println!("{}", serde_json::to_string_pretty(&state)?);
+            exit::OK
+        }
+        Verb::Verify { batch_size } => {
+            let total = shenfen_replay::event_count(&db).await.context("counting events")?;
+            let bar = progress.bar("verify", total);
+            let report = verify::all(&db, batch_size, &bar).await.context("verifying")?;
+            bar.finish_and_clear();
+            for broken in &report.broken {
+                println!("{broken}");
+            }
+            println!("{} streams, {} events checked; {} broken", report.streams, report.events, report.broken.len());
+            if report.broken.is_empty() {
+                exit::OK
+            } else {
+                exit::BROKEN_CHAIN
+            }
+        }
+        Verb::Export { format: Format::Jsonl, output } => {
+            let total = shenfen_replay::event_count(&db).await.context("counting events")?;
+            let bar = progress.bar("export", total);
+            let written = match &output {
+                Some(path) => {
+                    let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+                    export::jsonl(&db, &mut BufWriter::new(file), 2000, &bar).await
+                }
+                None => export::jsonl(&db, &mut BufWriter::new(std::io::stdout().lock()), 2000, &bar).await,
+            }
+            .context("exporting")?;
+            bar.finish_and_clear();
+            eprintln!("exported {written} events");
+            exit::OK
+        }
+    };
+    db.close().await;
+    Ok(code)
+}

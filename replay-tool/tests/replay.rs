@@ -1,0 +1,301 @@
+//! `shenfen-replay` end to end, on SQLite and PostgreSQL: a scripted workload through the real
+//! event store, then the binary against the store, with tampering done in SQL behind the
+//! application's back.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use serde_json::Value;
+use shenfen_projections::log::Position;
+use shenfen_projections::{fetch_all, read_models, runner};
+use shenfen_replay::progress::Progress;
+use shenfen_replay::rebuild;
+use support::{dump, replay_with, Fixture, Store};
+
+// ---------------------------------------------------------------------------------------------
+// verify
+// ---------------------------------------------------------------------------------------------
+
+async fn an_intact_store_verifies_with_exit_code_zero(app: Fixture) {
+    let run = app.replay(&["verify"]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(!run.stdout.contains("broken:"), "{run:?}");
+    assert!(run.stdout.contains(&format!("{} events checked; 0 broken", app.event_count().await)), "{run:?}");
+}
+both_stores!(an_intact_store_verifies_with_exit_code_zero);
+
+async fn a_changed_payload_is_named_with_its_stream_and_sequence(app: Fixture) {
+    // acc-2's second event is its failed login: move its instant by an hour.
+    let mut payload = app.payload("account", "acc-2", 2).await;
+    let at = payload["LoginFailed"]["at"].as_str().unwrap().replacen("T01:", "T00:", 1);
+    payload["LoginFailed"]["at"] = Value::String(at);
+    let changed =
+        shenfen_projections::exec!(&app.db,
+        "UPDATE events SET payload = $1 WHERE aggregate_type = 'account' AND aggregate_id = 'acc-2' AND sequence = 2",
+        payload)
+        .unwrap();
+    assert_eq!(changed, 1);
+
+    let run = app.replay(&["verify"]).await;
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stdout.contains("broken: account acc-2 at sequence 2: hash does not match the event's content"),
+        "{run:?}"
+    );
+    assert_eq!(run.stdout.matches("broken:").count(), 1, "{run:?}");
+}
+both_stores!(a_changed_payload_is_named_with_its_stream_and_sequence);
+
+async fn a_deleted_middle_event_breaks_the_chain_of_its_stream(app: Fixture) {
+    let deleted = app
+        .sql("DELETE FROM events WHERE aggregate_type = 'account' AND aggregate_id = 'acc-3' AND sequence = 2")
+        .await;
+    assert_eq!(deleted, 1);
+
+    let run = app.replay(&["verify"]).await;
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stdout.contains("broken: account acc-3 at sequence 3: sequence 3 where 2 was expected"), "{run:?}");
+    assert_eq!(run.stdout.matches("broken:").count(), 1, "{run:?}");
+}
+both_stores!(a_deleted_middle_event_breaks_the_chain_of_its_stream);
+
+async fn two_swapped_events_break_the_chain_at_the_first_of_them(app: Fixture) {
+    // The key (type, id, sequence) is unique, so the swap goes through a free number.
+    for sql in [
+        "UPDATE events SET sequence = 1000 WHERE aggregate_type = 'account' AND aggregate_id = 'acc-4' AND sequence = 2",
+        "UPDATE events SET sequence = 2 WHERE aggregate_type = 'account' AND aggregate_id = 'acc-4' AND sequence = 3",
+        "UPDATE events SET sequence = 3 WHERE aggregate_type = 'account' AND aggregate_id = 'acc-4' AND sequence = 1000",
+    ] {
+        assert_eq!(app.sql(sql).await, 1);
+    }
+
+    let run = app.replay(&["verify"]).await;
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stdout.contains("broken: account acc-4 at sequence 2: prev_hash does not match"), "{run:?}");
+    assert_eq!(run.stdout.matches("broken:").count(), 1, "{run:?}");
+}
+both_stores!(two_swapped_events_break_the_chain_at_the_first_of_them);
+
+// ---------------------------------------------------------------------------------------------
+// history, state, export
+// ---------------------------------------------------------------------------------------------
+
+async fn history_shows_every_event_readably_with_secrets_redacted(app: Fixture) {
+    let events = shenfen_projections::audit::history(&app.db, "account", "acc-0").await.unwrap();
+    let run = app.replay(&["history", "account", "acc-0"]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    for event in &events {
+        assert!(run.stdout.contains(&format!("#{}  ", event.sequence)), "{run:?}");
+        assert!(run.stdout.contains(&format!("{} v{}", event.event_type, event.event_version)), "{run:?}");
+    }
+    assert!(run.stdout.contains("Registered v1"), "{run:?}");
+    assert!(run.stdout.contains("actor anonymous"), "{run:?}");
+    assert!(run.stdout.contains("actor account:acc-0"), "{run:?}");
+    assert!(run.stdout.contains("request req-"), "{run:?}");
+    assert!(run.stdout.contains("[redacted]"), "{run:?}");
+    assert!(!run.stdout.contains("argon-hash-0"), "a password hash leaked: {run:?}");
+    assert!(!run.stdout.contains("tok-0"), "a token hash leaked: {run:?}");
+
+    let json = app.replay(&["history", "account", "acc-0", "--json"]).await;
+    assert_eq!(json.code, 0, "{json:?}");
+    let lines: Vec<Value> = json.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), events.len());
+    assert_eq!(lines[0]["event_type"], "Registered");
+    assert_eq!(lines[0]["payload"]["Registered"]["password_hash"], "[redacted]");
+    assert_eq!(lines[0]["sequence"], 1);
+}
+both_stores!(history_shows_every_event_readably_with_secrets_redacted);
+
+async fn history_and_state_of_a_stream_without_events_exit_with_three(app: Fixture) {
+    assert_eq!(app.replay(&["history", "account", "nobody"]).await.code, 3);
+    assert_eq!(app.replay(&["state", "account", "nobody"]).await.code, 3);
+    let unknown = app.replay(&["history", "spaceship", "acc-0"]).await;
+    assert_eq!(unknown.code, 1, "{unknown:?}");
+    assert!(unknown.stderr.contains("unknown aggregate type"), "{unknown:?}");
+}
+both_stores!(history_and_state_of_a_stream_without_events_exit_with_three);
+
+async fn state_as_of_an_instant_shows_the_stream_as_it_was_then(app: Fixture) {
+    let w = &app.workload;
+    let before = (w.edited_at - chrono::Duration::seconds(1)).to_rfc3339();
+    let after = w.edited_at.to_rfc3339();
+
+    let then = app.replay(&["state", "account", "acc-0", "--as-of", &before]).await;
+    assert_eq!(then.code, 0, "{then:?}");
+    let then: Value = serde_json::from_str(&then.stdout).unwrap();
+    assert_eq!(then["email"], w.email_before.as_str());
+    assert!(then["profile"].is_object(), "the profile was completed before the edit: {then}");
+    assert_eq!(then["password_hash"], "[redacted]");
+
+    let now = app.replay(&["state", "account", "acc-0", "--as-of", &after]).await;
+    assert_eq!(now.code, 0, "{now:?}");
+    let now: Value = serde_json::from_str(&now.stdout).unwrap();
+    assert_eq!(now["email"], w.email_after.as_str());
+
+    let first = app.replay(&["state", "account", "acc-0", "--as-of", "2000-01-01T00:00:00Z"]).await;
+    assert_eq!(first.code, 0, "{first:?}");
+    let first: Value = serde_json::from_str(&first.stdout).unwrap();
+    assert!(first["email"].is_null(), "nothing had happened yet: {first}");
+
+    let verification = app.replay(&["state", "verification", "acc-0"]).await;
+    assert_eq!(verification.code, 0, "{verification:?}");
+}
+both_stores!(state_as_of_an_instant_shows_the_stream_as_it_was_then);
+
+async fn export_writes_one_json_line_per_event_in_global_order(app: Fixture) {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let path = file.path().to_str().unwrap();
+    let run = app.replay(&["export", "--format", "jsonl", "--output", path]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let text = std::fs::read_to_string(path).unwrap();
+    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len() as i64, app.event_count().await);
+    let positions: Vec<(i64, i64)> =
+        lines.iter().map(|l| (l["transaction_id"].as_i64().unwrap(), l["global_position"].as_i64().unwrap())).collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "not in global order");
+    for line in &lines {
+        for key in
+            ["aggregate_type", "aggregate_id", "sequence", "event_type", "event_version", "payload", "recorded_at"]
+        {
+            assert!(!line[key].is_null(), "{key} missing in {line}");
+        }
+        assert!(line["metadata"]["hash"].is_string(), "metadata missing in {line}");
+    }
+
+    let stdout = app.replay(&["export", "--format", "jsonl"]).await;
+    assert_eq!(stdout.code, 0, "{stdout:?}");
+    assert_eq!(stdout.stdout, text);
+    assert_eq!(app.replay(&["export", "--format", "csv"]).await.code, 1);
+}
+both_stores!(export_writes_one_json_line_per_event_in_global_order);
+
+// ---------------------------------------------------------------------------------------------
+// rebuild
+// ---------------------------------------------------------------------------------------------
+
+async fn rebuilt_read_models_equal_the_live_ones_row_for_row(app: Fixture) {
+    let live = dump(&app.db).await;
+    for table in ["account_view", "verification_quotas", "review_queue", "staff_sessions", "staff_directory"] {
+        assert!(!live[table].is_empty(), "the workload left {table} empty");
+    }
+    assert!(!live["analytics_reviews"].is_empty());
+
+    let run = app.replay(&["rebuild"]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    for projection in read_models() {
+        assert!(run.stdout.contains(&format!("rebuilt {}:", projection.name())), "{run:?}");
+    }
+    assert_eq!(dump(&app.db).await, live);
+    assert!(!app.rebuild_left_behind().await);
+
+    // The live checkpoints were set to the rebuild's: the end of the log.
+    let events = shenfen_projections::log::read_after(&app.db, Position::default(), 100_000).await.unwrap();
+    let head = events.last().unwrap().position();
+    for projection in read_models() {
+        assert_eq!(runner::checkpoint(&app.db, projection.name()).await.unwrap(), head, "{}", projection.name());
+    }
+    // A server's runner carries on from there: nothing left to apply.
+    for projection in read_models() {
+        let mut applied = 0;
+        runner::catch_up(&app.db, projection, 500, |n| applied = n).await.unwrap();
+        assert_eq!(applied, 0);
+    }
+
+    if app.store == Store::Postgres {
+        let indexes: Vec<(String,)> = fetch_all!(
+            &app.db,
+            (String,),
+            "SELECT indexname::text FROM pg_indexes WHERE schemaname = 'public' AND tablename = 'review_queue'"
+        )
+        .unwrap();
+        let names: Vec<&str> = indexes.iter().map(|(n,)| n.as_str()).collect();
+        for name in ["review_queue_pkey", "review_queue_pending", "review_queue_account"] {
+            assert!(names.contains(&name), "index {name} lost its name: {names:?}");
+        }
+    }
+
+    // A second rebuild works the same.
+    let again = app.replay(&["rebuild"]).await;
+    assert_eq!(again.code, 0, "{again:?}");
+    assert_eq!(dump(&app.db).await, live);
+    assert!(!app.rebuild_left_behind().await);
+}
+both_stores!(rebuilt_read_models_equal_the_live_ones_row_for_row);
+
+async fn rebuilding_one_projection_leaves_the_others_alone(app: Fixture) {
+    let live = dump(&app.db).await;
+    app.sql("UPDATE account_view SET name = 'tampered'").await;
+    app.sql("DELETE FROM verification_quotas").await;
+
+    let run = app.replay(&["rebuild", "--projection", "account_view"]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("rebuilt account_view:"), "{run:?}");
+    assert!(!run.stdout.contains("rebuilt verification_quotas"), "{run:?}");
+
+    let after = dump(&app.db).await;
+    assert_eq!(after["account_view"], live["account_view"]);
+    assert!(after["verification_quotas"].is_empty(), "verification_quotas was rebuilt too");
+    assert!(!app.rebuild_left_behind().await);
+
+    let unknown = app.replay(&["rebuild", "--projection", "nope"]).await;
+    assert_eq!(unknown.code, 1, "{unknown:?}");
+    assert!(unknown.stderr.contains("unknown projection nope"), "{unknown:?}");
+}
+both_stores!(rebuilding_one_projection_leaves_the_others_alone);
+
+async fn an_interrupted_rebuild_is_resumed_by_the_next_one(app: Fixture) {
+    let live = dump(&app.db).await;
+    // Stop after the first batches: tables and checkpoints stay behind, nothing is swapped.
+    let options = rebuild::Options { batch_size: 5, restart: false, stop_after: Some(10) };
+    let report = rebuild::rebuild(&app.db, read_models(), &options, &Progress::hidden()).await.unwrap();
+    assert_eq!(report.events_read, 10);
+    assert!(report.projections.iter().all(|p| !p.swapped && p.checkpoint.pos > 0), "{report:?}");
+    assert!(app.rebuild_left_behind().await);
+    assert_eq!(dump(&app.db).await, live, "the live tables changed before the swap");
+
+    // Change a live row, so the swap is seen.
+    app.sql("UPDATE account_view SET name = 'tampered'").await;
+    let run = app.replay(&["rebuild"]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.stdout.matches("(resumed)").count(), read_models().len(), "{run:?}");
+    assert_eq!(dump(&app.db).await, live);
+    assert!(!app.rebuild_left_behind().await);
+
+    // And --restart starts over from nothing.
+    let report = rebuild::rebuild(&app.db, read_models(), &options, &Progress::hidden()).await.unwrap();
+    assert!(report.projections.iter().all(|p| !p.swapped));
+    let restart = app.replay(&["rebuild", "--restart"]).await;
+    assert_eq!(restart.code, 0, "{restart:?}");
+    assert!(!restart.stdout.contains("(resumed)"), "{restart:?}");
+    assert_eq!(dump(&app.db).await, live);
+    assert!(!app.rebuild_left_behind().await);
+}
+both_stores!(an_interrupted_rebuild_is_resumed_by_the_next_one);
+
+// ---------------------------------------------------------------------------------------------
+// errors
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn bad_arguments_and_a_missing_database_exit_with_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = format!("sqlite://{}", dir.path().join("missing.db").display());
+    assert_eq!(replay_with(&missing, &["frobnicate"]).await.code, 1);
+    assert_eq!(replay_with(&missing, &["state", "account", "x", "--as-of", "yesterday"]).await.code, 1);
+    assert_eq!(replay_with(&missing, &["history", "account"]).await.code, 1);
+    let run = replay_with(&missing, &["verify"]).await;
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("does not exist"), "{run:?}");
+    assert!(!dir.path().join("missing.db").exists(), "the tool created a database");
+    let help = replay_with(&missing, &["--help"]).await;
+    assert_eq!(help.code, 0);
+    assert!(help.stdout.contains("Exit codes:"), "{help:?}");
+}
+
+#[tokio::test]
+async fn an_unreachable_postgres_exits_with_one() {
+    let run = replay_with("postgres://nobody:secret@127.0.0.1:1/shenfen", &["verify"]).await;
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("opening the event store"), "{run:?}");
+    assert!(!run.stderr.contains("secret"), "the password leaked: {run:?}");
+}

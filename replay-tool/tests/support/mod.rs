@@ -1,0 +1,459 @@
+//! The test harness of `shenfen-replay`: a fresh store of either backend (a SQLite file in a
+//! temporary directory, or a throwaway PostgreSQL server started with pgtemp, which must start:
+//! a PostgreSQL test fails, never skips), a scripted workload run in-process through the real
+//! event store ([`CommandBus`]), the live read models caught up, the `shenfen-replay` binary
+//! spawned against it, and a dump of every read-model table for row-for-row comparisons.
+#![allow(clippy::unwrap_used, dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use serde_json::Value;
+use shenfen_domain::account::{Account, AccountCommand, NewSession, ProfileInput, Registration};
+use shenfen_domain::metadata::{Actor, EventMetadata};
+use shenfen_domain::shared::document::check_char;
+use shenfen_domain::shared::{DocumentNumber, DocumentType, Email, Mobile, PersonName, Validity};
+use shenfen_domain::staff::{Role, Staff, StaffCommand};
+use shenfen_domain::verification::{AuthorityAnswer, Photos, Verification, VerificationCommand};
+use shenfen_projections::db::Db;
+use shenfen_projections::store::CommandBus;
+use shenfen_projections::{fetch_all, fetch_optional, read_models, runner};
+use tokio::sync::watch;
+
+/// Which backend a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    Sqlite,
+    Postgres,
+}
+
+/// Defines `NAME::on_sqlite` and `NAME::on_postgres`, each running `NAME(Fixture)` on a fresh
+/// store of that backend.
+#[macro_export]
+macro_rules! both_stores {
+    ($scenario:ident) => {
+        mod $scenario {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_sqlite() {
+                super::$scenario(super::support::Fixture::new(super::support::Store::Sqlite).await).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_postgres() {
+                super::$scenario(super::support::Fixture::new(super::support::Store::Postgres).await).await;
+            }
+        }
+    };
+}
+
+/// What one run of the binary gave.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// A fresh store with the workload in it and the live read models caught up.
+pub struct Fixture {
+    pub store: Store,
+    pub url: String,
+    pub db: Db,
+    /// The SQLite file (SQLite only).
+    pub file: Option<PathBuf>,
+    pub workload: Workload,
+    // Field order is drop order: the PostgreSQL server goes before the directory.
+    _pg: Option<pgtemp::PgTempDB>,
+    _dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    /// A fresh store of `store` with [`workload`] run and the live read models caught up.
+    pub async fn new(store: Store) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let (url, pg, file) = match store {
+            Store::Sqlite => {
+                let file = dir.path().join("shenfen.db");
+                (format!("sqlite://{}", file.display()), None, Some(file))
+            }
+            Store::Postgres => {
+                let (pg, url) = start_postgres().await;
+                (url, Some(pg), None)
+            }
+        };
+        let db = Db::open(&url, 4).await.unwrap();
+        let workload = workload(&db).await;
+        catch_up_live(&db).await;
+        Fixture { store, url, db, file, workload, _pg: pg, _dir: dir }
+    }
+
+    /// Runs `shenfen-replay ARGS` against this store.
+    pub async fn replay(&self, args: &[&str]) -> Run {
+        replay_with(&self.url, args).await
+    }
+
+    /// Runs one statement on the store (behind the application's back).
+    pub async fn sql(&self, sql: &str) -> u64 {
+        shenfen_projections::exec!(&self.db, sql).unwrap()
+    }
+
+    /// The number of events in the log.
+    pub async fn event_count(&self) -> i64 {
+        let row: Option<(i64,)> = fetch_optional!(&self.db, (i64,), "SELECT count(*) FROM events").unwrap();
+        row.unwrap().0
+    }
+
+    /// The payload of one stored event.
+    pub async fn payload(&self, ty: &str, id: &str, sequence: i64) -> Value {
+        let events = shenfen_projections::audit::history(&self.db, ty, id).await.unwrap();
+        events.into_iter().find(|e| e.sequence == sequence).unwrap().payload
+    }
+
+    /// Whether a rebuild in progress is left behind (the PostgreSQL schema or the SQLite sidecar).
+    pub async fn rebuild_left_behind(&self) -> bool {
+        match &self.file {
+            Some(file) => {
+                let mut sidecar = file.clone().into_os_string();
+                sidecar.push(".rebuild");
+                PathBuf::from(sidecar).exists()
+            }
+            None => {
+                let row: Option<(i64,)> = fetch_optional!(
+                    &self.db,
+                    (i64,),
+                    "SELECT count(*) FROM pg_namespace WHERE nspname = 'shenfen_rebuild'"
+                )
+                .unwrap();
+                row.unwrap().0 > 0
+            }
+        }
+    }
+}
+
+/// Runs `shenfen-replay ARGS` with `SHENFEN_DATABASE_URL=url`.
+pub async fn replay_with(url: &str, args: &[&str]) -> Run {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_shenfen-replay"))
+        .args(args)
+        .env("SHENFEN_DATABASE_URL", url)
+        .output()
+        .await
+        .unwrap();
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Runs every live read model to the end of the log, as a server would.
+pub async fn catch_up_live(db: &Db) {
+    for projection in read_models() {
+        runner::catch_up(db, projection, 500, |_| {}).await.unwrap();
+    }
+}
+
+/// Every row of every read-model table, as JSON arrays ordered by all columns.
+pub async fn dump(db: &Db) -> BTreeMap<String, Vec<String>> {
+    let mut out = BTreeMap::new();
+    for projection in read_models() {
+        for &table in projection.tables() {
+            let columns: Vec<(String,)> = match db {
+                Db::Postgres(_) => fetch_all!(
+                    db,
+                    (String,),
+                    "SELECT column_name::text FROM information_schema.columns
+                      WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
+                    table
+                )
+                .unwrap(),
+                Db::Sqlite(_) => {
+                    fetch_all!(db, (String,), "SELECT name FROM pragma_table_info($1) ORDER BY cid", table).unwrap()
+                }
+            };
+            assert!(!columns.is_empty(), "table {table} has no columns");
+            let list = columns.iter().map(|(c,)| c.as_str()).collect::<Vec<_>>().join(", ");
+            let sql = match db {
+                Db::Postgres(_) => format!("SELECT json_build_array({list})::text FROM {table} ORDER BY {list}"),
+                Db::Sqlite(_) => format!("SELECT json_array({list}) FROM {table} ORDER BY {list}"),
+            };
+            let rows: Vec<(String,)> = fetch_all!(db, (String,), &sql).unwrap();
+            out.insert(table.to_string(), rows.into_iter().map(|(r,)| r).collect());
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// The workload
+// ---------------------------------------------------------------------------------------------
+
+/// What the workload did, for the assertions.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    /// The account ids, `acc-0` …
+    pub accounts: Vec<String>,
+    /// `acc-0`'s e-mail before and after its profile edit, and the edit's instant.
+    pub email_before: String,
+    pub email_after: String,
+    pub edited_at: DateTime<Utc>,
+}
+
+pub const ACCOUNTS: usize = 6;
+
+fn today() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 5, 10).unwrap()
+}
+
+/// A clock that moves one minute per command, from 2026-05-10 09:00 China time.
+struct Clock(DateTime<Utc>);
+
+impl Clock {
+    fn tick(&mut self) -> DateTime<Utc> {
+        self.0 += chrono::Duration::minutes(1);
+        self.0
+    }
+}
+
+fn meta(actor: Actor, at: DateTime<Utc>) -> EventMetadata {
+    EventMetadata { actor, request_id: format!("req-{}", at.timestamp()), at }
+}
+
+fn document(i: usize) -> DocumentNumber {
+    let first17 = format!("11010519800101{i:03}");
+    DocumentNumber::parse(DocumentType::ResidentIdCard, &format!("{first17}{}", check_char(&first17)), today()).unwrap()
+}
+
+fn validity() -> Validity {
+    Validity::parse("20y", NaiveDate::from_ymd_opt(2020, 1, 1).unwrap(), DocumentType::ResidentIdCard, None, today())
+        .unwrap()
+}
+
+fn login(i: usize, matched: bool, now: DateTime<Utc>) -> AccountCommand {
+    AccountCommand::LogIn {
+        password_matched: matched,
+        checked_hash: format!("argon-hash-{i}"),
+        session: NewSession {
+            session_id: format!("s-{i}"),
+            token_hash: format!("tok-{i}"),
+            expires_at: now + chrono::Duration::hours(12),
+        },
+        lockout_threshold: 5,
+        lockout: chrono::Duration::minutes(15),
+        now,
+    }
+}
+
+/// Registers accounts, logs in and fails, completes and edits profiles, ends sessions, binds
+/// WeChat, runs real-name attempts (failed, passed, authority unavailable), two manual-review
+/// applications (one approved, one rejected) and a staff member's login, all through the real
+/// event store.
+pub async fn workload(db: &Db) -> Workload {
+    let written = Arc::new(watch::channel(0u64).0);
+    let accounts_bus = CommandBus::<Account>::new(db, (), written.clone());
+    let verification_bus = CommandBus::<Verification>::new(db, (), written.clone());
+    let staff_bus = CommandBus::<Staff>::new(db, (), written);
+    let mut clock = Clock(Utc.with_ymd_and_hms(2026, 5, 10, 1, 0, 0).single().unwrap());
+    let ids: Vec<String> = (0..ACCOUNTS).map(|i| format!("acc-{i}")).collect();
+    let mut edited_at = clock.0;
+
+    for (i, id) in ids.iter().enumerate() {
+        let holder = Actor::Account { id: id.clone() };
+        let now = clock.tick();
+        let registration = Registration {
+            document_type: DocumentType::ResidentIdCard,
+            document_number: document(i),
+            name: PersonName::parse("张三").unwrap(),
+            validity: validity(),
+            email: Email::parse(&format!("user{i}@example.com")).unwrap(),
+            mobile: Mobile::parse(&format!("138001380{i:02}")).unwrap(),
+            password_hash: format!("argon-hash-{i}"),
+            now,
+        };
+        accounts_bus.execute(id, AccountCommand::Register(registration), &meta(Actor::Anonymous, now)).await.unwrap();
+        let now = clock.tick();
+        accounts_bus.execute(id, login(i, false, now), &meta(Actor::Anonymous, now)).await.unwrap();
+        let now = clock.tick();
+        accounts_bus.execute(id, login(i, true, now), &meta(Actor::Anonymous, now)).await.unwrap();
+        let now = clock.tick();
+        let complete = AccountCommand::UpdateProfile {
+            profile: ProfileInput { ethnicity: Some("01".into()), ..ProfileInput::default() },
+            validity: None,
+            email: None,
+            now,
+        };
+        accounts_bus.execute(id, complete, &meta(holder.clone(), now)).await.unwrap();
+        let now = clock.tick();
+        if i == 0 {
+            edited_at = now;
+        }
+        let edit = AccountCommand::UpdateProfile {
+            profile: ProfileInput::default(),
+            validity: None,
+            email: Some(Email::parse(&format!("new{i}@example.com")).unwrap()),
+            now,
+        };
+        accounts_bus.execute(id, edit, &meta(holder.clone(), now)).await.unwrap();
+        if i % 2 == 0 {
+            let now = clock.tick();
+            let end = AccountCommand::EndSession { session_id: format!("s-{i}"), now };
+            accounts_bus.execute(id, end, &meta(holder.clone(), now)).await.unwrap();
+        }
+        if i == 1 {
+            let now = clock.tick();
+            let bind = AccountCommand::BindWechat { openid: "openid-1".into(), now };
+            accounts_bus.execute(id, bind, &meta(holder.clone(), now)).await.unwrap();
+        }
+    }
+
+    let staff = "staff-1";
+    let now = clock.tick();
+    let create = StaffCommand::Create {
+        username: "reviewer1".into(),
+        role: Role::Reviewer,
+        password_hash: "argon-staff".into(),
+        account_id: None,
+        created_by: "admin".into(),
+        now,
+    };
+    let admin = Actor::System { id: "bootstrap".into() };
+    staff_bus.execute(staff, create, &meta(admin, now)).await.unwrap();
+    let now = clock.tick();
+    let staff_login = StaffCommand::LogIn {
+        password_matched: true,
+        checked_hash: "argon-staff".into(),
+        session: NewSession {
+            session_id: "ss-1".into(),
+            token_hash: "stok-1".into(),
+            expires_at: now + chrono::Duration::hours(8),
+        },
+        lockout_threshold: 5,
+        lockout: chrono::Duration::minutes(15),
+        now,
+    };
+    staff_bus.execute(staff, staff_login, &meta(Actor::Anonymous, now)).await.unwrap();
+
+    let reviewer = Actor::Staff { id: staff.into(), role: "reviewer".into() };
+    for (i, id) in ids.iter().enumerate().take(4) {
+        let holder = Actor::Account { id: id.clone() };
+        let now = clock.tick();
+        let start = VerificationCommand::StartAttempt {
+            account_id: id.clone(),
+            attempt_id: format!("att-{i}"),
+            name: PersonName::parse("张三").unwrap(),
+            validity: None,
+            abandon_before: now - chrono::Duration::minutes(2),
+            now,
+        };
+        verification_bus.execute(id, start, &meta(holder.clone(), now)).await.unwrap();
+        let answer = match i {
+            2 => AuthorityAnswer::Passed,
+            3 => AuthorityAnswer::Unavailable,
+            _ => AuthorityAnswer::Failed { reason: "mismatch".into() },
+        };
+        let now = clock.tick();
+        let record = VerificationCommand::RecordAnswer { attempt_id: format!("att-{i}"), answer, now };
+        verification_bus.execute(id, record, &meta(Actor::System { id: "authority".into() }, now)).await.unwrap();
+        if i < 2 {
+            let review = format!("rev-{i}");
+            let now = clock.tick();
+            let apply = VerificationCommand::Apply {
+                account_id: id.clone(),
+                review_id: review.clone(),
+                document_type: DocumentType::ResidentIdCard,
+                name: PersonName::parse("张三").unwrap(),
+                validity: validity(),
+                photos: Photos { front: "f".repeat(64), back: "b".repeat(64), handheld: "h".repeat(64) },
+                due_by: NaiveDate::from_ymd_opt(2026, 5, 20).unwrap(),
+                now,
+            };
+            verification_bus.execute(id, apply, &meta(holder.clone(), now)).await.unwrap();
+            clock.0 += chrono::Duration::days(1);
+            let now = clock.tick();
+            let claim = VerificationCommand::Claim {
+                review_id: review.clone(),
+                reviewer: staff.into(),
+                reviewer_account: None,
+                now,
+            };
+            verification_bus.execute(id, claim, &meta(reviewer.clone(), now)).await.unwrap();
+            clock.0 += chrono::Duration::days(1);
+            let now = clock.tick();
+            let decide = VerificationCommand::Decide {
+                review_id: review,
+                reviewer: staff.into(),
+                approve: i == 0,
+                reason: (i == 1).then(|| "blurry photo".to_string()),
+                now,
+            };
+            verification_bus.execute(id, decide, &meta(reviewer.clone(), now)).await.unwrap();
+        }
+    }
+
+    Workload {
+        accounts: ids,
+        email_before: "user0@example.com".into(),
+        email_after: "new0@example.com".into(),
+        edited_at,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL
+// ---------------------------------------------------------------------------------------------
+
+/// The directory of the PostgreSQL binaries (`/usr/lib/postgresql/<newest>/bin`), also put
+/// first on `PATH` once, for pgtemp's helpers (sudo resets `PATH`, hence the full path too).
+fn postgres_bin_dir() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let mut candidates: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .filter_map(|e| {
+                        let version = e.file_name().to_str()?.parse::<u32>().ok()?;
+                        let bin = e.path().join("bin");
+                        bin.join("initdb").exists().then_some((version, bin))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        candidates.sort();
+        let dir = candidates.pop().map(|(_, bin)| bin).unwrap_or_else(|| {
+            panic!("PostgreSQL is not installed: no /usr/lib/postgresql/*/bin/initdb (apt-get install postgresql)")
+        });
+        let path = std::env::var("PATH").unwrap_or_default();
+        std::env::set_var("PATH", format!("{}:{path}", dir.display()));
+        dir
+    })
+    .clone()
+}
+
+/// Starts a throwaway PostgreSQL server and waits until it accepts connections. Panics (never
+/// skips) when PostgreSQL cannot be started.
+async fn start_postgres() -> (pgtemp::PgTempDB, String) {
+    let bin = postgres_bin_dir();
+    let db = pgtemp::PgTempDB::builder()
+        .with_bin_path(&bin)
+        .with_initdb_arg("encoding", "UTF8")
+        .with_initdb_arg("locale", "C")
+        .start_async()
+        .await;
+    let uri = db.connection_uri().replacen("postgresql://", "postgres://", 1);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        use sqlx::Connection;
+        match sqlx::PgConnection::connect(&uri).await {
+            Ok(conn) => {
+                let _ = conn.close().await;
+                break;
+            }
+            Err(e) if Instant::now() > deadline => panic!("PostgreSQL did not start accepting connections: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    (db, uri)
+}
