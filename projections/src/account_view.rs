@@ -1,5 +1,7 @@
-//! `account_view`: one row per account, behind `GET /v1/me` and support lookups. Holds only
-//! masked document numbers and contact (PIPL).
+//! `account_view`: one row per account, for operators and analysts. Holds only masked
+//! document numbers and contact (PIPL).
+
+use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -7,7 +9,6 @@ use shenfen_domain::account::{Account, AccountEvent, RealNameStatus};
 use shenfen_domain::shared::mask::{mask_document, mask_email, mask_mobile};
 
 use crate::db::{Db, DbTx};
-use crate::exec;
 use crate::log::StoredEvent;
 use crate::runner::{Projection, ProjectionError};
 
@@ -76,89 +77,227 @@ impl Projection for AccountView {
     }
 
     async fn apply(&self, tx: &mut DbTx, e: &StoredEvent) -> Result<(), ProjectionError> {
-        if e.aggregate_type != <Account as cqrs_es::Aggregate>::TYPE {
-            return Ok(());
+        self.apply_batch(tx, &[e]).await
+    }
+
+    /// Loads the rows the batch touches, folds the events over them in memory, and writes the
+    /// changed rows back with multi-row upserts: a few statements per batch, not one per event.
+    async fn apply_batch(&self, tx: &mut DbTx, events: &[&StoredEvent]) -> Result<(), ProjectionError> {
+        let events: Vec<&StoredEvent> =
+            events.iter().copied().filter(|e| e.aggregate_type == <Account as cqrs_es::Aggregate>::TYPE).collect();
+        let mut ids: Vec<&str> = events.iter().map(|e| e.aggregate_id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut rows: HashMap<String, Option<ViewRow>> = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(CHUNK) {
+            for row in load_rows(tx, chunk).await? {
+                rows.insert(row.account_id.clone(), Some(row));
+            }
         }
-        let event: AccountEvent =
-            serde_json::from_value(e.payload.clone()).map_err(|err| ProjectionError::decode(e, err))?;
-        let id = e.aggregate_id.as_str();
-        let at = e.at();
-        let unverified = RealNameStatus::Unverified.as_str();
-        match event {
-            AccountEvent::Registered { document_type, document_number, name, email, mobile, registered_at, .. } => {
-                exec!(tx tx,
-                    "INSERT INTO account_view (account_id, document_type, document_number_masked, name, profile_complete,
-                         real_name_status, legacy, email_masked, mobile_masked, wechat_bound, registered_at, updated_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-                     ON CONFLICT (account_id) DO UPDATE SET document_type = excluded.document_type,
-                         document_number_masked = excluded.document_number_masked, name = excluded.name,
-                         profile_complete = excluded.profile_complete, real_name_status = excluded.real_name_status,
-                         legacy = excluded.legacy, email_masked = excluded.email_masked,
-                         mobile_masked = excluded.mobile_masked, wechat_bound = excluded.wechat_bound,
-                         registered_at = excluded.registered_at, updated_at = excluded.updated_at",
-                    id, document_type.as_str(), mask_document(document_number.as_str()), name.as_str(), false,
-                    unverified, false, Some(mask_email(email.as_str())), Some(mask_mobile(mobile.as_str())), false,
-                    registered_at, at)?;
+        let mut changed: Vec<String> = Vec::new();
+        for e in &events {
+            let event: AccountEvent =
+                serde_json::from_value(e.payload.clone()).map_err(|err| ProjectionError::decode(e, err))?;
+            let row = rows.entry(e.aggregate_id.clone()).or_insert(None);
+            if fold(row, &e.aggregate_id, event, e.at()) {
+                changed.push(e.aggregate_id.clone());
             }
-            AccountEvent::LegacyImported { document_type, document_number, name, registered_at } => {
-                exec!(tx tx,
-                    "INSERT INTO account_view (account_id, document_type, document_number_masked, name, profile_complete,
-                         real_name_status, legacy, email_masked, mobile_masked, wechat_bound, registered_at, updated_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL, $8, $9, $10)
-                     ON CONFLICT (account_id) DO NOTHING",
-                    id, document_type.as_str(), mask_document(document_number.as_str()), name.as_str(), false,
-                    unverified, true, false, registered_at, at)?;
-            }
-            AccountEvent::Reregistered { name, email, mobile, .. } => {
-                exec!(tx tx,
-                    "UPDATE account_view SET name = $1, email_masked = $2, mobile_masked = $3, real_name_status = $4,
-                            legacy = $5, updated_at = $6 WHERE account_id = $7",
-                    name.as_str(), mask_email(email.as_str()), mask_mobile(mobile.as_str()), unverified, false, at, id)?;
-            }
-            AccountEvent::ProfileCompleted { profile, .. } => {
-                exec!(tx tx,
-                    "UPDATE account_view SET profile_complete = $1, gender = $2, updated_at = $3 WHERE account_id = $4",
-                    true, profile.gender.map(|g| g.as_str()), at, id)?;
-            }
-            AccountEvent::ProfileEdited { email: Some(email), .. } => {
-                exec!(tx tx, "UPDATE account_view SET email_masked = $1, updated_at = $2 WHERE account_id = $3",
-                    mask_email(email.as_str()), at, id)?;
-            }
-            AccountEvent::WechatBound { .. } | AccountEvent::WechatUnbound { .. } => {
-                let bound = matches!(event, AccountEvent::WechatBound { .. });
-                exec!(tx tx, "UPDATE account_view SET wechat_bound = $1, updated_at = $2 WHERE account_id = $3",
-                    bound, at, id)?;
-            }
-            AccountEvent::RealNameStatusChanged { status, .. } => {
-                exec!(tx tx, "UPDATE account_view SET real_name_status = $1, updated_at = $2 WHERE account_id = $3",
-                    status.as_str(), at, id)?;
-            }
-            AccountEvent::VerifiedIdentityApplied { name: Some(name), .. } => {
-                exec!(tx tx, "UPDATE account_view SET name = $1, updated_at = $2 WHERE account_id = $3",
-                    name.as_str(), at, id)?;
-            }
-            AccountEvent::ContactChangedBySupport { mobile, email, .. } => {
-                if let Some(mobile) = mobile {
-                    exec!(tx tx, "UPDATE account_view SET mobile_masked = $1, updated_at = $2 WHERE account_id = $3",
-                        mask_mobile(mobile.as_str()), at, id)?;
-                }
-                if let Some(email) = email {
-                    exec!(tx tx, "UPDATE account_view SET email_masked = $1, updated_at = $2 WHERE account_id = $3",
-                        mask_email(email.as_str()), at, id)?;
-                }
-            }
-            AccountEvent::CorrectedBySupport { gender, name, .. } => {
-                if let Some(name) = name {
-                    exec!(tx tx, "UPDATE account_view SET name = $1, updated_at = $2 WHERE account_id = $3",
-                        name.as_str(), at, id)?;
-                }
-                if let Some(gender) = gender {
-                    exec!(tx tx, "UPDATE account_view SET gender = $1, updated_at = $2 WHERE account_id = $3",
-                        gender.as_str(), at, id)?;
-                }
-            }
-            _ => {}
+        }
+        changed.sort_unstable();
+        changed.dedup();
+        let dirty: Vec<&ViewRow> = changed.iter().filter_map(|id| rows.get(id).and_then(Option::as_ref)).collect();
+        for chunk in dirty.chunks(CHUNK) {
+            store_rows(tx, chunk).await?;
         }
         Ok(())
     }
+}
+
+/// Rows per statement (13 parameters each, within both backends' limits).
+const CHUNK: usize = 500;
+
+const COLUMNS: &str = "account_id, document_type, document_number_masked, name, profile_complete, real_name_status, \
+     legacy, email_masked, mobile_masked, wechat_bound, registered_at, updated_at, gender";
+
+/// A whole row, as folded in memory.
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct ViewRow {
+    account_id: String,
+    document_type: String,
+    document_number_masked: String,
+    name: String,
+    profile_complete: bool,
+    real_name_status: String,
+    legacy: bool,
+    email_masked: Option<String>,
+    mobile_masked: Option<String>,
+    wechat_bound: bool,
+    registered_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    gender: Option<String>,
+}
+
+fn placeholders(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let cells: Vec<String> = (1..=columns).map(|c| format!("${}", r * columns + c)).collect();
+            format!("({})", cells.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+async fn load_rows(tx: &mut DbTx, ids: &[&str]) -> Result<Vec<ViewRow>, sqlx::Error> {
+    let list: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+    let sql = format!("SELECT {COLUMNS} FROM account_view WHERE account_id IN ({})", list.join(", "));
+    match tx {
+        DbTx::Postgres(c) => {
+            let mut q = sqlx::query_as::<_, ViewRow>(&sql);
+            for id in ids {
+                q = q.bind(*id);
+            }
+            q.fetch_all(&mut **c).await
+        }
+        DbTx::Sqlite(c) => {
+            let mut q = sqlx::query_as::<_, ViewRow>(&sql);
+            for id in ids {
+                q = q.bind(*id);
+            }
+            q.fetch_all(&mut **c).await
+        }
+    }
+}
+
+macro_rules! bind_row {
+    ($q:expr, $r:expr) => {
+        $q.bind(&$r.account_id)
+            .bind(&$r.document_type)
+            .bind(&$r.document_number_masked)
+            .bind(&$r.name)
+            .bind($r.profile_complete)
+            .bind(&$r.real_name_status)
+            .bind($r.legacy)
+            .bind(&$r.email_masked)
+            .bind(&$r.mobile_masked)
+            .bind($r.wechat_bound)
+            .bind($r.registered_at)
+            .bind($r.updated_at)
+            .bind(&$r.gender)
+    };
+}
+
+async fn store_rows(tx: &mut DbTx, rows: &[&ViewRow]) -> Result<(), sqlx::Error> {
+    let sql = format!(
+        "INSERT INTO account_view ({COLUMNS}) VALUES {}
+         ON CONFLICT (account_id) DO UPDATE SET document_type = excluded.document_type,
+             document_number_masked = excluded.document_number_masked, name = excluded.name,
+             profile_complete = excluded.profile_complete, real_name_status = excluded.real_name_status,
+             legacy = excluded.legacy, email_masked = excluded.email_masked, mobile_masked = excluded.mobile_masked,
+             wechat_bound = excluded.wechat_bound, registered_at = excluded.registered_at,
+             updated_at = excluded.updated_at, gender = excluded.gender",
+        placeholders(rows.len(), 13)
+    );
+    match tx {
+        DbTx::Postgres(c) => {
+            let mut q = sqlx::query(&sql);
+            for r in rows {
+                q = bind_row!(q, r);
+            }
+            q.execute(&mut **c).await?;
+        }
+        DbTx::Sqlite(c) => {
+            let mut q = sqlx::query(&sql);
+            for r in rows {
+                q = bind_row!(q, r);
+            }
+            q.execute(&mut **c).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Applies one event to an account's row; returns whether the row changed.
+fn fold(row: &mut Option<ViewRow>, id: &str, event: AccountEvent, at: DateTime<Utc>) -> bool {
+    let unverified = RealNameStatus::Unverified.as_str().to_string();
+    match event {
+        AccountEvent::Registered { document_type, document_number, name, email, mobile, registered_at, .. } => {
+            let gender = row.as_ref().and_then(|r| r.gender.clone());
+            *row = Some(ViewRow {
+                account_id: id.to_string(),
+                document_type: document_type.as_str().into(),
+                document_number_masked: mask_document(document_number.as_str()),
+                name: name.as_str().into(),
+                profile_complete: false,
+                real_name_status: unverified,
+                legacy: false,
+                email_masked: Some(mask_email(email.as_str())),
+                mobile_masked: Some(mask_mobile(mobile.as_str())),
+                wechat_bound: false,
+                registered_at,
+                updated_at: at,
+                gender,
+            });
+            return true;
+        }
+        AccountEvent::LegacyImported { document_type, document_number, name, registered_at } => {
+            if row.is_some() {
+                return false;
+            }
+            *row = Some(ViewRow {
+                account_id: id.to_string(),
+                document_type: document_type.as_str().into(),
+                document_number_masked: mask_document(document_number.as_str()),
+                name: name.as_str().into(),
+                profile_complete: false,
+                real_name_status: unverified,
+                legacy: true,
+                email_masked: None,
+                mobile_masked: None,
+                wechat_bound: false,
+                registered_at,
+                updated_at: at,
+                gender: None,
+            });
+            return true;
+        }
+        _ => {}
+    }
+    let Some(r) = row.as_mut() else { return false };
+    match event {
+        AccountEvent::Reregistered { name, email, mobile, .. } => {
+            r.name = name.as_str().into();
+            r.email_masked = Some(mask_email(email.as_str()));
+            r.mobile_masked = Some(mask_mobile(mobile.as_str()));
+            r.real_name_status = unverified;
+            r.legacy = false;
+        }
+        AccountEvent::ProfileCompleted { profile, .. } => {
+            r.profile_complete = true;
+            r.gender = profile.gender.map(|g| g.as_str().to_string());
+        }
+        AccountEvent::ProfileEdited { email: Some(email), .. } => r.email_masked = Some(mask_email(email.as_str())),
+        AccountEvent::WechatBound { .. } => r.wechat_bound = true,
+        AccountEvent::WechatUnbound { .. } => r.wechat_bound = false,
+        AccountEvent::RealNameStatusChanged { status, .. } => r.real_name_status = status.as_str().into(),
+        AccountEvent::VerifiedIdentityApplied { name: Some(name), .. } => r.name = name.as_str().into(),
+        AccountEvent::ContactChangedBySupport { mobile, email, .. } if mobile.is_some() || email.is_some() => {
+            if let Some(mobile) = mobile {
+                r.mobile_masked = Some(mask_mobile(mobile.as_str()));
+            }
+            if let Some(email) = email {
+                r.email_masked = Some(mask_email(email.as_str()));
+            }
+        }
+        AccountEvent::CorrectedBySupport { gender, name, .. } if gender.is_some() || name.is_some() => {
+            if let Some(name) = name {
+                r.name = name.as_str().into();
+            }
+            if let Some(gender) = gender {
+                r.gender = Some(gender.as_str().into());
+            }
+        }
+        _ => return false,
+    }
+    r.updated_at = at;
+    true
 }

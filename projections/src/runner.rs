@@ -27,6 +27,15 @@ pub trait Projection: Send + Sync {
     /// Applies one event inside the batch transaction.
     async fn apply(&self, tx: &mut DbTx, event: &StoredEvent) -> Result<(), ProjectionError>;
 
+    /// Applies a batch of wanted events, in order, inside the batch transaction. The default
+    /// applies them one by one; a read model may apply them set-wise (same resulting rows).
+    async fn apply_batch(&self, tx: &mut DbTx, events: &[&StoredEvent]) -> Result<(), ProjectionError> {
+        for event in events {
+            self.apply(tx, event).await?;
+        }
+        Ok(())
+    }
+
     /// Whether this projection does anything with `event` (judged from its type, without
     /// decoding). Events it does not want only move its position forward, in memory, and the
     /// checkpoint row is written at most every [`CHECKPOINT_FLUSH`].
@@ -450,9 +459,7 @@ impl Task {
             *cursor = None;
             return Ok(1);
         }
-        for event in wanted {
-            self.projection.apply(&mut tx, event).await?;
-        }
+        self.projection.apply_batch(&mut tx, &wanted).await?;
         tx.commit().await?;
         metrics::counter!("shenfen_projection_events_total", "projection" => name).increment(events.len() as u64);
         *cursor = Some(Cursor { stored: last, read: last, since: Instant::now() });

@@ -279,9 +279,7 @@ impl Applier {
         if claimed != 1 {
             return Err(ReplayError::ConcurrentRebuild(name.to_string()));
         }
-        for event in &wanted {
-            self.projection.apply(&mut tx, event).await?;
-        }
+        self.projection.apply_batch(&mut tx, &wanted).await?;
         tx.commit().await?;
         self.busy += t.elapsed();
         self.stored = last;

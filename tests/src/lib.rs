@@ -16,6 +16,12 @@
 //! built by hand ([`ReviewApplication`], [`MultipartForm`]) with real JPEGs made from
 //! [`TINY_JPEG`]. Calendar rules are checked against [`is_working_day`], which reads the spec's
 //! holiday calendar (`data/cn-calendar.csv`), not the server's copy.
+//!
+//! Analytics read models are updated asynchronously: [`TestApp::poll_as`] asks again until the
+//! expected figures appear, and [`parse_csv`] reads their `Accept: text/csv` answers. Audit
+//! scenarios tag requests with [`TestApp::send_with_request_id`], read streams with
+//! [`TestApp::audit_events`] and [`TestApp::audit_state`], and alter the log behind the server's
+//! back with [`TestApp::execute_sql`].
 #![allow(clippy::unwrap_used)]
 #![allow(clippy::missing_panics_doc)]
 
@@ -1559,6 +1565,146 @@ impl ApiResponse {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Analysts, auditors and the database behind the server's back
+// ---------------------------------------------------------------------------------------------
+
+/// How long a test waits for an asynchronous projection (the analytics tables) to show a change.
+pub const PROJECTION_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A fresh `x-request-id` value, unique in this process.
+pub fn request_id() -> String {
+    format!("test-request-{}-{:08x}", next_unique(), rand::thread_rng().gen::<u32>())
+}
+
+/// Parses CSV text (RFC 4180: fields in double quotes may hold commas, line breaks and doubled
+/// quotes; lines end in LF or CRLF) into rows of fields. A trailing line break ends the last
+/// row; it does not start an empty one.
+pub fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    let mut row = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, c) => field.push(c),
+            (false, '"') => quoted = true,
+            (false, ',') => row.push(std::mem::take(&mut field)),
+            (false, '\r') if chars.peek() == Some(&'\n') => {}
+            (false, '\n') => {
+                row.push(std::mem::take(&mut field));
+                rows.push(std::mem::take(&mut row));
+            }
+            (false, c) => field.push(c),
+        }
+    }
+    if !field.is_empty() || !row.is_empty() {
+        row.push(field);
+        rows.push(row);
+    }
+    rows
+}
+
+impl TestApp {
+    /// `GET path` as `token` with `Accept: text/csv`.
+    pub async fn get_csv_as(&self, token: &str, path: &str) -> ApiResponse {
+        let request = self.request(Method::GET, path).bearer_auth(token).header("accept", "text/csv");
+        self.send(format!("GET {path} (Accept: text/csv)"), request).await
+    }
+
+    /// `GET path` as `token` every 50 ms until `done` accepts the answer or
+    /// [`PROJECTION_TIMEOUT`] passes, for read models that are updated asynchronously. Returns
+    /// the last answer either way, so that the caller's assertions show what was there.
+    pub async fn poll_as(&self, token: &str, path: &str, done: impl Fn(&ApiResponse) -> bool) -> ApiResponse {
+        let deadline = Instant::now() + PROJECTION_TIMEOUT;
+        loop {
+            let response = self.get_as(token, path).await;
+            if done(&response) || Instant::now() > deadline {
+                return response;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `METHOD path` with `x-request-id: request_id`, and a bearer token and a JSON body when
+    /// given.
+    pub async fn send_with_request_id(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+        request_id: &str,
+    ) -> ApiResponse {
+        let mut what = format!("{method} {path} (x-request-id: {request_id})");
+        let mut request = self.request(method, path).header("x-request-id", request_id);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            what.push_str(&format!(" {body}"));
+            request = request.json(body);
+        }
+        self.send(what, request).await
+    }
+
+    /// `GET /v1/audit/aggregates/{aggregate_type}/{id}/events` as `token`.
+    pub async fn audit_events(&self, token: &str, aggregate_type: &str, id: &str) -> ApiResponse {
+        self.get_as(token, &format!("/v1/audit/aggregates/{aggregate_type}/{id}/events")).await
+    }
+
+    /// `GET /v1/audit/aggregates/{aggregate_type}/{id}/state`, with `as_of` (sent as RFC 3339
+    /// in UTC with microseconds) when given.
+    pub async fn audit_state(
+        &self,
+        token: &str,
+        aggregate_type: &str,
+        id: &str,
+        as_of: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> ApiResponse {
+        let mut path = format!("/v1/audit/aggregates/{aggregate_type}/{id}/state");
+        if let Some(as_of) = as_of {
+            path.push_str(&format!("?as_of={}", as_of.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)));
+        }
+        self.get_as(token, &path).await
+    }
+
+    /// Runs one SQL statement on the server's database behind the server's back (as an
+    /// intruder with database access would), binding `args` as text to `$1`, `$2`, …; returns
+    /// the number of rows it changed.
+    pub async fn execute_sql(&self, sql: &str, args: &[&str]) -> u64 {
+        use sqlx::Connection;
+        match self.store {
+            Store::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&self.db_url).await.expect("connect to PostgreSQL");
+                let mut query = sqlx::query(sql);
+                for arg in args {
+                    query = query.bind(*arg);
+                }
+                let done = query.execute(&mut conn).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+                let _ = conn.close().await;
+                done.rows_affected()
+            }
+            Store::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.db_url).await.expect("open the SQLite file");
+                let mut query = sqlx::query(sql);
+                for arg in args {
+                    query = query.bind(*arg);
+                }
+                let done = query.execute(&mut conn).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+                let _ = conn.close().await;
+                done.rows_affected()
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1608,5 +1754,12 @@ mod tests {
     #[test]
     fn masking_keeps_the_first_two_and_last_two_characters() {
         assert_eq!(masked("11010519491231002X"), "11**************2X");
+    }
+
+    #[test]
+    fn csv_parsing_handles_quotes_commas_and_line_ends() {
+        let rows = parse_csv("day,reason\r\n2026-01-05,\"a, \"\"b\"\"\"\n2026-01-06,\n");
+        assert_eq!(rows, vec![vec!["day", "reason"], vec!["2026-01-05", "a, \"b\""], vec!["2026-01-06", ""]]);
+        assert!(parse_csv("").is_empty());
     }
 }

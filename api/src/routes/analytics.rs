@@ -26,8 +26,12 @@ pub struct Range {
 }
 
 impl Range {
+    /// The range with open ends closed by dates every backend stores and orders alike (SQLite
+    /// compares dates as text, and PostgreSQL's dates stop long before `NaiveDate::MAX`).
     fn bounds(&self) -> (NaiveDate, NaiveDate) {
-        (self.from.unwrap_or(NaiveDate::MIN), self.to.unwrap_or(NaiveDate::MAX))
+        let first = NaiveDate::from_ymd_opt(1900, 1, 1).unwrap_or_default();
+        let last = NaiveDate::from_ymd_opt(9999, 12, 31).unwrap_or_default();
+        (self.from.unwrap_or(first), self.to.unwrap_or(last))
     }
 }
 
