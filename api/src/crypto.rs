@@ -4,11 +4,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use argon2::Argon2;
 use base64::Engine;
 use rand::{Rng, RngCore};
-use tokio::sync::Semaphore;
 
 /// Reads the key file, creating it (32 random bytes, mode 0600) when missing.
 pub fn load_or_create_key(path: &Path) -> anyhow::Result<Vec<u8>> {
@@ -41,49 +40,103 @@ pub fn load_or_create_key(path: &Path) -> anyhow::Result<Vec<u8>> {
     Ok(key)
 }
 
-/// Argon2id hashing and verification on the blocking pool, at most one per core at a time so
-/// that logins queue instead of starving the async runtime.
+/// Argon2id hashing and verification on dedicated threads, one per core, each keeping its
+/// own 19 MiB working memory between jobs (no allocation and no page faults per hash). Logins
+/// queue for a thread instead of starving the async runtime.
 #[derive(Clone)]
 pub struct PasswordHashing {
-    permits: Arc<Semaphore>,
+    jobs: std::sync::mpsc::Sender<Job>,
     dummy_hash: Arc<String>,
 }
 
+enum Job {
+    Hash { password: String, reply: tokio::sync::oneshot::Sender<anyhow::Result<String>> },
+    Verify { password: String, hash: String, reply: tokio::sync::oneshot::Sender<bool> },
+}
+
+/// Verifies `password` against a PHC string, hashing into `blocks` (grown when the stored
+/// parameters need more). Compares in constant time.
+fn verify_with(password: &[u8], phc: &str, blocks: &mut Vec<argon2::Block>) -> bool {
+    use argon2::{Algorithm, Params, Version};
+    let Ok(parsed) = PasswordHash::new(phc) else { return false };
+    let Ok(algorithm) = Algorithm::try_from(parsed.algorithm) else { return false };
+    let Ok(params) = Params::try_from(&parsed) else { return false };
+    let version = parsed.version.and_then(|v| Version::try_from(v).ok()).unwrap_or(Version::V0x13);
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else { return false };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else { return false };
+    let needed = params.block_count();
+    if blocks.len() < needed {
+        blocks.resize(needed, argon2::Block::default());
+    }
+    let mut out = vec![0u8; expected.len()];
+    let context = Argon2::new(algorithm, version, params);
+    if context.hash_password_into_with_memory(password, salt, &mut out, &mut blocks[..needed]).is_err() {
+        return false;
+    }
+    argon2::password_hash::Output::new(&out).is_ok_and(|actual| actual == expected)
+}
+
+fn worker(jobs: Arc<std::sync::Mutex<std::sync::mpsc::Receiver<Job>>>) {
+    let mut blocks = vec![argon2::Block::default(); argon2::Params::default().block_count()];
+    loop {
+        let job = match jobs.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
+        };
+        match job {
+            Ok(Job::Hash { password, reply }) => {
+                let salt = SaltString::generate(&mut rand::rngs::OsRng);
+                let hashed = Argon2::default()
+                    .hash_password(password.as_bytes(), &salt)
+                    .map(|h| h.to_string())
+                    .map_err(|e| anyhow::anyhow!("argon2: {e}"));
+                let _ = reply.send(hashed);
+            }
+            Ok(Job::Verify { password, hash, reply }) => {
+                let _ = reply.send(verify_with(password.as_bytes(), &hash, &mut blocks));
+            }
+            Err(_) => return,
+        }
+    }
+}
+
 impl PasswordHashing {
-    /// A hasher with one slot per available core.
+    /// A hasher with one thread per available core.
     pub fn new() -> anyhow::Result<Self> {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        for i in 0..cores {
+            let rx = rx.clone();
+            std::thread::Builder::new()
+                .name(format!("argon2-{i}"))
+                .spawn(move || worker(rx))
+                .context("starting a hashing thread")?;
+        }
         let salt = SaltString::generate(&mut rand::rngs::OsRng);
         let dummy = Argon2::default()
             .hash_password(b"shenfen dummy password #1", &salt)
             .map_err(|e| anyhow::anyhow!("argon2: {e}"))?
             .to_string();
-        Ok(PasswordHashing { permits: Arc::new(Semaphore::new(cores)), dummy_hash: Arc::new(dummy) })
-    }
-
-    async fn blocking<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
-        let _permit = self.permits.acquire().await.context("hasher closed")?;
-        tokio::task::spawn_blocking(f).await.context("hashing task failed")
+        Ok(PasswordHashing { jobs: tx, dummy_hash: Arc::new(dummy) })
     }
 
     /// The Argon2id (PHC string) hash of `password`, with the crate's default parameters
     /// (m = 19 MiB, t = 2, p = 1).
     pub async fn hash(&self, password: String) -> anyhow::Result<String> {
-        self.blocking(move || {
-            let salt = SaltString::generate(&mut rand::rngs::OsRng);
-            Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string())
-        })
-        .await?
-        .map_err(|e| anyhow::anyhow!("argon2: {e}"))
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.jobs.send(Job::Hash { password, reply }).map_err(|_| anyhow::anyhow!("hashing threads stopped"))?;
+        answer.await.context("hashing thread failed")?
     }
 
     /// Whether `password` matches `hash`.
     pub async fn verify(&self, password: String, hash: String) -> anyhow::Result<bool> {
-        self.blocking(move || {
-            PasswordHash::new(&hash)
-                .is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
-        })
-        .await
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Job::Verify { password, hash, reply })
+            .map_err(|_| anyhow::anyhow!("hashing threads stopped"))?;
+        answer.await.context("hashing thread failed")
     }
 
     /// Spends the time of one verification, so that an unknown account answers as slowly as
@@ -133,6 +186,27 @@ pub fn account_of_session_token(token: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn verification_with_reused_memory_agrees_with_the_crate() {
+        use argon2::PasswordVerifier;
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        let phc = Argon2::default().hash_password(b"Zq7#mountain", &salt).expect("hash").to_string();
+        let mut blocks = Vec::new();
+        assert!(verify_with(b"Zq7#mountain", &phc, &mut blocks));
+        assert!(!verify_with(b"Zq7#mountaiN", &phc, &mut blocks));
+        assert!(!verify_with(b"Zq7#mountain", "not a hash", &mut blocks));
+        let parsed = PasswordHash::new(&phc).expect("parse");
+        assert!(Argon2::default().verify_password(b"Zq7#mountain", &parsed).is_ok());
+    }
+
+    #[tokio::test]
+    async fn the_hashing_threads_hash_and_verify() {
+        let hashing = PasswordHashing::new().expect("threads");
+        let hash = hashing.hash("Zq7#mountain".into()).await.expect("hash");
+        assert!(hashing.verify("Zq7#mountain".into(), hash.clone()).await.expect("verify"));
+        assert!(!hashing.verify("wrong".into(), hash).await.expect("verify"));
+    }
 
     #[test]
     fn a_session_token_names_its_account_and_nothing_else_parses() {

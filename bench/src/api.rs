@@ -229,3 +229,22 @@ async fn probe(http: Client, url: String, deadline: Instant) -> Summary {
     }
     recorder.summary(1, started.elapsed())
 }
+
+/// Waits until every projection reports no lag on `/metrics` (so the next phase does not
+/// compete with the previous one's background work); returns how long that took.
+pub async fn settle_projections(http: &Client, base: &str, limit: Duration) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    loop {
+        let text = http.get(format!("{base}/metrics")).send().await?.text().await?;
+        let lags: Vec<f64> = text
+            .lines()
+            .filter(|l| l.starts_with("shenfen_projection_lag_events"))
+            .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse().ok()))
+            .collect();
+        if !lags.is_empty() && lags.iter().all(|l| *l == 0.0) {
+            return Ok(started.elapsed());
+        }
+        anyhow::ensure!(started.elapsed() < limit, "projections still lag after {limit:?}: {lags:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -189,6 +189,8 @@ async fn server_phases(
     let profile_edit = api::profile_edits(&http, &base, &accounts, phase).await?;
     say(format!("  {:.1} edits/s, {} errors", profile_edit.ops_per_sec, profile_edit.errors));
     server.ensure_running()?;
+    let settled = api::settle_projections(&http, &base, Duration::from_secs(120)).await?;
+    say(format!("  projections caught up {:.1} s after the last edit", settled.as_secs_f64()));
 
     say(format!("phase: logins, {clients} clients, with a /healthz probe every 10 ms, {} s", phase.as_secs()));
     let (login, healthz) = api::logins(&http, &base, &accounts, phase).await?;
