@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use serde::Deserialize;
 use shenfen_domain::account::{Account, AccountEvent, RealNameStatus};
 use shenfen_domain::shared::mask::{mask_document, mask_email, mask_mobile};
 
@@ -96,8 +97,7 @@ impl Projection for AccountView {
         }
         let mut changed: Vec<String> = Vec::new();
         for e in &events {
-            let event: AccountEvent =
-                serde_json::from_value(e.payload.clone()).map_err(|err| ProjectionError::decode(e, err))?;
+            let event = AccountEvent::deserialize(&e.payload).map_err(|err| ProjectionError::decode(e, err))?;
             let row = rows.entry(e.aggregate_id.clone()).or_insert(None);
             if fold(row, &e.aggregate_id, event, e.at()) {
                 changed.push(e.aggregate_id.clone());

@@ -4,6 +4,7 @@
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
+use serde::Deserialize;
 use shenfen_domain::account::{Account, AccountEvent};
 use shenfen_domain::calendar::WorkingCalendar;
 use shenfen_domain::time::{cst_date, review_period};
@@ -94,8 +95,7 @@ impl Projection for Analytics {
             if e.event_type != "Registered" {
                 return Ok(());
             }
-            let event: AccountEvent =
-                serde_json::from_value(e.payload.clone()).map_err(|err| ProjectionError::decode(e, err))?;
+            let event = AccountEvent::deserialize(&e.payload).map_err(|err| ProjectionError::decode(e, err))?;
             if let AccountEvent::Registered { document_type, registered_at, .. } = event {
                 exec!(tx tx,
                     "INSERT INTO analytics_registrations (day, document_type, registrations) VALUES ($1, $2, 1)
@@ -107,8 +107,7 @@ impl Projection for Analytics {
         if e.aggregate_type != <Verification as cqrs_es::Aggregate>::TYPE {
             return Ok(());
         }
-        let event: VerificationEvent =
-            serde_json::from_value(e.payload.clone()).map_err(|err| ProjectionError::decode(e, err))?;
+        let event = VerificationEvent::deserialize(&e.payload).map_err(|err| ProjectionError::decode(e, err))?;
         match event {
             VerificationEvent::AttemptStarted { at, .. } => {
                 let day = cst_date(at);

@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use serde::Deserialize;
 use shenfen_domain::account::{Account, AccountCommand, AccountEvent};
 use shenfen_domain::metadata::{Actor, EventMetadata};
 use shenfen_domain::verification::{Verification, VerificationCommand, VerificationEvent};
@@ -74,8 +75,7 @@ impl Projection for IdentityProcess {
     async fn handle(&self, e: &StoredEvent) -> Result<(), ProjectionError> {
         let id = e.aggregate_id.as_str();
         if e.aggregate_type == <Verification as cqrs_es::Aggregate>::TYPE {
-            let event: VerificationEvent =
-                serde_json::from_value(e.payload.clone()).map_err(|err| ProjectionError::decode(e, err))?;
+            let event = VerificationEvent::deserialize(&e.payload).map_err(|err| ProjectionError::decode(e, err))?;
             let (name, validity) = match event {
                 VerificationEvent::AttemptPassed { name, validity, .. } => (Some(name), validity),
                 VerificationEvent::ApplicationApproved { name, validity, .. } => (Some(name), Some(validity)),
@@ -100,8 +100,7 @@ impl Projection for IdentityProcess {
                 return failed(err);
             }
         } else if e.aggregate_type == <Account as cqrs_es::Aggregate>::TYPE {
-            let event: AccountEvent =
-                serde_json::from_value(e.payload.clone()).map_err(|err| ProjectionError::decode(e, err))?;
+            let event = AccountEvent::deserialize(&e.payload).map_err(|err| ProjectionError::decode(e, err))?;
             if let AccountEvent::Reregistered { at, .. } = event {
                 let command = VerificationCommand::Reset { source: format!("account#{}", e.sequence), now: at };
                 if let Err(err) = self.verifications.execute(id, command, &Self::meta(e)).await {

@@ -6,6 +6,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
+use serde::Deserialize;
 use shenfen_domain::time::{cst_date, cst_midnight, review_period};
 use shenfen_domain::verification::{
     next_period_start, Verification, VerificationEvent, DAILY_ATTEMPTS, PERIOD_APPLICATIONS,
@@ -90,8 +91,7 @@ impl Projection for Quotas {
         if e.aggregate_type != <Verification as cqrs_es::Aggregate>::TYPE {
             return Ok(());
         }
-        let event: VerificationEvent =
-            serde_json::from_value(e.payload.clone()).map_err(|err| ProjectionError::decode(e, err))?;
+        let event = VerificationEvent::deserialize(&e.payload).map_err(|err| ProjectionError::decode(e, err))?;
         let id = e.aggregate_id.as_str();
         exec!(tx tx, "INSERT INTO verification_quotas (account_id) VALUES ($1) ON CONFLICT (account_id) DO NOTHING", id)?;
         match event {

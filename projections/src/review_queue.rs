@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
+use serde::Deserialize;
 use shenfen_domain::verification::{Verification, VerificationEvent};
 
 use crate::db::{Db, DbTx};
@@ -77,8 +78,7 @@ impl Projection for ReviewQueue {
         if e.aggregate_type != <Verification as cqrs_es::Aggregate>::TYPE {
             return Ok(());
         }
-        let event: VerificationEvent =
-            serde_json::from_value(e.payload.clone()).map_err(|err| ProjectionError::decode(e, err))?;
+        let event = VerificationEvent::deserialize(&e.payload).map_err(|err| ProjectionError::decode(e, err))?;
         match event {
             VerificationEvent::ApplicationSubmitted { account_id, review_id, document_type, due_by, at, .. } => {
                 exec!(tx tx,

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use serde::Deserialize;
 use shenfen_domain::staff::{Staff, StaffEvent};
 
 use crate::db::{Db, DbTx};
@@ -54,8 +55,7 @@ impl Projection for StaffSessions {
         if e.aggregate_type != <Staff as cqrs_es::Aggregate>::TYPE {
             return Ok(());
         }
-        let event: StaffEvent =
-            serde_json::from_value(e.payload.clone()).map_err(|err| ProjectionError::decode(e, err))?;
+        let event = StaffEvent::deserialize(&e.payload).map_err(|err| ProjectionError::decode(e, err))?;
         let id = e.aggregate_id.as_str();
         match event {
             StaffEvent::Created { .. } => {}
@@ -70,8 +70,7 @@ impl Projection for StaffSessions {
             }
             StaffEvent::LoginFailed { .. } | StaffEvent::Locked { .. } => {}
         }
-        if let Ok(StaffEvent::Created { username, role, .. }) = serde_json::from_value::<StaffEvent>(e.payload.clone())
-        {
+        if let Ok(StaffEvent::Created { username, role, .. }) = StaffEvent::deserialize(&e.payload) {
             exec!(tx tx,
                 "INSERT INTO staff_directory (staff_id, username, role) VALUES ($1, $2, $3) ON CONFLICT (staff_id) DO NOTHING",
                 id, username, role.as_str())?;
