@@ -90,20 +90,39 @@ impl Projection for Analytics {
     }
 
     async fn apply(&self, tx: &mut DbTx, e: &StoredEvent) -> Result<(), ProjectionError> {
-        let id = e.aggregate_id.as_str();
-        if e.aggregate_type == <Account as cqrs_es::Aggregate>::TYPE {
-            if e.event_type != "Registered" {
-                return Ok(());
+        self.apply_batch(tx, &[e]).await
+    }
+
+    /// Registrations are counted in memory over the batch and added with one statement per
+    /// (day, document type); the verification tables are kept event by event.
+    async fn apply_batch(&self, tx: &mut DbTx, events: &[&StoredEvent]) -> Result<(), ProjectionError> {
+        let mut registrations: std::collections::BTreeMap<(NaiveDate, &'static str), i32> = Default::default();
+        for e in events {
+            if e.aggregate_type == <Account as cqrs_es::Aggregate>::TYPE {
+                if e.event_type != "Registered" {
+                    continue;
+                }
+                let event = AccountEvent::deserialize(&e.payload).map_err(|err| ProjectionError::decode(e, err))?;
+                if let AccountEvent::Registered { document_type, registered_at, .. } = event {
+                    *registrations.entry((cst_date(registered_at), document_type.as_str())).or_default() += 1;
+                }
+            } else {
+                self.apply_verification(tx, e).await?;
             }
-            let event = AccountEvent::deserialize(&e.payload).map_err(|err| ProjectionError::decode(e, err))?;
-            if let AccountEvent::Registered { document_type, registered_at, .. } = event {
-                exec!(tx tx,
-                    "INSERT INTO analytics_registrations (day, document_type, registrations) VALUES ($1, $2, 1)
-                     ON CONFLICT (day, document_type) DO UPDATE SET registrations = analytics_registrations.registrations + 1",
-                    cst_date(registered_at), document_type.as_str())?;
-            }
-            return Ok(());
         }
+        for ((day, document_type), count) in registrations {
+            exec!(tx tx,
+                "INSERT INTO analytics_registrations (day, document_type, registrations) VALUES ($1, $2, $3)
+                 ON CONFLICT (day, document_type) DO UPDATE SET registrations = analytics_registrations.registrations + $4",
+                day, document_type, count, count)?;
+        }
+        Ok(())
+    }
+}
+
+impl Analytics {
+    async fn apply_verification(&self, tx: &mut DbTx, e: &StoredEvent) -> Result<(), ProjectionError> {
+        let id = e.aggregate_id.as_str();
         if e.aggregate_type != <Verification as cqrs_es::Aggregate>::TYPE {
             return Ok(());
         }
@@ -161,9 +180,7 @@ impl Projection for Analytics {
         }
         Ok(())
     }
-}
 
-impl Analytics {
     async fn decide(
         &self,
         tx: &mut DbTx,
