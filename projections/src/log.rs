@@ -67,6 +67,44 @@ SELECT 0 AS tx, global_position AS pos, aggregate_type, aggregate_id, sequence,
  ORDER BY global_position
  LIMIT $2";
 
+const PG_READ_FOR_PROJECTIONS: &str = "
+SELECT transaction_id::text::bigint AS tx, global_position AS pos, aggregate_type, aggregate_id, sequence,
+       event_type, event_version, payload,
+       jsonb_build_object('at', metadata->'at', 'request_id', metadata->'request_id') AS metadata, recorded_at
+  FROM events
+ WHERE (transaction_id, global_position) > ($1::text::xid8, $2)
+   AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+ ORDER BY transaction_id, global_position
+ LIMIT $3";
+
+const SQLITE_READ_FOR_PROJECTIONS: &str = "
+SELECT 0 AS tx, global_position AS pos, aggregate_type, aggregate_id, sequence, event_type, event_version, payload,
+       json_object('at', json_extract(metadata, '$.at'), 'request_id', json_extract(metadata, '$.request_id')) AS metadata,
+       recorded_at
+  FROM events
+ WHERE global_position > $1
+ ORDER BY global_position
+ LIMIT $2";
+
+/// Like [`read_after`], for projections: the metadata carries only `at` and `request_id`
+/// (what read models and process managers use), not the actor and the hash chain, which
+/// saves reading and decoding about a third of every row.
+pub async fn read_for_projections(db: &Db, after: Position, limit: i64) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    match db {
+        Db::Postgres(p) => {
+            sqlx::query_as::<_, StoredEvent>(PG_READ_FOR_PROJECTIONS)
+                .bind(after.tx.to_string())
+                .bind(after.pos)
+                .bind(limit)
+                .fetch_all(p)
+                .await
+        }
+        Db::Sqlite(p) => {
+            sqlx::query_as::<_, StoredEvent>(SQLITE_READ_FOR_PROJECTIONS).bind(after.pos).bind(limit).fetch_all(p).await
+        }
+    }
+}
+
 /// Up to `limit` events after `after`, in global order.
 pub async fn read_after(db: &Db, after: Position, limit: i64) -> Result<Vec<StoredEvent>, sqlx::Error> {
     match db {

@@ -293,7 +293,7 @@ impl Tail {
 
     async fn read_after(&self, db: &Db, after: Position, limit: i64) -> Result<Arc<Vec<StoredEvent>>, sqlx::Error> {
         let Some(written) = &self.written else {
-            return Ok(Arc::new(log::read_after(db, after, limit).await?));
+            return Ok(Arc::new(log::read_for_projections(db, after, limit).await?));
         };
         let mut entry = self.entry.lock().await;
         let version = *written.borrow();
@@ -303,7 +303,7 @@ impl Tail {
             }
         }
         let read_at = Instant::now();
-        let events = Arc::new(log::read_after(db, after, limit).await?);
+        let events = Arc::new(log::read_for_projections(db, after, limit).await?);
         *entry = Some(TailEntry { after, limit, version, read_at, events: events.clone() });
         Ok(events)
     }

@@ -44,7 +44,7 @@
 //! # Speed
 //! The runner's contract is kept (each batch's rows and checkpoint move in one transaction,
 //! with a compare-and-set on the old checkpoint), but the log is read **once** for all the
-//! projections being rebuilt: one reader pages through the log ([`log::read_after`]) and hands
+//! projections being rebuilt: one reader pages through the log ([`log::read_for_projections`]) and hands
 //! each batch to one task per projection, each applying it on its own connection, in parallel.
 //! As in the runner, a projection skips the events it does not want ([`Projection::wants`]),
 //! and a position reached only through those is written with its next batch or at the end.
@@ -332,7 +332,7 @@ async fn fan_out(
     let mut read_error = None;
     'reading: while stop_after.is_none_or(|n| read < n) {
         let t = Instant::now();
-        let events = match log::read_after(live, after, batch_size).await {
+        let events = match log::read_for_projections(live, after, batch_size).await {
             Ok(events) => events,
             Err(e) => {
                 read_error = Some(e);
