@@ -19,6 +19,10 @@ pub struct Settings {
     /// `reference:PATH` (a CSV registry; `reference:` alone is the shipped demo) or `http:URL`.
     #[arg(long, env = "SHENFEN_IDENTITY_AUTHORITY", default_value = "reference:")]
     pub identity_authority: String,
+    /// An extra working-day calendar (same CSV as `domain/data/cn-calendar.csv`), for years the
+    /// shipped data does not cover yet; its days are added to (and override) the shipped ones.
+    #[arg(long, env = "SHENFEN_CALENDAR_FILE")]
+    pub calendar_file: Option<PathBuf>,
     /// Where photos and materials are stored.
     #[arg(long, env = "SHENFEN_BLOB_DIR", default_value = "./data/blobs")]
     pub blob_dir: PathBuf,

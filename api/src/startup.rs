@@ -101,7 +101,11 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<Arc<AppState>> {
         runner::start(&db, projections, &written, RunnerConfig::default()).await.context("starting the projections")?;
     let authority = crate::authority::from_spec(&settings.identity_authority)?;
     let blobs = crate::blobs::BlobStore::open(&settings.blob_dir)?;
-    let calendar = WorkingCalendar::shipped();
+    let mut calendar = WorkingCalendar::shipped();
+    if let Some(path) = &settings.calendar_file {
+        let csv = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        calendar.extend(WorkingCalendar::parse(&csv).with_context(|| format!("parsing {}", path.display()))?);
+    }
     check_calendar(&calendar);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let notifier = Notifier::parse(&settings.notifier)?;

@@ -67,6 +67,12 @@ impl WorkingCalendar {
         Self::parse(SHIPPED_CSV).unwrap_or_default()
     }
 
+    /// Adds (or overrides) the days of `other`, e.g. a year an operator added.
+    pub fn extend(&mut self, other: WorkingCalendar) {
+        self.days.extend(other.days);
+        self.years.extend(other.years);
+    }
+
     /// Whether the calendar has data for `year`.
     pub fn covers(&self, year: i32) -> bool {
         self.years.contains(&year)
@@ -168,6 +174,14 @@ mod tests {
         // Friday 4 Jan 2030 + 7 working days = Tuesday 15 Jan 2030.
         assert_eq!(cal.add_working_days(d(2030, 1, 4), 7), d(2030, 1, 15));
         assert_eq!(cal.working_days_between(d(2030, 1, 4), d(2030, 1, 15)), 7);
+    }
+
+    #[test]
+    fn an_operator_file_adds_a_year() {
+        let mut cal = WorkingCalendar::shipped();
+        cal.extend(WorkingCalendar::parse("date,kind,holiday\n2030-01-01,holiday,New Year's Day\n").expect("file"));
+        assert!(cal.covers(2030) && cal.covers(2026));
+        assert!(!cal.is_working_day(d(2030, 1, 1)));
     }
 
     #[test]
