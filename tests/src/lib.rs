@@ -515,8 +515,8 @@ impl Drop for TempDir {
 }
 
 /// The directory of the PostgreSQL binaries (`/usr/lib/postgresql/<newest>/bin`), also put
-/// first on `PATH` once, for pgtemp's helpers.
-fn postgres_bin_dir() -> PathBuf {
+/// first on `PATH` once, for pgtemp's helpers (sudo resets `PATH`, hence the full path too).
+pub fn postgres_bin_dir() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let mut candidates: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
@@ -544,8 +544,8 @@ fn postgres_bin_dir() -> PathBuf {
 }
 
 /// Starts a throw-away PostgreSQL server and waits until it accepts connections. Panics (never
-/// skips) when PostgreSQL cannot be started.
-async fn start_postgres() -> (pgtemp::PgTempDB, String) {
+/// skips) when PostgreSQL cannot be started. Shared with the replay tool's tests.
+pub async fn start_postgres() -> (pgtemp::PgTempDB, String) {
     let bin = postgres_bin_dir();
     let db = pgtemp::PgTempDB::builder()
         .with_bin_path(&bin)

@@ -7,8 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use serde_json::Value;
@@ -404,56 +403,7 @@ pub async fn workload(db: &Db) -> Workload {
 // PostgreSQL
 // ---------------------------------------------------------------------------------------------
 
-/// The directory of the PostgreSQL binaries (`/usr/lib/postgresql/<newest>/bin`), also put
-/// first on `PATH` once, for pgtemp's helpers (sudo resets `PATH`, hence the full path too).
-fn postgres_bin_dir() -> PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let mut candidates: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-            .map(|entries| {
-                entries
-                    .filter_map(Result::ok)
-                    .filter_map(|e| {
-                        let version = e.file_name().to_str()?.parse::<u32>().ok()?;
-                        let bin = e.path().join("bin");
-                        bin.join("initdb").exists().then_some((version, bin))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        candidates.sort();
-        let dir = candidates.pop().map(|(_, bin)| bin).unwrap_or_else(|| {
-            panic!("PostgreSQL is not installed: no /usr/lib/postgresql/*/bin/initdb (apt-get install postgresql)")
-        });
-        let path = std::env::var("PATH").unwrap_or_default();
-        std::env::set_var("PATH", format!("{}:{path}", dir.display()));
-        dir
-    })
-    .clone()
-}
-
-/// Starts a throwaway PostgreSQL server and waits until it accepts connections. Panics (never
-/// skips) when PostgreSQL cannot be started.
+/// Starts a throwaway PostgreSQL server (the end-to-end harness's, shared).
 async fn start_postgres() -> (pgtemp::PgTempDB, String) {
-    let bin = postgres_bin_dir();
-    let db = pgtemp::PgTempDB::builder()
-        .with_bin_path(&bin)
-        .with_initdb_arg("encoding", "UTF8")
-        .with_initdb_arg("locale", "C")
-        .start_async()
-        .await;
-    let uri = db.connection_uri().replacen("postgresql://", "postgres://", 1);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        use sqlx::Connection;
-        match sqlx::PgConnection::connect(&uri).await {
-            Ok(conn) => {
-                let _ = conn.close().await;
-                break;
-            }
-            Err(e) if Instant::now() > deadline => panic!("PostgreSQL did not start accepting connections: {e}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
-    (db, uri)
+    shenfen_tests::start_postgres().await
 }
