@@ -3,11 +3,7 @@
 
 use chrono::NaiveDate;
 use rand::Rng;
-
-/// The GB 11643 weights of the first 17 characters.
-const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-/// The check character for each remainder of the weighted sum modulo 11.
-const CHECK_CHARS: &[u8; 11] = b"10X98765432";
+use shenfen_domain::shared::document::check_char;
 
 /// A fresh mainland mobile number: `1`, a digit 3–9, then 9 digits.
 pub fn mobile(rng: &mut impl Rng) -> String {
@@ -22,12 +18,6 @@ pub fn resident_id(rng: &mut impl Rng) -> String {
     let first17 = format!("110101{}{:03}", birth.format("%Y%m%d"), rng.gen_range(0..1000));
     let check = check_char(&first17);
     format!("{first17}{check}")
-}
-
-/// The GB 11643 check character of 17 digits.
-fn check_char(first17: &str) -> char {
-    let sum: u32 = first17.chars().zip(WEIGHTS).map(|(c, w)| c.to_digit(10).unwrap_or(0) * w).sum();
-    char::from(CHECK_CHARS[(sum % 11) as usize])
 }
 
 /// A fresh e-mail address of the form `NNN@example.com`.

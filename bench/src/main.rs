@@ -9,14 +9,6 @@
 //! login phases run. Missing a target is a finding, not a failure: the exit status is non-zero
 //! only when the run itself could not be carried out.
 
-mod api;
-mod argon;
-mod database;
-mod identity;
-mod report;
-mod server;
-mod stats;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -24,8 +16,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 
-use crate::report::{Report, Setup};
-use crate::server::{Server, Webhook};
+use shenfen_bench::report::{Report, Setup};
+use shenfen_bench::server::{Server, Webhook};
+use shenfen_bench::{api, argon, database, server, stats};
 
 /// Load generator for the Shenfen HTTP API.
 #[derive(Debug, Parser)]

@@ -21,6 +21,12 @@ pub struct Recorder {
     samples: Vec<String>,
 }
 
+impl Default for Recorder {
+    fn default() -> Self {
+        Recorder::new()
+    }
+}
+
 impl Recorder {
     /// An empty recorder.
     pub fn new() -> Recorder {

@@ -9,44 +9,16 @@ use serde::Deserialize;
 use shenfen_domain::account::{Account, AccountEvent, RealNameStatus};
 use shenfen_domain::shared::mask::{mask_document, mask_email, mask_mobile};
 
-use crate::db::{Db, DbTx};
+use crate::db::DbTx;
 use crate::log::StoredEvent;
 use crate::runner::{Projection, ProjectionError};
 
 /// The projection.
 pub struct AccountView;
 
-/// A row of the view.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct AccountRow {
-    pub account_id: String,
-    pub document_type: String,
-    pub document_number_masked: String,
-    pub name: String,
-    pub profile_complete: bool,
-    pub real_name_status: String,
-    pub legacy: bool,
-    pub email_masked: Option<String>,
-    pub mobile_masked: Option<String>,
-    pub wechat_bound: bool,
-    pub registered_at: DateTime<Utc>,
-}
-
 impl AccountView {
     /// The projection's name.
     pub const NAME: &'static str = "account_view";
-
-    /// One account's row.
-    pub async fn get(db: &Db, account_id: &str) -> Result<Option<AccountRow>, sqlx::Error> {
-        crate::fetch_optional!(
-            db,
-            AccountRow,
-            "SELECT account_id, document_type, document_number_masked, name, profile_complete, real_name_status,
-                    legacy, email_masked, mobile_masked, wechat_bound, registered_at
-               FROM account_view WHERE account_id = $1",
-            account_id
-        )
-    }
 }
 
 #[async_trait]

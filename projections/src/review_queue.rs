@@ -42,18 +42,6 @@ impl ReviewQueue {
         );
         crate::fetch_all!(db, ReviewRow, &sql, limit)
     }
-
-    /// One account's applications, newest first.
-    pub async fn of_account(db: &Db, account_id: &str) -> Result<Vec<ReviewRow>, sqlx::Error> {
-        let sql = format!("SELECT {COLUMNS} FROM review_queue WHERE account_id = $1 ORDER BY submitted_at DESC");
-        crate::fetch_all!(db, ReviewRow, &sql, account_id)
-    }
-
-    /// One application.
-    pub async fn get(db: &Db, review_id: &str) -> Result<Option<ReviewRow>, sqlx::Error> {
-        let sql = format!("SELECT {COLUMNS} FROM review_queue WHERE review_id = $1");
-        crate::fetch_optional!(db, ReviewRow, &sql, review_id)
-    }
 }
 
 #[async_trait]

@@ -270,7 +270,6 @@ struct Task {
 /// An entry is used only while no commit was seen since it was read (the `written` counter)
 /// and for at most [`TAIL_FRESHNESS`], because on PostgreSQL a batch can grow without a commit
 /// of ours when an older transaction ends and the visibility horizon moves.
-#[derive(Default)]
 struct Tail {
     entry: tokio::sync::Mutex<Option<TailEntry>>,
     written: Option<watch::Receiver<u64>>,

@@ -29,6 +29,7 @@ use clap::Parser;
 use futures::StreamExt;
 use pgtemp::{PgTempDB, PgTempDBBuilder};
 use serde_json::Value;
+use shenfen_bench::database::find_bin_dir;
 use shenfen_domain::account::{Account, AccountCommand, AccountEvent, ProfileInput, Registration};
 use shenfen_domain::metadata::{Actor, EventMetadata};
 use shenfen_domain::shared::document::check_char;
@@ -92,21 +93,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// The newest `/usr/lib/postgresql/*/bin` holding `initdb`.
-fn find_bin_dir() -> Option<PathBuf> {
-    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()?
-        .filter_map(Result::ok)
-        .filter_map(|e| {
-            let version = e.file_name().to_str()?.parse::<u32>().ok()?;
-            let bin = e.path().join("bin");
-            bin.join("initdb").exists().then_some((version, bin))
-        })
-        .collect();
-    versions.sort();
-    versions.pop().map(|(_, bin)| bin)
 }
 
 /// Starts the throwaway server; unless `non_durable`, with PostgreSQL's stock durability.

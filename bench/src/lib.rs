@@ -1,0 +1,10 @@
+//! The pieces of Shenfen's benchmarks, shared by `shenfen-load` (`src/main.rs`) and
+//! `shenfen-replay-bench` (`src/bin/replay-bench.rs`).
+
+pub mod api;
+pub mod argon;
+pub mod database;
+pub mod identity;
+pub mod report;
+pub mod server;
+pub mod stats;
