@@ -6,6 +6,7 @@
 
 pub mod account_view;
 pub mod analytics;
+pub mod append;
 pub mod audit;
 pub mod chain;
 pub mod db;

@@ -1,0 +1,317 @@
+//! Appending commands' events to the log, with group commit on PostgreSQL.
+//!
+//! Each command's events go in atomically or not at all, and a duplicate
+//! `(aggregate_type, aggregate_id, sequence)` — another writer got there first — is reported
+//! as a conflict, exactly as if each command had its own INSERT.
+//!
+//! On **PostgreSQL** concurrent commands share transactions: a few workers each take whatever
+//! commands are waiting (up to [`MAX_BATCH`]) and write them with one
+//! `INSERT … SELECT FROM UNNEST(…) ON CONFLICT DO NOTHING RETURNING …` in one transaction. A
+//! command whose rows all went in succeeded; one whose rows all collided conflicted. If any
+//! command went in only in part (another writer took some of its sequences), or the batch fails
+//! for any reason, the transaction is rolled back and every command of the batch is written on
+//! its own, so one bad command never takes the others down. Two commands on the same stream
+//! never share a batch: the later one goes in the next. Under load this turns one
+//! transaction per command into one per batch; alone, a command is one statement as before.
+//!
+//! After each commit, a NOTIFY on `shenfen_events` wakes the projection runners of other
+//! processes. It is sent by a separate task, coalesced and outside the appending transactions:
+//! PostgreSQL serialises the commits of transactions that NOTIFY (they hold a database-wide
+//! lock until their commit record is flushed), which would defeat group commit. A process
+//! that dies between a commit and its NOTIFY costs the others one polling interval.
+//!
+//! **SQLite** has one writer at a time; each command is one multi-row INSERT.
+
+use std::collections::HashSet;
+use std::sync::{Arc, OnceLock};
+
+use cqrs_es::persist::{PersistenceError, SerializedEvent};
+use sqlx::{PgPool, SqlitePool};
+use tokio::sync::{mpsc, oneshot, watch, Mutex};
+
+use crate::db::Db;
+
+/// Most commands written in one transaction.
+pub const MAX_BATCH: usize = 128;
+/// Concurrent batch writers per appender.
+const WORKERS: usize = 3;
+
+/// SQLSTATEs (PostgreSQL, SQLite) that mean another writer got there first.
+fn is_conflict(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("23505" | "5" | "517" | "1555" | "2067")))
+}
+
+fn classify(err: sqlx::Error) -> PersistenceError {
+    if is_conflict(&err) {
+        PersistenceError::OptimisticLockError
+    } else {
+        PersistenceError::UnknownError(Box::new(err))
+    }
+}
+
+struct Request {
+    events: Vec<SerializedEvent>,
+    reply: oneshot::Sender<Result<(), PersistenceError>>,
+}
+
+/// Writes commands' events to the log of one database.
+pub struct Appender {
+    db: Db,
+    queue: OnceLock<mpsc::UnboundedSender<Request>>,
+}
+
+impl Appender {
+    /// An appender over `db`; its workers start with the first append.
+    pub fn new(db: &Db) -> Self {
+        Appender { db: db.clone(), queue: OnceLock::new() }
+    }
+
+    /// Appends one command's events (all of them or none).
+    pub async fn append(&self, events: Vec<SerializedEvent>) -> Result<(), PersistenceError> {
+        match &self.db {
+            Db::Sqlite(pool) => insert_sqlite(pool, &events).await,
+            Db::Postgres(pool) => {
+                let queue = self.queue.get_or_init(|| start_workers(pool.clone()));
+                let (reply, answer) = oneshot::channel();
+                if queue.send(Request { events, reply }).is_err() {
+                    return Err(PersistenceError::UnknownError("the appender has stopped".into()));
+                }
+                answer.await.unwrap_or_else(|_| Err(PersistenceError::UnknownError("the appender has stopped".into())))
+            }
+        }
+    }
+}
+
+fn start_workers(pool: PgPool) -> mpsc::UnboundedSender<Request> {
+    let (queue, receiver) = mpsc::unbounded_channel();
+    let receiver = Arc::new(Mutex::new(receiver));
+    let (committed, _) = watch::channel(0u64);
+    let committed = Arc::new(committed);
+    tokio::spawn(notify_loop(pool.clone(), committed.subscribe()));
+    for _ in 0..WORKERS {
+        tokio::spawn(worker(pool.clone(), receiver.clone(), committed.clone()));
+    }
+    queue
+}
+
+/// Sends one NOTIFY per burst of commits (a commit during a NOTIFY causes one more).
+async fn notify_loop(pool: PgPool, mut committed: watch::Receiver<u64>) {
+    while committed.changed().await.is_ok() {
+        if let Err(err) = sqlx::query("SELECT pg_notify('shenfen_events', '')").execute(&pool).await {
+            tracing::warn!(error = %err, "NOTIFY failed; other processes' projections will poll");
+        }
+    }
+}
+
+async fn worker(
+    pool: PgPool,
+    receiver: Arc<Mutex<mpsc::UnboundedReceiver<Request>>>,
+    committed: Arc<watch::Sender<u64>>,
+) {
+    loop {
+        let mut batch = Vec::new();
+        {
+            let mut receiver = receiver.lock().await;
+            match receiver.recv().await {
+                Some(first) => batch.push(first),
+                None => return,
+            }
+            while batch.len() < MAX_BATCH {
+                match receiver.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
+            }
+        }
+        for round in rounds(batch) {
+            if write_round(&pool, round).await {
+                committed.send_modify(|n| *n = n.wrapping_add(1));
+            }
+        }
+    }
+}
+
+/// Splits a batch so that no round holds two commands on the same stream (keeping their order).
+fn rounds(batch: Vec<Request>) -> Vec<Vec<Request>> {
+    type Stream = (String, String);
+    let mut rounds: Vec<(HashSet<Stream>, Vec<Request>)> = Vec::new();
+    for request in batch {
+        let key =
+            request.events.first().map(|e| (e.aggregate_type.clone(), e.aggregate_id.clone())).unwrap_or_default();
+        // The first round after the last one holding this stream.
+        let last = rounds.iter().rposition(|(streams, _)| streams.contains(&key));
+        let at = last.map_or(0, |i| i + 1);
+        if at == rounds.len() {
+            rounds.push((HashSet::new(), Vec::new()));
+        }
+        rounds[at].0.insert(key);
+        rounds[at].1.push(request);
+    }
+    rounds.into_iter().map(|(_, requests)| requests).collect()
+}
+
+/// Writes one round and answers its commands; true when anything was committed.
+async fn write_round(pool: &PgPool, round: Vec<Request>) -> bool {
+    if round.len() > 1 {
+        match insert_batch(pool, &round).await {
+            Ok(outcomes) => {
+                let any = outcomes.iter().any(Result::is_ok);
+                for (request, outcome) in round.into_iter().zip(outcomes) {
+                    let _ = request.reply.send(outcome);
+                }
+                return any;
+            }
+            Err(err) => {
+                tracing::debug!(error = %err, commands = round.len(), "batch append fell back to one command at a time");
+                metrics::counter!("shenfen_append_batch_fallbacks_total").increment(1);
+            }
+        }
+    }
+    let mut any = false;
+    for request in round {
+        let outcome = insert_pg(pool, &request.events, false).await.map(|_| ()).map_err(classify);
+        any |= outcome.is_ok();
+        let _ = request.reply.send(outcome);
+    }
+    any
+}
+
+/// Why a batch could not be settled in one transaction.
+#[derive(Debug, thiserror::Error)]
+enum BatchError {
+    #[error("a command went in only in part")]
+    Partial,
+    #[error(transparent)]
+    Sql(#[from] sqlx::Error),
+}
+
+/// One transaction for several commands on distinct streams: each command's outcome, or an
+/// error when the batch must be written one command at a time instead.
+async fn insert_batch(pool: &PgPool, round: &[Request]) -> Result<Vec<Result<(), PersistenceError>>, BatchError> {
+    let events: Vec<&SerializedEvent> = round.iter().flat_map(|r| r.events.iter()).collect();
+    let mut tx = pool.begin().await?;
+    let inserted = insert_pg(&mut *tx, &events, true).await?;
+    let inserted: HashSet<(&str, &str, i64)> = inserted.iter().map(|(t, i, s)| (t.as_str(), i.as_str(), *s)).collect();
+    let mut outcomes = Vec::with_capacity(round.len());
+    for request in round {
+        let went_in = request
+            .events
+            .iter()
+            .filter(|e| inserted.contains(&(e.aggregate_type.as_str(), e.aggregate_id.as_str(), e.sequence as i64)))
+            .count();
+        if went_in == request.events.len() {
+            outcomes.push(Ok(()));
+        } else if went_in == 0 {
+            outcomes.push(Err(PersistenceError::OptimisticLockError));
+        } else {
+            return Err(BatchError::Partial);
+        }
+    }
+    tx.commit().await?;
+    Ok(outcomes)
+}
+
+const INSERT_PG: &str =
+    "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+     SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[])";
+
+/// One INSERT of `events`; with `skip_conflicts`, colliding rows are skipped and the rows that
+/// went in are returned, otherwise a collision fails the statement (a conflict).
+async fn insert_pg<'e, E, R>(
+    executor: E,
+    events: &[R],
+    skip_conflicts: bool,
+) -> Result<Vec<(String, String, i64)>, sqlx::Error>
+where
+    E: sqlx::PgExecutor<'e>,
+    R: std::borrow::Borrow<SerializedEvent>,
+{
+    let events: Vec<&SerializedEvent> = events.iter().map(|e| e.borrow()).collect();
+    let aggregate_types: Vec<&str> = events.iter().map(|e| e.aggregate_type.as_str()).collect();
+    let aggregate_ids: Vec<&str> = events.iter().map(|e| e.aggregate_id.as_str()).collect();
+    let sequences: Vec<i64> = events.iter().map(|e| e.sequence as i64).collect();
+    let event_types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    let event_versions: Vec<&str> = events.iter().map(|e| e.event_version.as_str()).collect();
+    let payloads: Vec<&serde_json::Value> = events.iter().map(|e| &e.payload).collect();
+    let metadata: Vec<&serde_json::Value> = events.iter().map(|e| &e.metadata).collect();
+    let sql = if skip_conflicts {
+        format!("{INSERT_PG} ON CONFLICT DO NOTHING RETURNING aggregate_type, aggregate_id, sequence")
+    } else {
+        INSERT_PG.to_string()
+    };
+    let query = sqlx::query_as::<_, (String, String, i64)>(&sql)
+        .bind(aggregate_types)
+        .bind(aggregate_ids)
+        .bind(sequences)
+        .bind(event_types)
+        .bind(event_versions)
+        .bind(payloads)
+        .bind(metadata);
+    query.fetch_all(executor).await
+}
+
+/// One multi-row INSERT (atomic on its own).
+async fn insert_sqlite(pool: &SqlitePool, events: &[SerializedEvent]) -> Result<(), PersistenceError> {
+    let rows: Vec<String> = (0..events.len())
+        .map(|r| {
+            let cells: Vec<String> = (1..=7).map(|c| format!("${}", r * 7 + c)).collect();
+            format!("({})", cells.join(", "))
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) VALUES {}",
+        rows.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for e in events {
+        query = query
+            .bind(&e.aggregate_type)
+            .bind(&e.aggregate_id)
+            .bind(e.sequence as i64)
+            .bind(&e.event_type)
+            .bind(&e.event_version)
+            .bind(&e.payload)
+            .bind(&e.metadata);
+    }
+    query.execute(pool).await.map(|_| ()).map_err(classify)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(id: &str) -> Request {
+        let (reply, _) = oneshot::channel();
+        let event = SerializedEvent::new(
+            id.into(),
+            1,
+            "account".into(),
+            "E".into(),
+            "1".into(),
+            serde_json::Value::Null,
+            serde_json::Value::Null,
+        );
+        Request { events: vec![event], reply }
+    }
+
+    fn ids(rounds: &[Vec<Request>]) -> Vec<Vec<&str>> {
+        rounds.iter().map(|r| r.iter().map(|q| q.events[0].aggregate_id.as_str()).collect()).collect()
+    }
+
+    #[test]
+    fn commands_on_one_stream_go_in_successive_rounds_in_order() {
+        let batch = ["a", "b", "a", "c", "a", "b"].into_iter().map(request).collect();
+        assert_eq!(ids(&rounds(batch)), vec![vec!["a", "b", "c"], vec!["a", "b"], vec!["a"]]);
+    }
+
+    #[test]
+    fn distinct_streams_share_one_round() {
+        let batch = ["a", "b", "c"].into_iter().map(request).collect();
+        assert_eq!(ids(&rounds(batch)), vec![vec!["a", "b", "c"]]);
+    }
+
+    #[test]
+    fn conflicts_are_recognised_by_sqlstate_only() {
+        assert!(!is_conflict(&sqlx::Error::RowNotFound));
+    }
+}
