@@ -265,46 +265,98 @@ struct Task {
     tail: Arc<Tail>,
 }
 
-/// The last batch read from the log, shared by the runners of one process: runners that are
-/// caught up all ask for the same events after each commit, and one query serves them all.
-/// An entry is used only while no commit was seen since it was read (the `written` counter)
-/// and for at most [`TAIL_FRESHNESS`], because on PostgreSQL a batch can grow without a commit
-/// of ours when an older transaction ends and the visibility horizon moves.
+/// The tail of the log as recently read, shared by the runners of one process: a window of
+/// consecutive events (in global order) that every runner positioned inside it reads from
+/// memory. Runners that keep up move through the same events, so one query per new stretch
+/// of the log serves them all, instead of one per runner.
+///
+/// A runner at the window's end extends it with one query for what follows (so consecutive
+/// reads concatenate to the log in order). When no commit was seen since the last extension
+/// (the `written` counter) and it is less than [`TAIL_FRESHNESS`] old, the runner is told there
+/// is nothing new without a query; the age limit matters because on PostgreSQL events can
+/// become readable without a commit of ours, when an older transaction ends and the visibility
+/// horizon moves. A runner outside the window (behind it, e.g. after a restart) reads the
+/// database directly, and its read becomes the window when it reaches the end of the log.
 struct Tail {
-    entry: tokio::sync::Mutex<Option<TailEntry>>,
+    window: tokio::sync::Mutex<Option<Window>>,
     written: Option<watch::Receiver<u64>>,
 }
 
-struct TailEntry {
-    after: Position,
-    limit: i64,
+struct Window {
+    /// Every event after `start` up to the last of `events` is in `events`.
+    start: Position,
+    events: std::collections::VecDeque<Arc<StoredEvent>>,
     version: u64,
     read_at: Instant,
-    events: Arc<Vec<StoredEvent>>,
+}
+
+impl Window {
+    fn end(&self) -> Position {
+        self.events.back().map_or(self.start, |e| e.position())
+    }
+
+    fn covers(&self, at: Position) -> bool {
+        self.start <= at && at <= self.end()
+    }
+
+    /// Up to `limit` events after `at` (which the window covers).
+    fn after(&self, at: Position, limit: usize) -> Vec<Arc<StoredEvent>> {
+        let from = self.events.partition_point(|e| e.position() <= at);
+        self.events.range(from..).take(limit).cloned().collect()
+    }
+
+    fn trim(&mut self) {
+        while self.events.len() > TAIL_WINDOW {
+            if let Some(dropped) = self.events.pop_front() {
+                self.start = dropped.position();
+            }
+        }
+    }
 }
 
 const TAIL_FRESHNESS: Duration = Duration::from_millis(50);
+/// Most events kept in the shared window.
+const TAIL_WINDOW: usize = 10_000;
 
 impl Tail {
     fn new(written: Option<watch::Receiver<u64>>) -> Self {
-        Tail { entry: tokio::sync::Mutex::new(None), written }
+        Tail { window: tokio::sync::Mutex::new(None), written }
     }
 
-    async fn read_after(&self, db: &Db, after: Position, limit: i64) -> Result<Arc<Vec<StoredEvent>>, sqlx::Error> {
-        let Some(written) = &self.written else {
-            return Ok(Arc::new(log::read_for_projections(db, after, limit).await?));
+    async fn read_after(&self, db: &Db, after: Position, limit: i64) -> Result<Vec<Arc<StoredEvent>>, sqlx::Error> {
+        let read = |at: Position| async move {
+            Ok::<_, sqlx::Error>(log::read_for_projections(db, at, limit).await?.into_iter().map(Arc::new).collect())
         };
-        let mut entry = self.entry.lock().await;
+        let Some(written) = &self.written else { return read(after).await };
+        let wanted = usize::try_from(limit).unwrap_or(usize::MAX).max(1);
+        let mut slot = self.window.lock().await;
         let version = *written.borrow();
-        if let Some(e) = entry.as_ref() {
-            if e.after == after && e.limit == limit && e.version == version && e.read_at.elapsed() < TAIL_FRESHNESS {
-                return Ok(e.events.clone());
+        if let Some(window) = slot.as_mut().filter(|w| w.covers(after)) {
+            let found = window.after(after, wanted);
+            if !found.is_empty() {
+                return Ok(found);
             }
+            if window.version == version && window.read_at.elapsed() < TAIL_FRESHNESS {
+                return Ok(Vec::new());
+            }
+            let read_at = Instant::now();
+            let fresh: Vec<Arc<StoredEvent>> = read(after).await?;
+            window.version = version;
+            window.read_at = read_at;
+            window.events.extend(fresh.iter().cloned());
+            window.trim();
+            return Ok(fresh);
         }
         let read_at = Instant::now();
-        let events = Arc::new(log::read_for_projections(db, after, limit).await?);
-        *entry = Some(TailEntry { after, limit, version, read_at, events: events.clone() });
-        Ok(events)
+        let fresh: Vec<Arc<StoredEvent>> = read(after).await?;
+        let at_the_end = fresh.len() < wanted;
+        let newer = fresh.last().map_or(after, |e| e.position());
+        if at_the_end && slot.as_ref().is_none_or(|w| w.end() <= newer) {
+            let mut window = Window { start: after, events: fresh.iter().cloned().collect(), version, read_at };
+            window.trim();
+            *slot = Some(window);
+        }
+        Ok(fresh)
     }
 }
 
@@ -431,8 +483,9 @@ impl Task {
             }
         };
         let events = self.tail.read_after(&self.db, c.read, self.config.batch_size).await?;
-        let Some(last) = events.last().map(StoredEvent::position) else { return Ok(0) };
-        let wanted: Vec<&StoredEvent> = events.iter().filter(|e| self.projection.wants(e)).collect();
+        let Some(last) = events.last().map(|e| e.position()) else { return Ok(0) };
+        let wanted: Vec<&StoredEvent> =
+            events.iter().map(|e| e.as_ref()).filter(|e| self.projection.wants(e)).collect();
         if wanted.is_empty() {
             if c.read == c.stored {
                 *cursor = Some(Cursor { stored: c.stored, read: last, since: Instant::now() });
