@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use shenfen_domain::account::Account;
 use shenfen_domain::metadata::{Actor, EventMetadata};
-use shenfen_projections::store::Loaded;
+use shenfen_projections::store::{Current, Loaded};
 
 use crate::error::ApiError;
 use crate::startup::AppState;
@@ -122,11 +122,19 @@ impl FromRequestParts<Arc<AppState>> for Ctx {
 
 /// The signed-in account holder (from `Authorization: Bearer <token>`), with the account
 /// stream as loaded to check the session, so that a command can start from it.
+///
+/// As an extractor it checks the session against the store's latest state (reads must see
+/// other processes' writes); commands take [`CommandHolder`] instead.
 #[derive(Debug, Clone)]
 pub struct Holder {
     pub account_id: String,
     pub session_id: String,
     pub loaded: Loaded<Account>,
+    /// Whether `loaded` was checked against the store (see [`CommandBus::load_optimistic`]).
+    ///
+    /// [`CommandBus::load_optimistic`]: shenfen_projections::store::CommandBus::load_optimistic
+    pub verified: bool,
+    token_hash: String,
 }
 
 impl Holder {
@@ -139,7 +147,28 @@ impl Holder {
     pub fn account(&self) -> &Account {
         &self.loaded.state
     }
+
+    /// The state a command starts from.
+    pub fn current(&self) -> Current<Account> {
+        Current { loaded: self.loaded.clone(), verified: self.verified }
+    }
+
+    /// The precondition of the holder's commands, checked on every state a command runs on:
+    /// the session is still live on an active account.
+    pub fn session_live(&self, now: DateTime<Utc>) -> impl Fn(&Account) -> bool + Send + Sync + 'static {
+        let hash = self.token_hash.clone();
+        move |account: &Account| account.is_active() && account.session_by_token(&hash, now).is_some()
+    }
 }
+
+/// The account holder of a command: like [`Holder`], but the session is checked on the state
+/// this process last saw when it has one, saving a query. The command itself is then run with
+/// [`CommandBus::execute_checked`] and [`Holder::session_live`], which re-checks the session
+/// on whatever state the command finally runs on, and against the store before refusing.
+///
+/// [`CommandBus::execute_checked`]: shenfen_projections::store::CommandBus::execute_checked
+#[derive(Debug, Clone)]
+pub struct CommandHolder(pub Holder);
 
 fn bearer(parts: &Parts) -> Option<&str> {
     parts
@@ -151,16 +180,28 @@ fn bearer(parts: &Parts) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// The account holder a token belongs to, if it is a live session of an active account.
-async fn holder_of(state: &AppState, token: &str) -> Result<Option<Holder>, ApiError> {
+/// The account holder a token belongs to, if it is a live session of an active account. With
+/// `optimistic`, a state this process has seen is trusted when it shows the session live.
+async fn holder_of(state: &AppState, token: &str, optimistic: bool) -> Result<Option<Holder>, ApiError> {
     let Some(account_id) = crate::crypto::account_of_session_token(token) else { return Ok(None) };
-    let loaded = state.accounts.load_context(&account_id).await.map_err(|e| ApiError::internal(e.to_string()))?;
-    let hash = shenfen_domain::ids::token_hash(token);
-    let session_id = match loaded.state.session_by_token(&hash, state.clock.now()) {
-        Some(session) if loaded.state.is_active() => session.session_id.clone(),
-        _ => return Ok(None),
+    let internal = |e: shenfen_projections::store::BusError<_>| ApiError::internal(e.to_string());
+    let token_hash = shenfen_domain::ids::token_hash(token);
+    let now = state.clock.now();
+    let live = |account: &Account| {
+        account.session_by_token(&token_hash, now).filter(|_| account.is_active()).map(|s| s.session_id.clone())
     };
-    Ok(Some(Holder { account_id, session_id, loaded }))
+    let mut current = if optimistic {
+        state.accounts.load_optimistic(&account_id).await.map_err(internal)?
+    } else {
+        Current { loaded: state.accounts.load_context(&account_id).await.map_err(internal)?, verified: true }
+    };
+    let mut session_id = live(&current.loaded.state);
+    if session_id.is_none() && !current.verified {
+        current = Current { loaded: state.accounts.load_context(&account_id).await.map_err(internal)?, verified: true };
+        session_id = live(&current.loaded.state);
+    }
+    let Some(session_id) = session_id else { return Ok(None) };
+    Ok(Some(Holder { account_id, session_id, loaded: current.loaded, verified: current.verified, token_hash }))
 }
 
 impl FromRequestParts<Arc<AppState>> for Holder {
@@ -168,7 +209,16 @@ impl FromRequestParts<Arc<AppState>> for Holder {
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
         let token = bearer(parts).ok_or_else(ApiError::unauthenticated)?;
-        holder_of(state, token).await?.ok_or_else(ApiError::unauthenticated)
+        holder_of(state, token, false).await?.ok_or_else(ApiError::unauthenticated)
+    }
+}
+
+impl FromRequestParts<Arc<AppState>> for CommandHolder {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
+        let token = bearer(parts).ok_or_else(ApiError::unauthenticated)?;
+        holder_of(state, token, true).await?.map(CommandHolder).ok_or_else(ApiError::unauthenticated)
     }
 }
 
@@ -207,7 +257,7 @@ impl FromRequestParts<Arc<AppState>> for StaffMember {
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
         let token = bearer(parts).ok_or_else(ApiError::unauthenticated)?;
-        if holder_of(state, token).await?.is_some() {
+        if holder_of(state, token, false).await?.is_some() {
             return Err(forbidden());
         }
         let hash = shenfen_domain::ids::token_hash(token);

@@ -24,6 +24,7 @@ use shenfen_domain::StateVersion;
 use sqlite_es::SqliteEventRepository;
 use tokio::sync::watch;
 
+use crate::append::Appender;
 use crate::chain::{event_hash, GENESIS};
 use crate::db::Db;
 use crate::log::{position_of, Position};
@@ -113,6 +114,9 @@ pub enum BusError<E: std::error::Error> {
     /// The aggregate refused the command.
     #[error(transparent)]
     Domain(E),
+    /// The caller's precondition (see [`CommandBus::execute_checked`]) does not hold.
+    #[error("the command's precondition does not hold")]
+    Precondition,
     /// Conflicts kept happening after every retry.
     #[error("too much contention on one aggregate")]
     Contention,
@@ -138,6 +142,13 @@ pub struct Loaded<A> {
     pub state: A,
     pub sequence: i64,
     pub last_hash: String,
+}
+
+/// An aggregate as a command starts from, and whether it was just checked against the store.
+#[derive(Debug, Clone)]
+pub struct Current<A> {
+    pub loaded: Loaded<A>,
+    pub verified: bool,
 }
 
 const MAX_ATTEMPTS: u32 = 40;
@@ -178,6 +189,7 @@ pub struct CommandBus<A: Aggregate> {
     services: A::Services,
     written: Arc<watch::Sender<u64>>,
     upcasters: Vec<Box<dyn EventUpcaster>>,
+    appender: Appender,
     fingerprint: String,
     cache: std::sync::Mutex<std::collections::HashMap<String, Loaded<A>>>,
 }
@@ -198,6 +210,7 @@ where
             services,
             written,
             upcasters: Vec::new(),
+            appender: Appender::new(db),
             fingerprint: fingerprint::<A>(),
             cache: Default::default(),
         }
@@ -235,20 +248,30 @@ where
         }
     }
 
+    /// The stream's last sequence in the store (0 when empty): one indexed query.
+    async fn head(&self, id: &str) -> Result<i64, BusError<A::Error>> {
+        let head: Option<(Option<i64>,)> = crate::fetch_optional!(
+            &self.db,
+            (Option<i64>,),
+            "SELECT max(sequence) FROM events WHERE aggregate_type = $1 AND aggregate_id = $2",
+            A::TYPE,
+            id
+        )
+        .map_err(|e| BusError::Store(e.to_string()))?;
+        Ok(head.and_then(|h| h.0).unwrap_or(0))
+    }
+
+    /// Whether `loaded` is the stream's latest state in the store.
+    async fn is_current(&self, id: &str, loaded: &Loaded<A>) -> Result<bool, BusError<A::Error>> {
+        Ok(self.head(id).await? == loaded.sequence)
+    }
+
     /// Loads an aggregate. A stream this process has seen is kept in memory and brought up to
     /// date with the events written since (one indexed query when there are none); otherwise
     /// it starts from the latest valid snapshot and folds the events after it.
     pub async fn load_context(&self, id: &str) -> Result<Loaded<A>, BusError<A::Error>> {
         if let Some(cached) = self.cached(id) {
-            let head: Option<(Option<i64>,)> = crate::fetch_optional!(
-                &self.db,
-                (Option<i64>,),
-                "SELECT max(sequence) FROM events WHERE aggregate_type = $1 AND aggregate_id = $2",
-                A::TYPE,
-                id
-            )
-            .map_err(|e| BusError::Store(e.to_string()))?;
-            let head = head.and_then(|h| h.0).unwrap_or(0);
+            let head = self.head(id).await?;
             if head == cached.sequence {
                 return Ok(cached);
             }
@@ -379,52 +402,6 @@ where
         Ok(out)
     }
 
-    /// Appends a command's events in one multi-row INSERT: atomic on its own, one round trip
-    /// (the repositories' `persist` wraps single-row INSERTs in BEGIN … COMMIT). A duplicate
-    /// `(aggregate_type, aggregate_id, sequence)` — another writer got there first — is a
-    /// conflict, and so is a busy SQLite database.
-    async fn append(&self, events: &[SerializedEvent]) -> Result<(), PersistenceError> {
-        let rows: Vec<String> = (0..events.len())
-            .map(|r| {
-                let cells: Vec<String> = (1..=7).map(|c| format!("${}", r * 7 + c)).collect();
-                format!("({})", cells.join(", "))
-            })
-            .collect();
-        let sql = format!(
-            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) VALUES {}",
-            rows.join(", ")
-        );
-        macro_rules! bind_all {
-            ($q:expr) => {{
-                let mut q = $q;
-                for e in events {
-                    q = q
-                        .bind(&e.aggregate_type)
-                        .bind(&e.aggregate_id)
-                        .bind(e.sequence as i64)
-                        .bind(&e.event_type)
-                        .bind(&e.event_version)
-                        .bind(&e.payload)
-                        .bind(&e.metadata);
-                }
-                q
-            }};
-        }
-        let result = match &self.db {
-            Db::Postgres(pool) => bind_all!(sqlx::query(&sql)).execute(pool).await.map(|_| ()),
-            Db::Sqlite(pool) => bind_all!(sqlx::query(&sql)).execute(pool).await.map(|_| ()),
-        };
-        match result {
-            Ok(()) => Ok(()),
-            Err(sqlx::Error::Database(db))
-                if matches!(db.code().as_deref(), Some("23505" | "5" | "517" | "1555" | "2067")) =>
-            {
-                Err(PersistenceError::OptimisticLockError)
-            }
-            Err(other) => Err(PersistenceError::UnknownError(Box::new(other))),
-        }
-    }
-
     /// Runs `command` on aggregate `id`, retrying from a fresh load on conflicts.
     pub async fn execute(
         &self,
@@ -440,40 +417,86 @@ where
     pub async fn execute_from(
         &self,
         id: &str,
-        mut first: Option<Loaded<A>>,
+        first: Option<Loaded<A>>,
+        command: A::Command,
+        metadata: &EventMetadata,
+    ) -> Result<Committed<A>, BusError<A::Error>> {
+        let first = first.map(|loaded| Current { loaded, verified: true });
+        self.execute_checked(id, first, &|_: &A| true, command, metadata).await
+    }
+
+    /// The aggregate as this process last saw it, without asking the store (`verified` false),
+    /// or loaded from the store when this process has not seen it (`verified` true).
+    ///
+    /// Good enough to start a command from: a stale state makes the append collide, and the
+    /// command is retried on a fresh load (see [`execute_checked`](Self::execute_checked)).
+    /// Not for answering reads that must see other processes' writes.
+    pub async fn load_optimistic(&self, id: &str) -> Result<Current<A>, BusError<A::Error>> {
+        match self.cached(id) {
+            Some(loaded) => Ok(Current { loaded, verified: false }),
+            None => Ok(Current { loaded: self.load_context(id).await?, verified: true }),
+        }
+    }
+
+    /// Runs `command` on aggregate `id`, starting from `first` when given, as long as `guard`
+    /// holds for the state it runs on (checked on every attempt: a retry after a conflict runs
+    /// on newer state); otherwise [`BusError::Precondition`].
+    ///
+    /// A state not verified against the store is trusted only as far as it is safe: an append
+    /// from stale state collides and is retried on a fresh load; a refusal (by the aggregate or
+    /// the guard) is only given after checking that the state was current, and otherwise the
+    /// command runs again on the fresh state.
+    pub async fn execute_checked(
+        &self,
+        id: &str,
+        mut first: Option<Current<A>>,
+        guard: &(dyn Fn(&A) -> bool + Send + Sync),
         command: A::Command,
         metadata: &EventMetadata,
     ) -> Result<Committed<A>, BusError<A::Error>> {
         for attempt in 0..MAX_ATTEMPTS {
-            let mut loaded = match first.take() {
-                Some(loaded) => loaded,
-                None => self.load_context(id).await?,
+            let Current { mut loaded, verified } = match first.take() {
+                Some(current) => current,
+                None => Current { loaded: self.load_context(id).await?, verified: true },
             };
+            if !guard(&loaded.state) {
+                if !verified && !self.is_current(id, &loaded).await? {
+                    continue;
+                }
+                return Err(BusError::Precondition);
+            }
             let sink = cqrs_es::event_sink::EventSink::default();
-            loaded.state.handle(command.clone(), &self.services, &sink).await.map_err(BusError::Domain)?;
+            if let Err(refusal) = loaded.state.handle(command.clone(), &self.services, &sink).await {
+                if !verified && !self.is_current(id, &loaded).await? {
+                    continue;
+                }
+                return Err(BusError::Domain(refusal));
+            }
             let events = sink.collect().await;
             if events.is_empty() {
                 return Ok(Committed { state: loaded.state, events, sequence: loaded.sequence });
             }
             let serialized = self.serialize(id, &loaded, &events, metadata)?;
-            match self.append(&serialized).await {
+            let last_hash = serialized
+                .last()
+                .and_then(|e| e.metadata.get("hash"))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            match self.appender.append(serialized).await {
                 Ok(()) => {
                     self.written.send_modify(|n| *n = n.wrapping_add(1));
                     let sequence = loaded.sequence + events.len() as i64;
-                    let last_hash = serialized
-                        .last()
-                        .and_then(|e| e.metadata.get("hash"))
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string();
                     self.remember(id, &Loaded { state: loaded.state.clone(), sequence, last_hash });
                     return Ok(Committed { state: loaded.state, events, sequence });
                 }
                 Err(PersistenceError::OptimisticLockError) => {
                     metrics::counter!("shenfen_command_conflicts_total", "aggregate" => A::TYPE).increment(1);
-                    // Back off a little, with jitter, so that contenders spread out.
-                    let ms = u64::from(attempt.min(10)) * 2 + rand::random::<u64>() % 5;
-                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    if verified || attempt > 0 {
+                        // Back off a little, with jitter, so that contenders spread out.
+                        let ms = u64::from(attempt.min(10)) * 2 + rand::random::<u64>() % 5;
+                        tokio::time::sleep(Duration::from_millis(ms)).await;
+                    }
                 }
                 Err(other) => return Err(BusError::Store(other.to_string())),
             }

@@ -981,6 +981,20 @@ async fn two_processes_share_one_postgres_database_and_the_survivor_takes_over_t
     me.assert_status(200);
     assert_eq!(me.str("account_id"), account.account_id);
 
+    // A command through a process whose memory of the account is stale: `a` has seen the
+    // session live, `b` ends it; `a` must not accept the token for a command any more.
+    a.put_json_as(&token, "/v1/me/profile", &json!({"ethnicity": "01"})).await.assert_status(200);
+    b.delete_as(&token, "/v1/sessions/current").await.assert_status(204);
+    let stale = a.put_json_as(&token, "/v1/me/profile", &json!({"ethnicity": "02"})).await;
+    stale.assert_status(401);
+    assert_eq!(stale.str("code"), "unauthenticated");
+    // A session `b` has never seen works there at once.
+    let fresh = a.login(&account.document_number, &account.password).await;
+    fresh.assert_status(201);
+    let edited = b.put_json_as(&fresh.str("token"), "/v1/me/profile", &json!({"ethnicity": "03"})).await;
+    edited.assert_status(200);
+    assert_eq!(edited.str("account_id"), account.account_id);
+
     a.stop().await;
 
     let second = b.register_account().await;

@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 
 use super::accounts::ValidityInput;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{AppJson, Ctx, Holder};
+use crate::extract::{AppJson, CommandHolder, Ctx, Holder};
 use crate::startup::AppState;
 use crate::validate::{self, Errors};
 
@@ -40,9 +40,9 @@ pub struct QuotasView {
     pub next_period_start: NaiveDate,
 }
 
-/// The holder's account.
+/// The holder's account, without the quotas.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct MeView {
+pub struct AccountSummary {
     pub account_id: String,
     pub document_type: String,
     pub document_number_masked: String,
@@ -52,21 +52,40 @@ pub struct MeView {
     pub email_masked: Option<String>,
     pub mobile_masked: Option<String>,
     pub wechat_bound: bool,
+}
+
+impl AccountSummary {
+    fn of(account_id: &str, account: &Account) -> Self {
+        AccountSummary {
+            account_id: account_id.to_string(),
+            document_type: account.document_type.map(|t| t.as_str().to_string()).unwrap_or_default(),
+            document_number_masked: account
+                .document_number
+                .as_ref()
+                .map(|n| mask_document(n.as_str()))
+                .unwrap_or_default(),
+            name: account.name.as_ref().map(|n| n.as_str().to_string()).unwrap_or_default(),
+            profile_complete: account.profile_complete(),
+            real_name_status: account.real_name_status.as_str().to_string(),
+            email_masked: account.email.as_ref().map(|e| mask_email(e.as_str())),
+            mobile_masked: account.mobile.as_ref().map(|m| mask_mobile(m.as_str())),
+            wechat_bound: account.wechat_openid.is_some(),
+        }
+    }
+}
+
+/// The holder's account.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MeView {
+    #[serde(flatten)]
+    pub account: AccountSummary,
     pub quotas: QuotasView,
 }
 
 async fn me_view(state: &AppState, ctx: &Ctx, account_id: &str, account: &Account) -> ApiResult<MeView> {
     let quotas = Quotas::get(&state.db, account_id, ctx.now).await.map_err(ApiError::internal)?;
     Ok(MeView {
-        account_id: account_id.to_string(),
-        document_type: account.document_type.map(|t| t.as_str().to_string()).unwrap_or_default(),
-        document_number_masked: account.document_number.as_ref().map(|n| mask_document(n.as_str())).unwrap_or_default(),
-        name: account.name.as_ref().map(|n| n.as_str().to_string()).unwrap_or_default(),
-        profile_complete: account.profile_complete(),
-        real_name_status: account.real_name_status.as_str().to_string(),
-        email_masked: account.email.as_ref().map(|e| mask_email(e.as_str())),
-        mobile_masked: account.mobile.as_ref().map(|m| mask_mobile(m.as_str())),
-        wechat_bound: account.wechat_openid.is_some(),
+        account: AccountSummary::of(account_id, account),
         quotas: QuotasView {
             real_name_attempts_left_today: quotas.attempts_left_today,
             manual_review_applications_left_in_period: quotas.applications_left_in_period,
@@ -115,17 +134,17 @@ fn optional_text(errors: &mut Errors, field: &str, value: &Option<String>, max: 
     Some(v.to_string())
 }
 
-/// Completes or edits the profile.
+/// Completes or edits the profile; answers the account as changed (`GET /v1/me` adds the
+/// quotas, which a profile change does not touch).
 #[utoipa::path(put, path = "/v1/me/profile", request_body = ProfileRequest, tag = "holder", security(("bearer" = [])),
-    responses((status = 200, body = MeView), (status = 422, description = "invalid fields, or field_not_modifiable", body = crate::error::Problem)))]
+    responses((status = 200, body = AccountSummary), (status = 401, body = crate::error::Problem), (status = 422, description = "invalid fields, or field_not_modifiable", body = crate::error::Problem)))]
 pub async fn update_profile(
     State(state): State<Arc<AppState>>,
     ctx: Ctx,
-    holder: Holder,
+    CommandHolder(holder): CommandHolder,
     AppJson(body): AppJson<ProfileRequest>,
-) -> ApiResult<Json<MeView>> {
-    let loaded = holder.loaded.clone();
-    let account = &loaded.state;
+) -> ApiResult<Json<AccountSummary>> {
+    let account = holder.account();
     let mut errors = Errors::default();
     for (field, present) in [
         ("name", body.name.is_some()),
@@ -179,10 +198,16 @@ pub async fn update_profile(
     };
     let committed = state
         .accounts
-        .execute_from(&holder.account_id, Some(loaded), command, &ctx.meta(holder.actor()))
+        .execute_checked(
+            &holder.account_id,
+            Some(holder.current()),
+            &holder.session_live(ctx.now),
+            command,
+            &ctx.meta(holder.actor()),
+        )
         .await
         .map_err(|e| super::bus_problem(e, super::account_problem))?;
-    Ok(Json(me_view(&state, &ctx, &holder.account_id, &committed.state).await?))
+    Ok(Json(AccountSummary::of(&holder.account_id, &committed.state)))
 }
 
 /// A password change.

@@ -86,6 +86,8 @@ pub fn code_problem(err: CodeError) -> ApiError {
 pub fn bus_problem<E: std::error::Error>(err: BusError<E>, domain: impl FnOnce(E) -> ApiError) -> ApiError {
     match err {
         BusError::Domain(e) => domain(e),
+        // The only precondition the routes set: the caller's session is still live.
+        BusError::Precondition => ApiError::unauthenticated(),
         BusError::Contention => ApiError::new(
             axum::http::StatusCode::CONFLICT,
             "conflict_retry",
