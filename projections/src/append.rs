@@ -6,13 +6,14 @@
 //!
 //! On **PostgreSQL** concurrent commands share transactions: a few workers each take whatever
 //! commands are waiting (up to [`MAX_BATCH`]) and write them with one
-//! `INSERT … SELECT FROM UNNEST(…) ON CONFLICT DO NOTHING RETURNING …` in one transaction. A
-//! command whose rows all went in succeeded; one whose rows all collided conflicted. If any
-//! command went in only in part (another writer took some of its sequences), or the batch fails
-//! for any reason, the transaction is rolled back and every command of the batch is written on
-//! its own, so one bad command never takes the others down. Two commands on the same stream
-//! never share a batch: the later one goes in the next. Under load this turns one
+//! `INSERT … SELECT FROM UNNEST(…)`, a statement that is atomic on its own. If it fails for
+//! any reason — a collision with another writer, a value the database refuses — nothing of it
+//! was written, and every command of the batch is then written on its own, so that each gets
+//! its own outcome and one bad command never takes the others down. Two commands on the same
+//! stream never share a batch: the later one goes in the next. Under load this turns one
 //! transaction per command into one per batch; alone, a command is one statement as before.
+//! Collisions are rare (another process wrote the stream since this one last saw it), so the
+//! retry costs little.
 //!
 //! After each commit, a NOTIFY on `shenfen_events` wakes the projection runners of other
 //! processes. It is sent by a separate task, coalesced and outside the appending transactions:
@@ -26,7 +27,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 
 use cqrs_es::persist::{PersistenceError, SerializedEvent};
-use sqlx::{PgPool, SqlitePool};
+use sqlx::{PgConnection, PgPool, SqlitePool};
 use tokio::sync::{mpsc, oneshot, watch, Mutex};
 
 use crate::db::Db;
@@ -94,20 +95,26 @@ fn start_workers(pool: PgPool) -> mpsc::UnboundedSender<Request> {
     queue
 }
 
-/// Sends one NOTIFY per burst of commits (a commit during a NOTIFY causes one more).
+/// Sends a NOTIFY after commits: at once after a quiet spell, then at most one per
+/// [`NOTIFY_EVERY`] while commits keep coming (each wakes every runner of every process).
 async fn notify_loop(pool: PgPool, mut committed: watch::Receiver<u64>) {
     while committed.changed().await.is_ok() {
         if let Err(err) = sqlx::query("SELECT pg_notify('shenfen_events', '')").execute(&pool).await {
             tracing::warn!(error = %err, "NOTIFY failed; other processes' projections will poll");
         }
+        tokio::time::sleep(NOTIFY_EVERY).await;
     }
 }
+
+/// The shortest time between two NOTIFYs of one appender.
+const NOTIFY_EVERY: std::time::Duration = std::time::Duration::from_millis(5);
 
 async fn worker(
     pool: PgPool,
     receiver: Arc<Mutex<mpsc::UnboundedReceiver<Request>>>,
     committed: Arc<watch::Sender<u64>>,
 ) {
+    let mut conn = Connection { pool, conn: None };
     loop {
         let mut batch = Vec::new();
         {
@@ -124,10 +131,33 @@ async fn worker(
             }
         }
         for round in rounds(batch) {
-            if write_round(&pool, round).await {
+            if write_round(&mut conn, round).await {
                 committed.send_modify(|n| *n = n.wrapping_add(1));
             }
         }
+    }
+}
+
+/// A worker's own connection, taken out of the pool: a pooled connection costs a round trip
+/// each time it goes back (sqlx checks it), which would double the appender's round trips.
+struct Connection {
+    pool: PgPool,
+    conn: Option<PgConnection>,
+}
+
+impl Connection {
+    /// Runs one INSERT on the connection, opening it first if needed; a connection that
+    /// failed other than with a database error is dropped, and the next INSERT opens another.
+    async fn insert(&mut self, events: &[&SerializedEvent]) -> Result<(), sqlx::Error> {
+        let conn = match self.conn.as_mut() {
+            Some(conn) => conn,
+            None => self.conn.insert(self.pool.acquire().await?.detach()),
+        };
+        let result = insert_pg(conn, events).await;
+        if matches!(&result, Err(e) if !matches!(e, sqlx::Error::Database(_))) {
+            self.conn = None;
+        }
+        result
     }
 }
 
@@ -151,15 +181,15 @@ fn rounds(batch: Vec<Request>) -> Vec<Vec<Request>> {
 }
 
 /// Writes one round and answers its commands; true when anything was committed.
-async fn write_round(pool: &PgPool, round: Vec<Request>) -> bool {
+async fn write_round(conn: &mut Connection, round: Vec<Request>) -> bool {
     if round.len() > 1 {
-        match insert_batch(pool, &round).await {
-            Ok(outcomes) => {
-                let any = outcomes.iter().any(Result::is_ok);
-                for (request, outcome) in round.into_iter().zip(outcomes) {
-                    let _ = request.reply.send(outcome);
+        let events: Vec<&SerializedEvent> = round.iter().flat_map(|r| r.events.iter()).collect();
+        match conn.insert(&events).await {
+            Ok(()) => {
+                for request in round {
+                    let _ = request.reply.send(Ok(()));
                 }
-                return any;
+                return true;
             }
             Err(err) => {
                 tracing::debug!(error = %err, commands = round.len(), "batch append fell back to one command at a time");
@@ -169,64 +199,20 @@ async fn write_round(pool: &PgPool, round: Vec<Request>) -> bool {
     }
     let mut any = false;
     for request in round {
-        let outcome = insert_pg(pool, &request.events, false).await.map(|_| ()).map_err(classify);
+        let events: Vec<&SerializedEvent> = request.events.iter().collect();
+        let outcome = conn.insert(&events).await.map_err(classify);
         any |= outcome.is_ok();
         let _ = request.reply.send(outcome);
     }
     any
 }
 
-/// Why a batch could not be settled in one transaction.
-#[derive(Debug, thiserror::Error)]
-enum BatchError {
-    #[error("a command went in only in part")]
-    Partial,
-    #[error(transparent)]
-    Sql(#[from] sqlx::Error),
-}
-
-/// One transaction for several commands on distinct streams: each command's outcome, or an
-/// error when the batch must be written one command at a time instead.
-async fn insert_batch(pool: &PgPool, round: &[Request]) -> Result<Vec<Result<(), PersistenceError>>, BatchError> {
-    let events: Vec<&SerializedEvent> = round.iter().flat_map(|r| r.events.iter()).collect();
-    let mut tx = pool.begin().await?;
-    let inserted = insert_pg(&mut *tx, &events, true).await?;
-    let inserted: HashSet<(&str, &str, i64)> = inserted.iter().map(|(t, i, s)| (t.as_str(), i.as_str(), *s)).collect();
-    let mut outcomes = Vec::with_capacity(round.len());
-    for request in round {
-        let went_in = request
-            .events
-            .iter()
-            .filter(|e| inserted.contains(&(e.aggregate_type.as_str(), e.aggregate_id.as_str(), e.sequence as i64)))
-            .count();
-        if went_in == request.events.len() {
-            outcomes.push(Ok(()));
-        } else if went_in == 0 {
-            outcomes.push(Err(PersistenceError::OptimisticLockError));
-        } else {
-            return Err(BatchError::Partial);
-        }
-    }
-    tx.commit().await?;
-    Ok(outcomes)
-}
-
 const INSERT_PG: &str =
     "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
      SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[])";
 
-/// One INSERT of `events`; with `skip_conflicts`, colliding rows are skipped and the rows that
-/// went in are returned, otherwise a collision fails the statement (a conflict).
-async fn insert_pg<'e, E, R>(
-    executor: E,
-    events: &[R],
-    skip_conflicts: bool,
-) -> Result<Vec<(String, String, i64)>, sqlx::Error>
-where
-    E: sqlx::PgExecutor<'e>,
-    R: std::borrow::Borrow<SerializedEvent>,
-{
-    let events: Vec<&SerializedEvent> = events.iter().map(|e| e.borrow()).collect();
+/// One INSERT of `events`, atomic on its own: a collision fails it whole.
+async fn insert_pg(conn: &mut PgConnection, events: &[&SerializedEvent]) -> Result<(), sqlx::Error> {
     let aggregate_types: Vec<&str> = events.iter().map(|e| e.aggregate_type.as_str()).collect();
     let aggregate_ids: Vec<&str> = events.iter().map(|e| e.aggregate_id.as_str()).collect();
     let sequences: Vec<i64> = events.iter().map(|e| e.sequence as i64).collect();
@@ -234,20 +220,17 @@ where
     let event_versions: Vec<&str> = events.iter().map(|e| e.event_version.as_str()).collect();
     let payloads: Vec<&serde_json::Value> = events.iter().map(|e| &e.payload).collect();
     let metadata: Vec<&serde_json::Value> = events.iter().map(|e| &e.metadata).collect();
-    let sql = if skip_conflicts {
-        format!("{INSERT_PG} ON CONFLICT DO NOTHING RETURNING aggregate_type, aggregate_id, sequence")
-    } else {
-        INSERT_PG.to_string()
-    };
-    let query = sqlx::query_as::<_, (String, String, i64)>(&sql)
+    sqlx::query(INSERT_PG)
         .bind(aggregate_types)
         .bind(aggregate_ids)
         .bind(sequences)
         .bind(event_types)
         .bind(event_versions)
         .bind(payloads)
-        .bind(metadata);
-    query.fetch_all(executor).await
+        .bind(metadata)
+        .execute(conn)
+        .await
+        .map(|_| ())
 }
 
 /// One multi-row INSERT (atomic on its own).

@@ -45,6 +45,9 @@ pub enum DbTx {
     Sqlite(Transaction<'static, Sqlite>),
 }
 
+/// How long a pooled PostgreSQL connection may sit idle before it is checked on acquire.
+const CHECK_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
+
 impl Db {
     /// Opens `url` (`sqlite://PATH` or `postgres://…`) and applies the migrations.
     ///
@@ -52,9 +55,22 @@ impl Db {
     /// failure) and a busy timeout, unlike sqlite-es's default pool.
     pub async fn open(url: &str, max_connections: u32) -> Result<Db, DbError> {
         let db = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            // A connection is checked with a round trip before use only when it has been idle
+            // for a while (sqlx's default checks every time, doubling the round trips of a
+            // busy server); a connection that broke while in steady use fails its statement.
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(Duration::from_secs(10))
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for >= CHECK_WHEN_IDLE_FOR {
+                            use sqlx::Connection;
+                            conn.ping().await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .connect(url)
                 .await?;
             Db::Postgres(pool)

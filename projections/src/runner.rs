@@ -314,6 +314,11 @@ impl Window {
     }
 }
 
+/// How long a busy runner waits after a wake before reading, so that events gather.
+const COALESCE: Duration = Duration::from_millis(5);
+/// How long after its last batch a runner counts as busy.
+const COALESCE_WHILE_BUSY: Duration = Duration::from_secs(1);
+
 const TAIL_FRESHNESS: Duration = Duration::from_millis(50);
 /// Most events kept in the shared window.
 const TAIL_WINDOW: usize = 10_000;
@@ -364,14 +369,20 @@ impl Tail {
 struct Leadership {
     conn: Option<sqlx::PgConnection>,
     held: bool,
+    /// When the lock's connection was last seen alive.
+    checked: Instant,
 }
+
+/// How often a leader checks that its lock's connection is alive.
+const LEADERSHIP_CHECK: Duration = Duration::from_secs(1);
 
 impl Task {
     async fn run(self, mut wake: watch::Receiver<u64>) {
         let name = self.projection.name();
-        let mut leadership = Leadership { conn: None, held: false };
+        let mut leadership = Leadership { conn: None, held: false, checked: Instant::now() };
         let mut cursor = None;
         let mut lag_reported = Instant::now();
+        let mut busy_at: Option<Instant> = None;
         loop {
             if !self.lead(&mut leadership).await {
                 metrics::gauge!("shenfen_projection_leader", "projection" => name).set(0.0);
@@ -391,8 +402,14 @@ impl Task {
                         lag_reported = Instant::now();
                     }
                     self.idle(&mut wake).await;
+                    // While events keep coming, let a few milliseconds' worth gather: one batch
+                    // for many commands instead of one per command. After a quiet spell the
+                    // first event is applied at once.
+                    if busy_at.is_some_and(|at| at.elapsed() < COALESCE_WHILE_BUSY) {
+                        tokio::time::sleep(COALESCE).await;
+                    }
                 }
-                Ok(_) => {}
+                Ok(_) => busy_at = Some(Instant::now()),
                 Err(err) => {
                     metrics::counter!("shenfen_projection_errors_total", "projection" => name).increment(1);
                     tracing::error!(projection = name, error = %err, "projection batch failed; retrying");
@@ -421,7 +438,13 @@ impl Task {
         }
         let Some(conn) = leadership.conn.as_mut() else { return false };
         if leadership.held {
-            if conn.ping().await.is_ok() {
+            // The lock lives as long as its connection: check that now and then, not before
+            // every batch (the checkpoint's compare-and-set keeps two leaders from both
+            // applying a batch anyway).
+            if leadership.checked.elapsed() < LEADERSHIP_CHECK || conn.ping().await.is_ok() {
+                if leadership.checked.elapsed() >= LEADERSHIP_CHECK {
+                    leadership.checked = Instant::now();
+                }
                 return true;
             }
             leadership.conn = None;
@@ -435,6 +458,7 @@ impl Task {
             Ok((true,)) => {
                 tracing::info!(projection = self.projection.name(), "this process now runs the projection");
                 leadership.held = true;
+                leadership.checked = Instant::now();
                 true
             }
             Ok((false,)) => false,
