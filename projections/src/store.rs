@@ -248,17 +248,22 @@ where
         }
     }
 
-    /// The stream's last sequence in the store (0 when empty): one indexed query.
+    /// The stream's last sequence in the store (0 when empty): one index probe.
+    ///
+    /// Written as `ORDER BY … DESC LIMIT 1`, not `max(sequence)`: PostgreSQL's generic plan
+    /// for the prepared `max` scanned every index entry of the stream (thousands of buffer
+    /// reads for a long stream), while this always reads the last entry only.
     async fn head(&self, id: &str) -> Result<i64, BusError<A::Error>> {
-        let head: Option<(Option<i64>,)> = crate::fetch_optional!(
+        let head: Option<(i64,)> = crate::fetch_optional!(
             &self.db,
-            (Option<i64>,),
-            "SELECT max(sequence) FROM events WHERE aggregate_type = $1 AND aggregate_id = $2",
+            (i64,),
+            "SELECT sequence FROM events WHERE aggregate_type = $1 AND aggregate_id = $2
+              ORDER BY sequence DESC LIMIT 1",
             A::TYPE,
             id
         )
         .map_err(|e| BusError::Store(e.to_string()))?;
-        Ok(head.and_then(|h| h.0).unwrap_or(0))
+        Ok(head.map_or(0, |h| h.0))
     }
 
     /// Whether `loaded` is the stream's latest state in the store.
