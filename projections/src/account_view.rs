@@ -9,9 +9,9 @@ use serde::Deserialize;
 use shenfen_domain::account::{Account, AccountEvent, RealNameStatus};
 use shenfen_domain::shared::mask::{mask_document, mask_email, mask_mobile};
 
-use crate::db::DbTx;
+use crate::db::{Db, DbTx};
 use crate::log::StoredEvent;
-use crate::runner::{Projection, ProjectionError};
+use crate::runner::{BulkApply, Projection, ProjectionError};
 
 /// The projection.
 pub struct AccountView;
@@ -83,6 +83,101 @@ impl Projection for AccountView {
         }
         Ok(())
     }
+
+    fn bulk(&self, max_rows: usize) -> Option<Box<dyn BulkApply>> {
+        Some(Box::new(Bulk { rows: HashMap::new(), dirty: 0, max_rows: max_rows.max(1), complete: None }))
+    }
+}
+
+/// The rebuild mode: rows stay in memory across batches (up to about `max_rows`, beyond which
+/// the clean ones are dropped) and the changed ones are written only at a flush.
+struct Bulk {
+    rows: HashMap<String, Cached>,
+    /// How many of `rows` are dirty.
+    dirty: usize,
+    max_rows: usize,
+    /// Whether every row of the table is in `rows`, so that an account not in `rows` has no
+    /// row: true when the table was found empty and nothing has been dropped since. Checked at
+    /// the first batch.
+    complete: Option<bool>,
+}
+
+/// One account in memory: its row (none yet), and whether it changed since the last flush.
+struct Cached {
+    row: Option<ViewRow>,
+    dirty: bool,
+}
+
+impl Bulk {
+    /// Drops the clean rows.
+    fn evict(&mut self) {
+        let before = self.rows.len();
+        self.rows.retain(|_, c| c.dirty);
+        if self.rows.len() != before {
+            self.complete = Some(false);
+        }
+    }
+}
+
+#[async_trait]
+impl BulkApply for Bulk {
+    async fn apply(&mut self, db: &Db, events: &[&StoredEvent]) -> Result<(), ProjectionError> {
+        let events: Vec<&StoredEvent> =
+            events.iter().copied().filter(|e| e.aggregate_type == <Account as cqrs_es::Aggregate>::TYPE).collect();
+        if self.complete.is_none() {
+            let any = crate::fetch_optional!(db, (String,), "SELECT account_id FROM account_view LIMIT 1")?;
+            self.complete = Some(any.is_none());
+        }
+        if self.rows.len() > self.max_rows {
+            self.evict();
+        }
+        let mut missing: Vec<&str> =
+            events.iter().map(|e| e.aggregate_id.as_str()).filter(|id| !self.rows.contains_key(*id)).collect();
+        missing.sort_unstable();
+        missing.dedup();
+        if self.complete != Some(true) {
+            for chunk in missing.chunks(CHUNK) {
+                for row in load_rows_from(db, chunk).await? {
+                    self.rows.insert(row.account_id.clone(), Cached { row: Some(row), dirty: false });
+                }
+            }
+        }
+        for id in missing {
+            self.rows.entry(id.to_string()).or_insert(Cached { row: None, dirty: false });
+        }
+        for e in events {
+            let event = AccountEvent::deserialize(&e.payload).map_err(|err| ProjectionError::decode(e, err))?;
+            let Some(cached) = self.rows.get_mut(e.aggregate_id.as_str()) else { continue };
+            if fold(&mut cached.row, &e.aggregate_id, event, e.at()) && !cached.dirty {
+                cached.dirty = true;
+                self.dirty += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn dirty(&self) -> usize {
+        self.dirty
+    }
+
+    async fn flush(&mut self, tx: &mut DbTx) -> Result<(), ProjectionError> {
+        let mut dirty: Vec<&ViewRow> = self.rows.values().filter(|c| c.dirty).filter_map(|c| c.row.as_ref()).collect();
+        dirty.sort_unstable_by(|a, b| a.account_id.cmp(&b.account_id));
+        for chunk in dirty.chunks(CHUNK) {
+            store_rows(tx, chunk).await?;
+        }
+        Ok(())
+    }
+
+    fn flushed(&mut self) {
+        for cached in self.rows.values_mut() {
+            cached.dirty = false;
+        }
+        self.dirty = 0;
+        if self.rows.len() > self.max_rows {
+            self.evict();
+        }
+    }
 }
 
 /// Rows per statement (13 parameters each, within both backends' limits).
@@ -136,6 +231,28 @@ async fn load_rows(tx: &mut DbTx, ids: &[&str]) -> Result<Vec<ViewRow>, sqlx::Er
                 q = q.bind(*id);
             }
             q.fetch_all(&mut **c).await
+        }
+    }
+}
+
+/// Like [`load_rows`], on the pool.
+async fn load_rows_from(db: &Db, ids: &[&str]) -> Result<Vec<ViewRow>, sqlx::Error> {
+    let list: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+    let sql = format!("SELECT {COLUMNS} FROM account_view WHERE account_id IN ({})", list.join(", "));
+    match db {
+        Db::Postgres(p) => {
+            let mut q = sqlx::query_as::<_, ViewRow>(&sql);
+            for id in ids {
+                q = q.bind(*id);
+            }
+            q.fetch_all(p).await
+        }
+        Db::Sqlite(p) => {
+            let mut q = sqlx::query_as::<_, ViewRow>(&sql);
+            for id in ids {
+                q = q.bind(*id);
+            }
+            q.fetch_all(p).await
         }
     }
 }

@@ -138,7 +138,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     let code = match cli.verb {
         Verb::Rebuild { projection, restart, batch_size } => {
             let projections = rebuild::select(projection.as_deref())?;
-            let options = rebuild::Options { batch_size, restart, stop_after: None };
+            let options = rebuild::Options { batch_size, restart, ..rebuild::Options::default() };
             let report = rebuild::rebuild(&db, projections, &options, &progress).await.context("rebuilding")?;
             for p in &report.projections {
                 println!(

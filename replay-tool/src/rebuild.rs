@@ -61,7 +61,7 @@ use std::time::{Duration, Instant};
 use indicatif::ProgressBar;
 use shenfen_projections::db::Db;
 use shenfen_projections::log::{self, Position, StoredEvent};
-use shenfen_projections::runner::{self, Projection};
+use shenfen_projections::runner::{self, BulkApply, Projection};
 use shenfen_projections::{exec, fetch_optional};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -84,11 +84,23 @@ pub struct Options {
     /// Stop after reading this many events, before catching up and swapping, leaving the
     /// rebuild to be resumed (for tests, and to spread a long rebuild over several runs).
     pub stop_after: Option<u64>,
+    /// Rows a read model with a write-back mode ([`Projection::bulk`]) may hold in memory;
+    /// when that many have changes, they are written (with the checkpoint).
+    pub cache_rows: usize,
+    /// How long changed rows held in memory may stay unwritten: the most work an interrupted
+    /// rebuild loses.
+    pub flush_every: Duration,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { batch_size: 2000, restart: false, stop_after: None }
+        Options {
+            batch_size: 2000,
+            restart: false,
+            stop_after: None,
+            cache_rows: 200_000,
+            flush_every: Duration::from_secs(10),
+        }
     }
 }
 
@@ -170,6 +182,10 @@ async fn run(
         bar.set_position(events_up_to(live, at).await?);
         appliers.push(Applier {
             db: rebuild_db.clone(),
+            bulk: projection.bulk(options.cache_rows),
+            cache_rows: options.cache_rows.max(1),
+            flush_every: options.flush_every,
+            flushed_at: Instant::now(),
             projection,
             resumed_from: at,
             stored: at,
@@ -243,6 +259,12 @@ async fn events_up_to(db: &Db, at: Position) -> Result<u64, sqlx::Error> {
 struct Applier {
     db: Db,
     projection: Arc<dyn Projection>,
+    /// Its write-back mode, if it has one.
+    bulk: Option<Box<dyn BulkApply>>,
+    cache_rows: usize,
+    flush_every: Duration,
+    /// When `stored` was last written.
+    flushed_at: Instant,
     resumed_from: Position,
     /// Its checkpoint row.
     stored: Position,
@@ -262,6 +284,10 @@ impl Applier {
     /// the events it wants, and its checkpoint, in one transaction with a compare-and-set on
     /// the old checkpoint; a batch of events it does not want only moves its position in
     /// memory (written by [`flush`](Self::flush) or with the next batch it wants).
+    ///
+    /// A read model with a write-back mode folds the batch in memory instead, and its changed
+    /// rows and its checkpoint are written together by [`flush`](Self::flush): when
+    /// `cache_rows` rows have changes, after `flush_every`, and at the end.
     async fn apply(&mut self, batch: &[StoredEvent]) -> Result<(), ReplayError> {
         let todo = &batch[batch.partition_point(|e| e.position() <= self.read)..];
         let Some(last) = todo.last().map(StoredEvent::position) else { return Ok(()) };
@@ -269,6 +295,18 @@ impl Applier {
         let wanted: Vec<&StoredEvent> = todo.iter().filter(|e| self.projection.wants(e)).collect();
         if wanted.is_empty() {
             self.read = last;
+            return Ok(());
+        }
+        if let Some(bulk) = self.bulk.as_mut() {
+            let t = Instant::now();
+            bulk.apply(&self.db, &wanted).await?;
+            let full = bulk.dirty() >= self.cache_rows;
+            self.busy += t.elapsed();
+            self.read = last;
+            self.applied += wanted.len() as u64;
+            if full || self.flushed_at.elapsed() >= self.flush_every {
+                self.flush().await?;
+            }
             return Ok(());
         }
         let name = self.projection.name();
@@ -284,21 +322,35 @@ impl Applier {
         self.busy += t.elapsed();
         self.stored = last;
         self.read = last;
+        self.flushed_at = Instant::now();
         self.applied += wanted.len() as u64;
         Ok(())
     }
 
-    /// Writes a position reached through unwanted events.
+    /// Writes the position reached (through unwanted events, or folded in memory) and the
+    /// rows changed in memory, in one transaction.
     async fn flush(&mut self) -> Result<(), ReplayError> {
-        if self.read == self.stored {
+        let dirty = self.bulk.as_ref().is_some_and(|b| b.dirty() > 0);
+        if self.read == self.stored && !dirty {
             return Ok(());
         }
         let name = self.projection.name();
+        let t = Instant::now();
         let (from, to) = (self.stored, self.read);
-        if exec!(&self.db, MOVE_CHECKPOINT, to.tx, to.pos, name, from.tx, from.pos)? != 1 {
+        let mut tx = self.db.begin().await?;
+        if exec!(tx &mut tx, MOVE_CHECKPOINT, to.tx, to.pos, name, from.tx, from.pos)? != 1 {
             return Err(ReplayError::ConcurrentRebuild(name.to_string()));
         }
+        if let Some(bulk) = self.bulk.as_mut() {
+            bulk.flush(&mut tx).await?;
+        }
+        tx.commit().await?;
+        if let Some(bulk) = self.bulk.as_mut() {
+            bulk.flushed();
+        }
         self.stored = to;
+        self.flushed_at = Instant::now();
+        self.busy += t.elapsed();
         Ok(())
     }
 }

@@ -246,7 +246,8 @@ both_stores!(rebuilding_one_projection_leaves_the_others_alone);
 async fn an_interrupted_rebuild_is_resumed_by_the_next_one(app: Fixture) {
     let live = dump(&app.db).await;
     // Stop after the first batches: tables and checkpoints stay behind, nothing is swapped.
-    let options = rebuild::Options { batch_size: 5, restart: false, stop_after: Some(10) };
+    let options =
+        rebuild::Options { batch_size: 5, restart: false, stop_after: Some(10), ..rebuild::Options::default() };
     let report = rebuild::rebuild(&app.db, read_models(), &options, &Progress::hidden()).await.unwrap();
     assert_eq!(report.events_read, 10);
     assert!(report.projections.iter().all(|p| !p.swapped && p.checkpoint.pos > 0), "{report:?}");

@@ -168,7 +168,7 @@ async fn bench(args: &Args, url: &str, socket: &str) -> anyhow::Result<()> {
 
     let projections = rebuild::select(None)?;
     let names: Vec<&str> = projections.iter().map(|p| p.name()).collect();
-    let options = rebuild::Options { batch_size: args.batch_size, restart: true, stop_after: None };
+    let options = rebuild::Options { batch_size: args.batch_size, restart: true, ..rebuild::Options::default() };
     let report =
         rebuild::rebuild(&db, projections.clone(), &options, &Progress::hidden()).await.context("rebuilding")?;
     if report.events_read != events {
