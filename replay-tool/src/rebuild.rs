@@ -378,33 +378,17 @@ async fn fan_out(
             Ok::<_, ReplayError>(applier)
         }));
     }
-    let mut after = from;
-    let mut read = 0u64;
-    let mut read_time = Duration::ZERO;
-    let mut read_error = None;
-    'reading: while stop_after.is_none_or(|n| read < n) {
-        let t = Instant::now();
-        let events = match log::read_for_projections(live, after, batch_size).await {
-            Ok(events) => events,
-            Err(e) => {
-                read_error = Some(e);
-                break;
-            }
-        };
-        read_time += t.elapsed();
-        let Some(last) = events.last() else { break };
-        after = last.position();
-        read += events.len() as u64;
-        bar.inc(events.len() as u64);
-        let batch = Arc::new(events);
-        for sender in &senders {
-            if sender.send(batch.clone()).await.is_err() {
-                // That applier failed; its error is collected below.
-                break 'reading;
-            }
-        }
+    let mut reader = Reader { senders, bar, read: 0, waited: Duration::ZERO };
+    let t = Instant::now();
+    let read_error = match live {
+        Db::Postgres(pool) => read_copy(pool, from, batch_size, stop_after, &mut reader).await,
+        Db::Sqlite(_) => read_pages(live, from, batch_size, stop_after, &mut reader).await,
     }
-    drop(senders);
+    .err();
+    let read_time = t.elapsed().saturating_sub(reader.waited);
+    let read = reader.read;
+    // Closing the channels ends the appliers.
+    drop(reader);
     let mut done = Vec::with_capacity(tasks.len());
     let mut first_error = None;
     for task in tasks {
@@ -425,6 +409,98 @@ async fn fan_out(
         return Err(e.into());
     }
     Ok((read, read_time, done))
+}
+
+/// The shared reader's side of [`fan_out`].
+struct Reader<'a> {
+    senders: Vec<mpsc::Sender<Arc<Vec<StoredEvent>>>>,
+    bar: &'a ProgressBar,
+    /// Events read.
+    read: u64,
+    /// Time spent waiting for the appliers to take a batch.
+    waited: Duration,
+}
+
+impl Reader<'_> {
+    /// Hands `events` to every applier; false when one of them has stopped (failed).
+    async fn dispatch(&mut self, events: Vec<StoredEvent>) -> bool {
+        self.read += events.len() as u64;
+        self.bar.inc(events.len() as u64);
+        let t = Instant::now();
+        let batch = Arc::new(events);
+        let mut delivered = true;
+        for sender in &self.senders {
+            if sender.send(batch.clone()).await.is_err() {
+                delivered = false;
+                break;
+            }
+        }
+        self.waited += t.elapsed();
+        delivered
+    }
+}
+
+/// Events per COPY statement of the PostgreSQL reader.
+const COPY_PAGE: u64 = 50_000;
+
+/// The PostgreSQL reader: pages of [`COPY_PAGE`] events with [`log::copy_for_projections`],
+/// streamed into batches of `batch_size`, on a connection of its own (a COPY left unfinished,
+/// because an applier failed, closes it rather than handing it back to the pool).
+async fn read_copy(
+    pool: &PgPool,
+    mut after: Position,
+    batch_size: i64,
+    stop_after: Option<u64>,
+    reader: &mut Reader<'_>,
+) -> Result<(), sqlx::Error> {
+    let batch_size = batch_size.clamp(1, i64::from(i32::MAX)) as usize;
+    let mut conn = pool.acquire().await?.detach();
+    loop {
+        let limit = COPY_PAGE.min(stop_after.map_or(u64::MAX, |n| n.saturating_sub(reader.read)));
+        if limit == 0 {
+            break;
+        }
+        let mut page = log::copy_for_projections(&mut conn, after, limit as i64).await?;
+        let mut batch = Vec::with_capacity(batch_size);
+        let mut got = 0u64;
+        while let Some(event) = page.next().await? {
+            got += 1;
+            after = event.position();
+            batch.push(event);
+            if batch.len() == batch_size {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
+                if !reader.dispatch(full).await {
+                    return Ok(());
+                }
+            }
+        }
+        if !batch.is_empty() && !reader.dispatch(batch).await {
+            return Ok(());
+        }
+        if got < limit {
+            break;
+        }
+    }
+    conn.close().await
+}
+
+/// The SQLite reader: keyset pages of `batch_size` with [`log::read_for_projections`].
+async fn read_pages(
+    live: &Db,
+    mut after: Position,
+    batch_size: i64,
+    stop_after: Option<u64>,
+    reader: &mut Reader<'_>,
+) -> Result<(), sqlx::Error> {
+    while stop_after.is_none_or(|n| reader.read < n) {
+        let events = log::read_for_projections(live, after, batch_size).await?;
+        let Some(last) = events.last() else { break };
+        after = last.position();
+        if !reader.dispatch(events).await {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// Checks that a table name is a plain identifier (it is spliced into DDL).
