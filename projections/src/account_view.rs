@@ -102,10 +102,12 @@ struct Bulk {
     complete: Option<bool>,
 }
 
-/// One account in memory: its row (none yet), and whether it changed since the last flush.
+/// One account in memory: its row (none yet), whether it changed since the last flush, and
+/// whether the table has a row for it.
 struct Cached {
     row: Option<ViewRow>,
     dirty: bool,
+    stored: bool,
 }
 
 impl Bulk {
@@ -138,12 +140,12 @@ impl BulkApply for Bulk {
         if self.complete != Some(true) {
             for chunk in missing.chunks(CHUNK) {
                 for row in load_rows_from(db, chunk).await? {
-                    self.rows.insert(row.account_id.clone(), Cached { row: Some(row), dirty: false });
+                    self.rows.insert(row.account_id.clone(), Cached { row: Some(row), dirty: false, stored: true });
                 }
             }
         }
         for id in missing {
-            self.rows.entry(id.to_string()).or_insert(Cached { row: None, dirty: false });
+            self.rows.entry(id.to_string()).or_insert(Cached { row: None, dirty: false, stored: false });
         }
         for e in events {
             let event = AccountEvent::deserialize(&e.payload).map_err(|err| ProjectionError::decode(e, err))?;
@@ -160,10 +162,27 @@ impl BulkApply for Bulk {
         self.dirty
     }
 
+    /// Rows the table does not have yet are written with `COPY … FROM STDIN` on PostgreSQL,
+    /// the others with the multi-row upsert.
     async fn flush(&mut self, tx: &mut DbTx) -> Result<(), ProjectionError> {
-        let mut dirty: Vec<&ViewRow> = self.rows.values().filter(|c| c.dirty).filter_map(|c| c.row.as_ref()).collect();
-        dirty.sort_unstable_by(|a, b| a.account_id.cmp(&b.account_id));
-        for chunk in dirty.chunks(CHUNK) {
+        let mut fresh: Vec<&ViewRow> = Vec::new();
+        let mut known: Vec<&ViewRow> = Vec::new();
+        for cached in self.rows.values().filter(|c| c.dirty) {
+            if let Some(row) = &cached.row {
+                if cached.stored {
+                    known.push(row)
+                } else {
+                    fresh.push(row)
+                }
+            }
+        }
+        fresh.sort_unstable_by(|a, b| a.account_id.cmp(&b.account_id));
+        known.sort_unstable_by(|a, b| a.account_id.cmp(&b.account_id));
+        if let DbTx::Postgres(c) = tx {
+            copy_rows(c, &fresh).await?;
+            fresh.clear();
+        }
+        for chunk in fresh.chunks(CHUNK).chain(known.chunks(CHUNK)) {
             store_rows(tx, chunk).await?;
         }
         Ok(())
@@ -171,6 +190,9 @@ impl BulkApply for Bulk {
 
     fn flushed(&mut self) {
         for cached in self.rows.values_mut() {
+            if cached.dirty && cached.row.is_some() {
+                cached.stored = true;
+            }
             cached.dirty = false;
         }
         self.dirty = 0;
@@ -304,6 +326,68 @@ async fn store_rows(tx: &mut DbTx, rows: &[&ViewRow]) -> Result<(), sqlx::Error>
     }
     Ok(())
 }
+
+/// Writes rows the table does not have with one `COPY … FROM STDIN (FORMAT binary)`, encoding
+/// every value as sqlx binds it.
+async fn copy_rows(conn: &mut sqlx::PgConnection, rows: &[&ViewRow]) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    fn text(buf: &mut Vec<u8>, value: Option<&str>) {
+        match value {
+            Some(v) => {
+                buf.extend_from_slice(&(v.len() as i32).to_be_bytes());
+                buf.extend_from_slice(v.as_bytes());
+            }
+            None => buf.extend_from_slice(&(-1i32).to_be_bytes()),
+        }
+    }
+    fn boolean(buf: &mut Vec<u8>, value: bool) {
+        buf.extend_from_slice(&1i32.to_be_bytes());
+        buf.push(u8::from(value));
+    }
+    fn timestamp(buf: &mut Vec<u8>, value: DateTime<Utc>) -> Result<(), sqlx::Error> {
+        let epoch = DateTime::<Utc>::from_timestamp(PG_EPOCH_SECONDS, 0).unwrap_or_default();
+        let micros = (value - epoch)
+            .num_microseconds()
+            .ok_or_else(|| sqlx::Error::Encode(format!("{value} is out of PostgreSQL's range").into()))?;
+        buf.extend_from_slice(&8i32.to_be_bytes());
+        buf.extend_from_slice(&micros.to_be_bytes());
+        Ok(())
+    }
+    const FLUSH_AT: usize = 1 << 20;
+    let mut copy = conn.copy_in_raw(&format!("COPY account_view ({COLUMNS}) FROM STDIN (FORMAT binary)")).await?;
+    let mut buf: Vec<u8> = Vec::with_capacity(FLUSH_AT + 4096);
+    buf.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+    buf.extend_from_slice(&0i32.to_be_bytes());
+    buf.extend_from_slice(&0i32.to_be_bytes());
+    for r in rows {
+        buf.extend_from_slice(&13i16.to_be_bytes());
+        text(&mut buf, Some(&r.account_id));
+        text(&mut buf, Some(&r.document_type));
+        text(&mut buf, Some(&r.document_number_masked));
+        text(&mut buf, Some(&r.name));
+        boolean(&mut buf, r.profile_complete);
+        text(&mut buf, Some(&r.real_name_status));
+        boolean(&mut buf, r.legacy);
+        text(&mut buf, r.email_masked.as_deref());
+        text(&mut buf, r.mobile_masked.as_deref());
+        boolean(&mut buf, r.wechat_bound);
+        timestamp(&mut buf, r.registered_at)?;
+        timestamp(&mut buf, r.updated_at)?;
+        text(&mut buf, r.gender.as_deref());
+        if buf.len() >= FLUSH_AT {
+            copy.send(std::mem::replace(&mut buf, Vec::with_capacity(FLUSH_AT + 4096))).await?;
+        }
+    }
+    buf.extend_from_slice(&(-1i16).to_be_bytes());
+    copy.send(buf).await?;
+    copy.finish().await?;
+    Ok(())
+}
+
+/// PostgreSQL's epoch (2000-01-01) in Unix seconds.
+const PG_EPOCH_SECONDS: i64 = 946_684_800;
 
 /// Applies one event to an account's row; returns whether the row changed.
 fn fold(row: &mut Option<ViewRow>, id: &str, event: AccountEvent, at: DateTime<Utc>) -> bool {
