@@ -762,7 +762,7 @@ impl Sidecar {
     /// it (and `success`: after an error, whatever is there is kept for a resume).
     async fn finish(self, success: bool) -> Result<(), ReplayError> {
         match self {
-            Sidecar::Postgres { live, rebuild, lock, .. } => {
+            Sidecar::Postgres { live, rebuild, mut lock, .. } => {
                 rebuild.close().await;
                 if success {
                     let left: Vec<(String,)> =
@@ -773,7 +773,10 @@ impl Sidecar {
                         live.execute(format!("DROP SCHEMA IF EXISTS {SCHEMA} CASCADE").as_str()).await?;
                     }
                 }
-                // Closing the connection releases the advisory lock.
+                // Released before the connection closes: the server ends the session (and
+                // would release the lock) only after the close has returned, so the next
+                // rebuild could still find it taken.
+                sqlx::query("SELECT pg_advisory_unlock(hashtext($1))").bind(LOCK_KEY).execute(&mut lock).await?;
                 lock.close().await?;
             }
             Sidecar::Sqlite { rebuild, path, .. } => {
