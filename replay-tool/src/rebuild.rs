@@ -42,17 +42,34 @@
 //! ([`Options::restart`]) drops them and starts over.
 //!
 //! # Speed
-//! The runner's contract is kept (each batch's rows and checkpoint move in one transaction,
-//! with a compare-and-set on the old checkpoint), but the log is read **once** for all the
-//! projections being rebuilt: one reader pages through the log ([`log::read_for_projections`]) and hands
-//! each batch to one task per projection, each applying it on its own connection, in parallel.
-//! As in the runner, a projection skips the events it does not want ([`Projection::wants`]),
-//! and a position reached only through those is written with its next batch or at the end.
-//! Then [`runner::catch_up`] applies whatever was written meanwhile, and the swap follows.
+//! The log is read **once** for all the projections being rebuilt: one reader hands each
+//! batch to one task per projection, each applying it on its own connection, in parallel. As
+//! in the runner, a projection skips the events it does not want ([`Projection::wants`]), and
+//! a position reached only through those is written with its next write or at the end. Then
+//! [`runner::catch_up`] applies whatever was written meanwhile, and the swap follows.
 //!
-//! What remains is the read models' own cost: one SQL statement (one round trip) per event
-//! they want. On PostgreSQL that bounds a read model at about 1/(round trip) events per
-//! second, however the log is read; `shenfen-replay-bench` measures both.
+//! - **Reading**: on PostgreSQL the reader streams the log with binary `COPY (SELECT … ORDER
+//!   BY transaction_id, global_position LIMIT 50000) TO STDOUT` pages
+//!   ([`log::copy_for_projections`]: the same visibility horizon and slim metadata as
+//!   [`log::read_for_projections`], no per-row protocol round trip and no text parsing but the
+//!   JSON), cut into batches of [`Options::batch_size`] as it goes, on a connection of its own.
+//!   SQLite keeps the keyset-paginated [`log::read_for_projections`].
+//! - **Writing back** (read models with a [`Projection::bulk`] mode: `account_view`): the
+//!   copy tables have one writer, this rebuild, so rows are kept in memory across batches and
+//!   the changed ones are written only when the checkpoint moves: when
+//!   [`Options::cache_rows`] rows have changes, after [`Options::flush_every`], and at the end
+//!   (or at a stop), rows and checkpoint in one transaction with the compare-and-set. A row
+//!   touched by ten events is written once, and rows the table does not have yet go in with
+//!   one binary `COPY … FROM STDIN` on PostgreSQL. Resuming stays exact: the checkpoint covers
+//!   exactly what was written, and a row not in memory is read from the copy table, which then
+//!   holds everything up to the checkpoint. Beyond `cache_rows` rows in memory the clean ones
+//!   are dropped (and read back when needed), so memory stays bounded whatever the log's size.
+//!   Other read models write each batch in its own transaction, as the runner does.
+//!
+//! `shenfen-replay-bench` measures the rebuild next to the raw `COPY` rate of the same rows: on
+//! 1,000,000 account events (2 cores, PostgreSQL 15, stock durability) the rebuild of every
+//! read model runs at about 0.45–0.6 × the raw read rate, against 0.125 × when every batch
+//! upserted its rows through sqlx-decoded pages (README, "Replay and aggregate load").
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -126,7 +143,8 @@ pub struct Rebuilt {
 pub struct Report {
     /// Events read by the shared reader.
     pub events_read: u64,
-    /// Time the reader spent in its queries.
+    /// Time the reader spent reading and decoding the log (waiting for the appliers to take a
+    /// batch excluded).
     pub read_time: Duration,
     /// Wall time of the whole rebuild, swaps included.
     pub elapsed: Duration,
