@@ -286,7 +286,8 @@ struct Applier {
     resumed_from: Position,
     /// Its checkpoint row.
     stored: Position,
-    /// How far it has read: ahead of `stored` only by events it does not want.
+    /// How far it has read: ahead of `stored` only by events it does not want, or folded into
+    /// rows held in memory (a write-back read model).
     read: Position,
     applied: u64,
     busy: Duration,
@@ -313,6 +314,11 @@ impl Applier {
         let wanted: Vec<&StoredEvent> = todo.iter().filter(|e| self.projection.wants(e)).collect();
         if wanted.is_empty() {
             self.read = last;
+            // Changed rows held in memory are written on time even in a long run of events
+            // this read model does not want.
+            if self.bulk.as_ref().is_some_and(|b| b.dirty() > 0) && self.flushed_at.elapsed() >= self.flush_every {
+                self.flush().await?;
+            }
             return Ok(());
         }
         if let Some(bulk) = self.bulk.as_mut() {
