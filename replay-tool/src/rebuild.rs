@@ -67,9 +67,12 @@
 //!   Other read models write each batch in its own transaction, as the runner does.
 //!
 //! `shenfen-replay-bench` measures the rebuild next to the raw `COPY` rate of the same rows: on
-//! 1,000,000 account events (2 cores, PostgreSQL 15, stock durability) the rebuild of every
-//! read model runs at about 0.45–0.6 × the raw read rate, against 0.125 × when every batch
-//! upserted its rows through sqlx-decoded pages (README, "Replay and aggregate load").
+//! 1,000,000 account events (100,000 accounts, 2 shared cores, PostgreSQL 15, stock
+//! durability) the rebuild of every read model ran at 0.41–0.59 × the raw read rate (about
+//! 155,000–255,000 events/s), against 0.125–0.137 × when the reader decoded sqlx pages and
+//! `account_view` upserted its rows in every batch (README, "Replay and aggregate load"). With
+//! far more rows touched than `cache_rows` (`--cache-rows 10000` there) it falls back to about
+//! that old rate.
 
 use std::path::PathBuf;
 use std::sync::Arc;
