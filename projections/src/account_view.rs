@@ -9,9 +9,9 @@ use serde::Deserialize;
 use shenfen_domain::account::{Account, AccountEvent, RealNameStatus};
 use shenfen_domain::shared::mask::{mask_document, mask_email, mask_mobile};
 
-use crate::db::DbTx;
+use crate::db::{Db, DbTx};
 use crate::log::StoredEvent;
-use crate::runner::{Projection, ProjectionError};
+use crate::runner::{BulkApply, Projection, ProjectionError};
 
 /// The projection.
 pub struct AccountView;
@@ -83,6 +83,123 @@ impl Projection for AccountView {
         }
         Ok(())
     }
+
+    fn bulk(&self, max_rows: usize) -> Option<Box<dyn BulkApply>> {
+        Some(Box::new(Bulk { rows: HashMap::new(), dirty: 0, max_rows: max_rows.max(1), complete: None }))
+    }
+}
+
+/// The rebuild mode: rows stay in memory across batches (up to about `max_rows`, beyond which
+/// the clean ones are dropped) and the changed ones are written only at a flush.
+struct Bulk {
+    rows: HashMap<String, Cached>,
+    /// How many of `rows` are dirty.
+    dirty: usize,
+    max_rows: usize,
+    /// Whether every row of the table is in `rows`, so that an account not in `rows` has no
+    /// row: true when the table was found empty and nothing has been dropped since. Checked at
+    /// the first batch.
+    complete: Option<bool>,
+}
+
+/// One account in memory: its row (none yet), whether it changed since the last flush, and
+/// whether the table has a row for it.
+struct Cached {
+    row: Option<ViewRow>,
+    dirty: bool,
+    stored: bool,
+}
+
+impl Bulk {
+    /// Drops the clean rows.
+    fn evict(&mut self) {
+        let before = self.rows.len();
+        self.rows.retain(|_, c| c.dirty);
+        if self.rows.len() != before {
+            self.complete = Some(false);
+        }
+    }
+}
+
+#[async_trait]
+impl BulkApply for Bulk {
+    async fn apply(&mut self, db: &Db, events: &[&StoredEvent]) -> Result<(), ProjectionError> {
+        let events: Vec<&StoredEvent> =
+            events.iter().copied().filter(|e| e.aggregate_type == <Account as cqrs_es::Aggregate>::TYPE).collect();
+        if self.complete.is_none() {
+            let any = crate::fetch_optional!(db, (String,), "SELECT account_id FROM account_view LIMIT 1")?;
+            self.complete = Some(any.is_none());
+        }
+        if self.rows.len() > self.max_rows {
+            self.evict();
+        }
+        let mut missing: Vec<&str> =
+            events.iter().map(|e| e.aggregate_id.as_str()).filter(|id| !self.rows.contains_key(*id)).collect();
+        missing.sort_unstable();
+        missing.dedup();
+        if self.complete != Some(true) {
+            for chunk in missing.chunks(CHUNK) {
+                for row in load_rows_from(db, chunk).await? {
+                    self.rows.insert(row.account_id.clone(), Cached { row: Some(row), dirty: false, stored: true });
+                }
+            }
+        }
+        for id in missing {
+            self.rows.entry(id.to_string()).or_insert(Cached { row: None, dirty: false, stored: false });
+        }
+        for e in events {
+            let event = AccountEvent::deserialize(&e.payload).map_err(|err| ProjectionError::decode(e, err))?;
+            let Some(cached) = self.rows.get_mut(e.aggregate_id.as_str()) else { continue };
+            if fold(&mut cached.row, &e.aggregate_id, event, e.at()) && !cached.dirty {
+                cached.dirty = true;
+                self.dirty += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn dirty(&self) -> usize {
+        self.dirty
+    }
+
+    /// Rows the table does not have yet are written with `COPY … FROM STDIN` on PostgreSQL,
+    /// the others with the multi-row upsert.
+    async fn flush(&mut self, tx: &mut DbTx) -> Result<(), ProjectionError> {
+        let mut fresh: Vec<&ViewRow> = Vec::new();
+        let mut known: Vec<&ViewRow> = Vec::new();
+        for cached in self.rows.values().filter(|c| c.dirty) {
+            if let Some(row) = &cached.row {
+                if cached.stored {
+                    known.push(row)
+                } else {
+                    fresh.push(row)
+                }
+            }
+        }
+        fresh.sort_unstable_by(|a, b| a.account_id.cmp(&b.account_id));
+        known.sort_unstable_by(|a, b| a.account_id.cmp(&b.account_id));
+        if let DbTx::Postgres(c) = tx {
+            copy_rows(c, &fresh).await?;
+            fresh.clear();
+        }
+        for chunk in fresh.chunks(CHUNK).chain(known.chunks(CHUNK)) {
+            store_rows(tx, chunk).await?;
+        }
+        Ok(())
+    }
+
+    fn flushed(&mut self) {
+        for cached in self.rows.values_mut() {
+            if cached.dirty && cached.row.is_some() {
+                cached.stored = true;
+            }
+            cached.dirty = false;
+        }
+        self.dirty = 0;
+        if self.rows.len() > self.max_rows {
+            self.evict();
+        }
+    }
 }
 
 /// Rows per statement (13 parameters each, within both backends' limits).
@@ -140,6 +257,28 @@ async fn load_rows(tx: &mut DbTx, ids: &[&str]) -> Result<Vec<ViewRow>, sqlx::Er
     }
 }
 
+/// Like [`load_rows`], on the pool.
+async fn load_rows_from(db: &Db, ids: &[&str]) -> Result<Vec<ViewRow>, sqlx::Error> {
+    let list: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+    let sql = format!("SELECT {COLUMNS} FROM account_view WHERE account_id IN ({})", list.join(", "));
+    match db {
+        Db::Postgres(p) => {
+            let mut q = sqlx::query_as::<_, ViewRow>(&sql);
+            for id in ids {
+                q = q.bind(*id);
+            }
+            q.fetch_all(p).await
+        }
+        Db::Sqlite(p) => {
+            let mut q = sqlx::query_as::<_, ViewRow>(&sql);
+            for id in ids {
+                q = q.bind(*id);
+            }
+            q.fetch_all(p).await
+        }
+    }
+}
+
 macro_rules! bind_row {
     ($q:expr, $r:expr) => {
         $q.bind(&$r.account_id)
@@ -187,6 +326,68 @@ async fn store_rows(tx: &mut DbTx, rows: &[&ViewRow]) -> Result<(), sqlx::Error>
     }
     Ok(())
 }
+
+/// Writes rows the table does not have with one `COPY … FROM STDIN (FORMAT binary)`, encoding
+/// every value as sqlx binds it.
+async fn copy_rows(conn: &mut sqlx::PgConnection, rows: &[&ViewRow]) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    fn text(buf: &mut Vec<u8>, value: Option<&str>) {
+        match value {
+            Some(v) => {
+                buf.extend_from_slice(&(v.len() as i32).to_be_bytes());
+                buf.extend_from_slice(v.as_bytes());
+            }
+            None => buf.extend_from_slice(&(-1i32).to_be_bytes()),
+        }
+    }
+    fn boolean(buf: &mut Vec<u8>, value: bool) {
+        buf.extend_from_slice(&1i32.to_be_bytes());
+        buf.push(u8::from(value));
+    }
+    fn timestamp(buf: &mut Vec<u8>, value: DateTime<Utc>) -> Result<(), sqlx::Error> {
+        let epoch = DateTime::<Utc>::from_timestamp(PG_EPOCH_SECONDS, 0).unwrap_or_default();
+        let micros = (value - epoch)
+            .num_microseconds()
+            .ok_or_else(|| sqlx::Error::Encode(format!("{value} is out of PostgreSQL's range").into()))?;
+        buf.extend_from_slice(&8i32.to_be_bytes());
+        buf.extend_from_slice(&micros.to_be_bytes());
+        Ok(())
+    }
+    const FLUSH_AT: usize = 1 << 20;
+    let mut copy = conn.copy_in_raw(&format!("COPY account_view ({COLUMNS}) FROM STDIN (FORMAT binary)")).await?;
+    let mut buf: Vec<u8> = Vec::with_capacity(FLUSH_AT + 4096);
+    buf.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+    buf.extend_from_slice(&0i32.to_be_bytes());
+    buf.extend_from_slice(&0i32.to_be_bytes());
+    for r in rows {
+        buf.extend_from_slice(&13i16.to_be_bytes());
+        text(&mut buf, Some(&r.account_id));
+        text(&mut buf, Some(&r.document_type));
+        text(&mut buf, Some(&r.document_number_masked));
+        text(&mut buf, Some(&r.name));
+        boolean(&mut buf, r.profile_complete);
+        text(&mut buf, Some(&r.real_name_status));
+        boolean(&mut buf, r.legacy);
+        text(&mut buf, r.email_masked.as_deref());
+        text(&mut buf, r.mobile_masked.as_deref());
+        boolean(&mut buf, r.wechat_bound);
+        timestamp(&mut buf, r.registered_at)?;
+        timestamp(&mut buf, r.updated_at)?;
+        text(&mut buf, r.gender.as_deref());
+        if buf.len() >= FLUSH_AT {
+            copy.send(std::mem::replace(&mut buf, Vec::with_capacity(FLUSH_AT + 4096))).await?;
+        }
+    }
+    buf.extend_from_slice(&(-1i16).to_be_bytes());
+    copy.send(buf).await?;
+    copy.finish().await?;
+    Ok(())
+}
+
+/// PostgreSQL's epoch (2000-01-01) in Unix seconds.
+const PG_EPOCH_SECONDS: i64 = 946_684_800;
 
 /// Applies one event to an account's row; returns whether the row changed.
 fn fold(row: &mut Option<ViewRow>, id: &str, event: AccountEvent, at: DateTime<Utc>) -> bool {

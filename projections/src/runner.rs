@@ -59,6 +59,38 @@ pub trait Projection: Send + Sync {
     async fn handle(&self, _event: &StoredEvent) -> Result<(), ProjectionError> {
         Ok(())
     }
+
+    /// A write-back applier for a rebuild into tables that nobody else writes (the replay
+    /// tool's fresh copies), holding about `max_rows` rows in memory; `None` (the default):
+    /// the rebuild applies batches with [`apply_batch`](Self::apply_batch). The live runner
+    /// never calls this.
+    fn bulk(&self, _max_rows: usize) -> Option<Box<dyn BulkApply>> {
+        None
+    }
+}
+
+/// A read model's rebuild mode ([`Projection::bulk`]): it folds batches into rows kept in
+/// memory across batches and writes the changed ones only when asked, in the transaction that
+/// moves the checkpoint, so a row touched by many events is written once per flush.
+///
+/// The caller guarantees that it is the only writer of the tables: a row that is not in memory
+/// is read from its table, which then holds exactly what the last flush wrote. Once a flush's
+/// transaction has committed, the caller calls [`flushed`](Self::flushed); if it fails, the
+/// caller drops this applier (its rows are then ahead of the tables).
+#[async_trait]
+pub trait BulkApply: Send {
+    /// Folds a batch of wanted events, in order, into the rows in memory, reading the rows it
+    /// does not hold through `db`.
+    async fn apply(&mut self, db: &Db, events: &[&StoredEvent]) -> Result<(), ProjectionError>;
+
+    /// How many rows in memory have changes not yet written.
+    fn dirty(&self) -> usize;
+
+    /// Writes every changed row inside `tx` (the transaction that moves the checkpoint).
+    async fn flush(&mut self, tx: &mut DbTx) -> Result<(), ProjectionError>;
+
+    /// The flush's transaction committed: the rows written are clean now (and may be evicted).
+    fn flushed(&mut self);
 }
 
 /// A projection failed to apply an event.

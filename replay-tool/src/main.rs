@@ -48,6 +48,9 @@ enum Verb {
         /// Events per batch (one transaction per read model and batch).
         #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(i64).range(1..=100_000))]
         batch_size: i64,
+        /// Rows a read model may keep in memory between writes (account_view: about 1 KB each).
+        #[arg(long, default_value_t = 200_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+        cache_rows: u64,
     },
     /// Every event of one stream, readable (password and secret hashes redacted).
     #[command(after_help = EXIT_CODES)]
@@ -136,9 +139,10 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     let db = shenfen_replay::open(&cli.database_url).await.context("opening the event store")?;
     let progress = Progress::stderr();
     let code = match cli.verb {
-        Verb::Rebuild { projection, restart, batch_size } => {
+        Verb::Rebuild { projection, restart, batch_size, cache_rows } => {
             let projections = rebuild::select(projection.as_deref())?;
-            let options = rebuild::Options { batch_size, restart, stop_after: None };
+            let cache_rows = usize::try_from(cache_rows).unwrap_or(usize::MAX);
+            let options = rebuild::Options { batch_size, restart, cache_rows, ..rebuild::Options::default() };
             let report = rebuild::rebuild(&db, projections, &options, &progress).await.context("rebuilding")?;
             for p in &report.projections {
                 println!(

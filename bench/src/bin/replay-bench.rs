@@ -54,6 +54,9 @@ struct Args {
     /// Events per rebuild batch.
     #[arg(long, default_value_t = 2000)]
     batch_size: i64,
+    /// Rows a read model may keep in memory between writes during the rebuild.
+    #[arg(long, default_value_t = rebuild::Options::default().cache_rows)]
+    cache_rows: usize,
     /// Loads timed per stream length and mode (the median is reported).
     #[arg(long, default_value_t = 20)]
     loads: usize,
@@ -168,7 +171,12 @@ async fn bench(args: &Args, url: &str, socket: &str) -> anyhow::Result<()> {
 
     let projections = rebuild::select(None)?;
     let names: Vec<&str> = projections.iter().map(|p| p.name()).collect();
-    let options = rebuild::Options { batch_size: args.batch_size, restart: true, stop_after: None };
+    let options = rebuild::Options {
+        batch_size: args.batch_size,
+        restart: true,
+        cache_rows: args.cache_rows,
+        ..rebuild::Options::default()
+    };
     let report =
         rebuild::rebuild(&db, projections.clone(), &options, &Progress::hidden()).await.context("rebuilding")?;
     if report.events_read != events {
@@ -190,10 +198,11 @@ async fn bench(args: &Args, url: &str, socket: &str) -> anyhow::Result<()> {
     println!("## Rebuild on PostgreSQL ({})", facts.join(", "));
     println!();
     println!(
-        "{cores} cores; {} account streams x {} events; generated in {:.1} s.",
+        "{cores} cores; {} account streams x {} events; generated in {:.1} s; rebuild row cache {} rows.",
         args.accounts,
         args.events_per_account,
-        generated.as_secs_f64()
+        generated.as_secs_f64(),
+        args.cache_rows
     );
     println!();
     println!("| measure | events | seconds | events/s | / raw read |");
@@ -225,14 +234,15 @@ async fn bench(args: &Args, url: &str, socket: &str) -> anyhow::Result<()> {
     println!("| part | seconds | events/s of that part |");
     println!("| --- | ---: | ---: |");
     println!(
-        "| shared reader: `log::read_after` pages of {} | {:.2} | {:.0} |",
+        "| shared reader: `log::copy_for_projections` (binary `COPY`) pages of 50,000, decoded into batches of {} \
+         (waiting for the read models excluded) | {:.2} | {:.0} |",
         args.batch_size,
         report.read_time.as_secs_f64(),
         events as f64 / report.read_time.as_secs_f64().max(1e-9)
     );
     for p in &report.projections {
         println!(
-            "| `{}` applying {} events (its transactions, commits included) | {:.2} | {:.0} |",
+            "| `{}` applying {} events (its batches and writes, commits included) | {:.2} | {:.0} |",
             p.name,
             p.applied,
             p.busy.as_secs_f64(),
