@@ -197,3 +197,17 @@ async fn insert_loop(mut conn: PgConnection, index: usize, deadline: Instant) ->
     let _ = conn.close().await;
     recorder
 }
+
+/// Lets PostgreSQL finish the background work the previous phase left (dirty buffers, the
+/// vacuum and statistics of the rows it wrote), so that it does not run during the next phase:
+/// `CHECKPOINT` then `VACUUM (ANALYZE)` of the database. Each timed phase starts from the same
+/// quiet state.
+pub async fn quiesce(url: &str) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let mut conn = PgConnection::connect(url).await.context("connecting to PostgreSQL")?;
+    conn.execute("CHECKPOINT").await.context("CHECKPOINT (the benchmark's role must be allowed to run it)")?;
+    conn.execute("VACUUM (ANALYZE)").await.context("VACUUM (ANALYZE)")?;
+    conn.execute("CHECKPOINT").await.context("CHECKPOINT")?;
+    let _ = conn.close().await;
+    Ok(started.elapsed())
+}

@@ -6,8 +6,10 @@
 //!
 //! The phases run one after the other so they never compete for the cores: the two baselines,
 //! then the server is started, one account per client is set up, and the profile-edit and
-//! login phases run. Missing a target is a finding, not a failure: the exit status is non-zero
-//! only when the run itself could not be carried out.
+//! login phases run. Before each phase PostgreSQL is checkpointed and vacuumed, so that the
+//! background work the previous phase left does not run during the next one. Missing a target
+//! is a finding, not a failure: the exit status is non-zero only when the run itself could not
+//! be carried out.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -128,10 +130,12 @@ async fn measure(
 ) -> anyhow::Result<Report> {
     let facts = database::facts(database_url).await?;
 
+    settle(database_url).await?;
     say(format!("baseline: raw INSERT transactions, {clients} connections, {} s", phase.as_secs()));
     let raw_insert = database::raw_inserts(database_url, clients, phase).await?;
     say(format!("  {:.1} inserts/s", raw_insert.ops_per_sec));
 
+    settle(database_url).await?;
     say(format!("baseline: Argon2id verifications on {cores} threads, {} s", phase.as_secs()));
     let argon2id = tokio::task::spawn_blocking(move || argon::verifications(cores, phase))
         .await
@@ -142,7 +146,7 @@ async fn measure(
     let webhook = Webhook::start().await?;
     say(format!("starting {}", server_binary.display()));
     let mut server = Server::start(server_binary, database_url, &webhook.notifier(), dir.path()).await?;
-    let result = server_phases(&mut server, &webhook, clients, phase).await;
+    let result = server_phases(&mut server, &webhook, database_url, clients, phase).await;
     let running = server.ensure_running();
     let log = server.log.clone();
     server.stop().await?;
@@ -166,9 +170,17 @@ async fn measure(
     Ok(Report::new(setup, raw_insert, argon2id, profile_edit, login, healthz))
 }
 
+/// Waits for PostgreSQL's background work from the previous phase (see [`database::quiesce`]).
+async fn settle(database_url: &str) -> anyhow::Result<()> {
+    let took = database::quiesce(database_url).await?;
+    say(format!("  PostgreSQL checkpointed and vacuumed in {:.1} s", took.as_secs_f64()));
+    Ok(())
+}
+
 async fn server_phases(
     server: &mut Server,
     webhook: &Webhook,
+    database_url: &str,
     clients: usize,
     phase: Duration,
 ) -> anyhow::Result<(stats::Summary, stats::Summary, stats::Summary)> {
@@ -178,6 +190,7 @@ async fn server_phases(
     let accounts = api::register_all(&http, &base, &webhook.inbox, clients).await?;
     server.ensure_running()?;
 
+    settle(database_url).await?;
     say(format!("phase: profile edits, {clients} clients, {} s", phase.as_secs()));
     let profile_edit = api::profile_edits(&http, &base, &accounts, phase).await?;
     say(format!("  {:.1} edits/s, {} errors", profile_edit.ops_per_sec, profile_edit.errors));
@@ -185,6 +198,7 @@ async fn server_phases(
     let settled = api::settle_projections(&http, &base, Duration::from_secs(120)).await?;
     say(format!("  projections caught up {:.1} s after the last edit", settled.as_secs_f64()));
 
+    settle(database_url).await?;
     say(format!("phase: logins, {clients} clients, with a /healthz probe every 10 ms, {} s", phase.as_secs()));
     let (login, healthz) = api::logins(&http, &base, &accounts, phase).await?;
     say(format!("  {:.1} logins/s, {} errors", login.ops_per_sec, login.errors));

@@ -16,7 +16,8 @@
 //! retry costs little.
 //!
 //! After each commit, a NOTIFY on `shenfen_events` wakes the projection runners of other
-//! processes. It is sent by a separate task, coalesced and outside the appending transactions:
+//! processes (its payload names this process, whose own runners ignore it: they were woken
+//! when the command committed). It is sent by a separate task, coalesced and outside the appending transactions:
 //! PostgreSQL serialises the commits of transactions that NOTIFY (they hold a database-wide
 //! lock until their commit record is flushed), which would defeat group commit. A process
 //! that dies between a commit and its NOTIFY costs the others one polling interval.
@@ -99,7 +100,8 @@ fn start_workers(pool: PgPool) -> mpsc::UnboundedSender<Request> {
 /// [`NOTIFY_EVERY`] while commits keep coming (each wakes every runner of every process).
 async fn notify_loop(pool: PgPool, mut committed: watch::Receiver<u64>) {
     while committed.changed().await.is_ok() {
-        if let Err(err) = sqlx::query("SELECT pg_notify('shenfen_events', '')").execute(&pool).await {
+        let notify = sqlx::query("SELECT pg_notify('shenfen_events', $1)").bind(crate::runner::process_token());
+        if let Err(err) = notify.execute(&pool).await {
             tracing::warn!(error = %err, "NOTIFY failed; other processes' projections will poll");
         }
         tokio::time::sleep(NOTIFY_EVERY).await;

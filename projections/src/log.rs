@@ -86,6 +86,20 @@ SELECT 0 AS tx, global_position AS pos, aggregate_type, aggregate_id, sequence, 
  ORDER BY global_position
  LIMIT $2";
 
+/// [`read_for_projections`] on a PostgreSQL connection of the caller's.
+pub async fn read_for_projections_pg(
+    conn: &mut sqlx::PgConnection,
+    after: Position,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    sqlx::query_as::<_, StoredEvent>(PG_READ_FOR_PROJECTIONS)
+        .bind(after.tx.to_string())
+        .bind(after.pos)
+        .bind(limit)
+        .fetch_all(conn)
+        .await
+}
+
 /// Like [`read_after`], for projections: the metadata carries only `at` and `request_id`
 /// (what read models and process managers use), not the actor and the hash chain, which
 /// saves reading and decoding about a third of every row.

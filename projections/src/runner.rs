@@ -272,14 +272,23 @@ pub async fn catch_up(
     }
 }
 
-/// Bumps `written` whenever another process commits events.
+/// A random name of this process, carried by its NOTIFYs so that it can ignore its own.
+pub fn process_token() -> &'static str {
+    static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TOKEN.get_or_init(|| format!("{:032x}", rand::random::<u128>()))
+}
+
+/// Bumps `written` whenever another process commits events (this process's own commits
+/// bump it directly).
 async fn listen(pool: sqlx::PgPool, written: watch::Sender<u64>) {
     loop {
         match sqlx::postgres::PgListener::connect_with(&pool).await {
             Ok(mut listener) => {
                 if listener.listen("shenfen_events").await.is_ok() {
-                    while listener.recv().await.is_ok() {
-                        written.send_modify(|n| *n = n.wrapping_add(1));
+                    while let Ok(notification) = listener.recv().await {
+                        if notification.payload() != process_token() {
+                            written.send_modify(|n| *n = n.wrapping_add(1));
+                        }
                     }
                 }
             }
@@ -310,8 +319,36 @@ struct Task {
 /// horizon moves. A runner outside the window (behind it, e.g. after a restart) reads the
 /// database directly, and its read becomes the window when it reaches the end of the log.
 struct Tail {
-    window: tokio::sync::Mutex<Option<Window>>,
+    window: tokio::sync::Mutex<Shared>,
     written: Option<watch::Receiver<u64>>,
+}
+
+/// What the tail's lock guards: the window, and on PostgreSQL the connection that reads it
+/// (its own, so that reads skip the pool's check of a connection coming back to it).
+#[derive(Default)]
+struct Shared {
+    window: Option<Window>,
+    conn: Option<sqlx::PgConnection>,
+}
+
+impl Shared {
+    async fn read(&mut self, db: &Db, after: Position, limit: i64) -> Result<Vec<Arc<StoredEvent>>, sqlx::Error> {
+        let events = match db {
+            Db::Postgres(pool) => {
+                let conn = match self.conn.as_mut() {
+                    Some(conn) => conn,
+                    None => self.conn.insert(pool.acquire().await?.detach()),
+                };
+                let read = log::read_for_projections_pg(conn, after, limit).await;
+                if matches!(&read, Err(e) if !matches!(e, sqlx::Error::Database(_))) {
+                    self.conn = None;
+                }
+                read?
+            }
+            Db::Sqlite(_) => log::read_for_projections(db, after, limit).await?,
+        };
+        Ok(events.into_iter().map(Arc::new).collect())
+    }
 }
 
 struct Window {
@@ -357,18 +394,17 @@ const TAIL_WINDOW: usize = 10_000;
 
 impl Tail {
     fn new(written: Option<watch::Receiver<u64>>) -> Self {
-        Tail { window: tokio::sync::Mutex::new(None), written }
+        Tail { window: tokio::sync::Mutex::new(Shared::default()), written }
     }
 
     async fn read_after(&self, db: &Db, after: Position, limit: i64) -> Result<Vec<Arc<StoredEvent>>, sqlx::Error> {
-        let read = |at: Position| async move {
-            Ok::<_, sqlx::Error>(log::read_for_projections(db, at, limit).await?.into_iter().map(Arc::new).collect())
+        let Some(written) = &self.written else {
+            return Ok(log::read_for_projections(db, after, limit).await?.into_iter().map(Arc::new).collect());
         };
-        let Some(written) = &self.written else { return read(after).await };
         let wanted = usize::try_from(limit).unwrap_or(usize::MAX).max(1);
-        let mut slot = self.window.lock().await;
+        let mut shared = self.window.lock().await;
         let version = *written.borrow();
-        if let Some(window) = slot.as_mut().filter(|w| w.covers(after)) {
+        if let Some(window) = shared.window.as_ref().filter(|w| w.covers(after)) {
             let found = window.after(after, wanted);
             if !found.is_empty() {
                 return Ok(found);
@@ -377,21 +413,23 @@ impl Tail {
                 return Ok(Vec::new());
             }
             let read_at = Instant::now();
-            let fresh: Vec<Arc<StoredEvent>> = read(after).await?;
-            window.version = version;
-            window.read_at = read_at;
-            window.events.extend(fresh.iter().cloned());
-            window.trim();
+            let fresh = shared.read(db, after, limit).await?;
+            if let Some(window) = shared.window.as_mut() {
+                window.version = version;
+                window.read_at = read_at;
+                window.events.extend(fresh.iter().cloned());
+                window.trim();
+            }
             return Ok(fresh);
         }
         let read_at = Instant::now();
-        let fresh: Vec<Arc<StoredEvent>> = read(after).await?;
+        let fresh = shared.read(db, after, limit).await?;
         let at_the_end = fresh.len() < wanted;
         let newer = fresh.last().map_or(after, |e| e.position());
-        if at_the_end && slot.as_ref().is_none_or(|w| w.end() <= newer) {
+        if at_the_end && shared.window.as_ref().is_none_or(|w| w.end() <= newer) {
             let mut window = Window { start: after, events: fresh.iter().cloned().collect(), version, read_at };
             window.trim();
-            *slot = Some(window);
+            shared.window = Some(window);
         }
         Ok(fresh)
     }

@@ -19,7 +19,7 @@ use shenfen_domain::ids;
 use shenfen_domain::metadata::Actor;
 use shenfen_domain::shared::validity::Validity;
 use shenfen_domain::time::cst_date;
-use shenfen_projections::store::Loaded;
+use shenfen_projections::store::{Current, Loaded};
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult};
@@ -241,6 +241,32 @@ pub async fn find_by_document(
     doc_type: Option<&str>,
     ctx: &Ctx,
 ) -> ApiResult<Option<(String, Loaded<Account>)>> {
+    let found = find_account(state, number, doc_type, ctx, false).await?;
+    Ok(found.map(|(id, current)| (id, current.loaded)))
+}
+
+/// Like [`find_by_document`], for a command: an account this process has seen is taken as
+/// it last saw it ([`CommandBus::load_optimistic`]); the caller must verify the state before
+/// refusing on it, and run the command with [`CommandBus::execute_checked`].
+///
+/// [`CommandBus::load_optimistic`]: shenfen_projections::store::CommandBus::load_optimistic
+/// [`CommandBus::execute_checked`]: shenfen_projections::store::CommandBus::execute_checked
+pub async fn find_for_command(
+    state: &AppState,
+    number: &str,
+    doc_type: Option<&str>,
+    ctx: &Ctx,
+) -> ApiResult<Option<(String, Current<Account>)>> {
+    find_account(state, number, doc_type, ctx, true).await
+}
+
+async fn find_account(
+    state: &AppState,
+    number: &str,
+    doc_type: Option<&str>,
+    ctx: &Ctx,
+    optimistic: bool,
+) -> ApiResult<Option<(String, Current<Account>)>> {
     use shenfen_domain::shared::document::{infer_types, DocumentNumber, DocumentType};
     let candidates = match doc_type {
         Some(t) => match DocumentType::parse(t.trim()) {
@@ -253,10 +279,14 @@ pub async fn find_by_document(
     for candidate in candidates {
         let Ok(parsed) = DocumentNumber::parse(candidate, number, today) else { continue };
         let id = ids::account_id(&state.key, candidate, &parsed);
-        let loaded =
-            state.accounts.load_context(&id).await.map_err(|e| super::bus_problem(e, super::account_problem))?;
-        if loaded.state.exists() {
-            return Ok(Some((id, loaded)));
+        let current = if optimistic {
+            state.accounts.load_optimistic(&id).await
+        } else {
+            state.accounts.load_context(&id).await.map(|loaded| Current { loaded, verified: true })
+        }
+        .map_err(|e| super::bus_problem(e, super::account_problem))?;
+        if current.loaded.state.exists() {
+            return Ok(Some((id, current)));
         }
     }
     Ok(None)

@@ -17,6 +17,8 @@ use shenfen_domain::metadata::Actor;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult};
+use shenfen_projections::store::Current;
+
 use crate::extract::{AppJson, Ctx, Holder};
 use crate::startup::AppState;
 
@@ -63,28 +65,41 @@ pub async fn log_in(
     let password = errors.required("password", &body.password).map(str::to_string);
     errors.finish()?;
     let (Some(number), Some(password)) = (number, password) else { return Err(login_failed()) };
-    let found = super::accounts::find_by_document(&state, &number, body.document_type.as_deref(), &ctx).await?;
-    let Some((account_id, loaded)) = found else {
+    let found = super::accounts::find_for_command(&state, &number, body.document_type.as_deref(), &ctx).await?;
+    let Some((account_id, first)) = found else {
         state.hashing.verify_dummy(password).await.map_err(ApiError::internal)?;
         return Err(login_failed());
     };
     let settings = &state.settings;
-    let mut loaded = Some(loaded);
-    for _ in 0..3 {
-        let current = match loaded.take() {
-            Some(l) => l,
-            None => state
-                .accounts
-                .load_context(&account_id)
-                .await
-                .map_err(|e| super::bus_problem(e, super::account_problem))?,
+    let mut next = Some(first);
+    for _ in 0..4 {
+        let current = match next.take() {
+            Some(current) => current,
+            None => Current {
+                loaded: state
+                    .accounts
+                    .load_context(&account_id)
+                    .await
+                    .map_err(|e| super::bus_problem(e, super::account_problem))?,
+                verified: true,
+            },
         };
-        let account = &current.state;
-        if account.legacy {
-            return Err(super::account_problem(AccountError::LegacyMustReregister));
-        }
-        if let Some(until) = account.locked_at(ctx.now) {
-            return Err(super::account_problem(AccountError::Locked { until }));
+        let account = &current.loaded.state;
+        let refusal = if account.legacy {
+            Some(super::account_problem(AccountError::LegacyMustReregister))
+        } else if let Some(until) = account.locked_at(ctx.now) {
+            Some(super::account_problem(AccountError::Locked { until }))
+        } else if account.password_hash.is_none() {
+            Some(login_failed())
+        } else {
+            None
+        };
+        if let Some(refusal) = refusal {
+            // Refuse only on the stream as it stands in the store.
+            if current.verified {
+                return Err(refusal);
+            }
+            continue;
         }
         let Some(hash) = account.password_hash.clone() else { return Err(login_failed()) };
         let matched = state.hashing.verify(password.clone(), hash.clone()).await.map_err(ApiError::internal)?;
@@ -102,8 +117,10 @@ pub async fn log_in(
             lockout: Duration::seconds(settings.lockout_seconds),
             now: ctx.now,
         };
-        let result =
-            state.accounts.execute_from(&account_id, Some(current), command, &ctx.meta(Actor::Anonymous)).await;
+        let result = state
+            .accounts
+            .execute_checked(&account_id, Some(current), &|_| true, command, &ctx.meta(Actor::Anonymous))
+            .await;
         let committed = match result {
             Err(shenfen_projections::store::BusError::Domain(AccountError::StaleCredentials)) => continue,
             other => other.map_err(|e| super::bus_problem(e, super::account_problem))?,
