@@ -56,7 +56,7 @@ enum Job {
 
 /// Verifies `password` against a PHC string, hashing into `blocks` (grown when the stored
 /// parameters need more). Compares in constant time.
-fn verify_with(password: &[u8], phc: &str, blocks: &mut Vec<argon2::Block>) -> bool {
+pub fn verify_with(password: &[u8], phc: &str, blocks: &mut Vec<argon2::Block>) -> bool {
     use argon2::{Algorithm, Params, Version};
     let Ok(parsed) = PasswordHash::new(phc) else { return false };
     let Ok(algorithm) = Algorithm::try_from(parsed.algorithm) else { return false };
@@ -107,11 +107,21 @@ impl PasswordHashing {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         let (tx, rx) = std::sync::mpsc::channel();
         let rx = Arc::new(std::sync::Mutex::new(rx));
+        // Each hashing thread stays on a core of its own: a hash works over 19 MiB, and a
+        // thread moved to another core by the scheduler (which happens whenever the other
+        // work of the server wakes up) leaves what it had in that core's caches behind.
+        let core_ids = core_affinity::get_core_ids().unwrap_or_default();
         for i in 0..cores {
             let rx = rx.clone();
+            let core = (core_ids.len() >= cores).then(|| core_ids[i]);
             std::thread::Builder::new()
                 .name(format!("argon2-{i}"))
-                .spawn(move || worker(rx))
+                .spawn(move || {
+                    if let Some(core) = core {
+                        core_affinity::set_for_current(core);
+                    }
+                    worker(rx)
+                })
                 .context("starting a hashing thread")?;
         }
         let salt = SaltString::generate(&mut rand::rngs::OsRng);

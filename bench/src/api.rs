@@ -9,6 +9,10 @@ use reqwest::{Client, RequestBuilder, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
+use bytes::Bytes;
+use hyper::Method;
+
+use crate::http1::Conn;
 use crate::identity;
 use crate::server::Inbox;
 use crate::stats::{Recorder, Summary};
@@ -163,25 +167,57 @@ where
     Ok(total.summary(accounts.len(), started.elapsed()))
 }
 
+/// Sends one timed request on `conn` and records it: a success when the status is `expected`.
+/// A failed connection is replaced by a new one.
+async fn timed_on(
+    conn: &mut Option<Conn>,
+    base: &str,
+    request: (Method, &str, Option<&str>, &Bytes),
+    expected: StatusCode,
+    recorder: &mut Recorder,
+) {
+    let started = Instant::now();
+    let (method, path, token, body) = request;
+    let outcome = match conn.as_mut() {
+        Some(c) => c.send(method, path, token, body.clone()).await,
+        None => match Conn::open(base).await {
+            Ok(c) => conn.insert(c).send(method, path, token, body.clone()).await,
+            Err(e) => Err(e),
+        },
+    };
+    match outcome {
+        Ok((status, _)) if status.as_u16() == expected.as_u16() => recorder.success(started.elapsed()),
+        Ok((status, body)) => {
+            recorder.failure(status.as_str(), || String::from_utf8_lossy(&body).into_owned());
+        }
+        Err(e) => {
+            *conn = None;
+            recorder.failure("transport", || format!("{e:#}"));
+            // A refused connection fails at once: don't spin on it.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
 /// Each client edits its profile in a loop, alternating the ethnicity so every edit is a change.
 pub async fn profile_edits(
-    http: &Client,
+    _http: &Client,
     base: &str,
     accounts: &[Account],
     duration: Duration,
 ) -> anyhow::Result<Summary> {
-    let url = format!("{base}/v1/me/profile");
+    // Setup left "01": start with "02" so every edit is a change.
+    let bodies = [Bytes::from_static(br#"{"ethnicity":"02"}"#), Bytes::from_static(br#"{"ethnicity":"01"}"#)];
     run_phase(accounts, duration, |_, _, token, deadline| {
-        let (http, url) = (http.clone(), url.clone());
+        let (base, bodies) = (base.to_string(), bodies.clone());
         async move {
             let mut recorder = Recorder::new();
-            let mut han = false;
+            let mut conn = Conn::open(&base).await.ok();
+            let mut i = 0usize;
             while Instant::now() < deadline {
-                // Setup left "01": start with "02" so every edit is a change.
-                let ethnicity = if han { "01" } else { "02" };
-                han = !han;
-                let request = http.put(&url).bearer_auth(&token).json(&json!({"ethnicity": ethnicity}));
-                timed(request, StatusCode::OK, &mut recorder).await;
+                let request = (Method::PUT, "/v1/me/profile", Some(token.as_str()), &bodies[i % 2]);
+                timed_on(&mut conn, &base, request, StatusCode::OK, &mut recorder).await;
+                i += 1;
             }
             recorder
         }
@@ -192,22 +228,23 @@ pub async fn profile_edits(
 /// Each client logs in to its own account in a loop, while a probe times `/healthz` every
 /// 10 ms. Returns the logins and the probe.
 pub async fn logins(
-    http: &Client,
+    _http: &Client,
     base: &str,
     accounts: &[Account],
     duration: Duration,
 ) -> anyhow::Result<(Summary, Summary)> {
-    let url = format!("{base}/v1/sessions");
     // Its own connection, so the probe never waits behind a login for a pooled one.
     let probe_http = client(1)?;
     let probe = tokio::spawn(probe(probe_http, format!("{base}/healthz"), Instant::now() + duration));
     let logins = run_phase(accounts, duration, |_, document_number, _, deadline| {
-        let (http, url) = (http.clone(), url.clone());
+        let base = base.to_string();
         async move {
             let mut recorder = Recorder::new();
-            let body = json!({"document_number": document_number, "password": PASSWORD});
+            let body = Bytes::from(json!({"document_number": document_number, "password": PASSWORD}).to_string());
+            let mut conn = Conn::open(&base).await.ok();
             while Instant::now() < deadline {
-                timed(http.post(&url).json(&body), StatusCode::CREATED, &mut recorder).await;
+                let request = (Method::POST, "/v1/sessions", None, &body);
+                timed_on(&mut conn, &base, request, StatusCode::CREATED, &mut recorder).await;
             }
             recorder
         }

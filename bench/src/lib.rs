@@ -4,6 +4,7 @@
 pub mod api;
 pub mod argon;
 pub mod database;
+pub mod http1;
 pub mod identity;
 pub mod report;
 pub mod server;

@@ -4,9 +4,9 @@
 //! into an events-shaped table at the same concurrency, and Argon2id verifications per second
 //! on every core with the server's parameters.
 //!
-//! The phases run one after the other so they never compete for the cores: the two baselines,
-//! then the server is started, one account per client is set up, and the profile-edit and
-//! login phases run. Before each phase PostgreSQL is checkpointed and vacuumed, so that the
+//! The phases run one after the other so they never compete for the cores: the raw INSERT
+//! baseline, then the server is started, one account per client is set up, the profile-edit
+//! phase runs, then the Argon2id baseline (the server idle) and the login phase. Before each phase PostgreSQL is checkpointed and vacuumed, so that the
 //! background work the previous phase left does not run during the next one. Missing a target
 //! is a finding, not a failure: the exit status is non-zero only when the run itself could not
 //! be carried out.
@@ -135,23 +135,16 @@ async fn measure(
     let raw_insert = database::raw_inserts(database_url, clients, phase).await?;
     say(format!("  {:.1} inserts/s", raw_insert.ops_per_sec));
 
-    settle(database_url).await?;
-    say(format!("baseline: Argon2id verifications on {cores} threads, {} s", phase.as_secs()));
-    let argon2id = tokio::task::spawn_blocking(move || argon::verifications(cores, phase))
-        .await
-        .context("the Argon2id baseline panicked")??;
-    say(format!("  {:.1} verifications/s", argon2id.ops_per_sec));
-
     let dir = tempfile::Builder::new().prefix("shenfen-load-").tempdir().context("creating a temporary directory")?;
     let webhook = Webhook::start().await?;
     say(format!("starting {}", server_binary.display()));
     let mut server = Server::start(server_binary, database_url, &webhook.notifier(), dir.path()).await?;
-    let result = server_phases(&mut server, &webhook, database_url, clients, phase).await;
+    let result = server_phases(&mut server, &webhook, database_url, clients, cores, phase).await;
     let running = server.ensure_running();
     let log = server.log.clone();
     server.stop().await?;
     webhook.stop();
-    let (profile_edit, login, healthz) = match (result, running) {
+    let (profile_edit, argon2id, login, healthz) = match (result, running) {
         (Ok(r), Ok(())) => r,
         (Err(e), _) | (Ok(_), Err(e)) => {
             return Err(e.context(format!("server log (tail):\n{}", server::tail(&log, 20))));
@@ -182,8 +175,9 @@ async fn server_phases(
     webhook: &Webhook,
     database_url: &str,
     clients: usize,
+    cores: usize,
     phase: Duration,
-) -> anyhow::Result<(stats::Summary, stats::Summary, stats::Summary)> {
+) -> anyhow::Result<(stats::Summary, stats::Summary, stats::Summary, stats::Summary)> {
     let base = server.base_url();
     let http = api::client(clients)?;
     say(format!("server on {base}; registering {clients} accounts"));
@@ -198,9 +192,17 @@ async fn server_phases(
     let settled = api::settle_projections(&http, &base, Duration::from_secs(120)).await?;
     say(format!("  projections caught up {:.1} s after the last edit", settled.as_secs_f64()));
 
+    // The Argon2id baseline runs right before the logins it is compared with (the server is
+    // idle meanwhile), so that both see the machine in the same state.
     settle(database_url).await?;
+    say(format!("baseline: Argon2id verifications on {cores} threads, {} s", phase.as_secs()));
+    let argon2id = tokio::task::spawn_blocking(move || argon::verifications(cores, phase))
+        .await
+        .context("the Argon2id baseline panicked")??;
+    say(format!("  {:.1} verifications/s", argon2id.ops_per_sec));
+
     say(format!("phase: logins, {clients} clients, with a /healthz probe every 10 ms, {} s", phase.as_secs()));
     let (login, healthz) = api::logins(&http, &base, &accounts, phase).await?;
     say(format!("  {:.1} logins/s, {} errors", login.ops_per_sec, login.errors));
-    Ok((profile_edit, login, healthz))
+    Ok((profile_edit, argon2id, login, healthz))
 }

@@ -109,7 +109,7 @@ async fn notify_loop(pool: PgPool, mut committed: watch::Receiver<u64>) {
 }
 
 /// The shortest time between two NOTIFYs of one appender.
-const NOTIFY_EVERY: std::time::Duration = std::time::Duration::from_millis(5);
+const NOTIFY_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
 
 async fn worker(
     pool: PgPool,

@@ -117,7 +117,7 @@ impl ProjectionError {
 }
 
 /// How long a position reached only through unwanted events may stay unwritten.
-pub const CHECKPOINT_FLUSH: Duration = Duration::from_millis(200);
+pub const CHECKPOINT_FLUSH: Duration = Duration::from_secs(1);
 
 /// Where a runner stands: `stored` is the checkpoint row, `read` how far it has read
 /// (ahead of `stored` only by events it does not want).
@@ -384,9 +384,12 @@ impl Window {
 }
 
 /// How long a busy runner waits after a wake before reading, so that events gather.
-const COALESCE: Duration = Duration::from_millis(5);
+const COALESCE: Duration = Duration::from_millis(20);
 /// How long after its last batch a runner counts as busy.
 const COALESCE_WHILE_BUSY: Duration = Duration::from_secs(1);
+
+/// How often a runner that is caught up reports its lag.
+const LAG_REPORT_EVERY: Duration = Duration::from_secs(5);
 
 const TAIL_FRESHNESS: Duration = Duration::from_millis(50);
 /// Most events kept in the shared window.
@@ -444,7 +447,7 @@ struct Leadership {
 }
 
 /// How often a leader checks that its lock's connection is alive.
-const LEADERSHIP_CHECK: Duration = Duration::from_secs(1);
+const LEADERSHIP_CHECK: Duration = Duration::from_secs(5);
 
 impl Task {
     async fn run(self, mut wake: watch::Receiver<u64>) {
@@ -467,7 +470,7 @@ impl Task {
                         tracing::warn!(projection = name, error = %err, "checkpoint flush failed");
                         cursor = None;
                     }
-                    if lag_reported.elapsed() >= Duration::from_secs(1) {
+                    if lag_reported.elapsed() >= LAG_REPORT_EVERY {
                         self.report_lag().await;
                         lag_reported = Instant::now();
                     }
