@@ -134,7 +134,8 @@ pub async fn log_in(
             tracing::info!(account_id = %account_id, locked, "login failed");
             return Err(login_failed());
         };
-        tracing::info!(account_id = %account_id, "logged in");
+        // Recorded in the stream (`SessionStarted`); the log line is for debugging only.
+        tracing::debug!(account_id = %account_id, "logged in");
         return Ok((
             StatusCode::CREATED,
             Json(LoginResponse {
