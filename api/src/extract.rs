@@ -191,13 +191,14 @@ async fn holder_of(state: &AppState, token: &str, optimistic: bool) -> Result<Op
         account.session_by_token(&token_hash, now).filter(|_| account.is_active()).map(|s| s.session_id.clone())
     };
     let mut current = if optimistic {
-        state.accounts.load_optimistic(&account_id).await.map_err(internal)?
+        state.accounts.load_optimistic(&account_id).await
     } else {
-        Current { loaded: state.accounts.load_context(&account_id).await.map_err(internal)?, verified: true }
-    };
+        state.accounts.load_current(&account_id).await
+    }
+    .map_err(internal)?;
     let mut session_id = live(&current.loaded.state);
     if session_id.is_none() && !current.verified {
-        current = Current { loaded: state.accounts.load_context(&account_id).await.map_err(internal)?, verified: true };
+        current = state.accounts.load_current(&account_id).await.map_err(internal)?;
         session_id = live(&current.loaded.state);
     }
     let Some(session_id) = session_id else { return Ok(None) };

@@ -31,7 +31,7 @@ use cqrs_es::persist::{PersistenceError, SerializedEvent};
 use sqlx::{PgConnection, PgPool, SqlitePool};
 use tokio::sync::{mpsc, oneshot, watch, Mutex};
 
-use crate::db::Db;
+use crate::db::{Db, OwnConnection};
 
 /// Most commands written in one transaction.
 pub const MAX_BATCH: usize = 128;
@@ -39,7 +39,7 @@ pub const MAX_BATCH: usize = 128;
 const WORKERS: usize = 3;
 
 /// SQLSTATEs (PostgreSQL, SQLite) that mean another writer got there first.
-fn is_conflict(err: &sqlx::Error) -> bool {
+pub(crate) fn is_conflict(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("23505" | "5" | "517" | "1555" | "2067")))
 }
 
@@ -116,7 +116,7 @@ async fn worker(
     receiver: Arc<Mutex<mpsc::UnboundedReceiver<Request>>>,
     committed: Arc<watch::Sender<u64>>,
 ) {
-    let mut conn = Connection { pool, conn: None };
+    let mut conn = OwnConnection::new(pool);
     loop {
         let mut batch = Vec::new();
         {
@@ -140,29 +140,6 @@ async fn worker(
     }
 }
 
-/// A worker's own connection, taken out of the pool: a pooled connection costs a round trip
-/// each time it goes back (sqlx checks it), which would double the appender's round trips.
-struct Connection {
-    pool: PgPool,
-    conn: Option<PgConnection>,
-}
-
-impl Connection {
-    /// Runs one INSERT on the connection, opening it first if needed; a connection that
-    /// failed other than with a database error is dropped, and the next INSERT opens another.
-    async fn insert(&mut self, events: &[&SerializedEvent]) -> Result<(), sqlx::Error> {
-        let conn = match self.conn.as_mut() {
-            Some(conn) => conn,
-            None => self.conn.insert(self.pool.acquire().await?.detach()),
-        };
-        let result = insert_pg(conn, events).await;
-        if matches!(&result, Err(e) if !matches!(e, sqlx::Error::Database(_))) {
-            self.conn = None;
-        }
-        result
-    }
-}
-
 /// Splits a batch so that no round holds two commands on the same stream (keeping their order).
 fn rounds(batch: Vec<Request>) -> Vec<Vec<Request>> {
     type Stream = (String, String);
@@ -183,10 +160,10 @@ fn rounds(batch: Vec<Request>) -> Vec<Vec<Request>> {
 }
 
 /// Writes one round and answers its commands; true when anything was committed.
-async fn write_round(conn: &mut Connection, round: Vec<Request>) -> bool {
+async fn write_round(conn: &mut OwnConnection, round: Vec<Request>) -> bool {
     if round.len() > 1 {
         let events: Vec<&SerializedEvent> = round.iter().flat_map(|r| r.events.iter()).collect();
-        match conn.insert(&events).await {
+        match insert(conn, &events).await {
             Ok(()) => {
                 for request in round {
                     let _ = request.reply.send(Ok(()));
@@ -202,7 +179,7 @@ async fn write_round(conn: &mut Connection, round: Vec<Request>) -> bool {
     let mut any = false;
     for request in round {
         let events: Vec<&SerializedEvent> = request.events.iter().collect();
-        let outcome = conn.insert(&events).await.map_err(classify);
+        let outcome = insert(conn, &events).await.map_err(classify);
         any |= outcome.is_ok();
         let _ = request.reply.send(outcome);
     }
@@ -212,6 +189,12 @@ async fn write_round(conn: &mut Connection, round: Vec<Request>) -> bool {
 const INSERT_PG: &str =
     "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
      SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[])";
+
+/// [`insert_pg`] on the worker's own connection.
+async fn insert(conn: &mut OwnConnection, events: &[&SerializedEvent]) -> Result<(), sqlx::Error> {
+    let result = insert_pg(conn.get().await?, events).await;
+    conn.checked(result)
+}
 
 /// One INSERT of `events`, atomic on its own: a collision fails it whole.
 async fn insert_pg(conn: &mut PgConnection, events: &[&SerializedEvent]) -> Result<(), sqlx::Error> {

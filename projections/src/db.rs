@@ -45,6 +45,40 @@ pub enum DbTx {
     Sqlite(Transaction<'static, Sqlite>),
 }
 
+/// A PostgreSQL connection taken out of the pool and kept by one worker: a pooled connection
+/// costs a round trip each time it goes back (sqlx checks it on release), which a worker that
+/// runs statements back to back should not pay. Opened on first use; after an error other than
+/// a database error (the connection may be broken) it is dropped, and the next use opens
+/// another.
+pub struct OwnConnection {
+    pool: PgPool,
+    conn: Option<sqlx::PgConnection>,
+}
+
+impl OwnConnection {
+    /// A connection from `pool`, opened when first used.
+    pub fn new(pool: PgPool) -> Self {
+        OwnConnection { pool, conn: None }
+    }
+
+    /// The connection, opened if needed. Pass what was done with it to [`checked`](Self::checked).
+    pub async fn get(&mut self) -> Result<&mut sqlx::PgConnection, sqlx::Error> {
+        match self.conn {
+            Some(ref mut conn) => Ok(conn),
+            None => Ok(self.conn.insert(self.pool.acquire().await?.detach())),
+        }
+    }
+
+    /// Returns `result`, dropping the connection first when it failed other than with a
+    /// database error.
+    pub fn checked<T>(&mut self, result: Result<T, sqlx::Error>) -> Result<T, sqlx::Error> {
+        if matches!(&result, Err(e) if !matches!(e, sqlx::Error::Database(_))) {
+            self.conn = None;
+        }
+        result
+    }
+}
+
 /// How long a pooled PostgreSQL connection may sit idle before it is checked on acquire.
 const CHECK_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
 

@@ -105,14 +105,7 @@ pub async fn read_for_projections_pg(
 /// saves reading and decoding about a third of every row.
 pub async fn read_for_projections(db: &Db, after: Position, limit: i64) -> Result<Vec<StoredEvent>, sqlx::Error> {
     match db {
-        Db::Postgres(p) => {
-            sqlx::query_as::<_, StoredEvent>(PG_READ_FOR_PROJECTIONS)
-                .bind(after.tx.to_string())
-                .bind(after.pos)
-                .bind(limit)
-                .fetch_all(p)
-                .await
-        }
+        Db::Postgres(p) => read_for_projections_pg(&mut *p.acquire().await?, after, limit).await,
         Db::Sqlite(p) => {
             sqlx::query_as::<_, StoredEvent>(SQLITE_READ_FOR_PROJECTIONS).bind(after.pos).bind(limit).fetch_all(p).await
         }

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use sqlx::Connection;
 use tokio::sync::watch;
 
-use crate::db::{Db, DbTx};
+use crate::db::{Db, DbTx, OwnConnection};
 use crate::log::{self, Position, StoredEvent};
 
 /// A read model fed from the log.
@@ -324,26 +324,20 @@ struct Tail {
 }
 
 /// What the tail's lock guards: the window, and on PostgreSQL the connection that reads it
-/// (its own, so that reads skip the pool's check of a connection coming back to it).
+/// (its own: see [`OwnConnection`]).
 #[derive(Default)]
 struct Shared {
     window: Option<Window>,
-    conn: Option<sqlx::PgConnection>,
+    conn: Option<OwnConnection>,
 }
 
 impl Shared {
     async fn read(&mut self, db: &Db, after: Position, limit: i64) -> Result<Vec<Arc<StoredEvent>>, sqlx::Error> {
         let events = match db {
             Db::Postgres(pool) => {
-                let conn = match self.conn.as_mut() {
-                    Some(conn) => conn,
-                    None => self.conn.insert(pool.acquire().await?.detach()),
-                };
-                let read = log::read_for_projections_pg(conn, after, limit).await;
-                if matches!(&read, Err(e) if !matches!(e, sqlx::Error::Database(_))) {
-                    self.conn = None;
-                }
-                read?
+                let conn = self.conn.get_or_insert_with(|| OwnConnection::new(pool.clone()));
+                let read = log::read_for_projections_pg(conn.get().await?, after, limit).await;
+                conn.checked(read)?
             }
             Db::Sqlite(_) => log::read_for_projections(db, after, limit).await?,
         };

@@ -49,10 +49,8 @@ impl Repo {
 /// another writer got there first, which callers must see as a conflict.
 fn sqlite_conflict(err: PersistenceError) -> PersistenceError {
     if let PersistenceError::UnknownError(inner) = &err {
-        if let Some(sqlx::Error::Database(db)) = inner.downcast_ref::<sqlx::Error>() {
-            if matches!(db.code().as_deref(), Some("5" | "517" | "1555" | "2067")) {
-                return PersistenceError::OptimisticLockError;
-            }
+        if inner.downcast_ref::<sqlx::Error>().is_some_and(crate::append::is_conflict) {
+            return PersistenceError::OptimisticLockError;
         }
     }
     err
@@ -439,8 +437,14 @@ where
     pub async fn load_optimistic(&self, id: &str) -> Result<Current<A>, BusError<A::Error>> {
         match self.cached(id) {
             Some(loaded) => Ok(Current { loaded, verified: false }),
-            None => Ok(Current { loaded: self.load_context(id).await?, verified: true }),
+            None => self.load_current(id).await,
         }
+    }
+
+    /// The aggregate as it stands in the store ([`load_context`](Self::load_context)), marked
+    /// verified.
+    pub async fn load_current(&self, id: &str) -> Result<Current<A>, BusError<A::Error>> {
+        Ok(Current { loaded: self.load_context(id).await?, verified: true })
     }
 
     /// Runs `command` on aggregate `id`, starting from `first` when given, as long as `guard`
@@ -462,7 +466,7 @@ where
         for attempt in 0..MAX_ATTEMPTS {
             let Current { mut loaded, verified } = match first.take() {
                 Some(current) => current,
-                None => Current { loaded: self.load_context(id).await?, verified: true },
+                None => self.load_current(id).await?,
             };
             if !guard(&loaded.state) {
                 if !verified && !self.is_current(id, &loaded).await? {

@@ -279,12 +279,9 @@ async fn find_account(
     for candidate in candidates {
         let Ok(parsed) = DocumentNumber::parse(candidate, number, today) else { continue };
         let id = ids::account_id(&state.key, candidate, &parsed);
-        let current = if optimistic {
-            state.accounts.load_optimistic(&id).await
-        } else {
-            state.accounts.load_context(&id).await.map(|loaded| Current { loaded, verified: true })
-        }
-        .map_err(|e| super::bus_problem(e, super::account_problem))?;
+        let current =
+            if optimistic { state.accounts.load_optimistic(&id).await } else { state.accounts.load_current(&id).await }
+                .map_err(|e| super::bus_problem(e, super::account_problem))?;
         if current.loaded.state.exists() {
             return Ok(Some((id, current)));
         }

@@ -17,8 +17,6 @@ use shenfen_domain::metadata::Actor;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult};
-use shenfen_projections::store::Current;
-
 use crate::extract::{AppJson, Ctx, Holder};
 use crate::startup::AppState;
 
@@ -75,14 +73,11 @@ pub async fn log_in(
     for _ in 0..4 {
         let current = match next.take() {
             Some(current) => current,
-            None => Current {
-                loaded: state
-                    .accounts
-                    .load_context(&account_id)
-                    .await
-                    .map_err(|e| super::bus_problem(e, super::account_problem))?,
-                verified: true,
-            },
+            None => state
+                .accounts
+                .load_current(&account_id)
+                .await
+                .map_err(|e| super::bus_problem(e, super::account_problem))?,
         };
         let account = &current.loaded.state;
         let refusal = if account.legacy {
