@@ -47,6 +47,24 @@ pub fn load_or_create_key(path: &Path) -> anyhow::Result<Vec<u8>> {
 pub struct PasswordHashing {
     jobs: std::sync::mpsc::Sender<Job>,
     dummy_hash: Arc<String>,
+    /// Hashes and verifications asked for and not answered yet.
+    pending: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Counts a job as pending while it lives.
+struct Pending(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Pending {
+    fn new(counter: &Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Pending(counter.clone())
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 enum Job {
@@ -129,12 +147,13 @@ impl PasswordHashing {
             .hash_password(b"shenfen dummy password #1", &salt)
             .map_err(|e| anyhow::anyhow!("argon2: {e}"))?
             .to_string();
-        Ok(PasswordHashing { jobs: tx, dummy_hash: Arc::new(dummy) })
+        Ok(PasswordHashing { jobs: tx, dummy_hash: Arc::new(dummy), pending: Default::default() })
     }
 
     /// The Argon2id (PHC string) hash of `password`, with the crate's default parameters
     /// (m = 19 MiB, t = 2, p = 1).
     pub async fn hash(&self, password: String) -> anyhow::Result<String> {
+        let _pending = Pending::new(&self.pending);
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.jobs.send(Job::Hash { password, reply }).map_err(|_| anyhow::anyhow!("hashing threads stopped"))?;
         answer.await.context("hashing thread failed")?
@@ -142,11 +161,18 @@ impl PasswordHashing {
 
     /// Whether `password` matches `hash`.
     pub async fn verify(&self, password: String, hash: String) -> anyhow::Result<bool> {
+        let _pending = Pending::new(&self.pending);
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.jobs
             .send(Job::Verify { password, hash, reply })
             .map_err(|_| anyhow::anyhow!("hashing threads stopped"))?;
         answer.await.context("hashing thread failed")
+    }
+
+    /// How many hashes and verifications are queued or running: other logins that will
+    /// commit soon.
+    pub fn pending(&self) -> usize {
+        self.pending.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Spends the time of one verification, so that an unknown account answers as slowly as

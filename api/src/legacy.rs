@@ -33,8 +33,7 @@ fn parse_instant(s: &str) -> Option<DateTime<Utc>> {
 pub async fn import(settings: &crate::config::Settings, file: &Path) -> anyhow::Result<ExitCode> {
     let db = Db::open(&settings.database_url, 4).await.context("opening the database")?;
     let key = crate::crypto::load_or_create_key(&settings.secret_key_file)?;
-    let (written, _) = tokio::sync::watch::channel(0u64);
-    let bus: CommandBus<Account> = CommandBus::new(&db, (), std::sync::Arc::new(written));
+    let bus: CommandBus<Account> = CommandBus::new(&db, (), shenfen_projections::commits::Commits::new(&db));
     let mut reader = csv::Reader::from_path(file).with_context(|| format!("opening {}", file.display()))?;
     let now = Utc::now();
     let meta = EventMetadata {

@@ -20,13 +20,14 @@ use shenfen_domain::code::CodeChannel;
 use shenfen_domain::ports::IdentityAuthority;
 use shenfen_domain::staff::Staff;
 use shenfen_domain::verification::Verification;
+use shenfen_projections::commits::Commits;
 use shenfen_projections::db::Db;
 use shenfen_projections::identity::IdentityProcess;
 use shenfen_projections::log::Position;
 use shenfen_projections::runner::{self, Progress, RunnerConfig};
 use shenfen_projections::snapshots::SnapshotWriter;
 use shenfen_projections::store::CommandBus;
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
@@ -89,16 +90,15 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<Arc<AppState>> {
     let db = Db::open(&settings.database_url, settings.db_connections).await.context("opening the database")?;
     let key = crate::crypto::load_or_create_key(&settings.secret_key_file)?;
     let metrics = crate::telemetry::metrics();
-    let (written, _) = watch::channel(0u64);
-    let written = Arc::new(written);
-    let accounts = Arc::new(CommandBus::new(&db, (), written.clone()));
-    let verifications = Arc::new(CommandBus::new(&db, (), written.clone()));
+    let commits = Commits::new(&db);
+    let accounts = Arc::new(CommandBus::new(&db, (), commits.clone()));
+    let verifications = Arc::new(CommandBus::new(&db, (), commits.clone()));
     let mut projections = shenfen_projections::read_models();
     projections.push(Arc::new(IdentityProcess { accounts: accounts.clone(), verifications: verifications.clone() }));
     projections.push(Arc::new(SnapshotWriter::new(accounts.clone(), "snapshots_account")));
     projections.push(Arc::new(SnapshotWriter::new(verifications.clone(), "snapshots_verification")));
     let progress =
-        runner::start(&db, projections, &written, RunnerConfig::default()).await.context("starting the projections")?;
+        runner::start(&db, projections, &commits, RunnerConfig::default()).await.context("starting the projections")?;
     let authority = crate::authority::from_spec(&settings.identity_authority)?;
     let blobs = crate::blobs::BlobStore::open(&settings.blob_dir)?;
     let mut calendar = WorkingCalendar::shipped();
@@ -113,9 +113,9 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<Arc<AppState>> {
     tokio::spawn(crate::notifier::run_outbox(db.clone(), notifier, clock.clone(), outbox_wake.clone()));
     Ok(Arc::new(AppState {
         accounts,
-        codes: CommandBus::new(&db, (), written.clone()),
+        codes: CommandBus::new(&db, (), commits.clone()),
         verifications,
-        staff: CommandBus::new(&db, (), written.clone()),
+        staff: CommandBus::new(&db, (), commits.clone()),
         authority,
         calendar,
         blobs,

@@ -68,7 +68,10 @@ pub async fn start_throwaway(bin_dir: &Path, max_connections: usize, non_durable
     let mut builder = PgTempDBBuilder::new()
         .with_bin_path(bin_dir)
         .with_config_param("max_connections", &max_connections.to_string())
-        .with_config_param("listen_addresses", "127.0.0.1");
+        .with_config_param("listen_addresses", "127.0.0.1")
+        // pgtemp pipes the server's stderr without reading it; a full pipe would block every
+        // backend that logs. The logging collector writes the log to files instead.
+        .with_config_param("logging_collector", "on");
     if !non_durable {
         for key in ["fsync", "synchronous_commit", "full_page_writes", "autovacuum"] {
             builder = builder.with_config_param(key, "on");

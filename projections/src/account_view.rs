@@ -10,7 +10,7 @@ use shenfen_domain::account::{Account, AccountEvent, RealNameStatus};
 use shenfen_domain::shared::mask::{mask_document, mask_email, mask_mobile};
 
 use crate::db::{Db, DbTx};
-use crate::log::StoredEvent;
+use crate::log::{EventKind, StoredEvent};
 use crate::runner::{BulkApply, Projection, ProjectionError};
 
 /// The projection.
@@ -27,10 +27,10 @@ impl Projection for AccountView {
         Self::NAME
     }
 
-    fn wants(&self, e: &StoredEvent) -> bool {
+    fn wants(&self, e: EventKind<'_>) -> bool {
         e.aggregate_type == "account"
             && matches!(
-                e.event_type.as_str(),
+                e.event_type,
                 "Registered"
                     | "LegacyImported"
                     | "Reregistered"

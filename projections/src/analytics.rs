@@ -12,7 +12,7 @@ use shenfen_domain::verification::{Verification, VerificationEvent, DAILY_ATTEMP
 
 use crate::db::DbTx;
 use crate::exec;
-use crate::log::StoredEvent;
+use crate::log::{EventKind, StoredEvent};
 use crate::runner::{Projection, ProjectionError};
 
 /// The projection.
@@ -64,11 +64,11 @@ impl Projection for Analytics {
         Self::NAME
     }
 
-    fn wants(&self, e: &StoredEvent) -> bool {
+    fn wants(&self, e: EventKind<'_>) -> bool {
         (e.aggregate_type == "account" && e.event_type == "Registered")
             || (e.aggregate_type == "verification"
                 && matches!(
-                    e.event_type.as_str(),
+                    e.event_type,
                     "AttemptStarted"
                         | "AttemptPassed"
                         | "AttemptFailed"

@@ -15,23 +15,31 @@
 //! Collisions are rare (another process wrote the stream since this one last saw it), so the
 //! retry costs little.
 //!
+//! Every append answers where the command's events stand in the global order (the position
+//! of the last event its transaction wrote), from the INSERT's `RETURNING`: runners are woken
+//! with it, and commands that wait for read models wait for it.
+//!
 //! After each commit, a NOTIFY on `shenfen_events` wakes the projection runners of other
-//! processes (its payload names this process, whose own runners ignore it: they were woken
-//! when the command committed). It is sent by a separate task, coalesced and outside the appending transactions:
+//! processes (its payload names this process, whose own runners ignore it, and the position
+//! reached). It is sent by a separate task, coalesced and outside the appending transactions:
 //! PostgreSQL serialises the commits of transactions that NOTIFY (they hold a database-wide
-//! lock until their commit record is flushed), which would defeat group commit. A process
-//! that dies between a commit and its NOTIFY costs the others one polling interval.
+//! lock until their commit record is flushed), which would defeat group commit. It is sent
+//! only while another process listens ([`Peers`]): a NOTIFY is a transaction of its own. A
+//! process that dies between a commit and its NOTIFY costs the others one polling interval.
 //!
 //! **SQLite** has one writer at a time; each command is one multi-row INSERT.
 
 use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use cqrs_es::persist::{PersistenceError, SerializedEvent};
 use sqlx::{PgConnection, PgPool, SqlitePool};
 use tokio::sync::{mpsc, oneshot, watch, Mutex};
 
+use crate::commits::{payload, Notice, Peers};
 use crate::db::{Db, OwnConnection};
+use crate::log::Position;
 
 /// Most commands written in one transaction.
 pub const MAX_BATCH: usize = 128;
@@ -51,31 +59,45 @@ fn classify(err: sqlx::Error) -> PersistenceError {
     }
 }
 
+type Outcome = Result<Position, PersistenceError>;
+
 struct Request {
     events: Vec<SerializedEvent>,
-    reply: oneshot::Sender<Result<(), PersistenceError>>,
+    /// Until when the command can wait for others to share its transaction.
+    until: Instant,
+    reply: oneshot::Sender<Outcome>,
 }
 
 /// Writes commands' events to the log of one database.
 pub struct Appender {
     db: Db,
+    peers: Arc<Peers>,
     queue: OnceLock<mpsc::UnboundedSender<Request>>,
 }
 
 impl Appender {
-    /// An appender over `db`; its workers start with the first append.
-    pub fn new(db: &Db) -> Self {
-        Appender { db: db.clone(), queue: OnceLock::new() }
+    /// An appender over `db`, announcing commits while `peers` listen; its workers start with
+    /// the first append.
+    pub fn new(db: &Db, peers: Arc<Peers>) -> Self {
+        Appender { db: db.clone(), peers, queue: OnceLock::new() }
     }
 
-    /// Appends one command's events (all of them or none).
-    pub async fn append(&self, events: Vec<SerializedEvent>) -> Result<(), PersistenceError> {
+    /// Appends one command's events (all of them or none); returns the position of the last
+    /// event of the transaction that wrote them.
+    ///
+    /// On PostgreSQL a command whose caller does not mind waiting (`linger` above zero: a
+    /// login, which has just spent far longer on its password hash) lets the transaction wait
+    /// up to `linger` for other commands to join it, so that they share one commit and its
+    /// WAL flush. The wait ends early when a command that cannot wait arrives or the batch is
+    /// full. Commands that keep coming have no need of it: they gather while the previous
+    /// transaction commits.
+    pub async fn append(&self, events: Vec<SerializedEvent>, linger: Duration) -> Outcome {
         match &self.db {
             Db::Sqlite(pool) => insert_sqlite(pool, &events).await,
             Db::Postgres(pool) => {
-                let queue = self.queue.get_or_init(|| start_workers(pool.clone()));
+                let queue = self.queue.get_or_init(|| start_workers(pool.clone(), self.peers.clone()));
                 let (reply, answer) = oneshot::channel();
-                if queue.send(Request { events, reply }).is_err() {
+                if queue.send(Request { events, until: Instant::now() + linger, reply }).is_err() {
                     return Err(PersistenceError::UnknownError("the appender has stopped".into()));
                 }
                 answer.await.unwrap_or_else(|_| Err(PersistenceError::UnknownError("the appender has stopped".into())))
@@ -84,23 +106,29 @@ impl Appender {
     }
 }
 
-fn start_workers(pool: PgPool) -> mpsc::UnboundedSender<Request> {
+fn start_workers(pool: PgPool, peers: Arc<Peers>) -> mpsc::UnboundedSender<Request> {
     let (queue, receiver) = mpsc::unbounded_channel();
     let receiver = Arc::new(Mutex::new(receiver));
-    let (committed, _) = watch::channel(0u64);
+    let (committed, _) = watch::channel(Position::default());
     let committed = Arc::new(committed);
-    tokio::spawn(notify_loop(pool.clone(), committed.subscribe()));
+    tokio::spawn(notify_loop(pool.clone(), committed.subscribe(), peers));
     for _ in 0..WORKERS {
         tokio::spawn(worker(pool.clone(), receiver.clone(), committed.clone()));
     }
     queue
 }
 
-/// Sends a NOTIFY after commits: at once after a quiet spell, then at most one per
-/// [`NOTIFY_EVERY`] while commits keep coming (each wakes every runner of every process).
-async fn notify_loop(pool: PgPool, mut committed: watch::Receiver<u64>) {
+/// Sends a NOTIFY after commits while other processes listen: at once after a quiet spell,
+/// then at most one per [`NOTIFY_EVERY`] while commits keep coming (each wakes every runner of
+/// every other process).
+async fn notify_loop(pool: PgPool, mut committed: watch::Receiver<Position>, peers: Arc<Peers>) {
     while committed.changed().await.is_ok() {
-        let notify = sqlx::query("SELECT pg_notify('shenfen_events', $1)").bind(crate::runner::process_token());
+        if !peers.notify_needed() {
+            continue;
+        }
+        let at = *committed.borrow_and_update();
+        let notify = sqlx::query("SELECT pg_notify('shenfen_events', $1)")
+            .bind(payload(crate::runner::process_token(), Notice::Committed(at)));
         if let Err(err) = notify.execute(&pool).await {
             tracing::warn!(error = %err, "NOTIFY failed; other processes' projections will poll");
         }
@@ -109,32 +137,43 @@ async fn notify_loop(pool: PgPool, mut committed: watch::Receiver<u64>) {
 }
 
 /// The shortest time between two NOTIFYs of one appender.
-const NOTIFY_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
+const NOTIFY_EVERY: Duration = Duration::from_millis(20);
 
 async fn worker(
     pool: PgPool,
     receiver: Arc<Mutex<mpsc::UnboundedReceiver<Request>>>,
-    committed: Arc<watch::Sender<u64>>,
+    committed: Arc<watch::Sender<Position>>,
 ) {
     let mut conn = OwnConnection::new(pool);
     loop {
-        let mut batch = Vec::new();
+        let mut batch: Vec<Request> = Vec::new();
         {
             let mut receiver = receiver.lock().await;
             match receiver.recv().await {
                 Some(first) => batch.push(first),
                 None => return,
             }
-            while batch.len() < MAX_BATCH {
-                match receiver.try_recv() {
-                    Ok(next) => batch.push(next),
-                    Err(_) => break,
+            // Take what is waiting; then, while every command taken can wait, wait for more.
+            loop {
+                while batch.len() < MAX_BATCH {
+                    match receiver.try_recv() {
+                        Ok(next) => batch.push(next),
+                        Err(_) => break,
+                    }
+                }
+                let Some(until) = batch.iter().map(|r| r.until).min() else { break };
+                if batch.len() >= MAX_BATCH || Instant::now() >= until {
+                    break;
+                }
+                match tokio::time::timeout_at(until.into(), receiver.recv()).await {
+                    Ok(Some(next)) => batch.push(next),
+                    Ok(None) | Err(_) => break,
                 }
             }
         }
         for round in rounds(batch) {
-            if write_round(&mut conn, round).await {
-                committed.send_modify(|n| *n = n.wrapping_add(1));
+            if let Some(at) = write_round(&mut conn, round).await {
+                committed.send_modify(|p| *p = (*p).max(at));
             }
         }
     }
@@ -159,16 +198,17 @@ fn rounds(batch: Vec<Request>) -> Vec<Vec<Request>> {
     rounds.into_iter().map(|(_, requests)| requests).collect()
 }
 
-/// Writes one round and answers its commands; true when anything was committed.
-async fn write_round(conn: &mut OwnConnection, round: Vec<Request>) -> bool {
+/// Writes one round and answers its commands; returns the furthest position committed.
+async fn write_round(conn: &mut OwnConnection, round: Vec<Request>) -> Option<Position> {
     if round.len() > 1 {
         let events: Vec<&SerializedEvent> = round.iter().flat_map(|r| r.events.iter()).collect();
         match insert(conn, &events).await {
-            Ok(()) => {
+            Ok(at) => {
+                // One transaction for all: each command's events are visible with the last.
                 for request in round {
-                    let _ = request.reply.send(Ok(()));
+                    let _ = request.reply.send(Ok(at));
                 }
-                return true;
+                return Some(at);
             }
             Err(err) => {
                 tracing::debug!(error = %err, commands = round.len(), "batch append fell back to one command at a time");
@@ -176,28 +216,34 @@ async fn write_round(conn: &mut OwnConnection, round: Vec<Request>) -> bool {
             }
         }
     }
-    let mut any = false;
+    let mut furthest = None;
     for request in round {
         let events: Vec<&SerializedEvent> = request.events.iter().collect();
         let outcome = insert(conn, &events).await.map_err(classify);
-        any |= outcome.is_ok();
+        if let Ok(at) = &outcome {
+            furthest = furthest.max(Some(*at));
+        }
         let _ = request.reply.send(outcome);
     }
-    any
+    furthest
 }
 
-const INSERT_PG: &str =
-    "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-     SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[])";
+const INSERT_PG: &str = "
+WITH written AS (
+    INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+    SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[])
+    RETURNING transaction_id::text::bigint AS tx, global_position AS pos)
+SELECT min(tx) AS tx, max(pos) AS pos FROM written";
 
 /// [`insert_pg`] on the worker's own connection.
-async fn insert(conn: &mut OwnConnection, events: &[&SerializedEvent]) -> Result<(), sqlx::Error> {
+async fn insert(conn: &mut OwnConnection, events: &[&SerializedEvent]) -> Result<Position, sqlx::Error> {
     let result = insert_pg(conn.get().await?, events).await;
     conn.checked(result)
 }
 
-/// One INSERT of `events`, atomic on its own: a collision fails it whole.
-async fn insert_pg(conn: &mut PgConnection, events: &[&SerializedEvent]) -> Result<(), sqlx::Error> {
+/// One INSERT of `events`, atomic on its own: a collision fails it whole. Returns the position
+/// of the last event written.
+async fn insert_pg(conn: &mut PgConnection, events: &[&SerializedEvent]) -> Result<Position, sqlx::Error> {
     let aggregate_types: Vec<&str> = events.iter().map(|e| e.aggregate_type.as_str()).collect();
     let aggregate_ids: Vec<&str> = events.iter().map(|e| e.aggregate_id.as_str()).collect();
     let sequences: Vec<i64> = events.iter().map(|e| e.sequence as i64).collect();
@@ -205,7 +251,7 @@ async fn insert_pg(conn: &mut PgConnection, events: &[&SerializedEvent]) -> Resu
     let event_versions: Vec<&str> = events.iter().map(|e| e.event_version.as_str()).collect();
     let payloads: Vec<&serde_json::Value> = events.iter().map(|e| &e.payload).collect();
     let metadata: Vec<&serde_json::Value> = events.iter().map(|e| &e.metadata).collect();
-    sqlx::query(INSERT_PG)
+    let written: Vec<(Option<i64>, Option<i64>)> = sqlx::query_as(INSERT_PG)
         .bind(aggregate_types)
         .bind(aggregate_ids)
         .bind(sequences)
@@ -213,13 +259,16 @@ async fn insert_pg(conn: &mut PgConnection, events: &[&SerializedEvent]) -> Resu
         .bind(event_versions)
         .bind(payloads)
         .bind(metadata)
-        .execute(conn)
-        .await
-        .map(|_| ())
+        .fetch_all(conn)
+        .await?;
+    match written.first() {
+        Some((Some(tx), Some(pos))) => Ok(Position { tx: *tx, pos: *pos }),
+        _ => Err(sqlx::Error::Protocol("the INSERT wrote no event".into())),
+    }
 }
 
-/// One multi-row INSERT (atomic on its own).
-async fn insert_sqlite(pool: &SqlitePool, events: &[SerializedEvent]) -> Result<(), PersistenceError> {
+/// One multi-row INSERT (atomic on its own); returns the position of its last event.
+async fn insert_sqlite(pool: &SqlitePool, events: &[SerializedEvent]) -> Outcome {
     let rows: Vec<String> = (0..events.len())
         .map(|r| {
             let cells: Vec<String> = (1..=7).map(|c| format!("${}", r * 7 + c)).collect();
@@ -227,10 +276,11 @@ async fn insert_sqlite(pool: &SqlitePool, events: &[SerializedEvent]) -> Result<
         })
         .collect();
     let sql = format!(
-        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) VALUES {}",
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) VALUES {} \
+         RETURNING global_position",
         rows.join(", ")
     );
-    let mut query = sqlx::query(&sql);
+    let mut query = sqlx::query_as(&sql);
     for e in events {
         query = query
             .bind(&e.aggregate_type)
@@ -241,7 +291,11 @@ async fn insert_sqlite(pool: &SqlitePool, events: &[SerializedEvent]) -> Result<
             .bind(&e.payload)
             .bind(&e.metadata);
     }
-    query.execute(pool).await.map(|_| ()).map_err(classify)
+    let written: Vec<(i64,)> = query.fetch_all(pool).await.map_err(classify)?;
+    match written.iter().map(|(pos,)| *pos).max() {
+        Some(pos) => Ok(Position { tx: 0, pos }),
+        None => Err(PersistenceError::UnknownError("the INSERT wrote no event".into())),
+    }
 }
 
 #[cfg(test)]
@@ -259,7 +313,7 @@ mod tests {
             serde_json::Value::Null,
             serde_json::Value::Null,
         );
-        Request { events: vec![event], reply }
+        Request { events: vec![event], until: Instant::now(), reply }
     }
 
     fn ids(rounds: &[Vec<Request>]) -> Vec<Vec<&str>> {

@@ -16,7 +16,7 @@ use shenfen_domain::metadata::{Actor, EventMetadata};
 use shenfen_domain::verification::{Verification, VerificationCommand, VerificationEvent};
 
 use crate::db::DbTx;
-use crate::log::StoredEvent;
+use crate::log::{EventKind, StoredEvent};
 use crate::runner::{Projection, ProjectionError};
 use crate::store::{BusError, CommandBus};
 
@@ -50,11 +50,11 @@ impl Projection for IdentityProcess {
         Self::NAME
     }
 
-    fn wants(&self, e: &StoredEvent) -> bool {
+    fn wants(&self, e: EventKind<'_>) -> bool {
         (e.aggregate_type == "account" && e.event_type == "Reregistered")
             || (e.aggregate_type == "verification"
                 && matches!(
-                    e.event_type.as_str(),
+                    e.event_type,
                     "AttemptPassed"
                         | "AttemptFailed"
                         | "ApplicationSubmitted"

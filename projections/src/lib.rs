@@ -9,6 +9,7 @@ pub mod analytics;
 pub mod append;
 pub mod audit;
 pub mod chain;
+pub mod commits;
 pub mod db;
 pub mod identity;
 pub mod log;

@@ -18,6 +18,16 @@ pub struct Position {
     pub pos: i64,
 }
 
+/// What a projection may judge an event by without decoding it (see
+/// [`Projection::wants`](crate::runner::Projection::wants)): known before the event is
+/// written, so that a commit wakes only the runners that want one of its events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventKind<'a> {
+    pub aggregate_type: &'a str,
+    pub event_type: &'a str,
+    pub sequence: i64,
+}
+
 /// One event as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct StoredEvent {
@@ -37,6 +47,11 @@ impl StoredEvent {
     /// Where this event stands in the global order.
     pub fn position(&self) -> Position {
         Position { tx: self.tx, pos: self.pos }
+    }
+
+    /// Its type, for [`Projection::wants`](crate::runner::Projection::wants).
+    pub fn kind(&self) -> EventKind<'_> {
+        EventKind { aggregate_type: &self.aggregate_type, event_type: &self.event_type, sequence: self.sequence }
     }
 
     /// The application instant from metadata (falls back to the database clock).
@@ -327,37 +342,6 @@ pub async fn read_after_in(tx: &mut DbTx, after: Position, limit: i64) -> Result
         }
         DbTx::Sqlite(c) => {
             sqlx::query_as::<_, StoredEvent>(SQLITE_READ).bind(after.pos).bind(limit).fetch_all(&mut **c).await
-        }
-    }
-}
-
-/// The position of one stored event.
-pub async fn position_of(
-    db: &Db,
-    aggregate_type: &str,
-    aggregate_id: &str,
-    sequence: i64,
-) -> Result<Option<Position>, sqlx::Error> {
-    const PG: &str = "SELECT transaction_id::text::bigint AS tx, global_position AS pos FROM events
-                       WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3";
-    const LITE: &str = "SELECT 0 AS tx, global_position AS pos FROM events
-                         WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3";
-    match db {
-        Db::Postgres(p) => {
-            sqlx::query_as::<_, Position>(PG)
-                .bind(aggregate_type)
-                .bind(aggregate_id)
-                .bind(sequence)
-                .fetch_optional(p)
-                .await
-        }
-        Db::Sqlite(p) => {
-            sqlx::query_as::<_, Position>(LITE)
-                .bind(aggregate_type)
-                .bind(aggregate_id)
-                .bind(sequence)
-                .fetch_optional(p)
-                .await
         }
     }
 }

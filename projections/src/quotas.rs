@@ -14,7 +14,7 @@ use shenfen_domain::verification::{
 
 use crate::db::{Db, DbTx};
 use crate::exec;
-use crate::log::StoredEvent;
+use crate::log::{EventKind, StoredEvent};
 use crate::runner::{Projection, ProjectionError};
 
 /// The projection.
@@ -75,10 +75,10 @@ impl Projection for Quotas {
         Self::NAME
     }
 
-    fn wants(&self, e: &StoredEvent) -> bool {
+    fn wants(&self, e: EventKind<'_>) -> bool {
         e.aggregate_type == "verification"
             && matches!(
-                e.event_type.as_str(),
+                e.event_type,
                 "AttemptStarted" | "AttemptVoided" | "AttemptPassed" | "AttemptFailed" | "ApplicationSubmitted"
             )
     }

@@ -8,7 +8,7 @@ use shenfen_domain::verification::{Verification, VerificationEvent};
 
 use crate::db::{Db, DbTx};
 use crate::exec;
-use crate::log::StoredEvent;
+use crate::log::{EventKind, StoredEvent};
 use crate::runner::{Projection, ProjectionError};
 
 /// The projection.
@@ -50,10 +50,10 @@ impl Projection for ReviewQueue {
         Self::NAME
     }
 
-    fn wants(&self, e: &StoredEvent) -> bool {
+    fn wants(&self, e: EventKind<'_>) -> bool {
         e.aggregate_type == "verification"
             && matches!(
-                e.event_type.as_str(),
+                e.event_type,
                 "ApplicationSubmitted" | "ApplicationClaimed" | "ApplicationApproved" | "ApplicationRejected"
             )
     }

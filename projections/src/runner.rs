@@ -5,8 +5,11 @@
 //! so a batch is applied exactly once even if two runners raced. On PostgreSQL a runner holds
 //! a session advisory lock per projection on a dedicated connection: exactly one process runs
 //! a projection at a time, and when that process dies its connection closes, the lock is
-//! released, and another process takes over. Runners wake on commits in this process, on
-//! `NOTIFY shenfen_events` from other processes, and otherwise poll.
+//! released, and another process takes over. A runner wakes on commits in this process of
+//! events it wants ([`Commits`]), on `NOTIFY shenfen_events` from other processes, and
+//! otherwise polls; it is woken with a target position and keeps reading until it has passed
+//! it (on PostgreSQL an event becomes readable only once every older transaction has ended,
+//! which can be a moment after its own commit).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,8 +19,9 @@ use async_trait::async_trait;
 use sqlx::Connection;
 use tokio::sync::watch;
 
+use crate::commits::{parse_payload, payload, Commits, Notice, HEARTBEAT};
 use crate::db::{Db, DbTx, OwnConnection};
-use crate::log::{self, Position, StoredEvent};
+use crate::log::{self, EventKind, Position, StoredEvent};
 
 /// A read model fed from the log.
 #[async_trait]
@@ -36,10 +40,11 @@ pub trait Projection: Send + Sync {
         Ok(())
     }
 
-    /// Whether this projection does anything with `event` (judged from its type, without
-    /// decoding). Events it does not want only move its position forward, in memory, and the
-    /// checkpoint row is written at most every [`CHECKPOINT_FLUSH`].
-    fn wants(&self, _event: &StoredEvent) -> bool {
+    /// Whether this projection does anything with an event of this kind (judged without
+    /// decoding, before the event is even written: a commit wakes only the runners that want
+    /// one of its events). Events it does not want only move its position forward, in memory,
+    /// and the checkpoint row is written at most every [`CHECKPOINT_FLUSH`].
+    fn wants(&self, _event: EventKind<'_>) -> bool {
         true
     }
 
@@ -145,6 +150,7 @@ impl Default for RunnerConfig {
 #[derive(Clone)]
 pub struct Progress {
     db: Db,
+    commits: Arc<Commits>,
     local: Arc<HashMap<&'static str, watch::Receiver<Position>>>,
 }
 
@@ -164,6 +170,9 @@ impl Progress {
 
     async fn wait_one(&self, name: &'static str, position: Position, deadline: Instant) -> bool {
         let mut local = self.local.get(name).cloned();
+        // The runner here (if it leads) may not want the events at `position`: make it read
+        // that far anyway.
+        self.commits.chase(name, position);
         loop {
             if let Some(rx) = &local {
                 if *rx.borrow() >= position {
@@ -203,11 +212,12 @@ pub async fn checkpoint(db: &Db, name: &str) -> Result<Position, sqlx::Error> {
 }
 
 /// Starts one task per projection (and, on PostgreSQL, a LISTEN task) and returns their
-/// progress handle. `written` is bumped by the command bus after each local commit.
+/// progress handle. The tasks are woken through `commits`, which the process's command buses
+/// append through.
 pub async fn start(
     db: &Db,
     projections: Vec<Arc<dyn Projection>>,
-    written: &watch::Sender<u64>,
+    commits: &Arc<Commits>,
     config: RunnerConfig,
 ) -> Result<Progress, sqlx::Error> {
     let mut local = HashMap::new();
@@ -220,20 +230,20 @@ pub async fn start(
     }
     if let Db::Postgres(pool) = db {
         let pool = pool.clone();
-        let written = written.clone();
-        tokio::spawn(async move { listen(pool, written).await });
+        let commits = commits.clone();
+        tokio::spawn(async move { listen(pool, commits).await });
     }
-    let tail = Arc::new(Tail::new(Some(written.subscribe())));
+    let tail = Arc::new(Tail::new(Some(commits.counter())));
     for projection in projections {
         let start = checkpoint(db, projection.name()).await?;
         let (progress_tx, progress_rx) = watch::channel(start);
         local.insert(projection.name(), progress_rx);
+        let wake = commits.register(projection.clone(), start);
         let task =
             Task { db: db.clone(), projection, progress: progress_tx, config: config.clone(), tail: tail.clone() };
-        let wake = written.subscribe();
         tokio::spawn(async move { task.run(wake).await });
     }
-    Ok(Progress { db: db.clone(), local: Arc::new(local) })
+    Ok(Progress { db: db.clone(), commits: commits.clone(), local: Arc::new(local) })
 }
 
 /// Runs one projection on `db` until it has applied every event visible now, without
@@ -278,23 +288,52 @@ pub fn process_token() -> &'static str {
     TOKEN.get_or_init(|| format!("{:032x}", rand::random::<u128>()))
 }
 
-/// Bumps `written` whenever another process commits events (this process's own commits
-/// bump it directly).
-async fn listen(pool: sqlx::PgPool, written: watch::Sender<u64>) {
+/// Wakes this process's runners whenever another process commits events (this process's own
+/// commits wake them directly), and keeps [`Peers`](crate::commits::Peers) up to date: the
+/// listener greets the others when it connects (they answer at once), announces this process
+/// every [`HEARTBEAT`], and any NOTIFY from another process shows that one is there.
+async fn listen(pool: sqlx::PgPool, commits: Arc<Commits>) {
+    let peers = commits.peers().clone();
     loop {
         match sqlx::postgres::PgListener::connect_with(&pool).await {
             Ok(mut listener) => {
                 if listener.listen("shenfen_events").await.is_ok() {
-                    while let Ok(notification) = listener.recv().await {
-                        if notification.payload() != process_token() {
-                            written.send_modify(|n| *n = n.wrapping_add(1));
+                    peers.listening(Instant::now());
+                    announce(&pool, Notice::Hello).await;
+                    let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
+                    loop {
+                        tokio::select! {
+                            _ = heartbeat.tick() => announce(&pool, Notice::Here).await,
+                            received = listener.recv() => {
+                                let Ok(notification) = received else { break };
+                                let (token, notice) = parse_payload(notification.payload());
+                                if token == process_token() {
+                                    continue;
+                                }
+                                peers.heard(Instant::now());
+                                match notice {
+                                    Some(Notice::Here) => {}
+                                    Some(Notice::Hello) => announce(&pool, Notice::Here).await,
+                                    Some(Notice::Committed(at)) => commits.foreign(Some(at)),
+                                    None => commits.foreign(None),
+                                }
+                            }
                         }
                     }
                 }
+                peers.deaf();
             }
             Err(err) => tracing::warn!(error = %err, "LISTEN connection failed; projections fall back to polling"),
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Sends `notice` from this process on `shenfen_events`.
+async fn announce(pool: &sqlx::PgPool, notice: Notice) {
+    let notify = sqlx::query("SELECT pg_notify('shenfen_events', $1)").bind(payload(process_token(), notice));
+    if let Err(err) = notify.execute(pool).await {
+        tracing::debug!(error = %err, "NOTIFY failed");
     }
 }
 
@@ -379,6 +418,11 @@ impl Window {
 
 /// How long a busy runner waits after a wake before reading, so that events gather.
 const COALESCE: Duration = Duration::from_millis(20);
+/// How soon a runner behind its target reads again (its events are committed but not readable
+/// yet, behind a transaction still running).
+const CHASE_RETRY: Duration = Duration::from_millis(5);
+/// How long a runner keeps chasing a target it does not get nearer to.
+const CHASE_LIMIT: Duration = Duration::from_secs(10);
 /// How long after its last batch a runner counts as busy.
 const COALESCE_WHILE_BUSY: Duration = Duration::from_secs(1);
 
@@ -444,12 +488,14 @@ struct Leadership {
 const LEADERSHIP_CHECK: Duration = Duration::from_secs(5);
 
 impl Task {
-    async fn run(self, mut wake: watch::Receiver<u64>) {
+    async fn run(self, mut wake: watch::Receiver<Position>) {
         let name = self.projection.name();
         let mut leadership = Leadership { conn: None, held: false, checked: Instant::now() };
-        let mut cursor = None;
+        let mut cursor: Option<Cursor> = None;
         let mut lag_reported = Instant::now();
         let mut busy_at: Option<Instant> = None;
+        // The target being chased, where the runner stood, since when, and whether it gave up.
+        let mut chase: Option<(Position, Position, Instant, bool)> = None;
         loop {
             if !self.lead(&mut leadership).await {
                 metrics::gauge!("shenfen_projection_leader", "projection" => name).set(0.0);
@@ -467,6 +513,27 @@ impl Task {
                     if lag_reported.elapsed() >= LAG_REPORT_EVERY {
                         self.report_lag().await;
                         lag_reported = Instant::now();
+                    }
+                    let target = *wake.borrow();
+                    if let Some(read) = cursor.map(|c| c.read).filter(|read| *read < target) {
+                        match &mut chase {
+                            Some((t, r, since, gave_up)) if *t == target && *r == read => {
+                                if !*gave_up && since.elapsed() >= CHASE_LIMIT {
+                                    *gave_up = true;
+                                    tracing::warn!(
+                                        projection = name,
+                                        ?target,
+                                        ?read,
+                                        "a committed position stays unreadable; reading on the next wake or poll"
+                                    );
+                                }
+                            }
+                            _ => chase = Some((target, read, Instant::now(), false)),
+                        }
+                        if chase.is_some_and(|(.., gave_up)| !gave_up) {
+                            tokio::time::sleep(CHASE_RETRY).await;
+                            continue;
+                        }
                     }
                     self.idle(&mut wake).await;
                     // While events keep coming, let a few milliseconds' worth gather: one batch
@@ -489,7 +556,7 @@ impl Task {
         }
     }
 
-    async fn idle(&self, wake: &mut watch::Receiver<u64>) {
+    async fn idle(&self, wake: &mut watch::Receiver<Position>) {
         let _ = tokio::time::timeout(self.config.poll_interval, wake.changed()).await;
     }
 
@@ -576,7 +643,7 @@ impl Task {
         let events = self.tail.read_after(&self.db, c.read, self.config.batch_size).await?;
         let Some(last) = events.last().map(|e| e.position()) else { return Ok(0) };
         let wanted: Vec<&StoredEvent> =
-            events.iter().map(|e| e.as_ref()).filter(|e| self.projection.wants(e)).collect();
+            events.iter().map(|e| e.as_ref()).filter(|e| self.projection.wants(e.kind())).collect();
         if wanted.is_empty() {
             if c.read == c.stored {
                 *cursor = Some(Cursor { stored: c.stored, read: last, since: Instant::now() });

@@ -10,7 +10,7 @@ use cqrs_es::Aggregate;
 use shenfen_domain::StateVersion;
 
 use crate::db::DbTx;
-use crate::log::StoredEvent;
+use crate::log::{EventKind, StoredEvent};
 use crate::runner::{Projection, ProjectionError};
 use crate::store::{BusError, CommandBus};
 
@@ -41,7 +41,7 @@ where
         self.name
     }
 
-    fn wants(&self, e: &StoredEvent) -> bool {
+    fn wants(&self, e: EventKind<'_>) -> bool {
         e.aggregate_type == A::TYPE && e.sequence % EVERY == 0
     }
 

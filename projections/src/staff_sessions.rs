@@ -7,7 +7,7 @@ use shenfen_domain::staff::{Staff, StaffEvent};
 
 use crate::db::{Db, DbTx};
 use crate::exec;
-use crate::log::StoredEvent;
+use crate::log::{EventKind, StoredEvent};
 use crate::runner::{Projection, ProjectionError};
 
 /// The projection.
@@ -43,8 +43,8 @@ impl Projection for StaffSessions {
         Self::NAME
     }
 
-    fn wants(&self, e: &StoredEvent) -> bool {
-        e.aggregate_type == "staff" && matches!(e.event_type.as_str(), "Created" | "SessionStarted")
+    fn wants(&self, e: EventKind<'_>) -> bool {
+        e.aggregate_type == "staff" && matches!(e.event_type, "Created" | "SessionStarted")
     }
 
     fn tables(&self) -> &'static [&'static str] {

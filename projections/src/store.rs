@@ -13,6 +13,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::chain::{event_hash, GENESIS};
+use crate::commits::Commits;
+use crate::db::Db;
+use crate::log::Position;
 use cqrs_es::persist::{
     EventUpcaster, PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent, SerializedSnapshot,
 };
@@ -22,12 +26,6 @@ use serde_json::Value;
 use shenfen_domain::metadata::EventMetadata;
 use shenfen_domain::StateVersion;
 use sqlite_es::SqliteEventRepository;
-use tokio::sync::watch;
-
-use crate::append::Appender;
-use crate::chain::{event_hash, GENESIS};
-use crate::db::Db;
-use crate::log::{position_of, Position};
 
 /// The event repository of either backend.
 pub enum Repo {
@@ -132,6 +130,9 @@ pub struct Committed<A: Aggregate> {
     pub events: Vec<A::Event>,
     /// The stream's last sequence after the command.
     pub sequence: i64,
+    /// Where the command's events stand in the global order (`None` when it wrote nothing):
+    /// what a caller that reads its own writes waits for read models to reach.
+    pub position: Option<Position>,
 }
 
 /// An aggregate as loaded: its state, its last sequence and the hash of its last event.
@@ -185,9 +186,8 @@ pub struct CommandBus<A: Aggregate> {
     repo: Repo,
     db: Db,
     services: A::Services,
-    written: Arc<watch::Sender<u64>>,
+    commits: Arc<Commits>,
     upcasters: Vec<Box<dyn EventUpcaster>>,
-    appender: Appender,
     fingerprint: String,
     cache: std::sync::Mutex<std::collections::HashMap<String, Loaded<A>>>,
 }
@@ -200,15 +200,15 @@ where
     A: Aggregate + StateVersion + Clone + 'static,
     A::Command: Clone,
 {
-    /// A bus over `db`; `written` is bumped after every commit to wake local projections.
-    pub fn new(db: &Db, services: A::Services, written: Arc<watch::Sender<u64>>) -> Self {
+    /// A bus over `db`, appending through the process's `commits` (which wake the local
+    /// projections).
+    pub fn new(db: &Db, services: A::Services, commits: Arc<Commits>) -> Self {
         CommandBus {
             repo: Repo::new(db),
             db: db.clone(),
             services,
-            written,
+            commits,
             upcasters: Vec::new(),
-            appender: Appender::new(db),
             fingerprint: fingerprint::<A>(),
             cache: Default::default(),
         }
@@ -345,15 +345,6 @@ where
         Ok((loaded.state, loaded.sequence))
     }
 
-    /// Where the last event a command wrote stands in the global order (`None` when it wrote
-    /// nothing). Asked only by callers that wait for read models.
-    pub async fn position(&self, id: &str, committed: &Committed<A>) -> Option<Position> {
-        if committed.events.is_empty() {
-            return None;
-        }
-        position_of(&self.db, A::TYPE, id, committed.sequence).await.ok().flatten()
-    }
-
     /// Stores a snapshot of the aggregate's current state (outside the command path).
     pub async fn write_snapshot(&self, id: &str) -> Result<(), BusError<A::Error>> {
         let loaded = self.load_context(id).await?;
@@ -458,10 +449,25 @@ where
     pub async fn execute_checked(
         &self,
         id: &str,
+        first: Option<Current<A>>,
+        guard: &(dyn Fn(&A) -> bool + Send + Sync),
+        command: A::Command,
+        metadata: &EventMetadata,
+    ) -> Result<Committed<A>, BusError<A::Error>> {
+        self.execute_lingering(id, first, guard, command, metadata, Duration::ZERO).await
+    }
+
+    /// Like [`execute_checked`](Self::execute_checked), for a command whose caller can wait up
+    /// to `linger` for its commit so that it shares a transaction (and a WAL flush) with other
+    /// commands (see [`Appender::append`](crate::append::Appender::append)).
+    pub async fn execute_lingering(
+        &self,
+        id: &str,
         mut first: Option<Current<A>>,
         guard: &(dyn Fn(&A) -> bool + Send + Sync),
         command: A::Command,
         metadata: &EventMetadata,
+        linger: Duration,
     ) -> Result<Committed<A>, BusError<A::Error>> {
         for attempt in 0..MAX_ATTEMPTS {
             let Current { mut loaded, verified } = match first.take() {
@@ -483,7 +489,7 @@ where
             }
             let events = sink.collect().await;
             if events.is_empty() {
-                return Ok(Committed { state: loaded.state, events, sequence: loaded.sequence });
+                return Ok(Committed { state: loaded.state, events, sequence: loaded.sequence, position: None });
             }
             let serialized = self.serialize(id, &loaded, &events, metadata)?;
             let last_hash = serialized
@@ -492,12 +498,11 @@ where
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_string();
-            match self.appender.append(serialized).await {
-                Ok(()) => {
-                    self.written.send_modify(|n| *n = n.wrapping_add(1));
+            match self.commits.append(serialized, linger).await {
+                Ok(at) => {
                     let sequence = loaded.sequence + events.len() as i64;
                     self.remember(id, &Loaded { state: loaded.state.clone(), sequence, last_hash });
-                    return Ok(Committed { state: loaded.state, events, sequence });
+                    return Ok(Committed { state: loaded.state, events, sequence, position: Some(at) });
                 }
                 Err(PersistenceError::OptimisticLockError) => {
                     metrics::counter!("shenfen_command_conflicts_total", "aggregate" => A::TYPE).increment(1);

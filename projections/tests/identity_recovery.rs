@@ -29,10 +29,9 @@ async fn a_verified_name_reaches_the_account_after_a_restart_and_only_once() {
     let path = std::env::temp_dir().join(format!("shenfen-identity-{}.db", std::process::id()));
     let _ = std::fs::remove_file(&path);
     let db = Db::open(&format!("sqlite://{}", path.display()), 4).await.expect("open sqlite");
-    let (written, _) = tokio::sync::watch::channel(0u64);
-    let written = Arc::new(written);
-    let accounts: Arc<CommandBus<Account>> = Arc::new(CommandBus::new(&db, (), written.clone()));
-    let verifications: Arc<CommandBus<Verification>> = Arc::new(CommandBus::new(&db, (), written.clone()));
+    let commits = shenfen_projections::commits::Commits::new(&db);
+    let accounts: Arc<CommandBus<Account>> = Arc::new(CommandBus::new(&db, (), commits.clone()));
+    let verifications: Arc<CommandBus<Verification>> = Arc::new(CommandBus::new(&db, (), commits.clone()));
 
     let now = meta().at;
     let today = NaiveDate::from_ymd_opt(2026, 5, 10).expect("date");

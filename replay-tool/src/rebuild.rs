@@ -314,7 +314,7 @@ impl Applier {
         let todo = &batch[batch.partition_point(|e| e.position() <= self.read)..];
         let Some(last) = todo.last().map(StoredEvent::position) else { return Ok(()) };
         self.bar.inc(todo.len() as u64);
-        let wanted: Vec<&StoredEvent> = todo.iter().filter(|e| self.projection.wants(e)).collect();
+        let wanted: Vec<&StoredEvent> = todo.iter().filter(|e| self.projection.wants(e.kind())).collect();
         if wanted.is_empty() {
             self.read = last;
             // Changed rows held in memory are written on time even in a long run of events

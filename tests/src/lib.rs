@@ -551,6 +551,10 @@ pub async fn start_postgres() -> (pgtemp::PgTempDB, String) {
         .with_bin_path(&bin)
         .with_initdb_arg("encoding", "UTF8")
         .with_initdb_arg("locale", "C")
+        // pgtemp pipes the server's stderr and never reads it: once the pipe is full (errors
+        // are logged with their statements), every backend that logs blocks. The logging
+        // collector writes the server's log to files in its data directory instead.
+        .with_config_param("logging_collector", "on")
         .start_async()
         .await;
     let uri = db.connection_uri().replacen("postgresql://", "postgres://", 1);

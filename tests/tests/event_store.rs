@@ -4,10 +4,13 @@
 //! transactions).
 
 use cqrs_es::persist::{PersistenceError, SerializedEvent};
+use std::time::Duration;
+
 use futures::future::join_all;
 use serde_json::json;
-use shenfen_projections::append::Appender;
+use shenfen_projections::commits::Commits;
 use shenfen_projections::db::Db;
+use shenfen_projections::log::Position;
 
 fn event(stream: &str, sequence: usize) -> SerializedEvent {
     SerializedEvent::new(
@@ -37,12 +40,31 @@ async fn sequences(db: &Db, stream: &str) -> Vec<i64> {
     rows.into_iter().map(|r| r.0).collect()
 }
 
-fn conflicts(outcomes: &[Result<(), PersistenceError>]) -> usize {
+/// Where an event stands in the global order.
+async fn position(db: &Db, stream: &str, sequence: i64) -> Position {
+    let sql = match db {
+        Db::Postgres(_) => {
+            "SELECT transaction_id::text::bigint AS tx, global_position AS pos FROM events
+                             WHERE aggregate_type = 'test' AND aggregate_id = $1 AND sequence = $2"
+        }
+        Db::Sqlite(_) => {
+            "SELECT 0 AS tx, global_position AS pos FROM events
+                           WHERE aggregate_type = 'test' AND aggregate_id = $1 AND sequence = $2"
+        }
+    };
+    match db {
+        Db::Postgres(p) => sqlx::query_as(sql).bind(stream).bind(sequence).fetch_one(p).await,
+        Db::Sqlite(p) => sqlx::query_as(sql).bind(stream).bind(sequence).fetch_one(p).await,
+    }
+    .expect("the event is stored")
+}
+
+fn conflicts(outcomes: &[Result<Position, PersistenceError>]) -> usize {
     outcomes.iter().filter(|o| matches!(o, Err(PersistenceError::OptimisticLockError))).count()
 }
 
 async fn commands_go_in_whole_and_collisions_are_conflicts(db: Db) {
-    let appender = Appender::new(&db);
+    let appender = Commits::new(&db);
 
     // 100 concurrent commands on 10 streams, none colliding: all go in.
     let mut batch = Vec::new();
@@ -51,10 +73,18 @@ async fn commands_go_in_whole_and_collisions_are_conflicts(db: Db) {
             batch.push(command(&format!("s{s}"), 2 * k + 1, 2));
         }
     }
-    let outcomes = join_all(batch.into_iter().map(|events| appender.append(events))).await;
+    let outcomes = join_all(batch.into_iter().map(|events| appender.append(events, Duration::ZERO))).await;
     assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
     for s in 0..10 {
         assert_eq!(sequences(&db, &format!("s{s}")).await, (1..=20).collect::<Vec<i64>>());
+    }
+    // Each append answers a position in its own transaction, at or after its last event (a
+    // batch answers its last event's): what read-your-writes waits for.
+    for (i, outcome) in outcomes.iter().enumerate() {
+        let (s, k) = (i / 10, i % 10);
+        let at = *outcome.as_ref().expect("appended");
+        let last = position(&db, &format!("s{s}"), 2 * k as i64 + 2).await;
+        assert!(at >= last && at.tx == last.tx, "command {i}: answered {at:?}, its last event is at {last:?}");
     }
 
     // Ten writers race for the same next sequences of each of the 10 streams: one per stream wins.
@@ -64,7 +94,7 @@ async fn commands_go_in_whole_and_collisions_are_conflicts(db: Db) {
             batch.push(command(&format!("s{s}"), 21, 2));
         }
     }
-    let outcomes = join_all(batch.into_iter().map(|events| appender.append(events))).await;
+    let outcomes = join_all(batch.into_iter().map(|events| appender.append(events, Duration::ZERO))).await;
     assert_eq!(outcomes.iter().filter(|o| o.is_ok()).count(), 10, "{outcomes:?}");
     assert_eq!(conflicts(&outcomes), 90);
     for s in 0..10 {
@@ -73,12 +103,12 @@ async fn commands_go_in_whole_and_collisions_are_conflicts(db: Db) {
 
     // Another writer has taken sequence 2 of `partial`: a command writing 1 and 2 there is a
     // conflict and leaves no event 1 behind, while the commands beside it go in.
-    appender.append(command("partial", 2, 1)).await.expect("the other writer's event");
+    appender.append(command("partial", 2, 1), Duration::ZERO).await.expect("the other writer's event");
     let mut batch = vec![command("partial", 1, 2)];
     for s in 0..30 {
         batch.push(command(&format!("beside{s}"), 1, 3));
     }
-    let outcomes = join_all(batch.into_iter().map(|events| appender.append(events))).await;
+    let outcomes = join_all(batch.into_iter().map(|events| appender.append(events, Duration::ZERO))).await;
     assert!(matches!(outcomes[0], Err(PersistenceError::OptimisticLockError)), "{:?}", outcomes[0]);
     assert!(outcomes[1..].iter().all(Result::is_ok), "{outcomes:?}");
     assert_eq!(sequences(&db, "partial").await, vec![2]);
@@ -94,7 +124,7 @@ async fn commands_go_in_whole_and_collisions_are_conflicts(db: Db) {
     for s in 0..10 {
         batch.push(command(&format!("beside{s}"), 4, 1));
     }
-    let outcomes = join_all(batch.into_iter().map(|events| appender.append(events))).await;
+    let outcomes = join_all(batch.into_iter().map(|events| appender.append(events, Duration::ZERO))).await;
     assert!(outcomes[1..].iter().all(Result::is_ok), "{outcomes:?}");
     let odd = sequences(&db, "odd").await;
     match &db {
@@ -111,6 +141,44 @@ async fn appends_on_postgres_are_whole_and_collisions_are_conflicts() {
     let (_server, url) = shenfen_tests::start_postgres().await;
     let db = Db::open(&url, 8).await.expect("open postgres");
     commands_go_in_whole_and_collisions_are_conflicts(db).await;
+}
+
+/// Commands that may linger share a transaction with the commands that come within their
+/// linger; a command that cannot wait ends the wait for all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lingering_appends_on_postgres_share_a_transaction() {
+    let (_server, url) = shenfen_tests::start_postgres().await;
+    let db = Db::open(&url, 8).await.expect("open postgres");
+    let commits = Commits::new(&db);
+    // Warm up the appender's connections.
+    commits.append(command("warm", 1, 1), Duration::ZERO).await.expect("append");
+
+    let started = std::time::Instant::now();
+    let first = commits.append(command("a", 1, 1), Duration::from_secs(30));
+    let second = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        commits.append(command("b", 1, 2), Duration::from_secs(30)).await
+    };
+    let urgent = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        commits.append(command("c", 1, 1), Duration::ZERO).await
+    };
+    let (first, second, urgent) = tokio::join!(first, second, urgent);
+    let elapsed = started.elapsed();
+    let (first, second, urgent) = (first.expect("a"), second.expect("b"), urgent.expect("c"));
+    assert!(elapsed >= Duration::from_millis(300), "the lingering commands waited for company ({elapsed:?})");
+    assert!(elapsed < Duration::from_secs(10), "the urgent command ended the wait ({elapsed:?})");
+    assert_eq!(first.tx, second.tx, "one transaction");
+    assert_eq!(first.tx, urgent.tx, "one transaction");
+    assert_eq!(first, position(&db, "c", 1).await.max(position(&db, "b", 2).await));
+    assert_eq!(position(&db, "a", 1).await.tx, first.tx);
+
+    // Alone, a command that may linger waits out its linger and goes in.
+    let started = std::time::Instant::now();
+    let alone = commits.append(command("d", 1, 1), Duration::from_millis(200)).await.expect("d");
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    assert_ne!(alone.tx, first.tx);
+    assert_eq!(sequences(&db, "d").await, vec![1]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

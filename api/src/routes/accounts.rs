@@ -185,7 +185,7 @@ async fn run(state: &AppState, ctx: &Ctx, body: RegistrationRequest, again: bool
         .map_err(|e| super::bus_problem(e, super::account_problem))?;
     if again {
         // The identity must be proven again: wait until the verification stream has heard.
-        let position = state.accounts.position(&account_id, &committed).await;
+        let position = committed.position;
         state.caught_up(position, &[shenfen_projections::identity::IdentityProcess::NAME]).await;
     }
     tracing::info!(account_id = %account_id, reregistration = again, "account registered");

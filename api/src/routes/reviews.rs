@@ -85,7 +85,7 @@ async fn run(
         .execute(&account_id, command, &ctx.meta(staff.actor()))
         .await
         .map_err(|e| super::bus_problem(e, super::verification_problem))?;
-    super::verification::settle(state, state.verifications.position(&account_id, &committed).await).await;
+    super::verification::settle(state, committed.position).await;
     let application = committed
         .state
         .applications

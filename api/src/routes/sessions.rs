@@ -39,6 +39,11 @@ pub struct LoginResponse {
     pub real_name_status: String,
 }
 
+/// How long a login's commit may wait for other logins' to share a transaction (and a WAL
+/// flush) with, when other logins are under way. Small beside the password hash a login has
+/// just spent (about 15 ms of a core, and more while logins queue for the cores).
+const COMMIT_LINGER: std::time::Duration = std::time::Duration::from_millis(25);
+
 fn login_failed() -> ApiError {
     ApiError::new(
         StatusCode::UNAUTHORIZED,
@@ -112,9 +117,11 @@ pub async fn log_in(
             lockout: Duration::seconds(settings.lockout_seconds),
             now: ctx.now,
         };
+        // While other logins are hashing, this one's commit may wait a little to share theirs.
+        let linger = if state.hashing.pending() > 0 { COMMIT_LINGER } else { std::time::Duration::ZERO };
         let result = state
             .accounts
-            .execute_checked(&account_id, Some(current), &|_| true, command, &ctx.meta(Actor::Anonymous))
+            .execute_lingering(&account_id, Some(current), &|_| true, command, &ctx.meta(Actor::Anonymous), linger)
             .await;
         let committed = match result {
             Err(shenfen_projections::store::BusError::Domain(AccountError::StaleCredentials)) => continue,

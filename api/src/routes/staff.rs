@@ -87,7 +87,7 @@ pub async fn log_in(
     if !committed.events.iter().any(|e| matches!(e, StaffEvent::SessionStarted { .. })) {
         return Err(login_failed());
     }
-    state.caught_up(state.staff.position(&staff_id, &committed).await, &[StaffSessions::NAME]).await;
+    state.caught_up(committed.position, &[StaffSessions::NAME]).await;
     let role = committed.state.role.map(|r| r.as_str()).unwrap_or_default().to_string();
     tracing::info!(staff_id = %staff_id, role = %role, "staff signed in");
     Ok((StatusCode::CREATED, Json(StaffSession { token, role, expires_at })))
@@ -168,9 +168,7 @@ pub async fn create_staff(
         now: meta.at,
     };
     match state.staff.execute(&staff_id, command, meta).await {
-        Ok(committed) => {
-            state.caught_up(state.staff.position(&staff_id, &committed).await, &[StaffSessions::NAME]).await
-        }
+        Ok(committed) => state.caught_up(committed.position, &[StaffSessions::NAME]).await,
         Err(BusError::Domain(e)) => return Err(super::staff_problem(e)),
         Err(e) => return Err(super::bus_problem(e, super::staff_problem)),
     }

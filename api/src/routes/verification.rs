@@ -171,7 +171,7 @@ pub async fn verify(
         .await
         .map_err(|e| super::bus_problem(e, super::verification_problem))?;
     let left = committed.state.quotas(ctx.now).attempts_left_today;
-    settle(&state, state.verifications.position(&holder.account_id, &committed).await).await;
+    settle(&state, committed.position).await;
     tracing::info!(account_id = %holder.account_id, result = ?committed.events.first().map(|e| e.name()), "real-name attempt");
     match answer {
         AuthorityAnswer::Passed => Ok(Json(VerificationResult {
@@ -367,7 +367,7 @@ pub async fn apply_for_review(
         .execute(&holder.account_id, command, &ctx.meta(holder.actor()))
         .await
         .map_err(|e| super::bus_problem(e, super::verification_problem))?;
-    settle(&state, state.verifications.position(&holder.account_id, &committed).await).await;
+    settle(&state, committed.position).await;
     let left = committed.state.quotas(ctx.now).applications_left_in_period;
     tracing::info!(account_id = %holder.account_id, review_id = %review_id, "manual review applied for");
     Ok((

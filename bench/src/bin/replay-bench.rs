@@ -20,7 +20,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -39,7 +38,6 @@ use shenfen_projections::store::CommandBus;
 use shenfen_replay::progress::Progress;
 use shenfen_replay::rebuild;
 use sqlx::{Connection, Executor, PgConnection};
-use tokio::sync::watch;
 
 /// Rebuild and load-time benchmark of the replay tool, on PostgreSQL.
 #[derive(Debug, Parser)]
@@ -105,7 +103,10 @@ async fn start_postgres(bin: &Path, non_durable: bool) -> anyhow::Result<(PgTemp
         .with_bin_path(bin)
         .with_initdb_arg("encoding", "UTF8")
         .with_initdb_arg("locale", "C")
-        .with_config_param("listen_addresses", "127.0.0.1");
+        .with_config_param("listen_addresses", "127.0.0.1")
+        // pgtemp pipes the server's stderr without reading it; a full pipe would block every
+        // backend that logs. The logging collector writes the log to files instead.
+        .with_config_param("logging_collector", "on");
     if !non_durable {
         for key in ["fsync", "synchronous_commit", "full_page_writes", "autovacuum"] {
             builder = builder.with_config_param(key, "on");
@@ -444,7 +445,7 @@ fn ms(d: Duration) -> String {
 
 /// Part 2: one stream per length, written through the command bus; load times.
 async fn load_times(args: &Args, db: &Db) -> anyhow::Result<()> {
-    let bus = CommandBus::<Account>::new(db, (), Arc::new(watch::channel(0u64).0));
+    let bus = CommandBus::<Account>::new(db, (), shenfen_projections::commits::Commits::new(db));
     let today = NaiveDate::from_ymd_opt(2026, 5, 10).context("a fixed date")?;
     let start = NaiveDate::from_ymd_opt(2020, 1, 1).context("a fixed date")?;
     let mut rows = Vec::new();

@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use serde_json::Value;
@@ -20,7 +19,6 @@ use shenfen_domain::verification::{AuthorityAnswer, Photos, Verification, Verifi
 use shenfen_projections::db::Db;
 use shenfen_projections::store::CommandBus;
 use shenfen_projections::{fetch_all, fetch_optional, read_models, runner};
-use tokio::sync::watch;
 
 /// Which backend a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -250,7 +248,7 @@ fn login(i: usize, matched: bool, now: DateTime<Utc>) -> AccountCommand {
 /// applications (one approved, one rejected) and a staff member's login, all through the real
 /// event store.
 pub async fn workload(db: &Db) -> Workload {
-    let written = Arc::new(watch::channel(0u64).0);
+    let written = shenfen_projections::commits::Commits::new(db);
     let accounts_bus = CommandBus::<Account>::new(db, (), written.clone());
     let verification_bus = CommandBus::<Verification>::new(db, (), written.clone());
     let staff_bus = CommandBus::<Staff>::new(db, (), written);
