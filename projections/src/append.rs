@@ -129,8 +129,9 @@ async fn notify_loop(pool: PgPool, mut committed: watch::Receiver<Position>, pee
         let at = *committed.borrow_and_update();
         let notify = sqlx::query("SELECT pg_notify('shenfen_events', $1)")
             .bind(payload(crate::runner::process_token(), Notice::Committed(at)));
-        if let Err(err) = notify.execute(&pool).await {
-            tracing::warn!(error = %err, "NOTIFY failed; other processes' projections will poll");
+        match notify.execute(&pool).await {
+            Ok(_) => metrics::counter!("shenfen_commit_notices_sent_total").increment(1),
+            Err(err) => tracing::warn!(error = %err, "NOTIFY failed; other processes' projections will poll"),
         }
         tokio::time::sleep(NOTIFY_EVERY).await;
     }

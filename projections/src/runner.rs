@@ -311,6 +311,12 @@ async fn listen(pool: sqlx::PgPool, commits: Arc<Commits>) {
                                     continue;
                                 }
                                 peers.heard(Instant::now());
+                                let kind = match notice {
+                                    Some(Notice::Here) => "here",
+                                    Some(Notice::Hello) => "hello",
+                                    Some(Notice::Committed(_)) | None => "committed",
+                                };
+                                metrics::counter!("shenfen_peer_notices_total", "notice" => kind).increment(1);
                                 match notice {
                                     Some(Notice::Here) => {}
                                     Some(Notice::Hello) => announce(&pool, Notice::Here).await,

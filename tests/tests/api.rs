@@ -967,6 +967,18 @@ both_stores!(health_readiness_metrics_and_openapi_are_served);
 // Two processes on one PostgreSQL database
 // ---------------------------------------------------------------------------------------------
 
+/// How many commit notices from other processes `app` has received (its `/metrics`).
+async fn commit_notices(app: &TestApp) -> u64 {
+    let metrics = app.get("/metrics").await;
+    metrics
+        .text
+        .lines()
+        .find(|l| l.starts_with("shenfen_peer_notices_total{notice=\"committed\"}"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_share_one_postgres_database_and_the_survivor_takes_over_the_projections() {
     let mut a = spawn(Store::Postgres, Settings::defaults()).await;
@@ -994,6 +1006,20 @@ async fn two_processes_share_one_postgres_database_and_the_survivor_takes_over_t
     let edited = b.put_json_as(&fresh.str("token"), "/v1/me/profile", &json!({"ethnicity": "03"})).await;
     edited.assert_status(200);
     assert_eq!(edited.str("account_id"), account.account_id);
+
+    // Each process knows the other is there and tells it of its commits, also after the first
+    // seconds in which a process notifies regardless: `b` answered `a`'s greeting (or `a`
+    // answered `b`'s), and a commit through `b` now reaches `a` as a NOTIFY.
+    tokio::time::sleep(shenfen_projections::commits::GREETING_GRACE + Duration::from_millis(500)).await;
+    let before = commit_notices(&a).await;
+    b.login(&account.document_number, &account.password).await.assert_status(201);
+    let deadline = Instant::now() + wait;
+    let mut after = commit_notices(&a).await;
+    while after <= before && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        after = commit_notices(&a).await;
+    }
+    assert!(after > before, "a heard of b's commit: {before} then {after}");
 
     a.stop().await;
 
