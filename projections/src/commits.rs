@@ -29,8 +29,9 @@ pub const HEARTBEAT: Duration = Duration::from_secs(10);
 /// How long a process counts as present after its last NOTIFY.
 pub const PEER_GRACE: Duration = Duration::from_secs(30);
 /// How long after its listener connects a process notifies regardless: it greets the others
-/// when it starts listening, and they answer at once.
-pub const GREETING_GRACE: Duration = Duration::from_secs(3);
+/// when it starts listening and they answer at once, and should a greeting or an answer be
+/// lost, every peer still announces itself within a [`HEARTBEAT`].
+pub const GREETING_GRACE: Duration = Duration::from_secs(12);
 
 /// Whether other processes listen on the database, as far as this one can tell.
 #[derive(Debug, Default)]
@@ -116,7 +117,31 @@ impl Commits {
     /// Appends one command's events (all of them or none) and returns where the last of them
     /// (or of the transaction that carried them) stands in the global order. The commit may
     /// wait up to `linger` for other commands to share it (see [`Appender::append`]).
-    pub async fn append(&self, events: Vec<SerializedEvent>, linger: Duration) -> Result<Position, PersistenceError> {
+    ///
+    /// The append and the wake run in a task of their own, so a caller that stops waiting (a
+    /// client that hung up) cannot leave a commit without its wake.
+    pub async fn append(
+        self: &Arc<Self>,
+        events: Vec<SerializedEvent>,
+        linger: Duration,
+    ) -> Result<Position, PersistenceError> {
+        let wake = self.wanting(&events);
+        let commits = self.clone();
+        let task = tokio::spawn(async move {
+            let at = commits.appender.append(events, linger).await?;
+            commits.counter.send_modify(|n| *n = n.wrapping_add(1));
+            if let Ok(runners) = commits.runners.read() {
+                for runner in wake.into_iter().filter_map(|i| runners.get(i)) {
+                    raise(&runner.target, at);
+                }
+            }
+            Ok(at)
+        });
+        task.await.unwrap_or_else(|err| Err(PersistenceError::UnknownError(Box::new(err))))
+    }
+
+    /// The runners that want one of `events` (indexes into `runners`).
+    fn wanting(&self, events: &[SerializedEvent]) -> Vec<usize> {
         let kinds: Vec<EventKind<'_>> = events
             .iter()
             .map(|e| EventKind {
@@ -125,7 +150,7 @@ impl Commits {
                 sequence: e.sequence as i64,
             })
             .collect();
-        let wake: Vec<usize> = match self.runners.read() {
+        match self.runners.read() {
             Ok(runners) => runners
                 .iter()
                 .enumerate()
@@ -133,16 +158,7 @@ impl Commits {
                 .map(|(i, _)| i)
                 .collect(),
             Err(_) => Vec::new(),
-        };
-        drop(kinds);
-        let at = self.appender.append(events, linger).await?;
-        self.counter.send_modify(|n| *n = n.wrapping_add(1));
-        if let Ok(runners) = self.runners.read() {
-            for runner in wake.into_iter().filter_map(|i| runners.get(i)) {
-                raise(&runner.target, at);
-            }
         }
-        Ok(at)
     }
 
     /// Another process committed, up to `at` when it said: every runner is woken (what it
@@ -213,22 +229,23 @@ pub enum Notice {
     Here,
 }
 
-/// The payload of a NOTIFY: `TOKEN TX POS`, `TOKEN hello` or `TOKEN`.
+/// The payload of a NOTIFY: `TOKEN TX POS`, `TOKEN hello` or `TOKEN here`.
 pub fn payload(token: &str, notice: Notice) -> String {
     match notice {
         Notice::Committed(at) => format!("{token} {} {}", at.tx, at.pos),
         Notice::Hello => format!("{token} hello"),
-        Notice::Here => token.to_string(),
+        Notice::Here => format!("{token} here"),
     }
 }
 
-/// Reads a payload: the sender's token and what it says. Anything unreadable after the token
-/// counts as a commit at an unknown position (`None`).
+/// Reads a payload: the sender's token and what it says. Anything else after the token —
+/// nothing at all is what processes of earlier versions send after a commit — counts as a
+/// commit at an unknown position (`None`).
 pub fn parse_payload(payload: &str) -> (&str, Option<Notice>) {
     let mut parts = payload.split_whitespace();
     let token = parts.next().unwrap_or_default();
     let notice = match (parts.next(), parts.next()) {
-        (None, _) => Some(Notice::Here),
+        (Some("here"), None) => Some(Notice::Here),
         (Some("hello"), None) => Some(Notice::Hello),
         (Some(tx), Some(pos)) => match (tx.parse(), pos.parse()) {
             (Ok(tx), Ok(pos)) => Some(Notice::Committed(Position { tx, pos })),
@@ -271,6 +288,7 @@ mod tests {
         }
         assert_eq!(parse_payload("abc 1 x"), ("abc", None));
         assert_eq!(parse_payload("abc what"), ("abc", None));
+        assert_eq!(parse_payload("abc"), ("abc", None), "an earlier version's commit notice");
     }
 
     struct Wants(&'static str, &'static str);

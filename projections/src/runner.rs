@@ -159,6 +159,11 @@ impl Progress {
     /// Returns whether they caught up.
     pub async fn wait_for(&self, names: &[&'static str], position: Position, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
+        // The runners here (those that lead) may not want the events at `position`: make them
+        // all read that far anyway, at once.
+        for name in names {
+            self.commits.chase(name, position);
+        }
         for name in names {
             if !self.wait_one(name, position, deadline).await {
                 metrics::counter!("shenfen_read_your_writes_timeouts_total", "projection" => *name).increment(1);
@@ -170,9 +175,6 @@ impl Progress {
 
     async fn wait_one(&self, name: &'static str, position: Position, deadline: Instant) -> bool {
         let mut local = self.local.get(name).cloned();
-        // The runner here (if it leads) may not want the events at `position`: make it read
-        // that far anyway.
-        self.commits.chase(name, position);
         loop {
             if let Some(rx) = &local {
                 if *rx.borrow() >= position {
@@ -272,7 +274,7 @@ pub async fn catch_up(
     let mut applied = 0u64;
     let mut cursor = None;
     loop {
-        let n = task.step(&mut cursor).await?;
+        let n = task.step(&mut cursor, Position::default()).await?;
         if n == 0 {
             task.flush(&mut cursor, true).await?;
             return Ok(checkpoint(db, projection.name()).await?);
@@ -304,8 +306,10 @@ async fn listen(pool: sqlx::PgPool, commits: Arc<Commits>) {
                     loop {
                         tokio::select! {
                             _ = heartbeat.tick() => announce(&pool, Notice::Here).await,
-                            received = listener.recv() => {
-                                let Ok(notification) = received else { break };
+                            // `try_recv` (not `recv`, which reconnects silently): a lost
+                            // connection may have lost notices, so it ends this listener.
+                            received = listener.try_recv() => {
+                                let Ok(Some(notification)) = received else { break };
                                 let (token, notice) = parse_payload(notification.payload());
                                 if token == process_token() {
                                     continue;
@@ -328,6 +332,9 @@ async fn listen(pool: sqlx::PgPool, commits: Arc<Commits>) {
                     }
                 }
                 peers.deaf();
+                // Commits announced while the connection was down are lost: catch up now.
+                commits.foreign(None);
+                tracing::warn!("LISTEN connection lost; reconnecting");
             }
             Err(err) => tracing::warn!(error = %err, "LISTEN connection failed; projections fall back to polling"),
         }
@@ -425,10 +432,29 @@ impl Window {
 /// How long a busy runner waits after a wake before reading, so that events gather.
 const COALESCE: Duration = Duration::from_millis(20);
 /// How soon a runner behind its target reads again (its events are committed but not readable
-/// yet, behind a transaction still running).
+/// yet, behind a transaction still running); doubled on each retry up to [`CHASE_RETRY_MAX`].
 const CHASE_RETRY: Duration = Duration::from_millis(5);
-/// How long a runner keeps chasing a target it does not get nearer to.
+const CHASE_RETRY_MAX: Duration = Duration::from_millis(160);
+/// How long a runner keeps retrying while it does not move; then it reads only when woken or
+/// when it polls.
 const CHASE_LIMIT: Duration = Duration::from_secs(10);
+
+/// A runner behind its target and not moving: where it stands, since when, how often it tried.
+#[derive(Debug, Clone, Copy)]
+struct Chase {
+    read: Position,
+    since: Instant,
+    retries: u32,
+    gave_up: bool,
+}
+
+impl Chase {
+    fn next_delay(&mut self) -> Duration {
+        let delay = CHASE_RETRY.saturating_mul(1 << self.retries.min(8)).min(CHASE_RETRY_MAX);
+        self.retries += 1;
+        delay
+    }
+}
 /// How long after its last batch a runner counts as busy.
 const COALESCE_WHILE_BUSY: Duration = Duration::from_secs(1);
 
@@ -444,7 +470,16 @@ impl Tail {
         Tail { window: tokio::sync::Mutex::new(Shared::default()), written }
     }
 
-    async fn read_after(&self, db: &Db, after: Position, limit: i64) -> Result<Vec<Arc<StoredEvent>>, sqlx::Error> {
+    /// Up to `limit` events after `after`. A runner chasing `target` (a position committed but
+    /// maybe not readable yet) is never told "nothing new" from memory while the window ends
+    /// before it.
+    async fn read_after(
+        &self,
+        db: &Db,
+        after: Position,
+        limit: i64,
+        target: Position,
+    ) -> Result<Vec<Arc<StoredEvent>>, sqlx::Error> {
         let Some(written) = &self.written else {
             return Ok(log::read_for_projections(db, after, limit).await?.into_iter().map(Arc::new).collect());
         };
@@ -456,7 +491,7 @@ impl Tail {
             if !found.is_empty() {
                 return Ok(found);
             }
-            if window.version == version && window.read_at.elapsed() < TAIL_FRESHNESS {
+            if window.version == version && window.read_at.elapsed() < TAIL_FRESHNESS && target <= window.end() {
                 return Ok(Vec::new());
             }
             let read_at = Instant::now();
@@ -500,8 +535,7 @@ impl Task {
         let mut cursor: Option<Cursor> = None;
         let mut lag_reported = Instant::now();
         let mut busy_at: Option<Instant> = None;
-        // The target being chased, where the runner stood, since when, and whether it gave up.
-        let mut chase: Option<(Position, Position, Instant, bool)> = None;
+        let mut chase: Option<Chase> = None;
         loop {
             if !self.lead(&mut leadership).await {
                 metrics::gauge!("shenfen_projection_leader", "projection" => name).set(0.0);
@@ -510,7 +544,8 @@ impl Task {
                 continue;
             }
             metrics::gauge!("shenfen_projection_leader", "projection" => name).set(1.0);
-            match self.step(&mut cursor).await {
+            let target = *wake.borrow();
+            match self.step(&mut cursor, target).await {
                 Ok(0) => {
                     if let Err(err) = self.flush(&mut cursor, false).await {
                         tracing::warn!(projection = name, error = %err, "checkpoint flush failed");
@@ -521,25 +556,26 @@ impl Task {
                         lag_reported = Instant::now();
                     }
                     let target = *wake.borrow();
-                    if let Some(read) = cursor.map(|c| c.read).filter(|read| *read < target) {
-                        match &mut chase {
-                            Some((t, r, since, gave_up)) if *t == target && *r == read => {
-                                if !*gave_up && since.elapsed() >= CHASE_LIMIT {
-                                    *gave_up = true;
-                                    tracing::warn!(
-                                        projection = name,
-                                        ?target,
-                                        ?read,
-                                        "a committed position stays unreadable; reading on the next wake or poll"
-                                    );
-                                }
+                    match cursor.map(|c| c.read).filter(|read| *read < target) {
+                        Some(read) => {
+                            if chase.is_none_or(|c| c.read != read) {
+                                chase = Some(Chase { read, since: Instant::now(), retries: 0, gave_up: false });
                             }
-                            _ => chase = Some((target, read, Instant::now(), false)),
+                            if let Some(c) = chase.as_mut().filter(|c| !c.gave_up) {
+                                if c.since.elapsed() < CHASE_LIMIT {
+                                    tokio::time::sleep(c.next_delay()).await;
+                                    continue;
+                                }
+                                c.gave_up = true;
+                                tracing::warn!(
+                                    projection = name,
+                                    ?target,
+                                    ?read,
+                                    "committed events stay unreadable (a transaction is still open); reading on the next wake or poll"
+                                );
+                            }
                         }
-                        if chase.is_some_and(|(.., gave_up)| !gave_up) {
-                            tokio::time::sleep(CHASE_RETRY).await;
-                            continue;
-                        }
+                        None => chase = None,
                     }
                     self.idle(&mut wake).await;
                     // While events keep coming, let a few milliseconds' worth gather: one batch
@@ -634,7 +670,7 @@ impl Task {
     }
 
     /// Reads and applies one batch; returns how many events it read.
-    async fn step(&self, cursor: &mut Option<Cursor>) -> Result<usize, ProjectionError> {
+    async fn step(&self, cursor: &mut Option<Cursor>, target: Position) -> Result<usize, ProjectionError> {
         let name = self.projection.name();
         let c = match *cursor {
             Some(c) => c,
@@ -646,7 +682,7 @@ impl Task {
                 c
             }
         };
-        let events = self.tail.read_after(&self.db, c.read, self.config.batch_size).await?;
+        let events = self.tail.read_after(&self.db, c.read, self.config.batch_size, target).await?;
         let Some(last) = events.last().map(|e| e.position()) else { return Ok(0) };
         let wanted: Vec<&StoredEvent> =
             events.iter().map(|e| e.as_ref()).filter(|e| self.projection.wants(e.kind())).collect();

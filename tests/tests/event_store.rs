@@ -1,16 +1,21 @@
 //! The log's append path on a real database: each command's events go in all together or not
 //! at all, and a command that collides with another writer is a conflict — whether the
 //! appender wrote it alone or batched with others (on PostgreSQL, concurrent commands share
-//! transactions).
+//! transactions). And the wakes that follow a commit: the runners that want its events read
+//! them even when they become readable late, and a wait for a read model makes its runner read
+//! events it was not woken for.
 
-use cqrs_es::persist::{PersistenceError, SerializedEvent};
+use std::sync::Arc;
 use std::time::Duration;
 
+use cqrs_es::persist::{PersistenceError, SerializedEvent};
 use futures::future::join_all;
 use serde_json::json;
+
 use shenfen_projections::commits::Commits;
-use shenfen_projections::db::Db;
-use shenfen_projections::log::Position;
+use shenfen_projections::db::{Db, DbTx};
+use shenfen_projections::log::{EventKind, Position, StoredEvent};
+use shenfen_projections::runner::{self, Projection, ProjectionError, RunnerConfig};
 
 fn event(stream: &str, sequence: usize) -> SerializedEvent {
     SerializedEvent::new(
@@ -189,4 +194,95 @@ async fn appends_on_sqlite_are_whole_and_collisions_are_conflicts() {
     let _ = std::fs::remove_file(&path);
     let db = Db::open(&format!("sqlite://{}", path.display()), 4).await.expect("open sqlite");
     commands_go_in_whole_and_collisions_are_conflicts(db).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Waking the projection runners
+// ---------------------------------------------------------------------------------------------
+
+/// A projection that only counts what it is given: it wants events of one type.
+struct Wanting(&'static str, &'static str);
+
+#[async_trait::async_trait]
+impl Projection for Wanting {
+    fn name(&self) -> &'static str {
+        self.0
+    }
+    async fn apply(&self, _: &mut DbTx, _: &StoredEvent) -> Result<(), ProjectionError> {
+        Ok(())
+    }
+    fn wants(&self, e: EventKind<'_>) -> bool {
+        e.event_type == self.1
+    }
+}
+
+/// Runners that poll only every minute: whatever they do sooner, a wake made them do.
+fn slow_polling() -> RunnerConfig {
+    RunnerConfig { batch_size: 500, poll_interval: Duration::from_secs(60) }
+}
+
+async fn checkpoint_reaches(db: &Db, name: &str, at: Position, within: Duration) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if runner::checkpoint(db, name).await.expect("checkpoint") >= at {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A runner woken for events that are committed but not readable yet (an older transaction is
+/// still open) keeps trying, and applies them once that transaction ends — without another
+/// commit and long before its next poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_woken_runner_reads_its_events_once_an_older_transaction_ends() {
+    use sqlx::{Connection, Executor};
+    let (_server, url) = shenfen_tests::start_postgres().await;
+    let db = Db::open(&url, 8).await.expect("open postgres");
+    let commits = Commits::new(&db);
+    let wanting: Arc<dyn Projection> = Arc::new(Wanting("wants_happened", "Happened"));
+    runner::start(&db, vec![wanting], &commits, slow_polling()).await.expect("runners");
+
+    let mut older = sqlx::PgConnection::connect(&url).await.expect("connect");
+    older.execute("BEGIN").await.expect("begin");
+    older.execute("SELECT pg_current_xact_id()").await.expect("an xid for the open transaction");
+    let at = commits.append(command("late", 1, 1), Duration::ZERO).await.expect("append");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(runner::checkpoint(&db, "wants_happened").await.expect("checkpoint") < at, "not readable yet");
+
+    older.execute("COMMIT").await.expect("commit");
+    assert!(checkpoint_reaches(&db, "wants_happened", at, Duration::from_secs(10)).await);
+}
+
+/// A read-your-writes wait on a projection that wants none of the command's events makes its
+/// runner read that far (it was not woken by the commit).
+async fn a_wait_makes_a_runner_read_events_it_does_not_want(db: Db) {
+    let commits = Commits::new(&db);
+    let never: Arc<dyn Projection> = Arc::new(Wanting("wants_nothing", "NeverWritten"));
+    let progress = runner::start(&db, vec![never], &commits, slow_polling()).await.expect("runners");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let at = commits.append(command("unwanted", 1, 2), Duration::ZERO).await.expect("append");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(runner::checkpoint(&db, "wants_nothing").await.expect("checkpoint") < at, "the commit woke nobody");
+    assert!(progress.wait_for(&["wants_nothing"], at, Duration::from_secs(10)).await, "the wait was answered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_a_wait_makes_a_runner_read_events_it_does_not_want() {
+    let (_server, url) = shenfen_tests::start_postgres().await;
+    a_wait_makes_a_runner_read_events_it_does_not_want(Db::open(&url, 8).await.expect("open postgres")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_sqlite_a_wait_makes_a_runner_read_events_it_does_not_want() {
+    let dir = std::env::temp_dir().join(format!("shenfen-wait-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("events.db");
+    let _ = std::fs::remove_file(&path);
+    let db = Db::open(&format!("sqlite://{}", path.display()), 4).await.expect("open sqlite");
+    a_wait_makes_a_runner_read_events_it_does_not_want(db).await;
 }
