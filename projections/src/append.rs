@@ -37,7 +37,7 @@ use cqrs_es::persist::{PersistenceError, SerializedEvent};
 use sqlx::{PgConnection, PgPool, SqlitePool};
 use tokio::sync::{mpsc, oneshot, watch, Mutex};
 
-use crate::commits::{payload, Notice, Peers};
+use crate::commits::{payload, Notice, Peers, Wakes};
 use crate::db::{Db, OwnConnection};
 use crate::log::Position;
 
@@ -63,6 +63,8 @@ type Outcome = Result<Position, PersistenceError>;
 
 struct Request {
     events: Vec<SerializedEvent>,
+    /// The runners to wake once the events are committed.
+    wake: Vec<usize>,
     /// Until when the command can wait for others to share its transaction.
     until: Instant,
     reply: oneshot::Sender<Outcome>,
@@ -72,14 +74,15 @@ struct Request {
 pub struct Appender {
     db: Db,
     peers: Arc<Peers>,
+    wakes: Arc<Wakes>,
     queue: OnceLock<mpsc::UnboundedSender<Request>>,
 }
 
 impl Appender {
-    /// An appender over `db`, announcing commits while `peers` listen; its workers start with
-    /// the first append.
-    pub fn new(db: &Db, peers: Arc<Peers>) -> Self {
-        Appender { db: db.clone(), peers, queue: OnceLock::new() }
+    /// An appender over `db`, waking the local runners through `wakes` and announcing commits
+    /// while `peers` listen; its workers start with the first append.
+    pub(crate) fn new(db: &Db, peers: Arc<Peers>, wakes: Arc<Wakes>) -> Self {
+        Appender { db: db.clone(), peers, wakes, queue: OnceLock::new() }
     }
 
     /// Appends one command's events (all of them or none); returns the position of the last
@@ -92,12 +95,24 @@ impl Appender {
     /// full. Commands that keep coming have no need of it: they gather while the previous
     /// transaction commits.
     pub async fn append(&self, events: Vec<SerializedEvent>, linger: Duration) -> Outcome {
+        let wake = self.wakes.wanting(&events);
         match &self.db {
-            Db::Sqlite(pool) => insert_sqlite(pool, &events).await,
+            Db::Sqlite(pool) => {
+                // In a task of its own, so that a caller that stops waiting cannot leave the
+                // commit without its wake.
+                let (pool, wakes) = (pool.clone(), self.wakes.clone());
+                let task = tokio::spawn(async move {
+                    let at = insert_sqlite(&pool, &events).await?;
+                    wakes.committed(&wake, at);
+                    Ok(at)
+                });
+                task.await.unwrap_or_else(|err| Err(PersistenceError::UnknownError(Box::new(err))))
+            }
             Db::Postgres(pool) => {
-                let queue = self.queue.get_or_init(|| start_workers(pool.clone(), self.peers.clone()));
+                let queue =
+                    self.queue.get_or_init(|| start_workers(pool.clone(), self.peers.clone(), self.wakes.clone()));
                 let (reply, answer) = oneshot::channel();
-                if queue.send(Request { events, until: Instant::now() + linger, reply }).is_err() {
+                if queue.send(Request { events, wake, until: Instant::now() + linger, reply }).is_err() {
                     return Err(PersistenceError::UnknownError("the appender has stopped".into()));
                 }
                 answer.await.unwrap_or_else(|_| Err(PersistenceError::UnknownError("the appender has stopped".into())))
@@ -106,14 +121,14 @@ impl Appender {
     }
 }
 
-fn start_workers(pool: PgPool, peers: Arc<Peers>) -> mpsc::UnboundedSender<Request> {
+fn start_workers(pool: PgPool, peers: Arc<Peers>, wakes: Arc<Wakes>) -> mpsc::UnboundedSender<Request> {
     let (queue, receiver) = mpsc::unbounded_channel();
     let receiver = Arc::new(Mutex::new(receiver));
     let (committed, _) = watch::channel(Position::default());
     let committed = Arc::new(committed);
     tokio::spawn(notify_loop(pool.clone(), committed.subscribe(), peers));
     for _ in 0..WORKERS {
-        tokio::spawn(worker(pool.clone(), receiver.clone(), committed.clone()));
+        tokio::spawn(worker(pool.clone(), receiver.clone(), committed.clone(), wakes.clone()));
     }
     queue
 }
@@ -144,6 +159,7 @@ async fn worker(
     pool: PgPool,
     receiver: Arc<Mutex<mpsc::UnboundedReceiver<Request>>>,
     committed: Arc<watch::Sender<Position>>,
+    wakes: Arc<Wakes>,
 ) {
     let mut conn = OwnConnection::new(pool);
     loop {
@@ -173,7 +189,7 @@ async fn worker(
             }
         }
         for round in rounds(batch) {
-            if let Some(at) = write_round(&mut conn, round).await {
+            if let Some(at) = write_round(&mut conn, round, &wakes).await {
                 committed.send_modify(|p| *p = (*p).max(at));
             }
         }
@@ -199,13 +215,15 @@ fn rounds(batch: Vec<Request>) -> Vec<Vec<Request>> {
     rounds.into_iter().map(|(_, requests)| requests).collect()
 }
 
-/// Writes one round and answers its commands; returns the furthest position committed.
-async fn write_round(conn: &mut OwnConnection, round: Vec<Request>) -> Option<Position> {
+/// Writes one round, wakes the runners that want what was committed, and answers its
+/// commands; returns the furthest position committed.
+async fn write_round(conn: &mut OwnConnection, round: Vec<Request>, wakes: &Wakes) -> Option<Position> {
     if round.len() > 1 {
         let events: Vec<&SerializedEvent> = round.iter().flat_map(|r| r.events.iter()).collect();
         match insert(conn, &events).await {
             Ok(at) => {
                 // One transaction for all: each command's events are visible with the last.
+                wakes.committed(round.iter().flat_map(|r| r.wake.iter()), at);
                 for request in round {
                     let _ = request.reply.send(Ok(at));
                 }
@@ -223,6 +241,7 @@ async fn write_round(conn: &mut OwnConnection, round: Vec<Request>) -> Option<Po
         let outcome = insert(conn, &events).await.map_err(classify);
         if let Ok(at) = &outcome {
             furthest = furthest.max(Some(*at));
+            wakes.committed(&request.wake, *at);
         }
         let _ = request.reply.send(outcome);
     }
@@ -314,7 +333,7 @@ mod tests {
             serde_json::Value::Null,
             serde_json::Value::Null,
         );
-        Request { events: vec![event], until: Instant::now(), reply }
+        Request { events: vec![event], wake: Vec::new(), until: Instant::now(), reply }
     }
 
     fn ids(rounds: &[Vec<Request>]) -> Vec<Vec<&str>> {

@@ -92,56 +92,20 @@ struct Runner {
     target: watch::Sender<Position>,
 }
 
-/// Appends commands' events for every command bus of a process and wakes the runners that
-/// want them.
-pub struct Commits {
-    appender: Appender,
+/// The runners of a process and how they are woken: shared by [`Commits`] and the
+/// [`Appender`], which wakes them as soon as a command has committed (before answering it, so
+/// that a caller that stops waiting cannot leave a commit without its wake).
+#[derive(Default)]
+pub(crate) struct Wakes {
     /// Bumped on every commit seen, here or (by NOTIFY) in another process.
     counter: watch::Sender<u64>,
     runners: RwLock<Vec<Runner>>,
-    peers: Arc<Peers>,
 }
 
-impl Commits {
-    /// The commits of one process to `db`.
-    pub fn new(db: &Db) -> Arc<Self> {
-        let peers = Arc::new(Peers::default());
-        Arc::new(Commits {
-            appender: Appender::new(db, peers.clone()),
-            counter: watch::channel(0).0,
-            runners: RwLock::new(Vec::new()),
-            peers,
-        })
-    }
-
-    /// Appends one command's events (all of them or none) and returns where the last of them
-    /// (or of the transaction that carried them) stands in the global order. The commit may
-    /// wait up to `linger` for other commands to share it (see [`Appender::append`]).
-    ///
-    /// The append and the wake run in a task of their own, so a caller that stops waiting (a
-    /// client that hung up) cannot leave a commit without its wake.
-    pub async fn append(
-        self: &Arc<Self>,
-        events: Vec<SerializedEvent>,
-        linger: Duration,
-    ) -> Result<Position, PersistenceError> {
-        let wake = self.wanting(&events);
-        let commits = self.clone();
-        let task = tokio::spawn(async move {
-            let at = commits.appender.append(events, linger).await?;
-            commits.counter.send_modify(|n| *n = n.wrapping_add(1));
-            if let Ok(runners) = commits.runners.read() {
-                for runner in wake.into_iter().filter_map(|i| runners.get(i)) {
-                    raise(&runner.target, at);
-                }
-            }
-            Ok(at)
-        });
-        task.await.unwrap_or_else(|err| Err(PersistenceError::UnknownError(Box::new(err))))
-    }
-
-    /// The runners that want one of `events` (indexes into `runners`).
-    fn wanting(&self, events: &[SerializedEvent]) -> Vec<usize> {
+impl Wakes {
+    /// The runners that want one of `events` (indexes into `runners`), judged before they are
+    /// written.
+    pub(crate) fn wanting(&self, events: &[SerializedEvent]) -> Vec<usize> {
         let kinds: Vec<EventKind<'_>> = events
             .iter()
             .map(|e| EventKind {
@@ -161,11 +125,46 @@ impl Commits {
         }
     }
 
+    /// Commands committed here, up to `at`: wakes the runners `wanting` them.
+    pub(crate) fn committed<'a>(&self, wanting: impl IntoIterator<Item = &'a usize>, at: Position) {
+        self.counter.send_modify(|n| *n = n.wrapping_add(1));
+        if let Ok(runners) = self.runners.read() {
+            for runner in wanting.into_iter().filter_map(|i| runners.get(*i)) {
+                raise(&runner.target, at);
+            }
+        }
+    }
+}
+
+/// Appends commands' events for every command bus of a process and wakes the runners that
+/// want them.
+pub struct Commits {
+    appender: Appender,
+    wakes: Arc<Wakes>,
+    peers: Arc<Peers>,
+}
+
+impl Commits {
+    /// The commits of one process to `db`.
+    pub fn new(db: &Db) -> Arc<Self> {
+        let peers = Arc::new(Peers::default());
+        let wakes = Arc::new(Wakes::default());
+        Arc::new(Commits { appender: Appender::new(db, peers.clone(), wakes.clone()), wakes, peers })
+    }
+
+    /// Appends one command's events (all of them or none) and returns where the last of them
+    /// (or of the transaction that carried them) stands in the global order; the runners that
+    /// want one of them are woken with that position. The commit may wait up to `linger` for
+    /// other commands to share it (see [`Appender::append`]).
+    pub async fn append(&self, events: Vec<SerializedEvent>, linger: Duration) -> Result<Position, PersistenceError> {
+        self.appender.append(events, linger).await
+    }
+
     /// Another process committed, up to `at` when it said: every runner is woken (what it
     /// wrote is unknown here).
     pub(crate) fn foreign(&self, at: Option<Position>) {
-        self.counter.send_modify(|n| *n = n.wrapping_add(1));
-        if let Ok(runners) = self.runners.read() {
+        self.wakes.counter.send_modify(|n| *n = n.wrapping_add(1));
+        if let Ok(runners) = self.wakes.runners.read() {
             for runner in runners.iter() {
                 match at {
                     Some(at) => {
@@ -179,7 +178,7 @@ impl Commits {
 
     /// Makes the runner of `projection` (if it runs here) read at least up to `at`.
     pub(crate) fn chase(&self, projection: &str, at: Position) {
-        if let Ok(runners) = self.runners.read() {
+        if let Ok(runners) = self.wakes.runners.read() {
             for runner in runners.iter().filter(|r| r.projection.name() == projection) {
                 raise(&runner.target, at);
             }
@@ -190,7 +189,7 @@ impl Commits {
     /// position it should read up to.
     pub(crate) fn register(&self, projection: Arc<dyn Projection>, at: Position) -> watch::Receiver<Position> {
         let (target, receiver) = watch::channel(at);
-        if let Ok(mut runners) = self.runners.write() {
+        if let Ok(mut runners) = self.wakes.runners.write() {
             runners.push(Runner { projection, target });
         }
         receiver
@@ -198,7 +197,7 @@ impl Commits {
 
     /// The commit counter (local and foreign commits).
     pub(crate) fn counter(&self) -> watch::Receiver<u64> {
-        self.counter.subscribe()
+        self.wakes.counter.subscribe()
     }
 
     /// Who else listens on the database.

@@ -286,3 +286,29 @@ async fn on_sqlite_a_wait_makes_a_runner_read_events_it_does_not_want() {
     let db = Db::open(&format!("sqlite://{}", path.display()), 4).await.expect("open sqlite");
     a_wait_makes_a_runner_read_events_it_does_not_want(db).await;
 }
+
+/// A caller that stops waiting for its append (a client that hung up) does not keep the
+/// runners that want the events from being woken once they are committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_whose_caller_stopped_waiting_still_wakes_its_runners() {
+    let (_server, url) = shenfen_tests::start_postgres().await;
+    let db = Db::open(&url, 8).await.expect("open postgres");
+    let commits = Commits::new(&db);
+    let wanting: Arc<dyn Projection> = Arc::new(Wanting("wants_happened", "Happened"));
+    runner::start(&db, vec![wanting], &commits, slow_polling()).await.expect("runners");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // The command lingers for 1 s; its caller gives up after 100 ms.
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(100),
+        commits.append(command("abandoned", 1, 1), Duration::from_secs(1)),
+    )
+    .await;
+    assert!(gave_up.is_err(), "the caller stopped waiting before the commit");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while sequences(&db, "abandoned").await.is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let at = position(&db, "abandoned", 1).await;
+    assert!(checkpoint_reaches(&db, "wants_happened", at, Duration::from_secs(10)).await);
+}
