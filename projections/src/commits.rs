@@ -24,14 +24,14 @@ use crate::db::Db;
 use crate::log::{EventKind, Position};
 use crate::runner::Projection;
 
-/// How often a listening process announces itself to the others.
-pub const HEARTBEAT: Duration = Duration::from_secs(10);
-/// How long a process counts as present after its last NOTIFY.
-pub const PEER_GRACE: Duration = Duration::from_secs(30);
+/// How often a listening process announces itself to the others (one small transaction).
+pub const HEARTBEAT: Duration = Duration::from_secs(2);
+/// How long a process counts as present after its last NOTIFY (five heartbeats).
+pub const PEER_GRACE: Duration = Duration::from_secs(10);
 /// How long after its listener connects a process notifies regardless: it greets the others
 /// when it starts listening and they answer at once, and should a greeting or an answer be
 /// lost, every peer still announces itself within a [`HEARTBEAT`].
-pub const GREETING_GRACE: Duration = Duration::from_secs(12);
+pub const GREETING_GRACE: Duration = Duration::from_secs(3);
 
 /// Whether other processes listen on the database, as far as this one can tell.
 #[derive(Debug, Default)]
