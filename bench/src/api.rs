@@ -25,6 +25,7 @@ const CODE_TIMEOUT: Duration = Duration::from_secs(30);
 const PROBE_EVERY: Duration = Duration::from_millis(10);
 
 /// One registered, logged-in account with a complete profile.
+#[derive(Debug, Clone)]
 pub struct Account {
     pub document_number: String,
     pub token: String,
