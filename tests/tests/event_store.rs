@@ -312,3 +312,49 @@ async fn a_commit_whose_caller_stopped_waiting_still_wakes_its_runners() {
     let at = position(&db, "abandoned", 1).await;
     assert!(checkpoint_reaches(&db, "wants_happened", at, Duration::from_secs(10)).await);
 }
+
+/// When the LISTEN connection is lost, notices sent meanwhile are lost with it: the listener
+/// reconnects and wakes every runner to catch up, so a commit made elsewhere in the gap (here
+/// an INSERT without any NOTIFY) is read without waiting for a poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_losing_its_listen_connection_a_process_reconnects_and_catches_up() {
+    let (_server, url) = shenfen_tests::start_postgres().await;
+    let db = Db::open(&url, 8).await.expect("open postgres");
+    let Db::Postgres(pool) = &db else { unreachable!("a PostgreSQL URL") };
+    let commits = Commits::new(&db);
+    let wanting: Arc<dyn Projection> = Arc::new(Wanting("wants_happened", "Happened"));
+    runner::start(&db, vec![wanting], &commits, slow_polling()).await.expect("runners");
+
+    let listener = "SELECT pid FROM pg_stat_activity WHERE query ILIKE 'LISTEN%' AND datname = current_database()";
+    let mut old = None;
+    for _ in 0..100 {
+        old = sqlx::query_as::<_, (i32,)>(listener).fetch_optional(pool).await.expect("pg_stat_activity");
+        if old.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (old,) = old.expect("the listener connected");
+
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         VALUES ('test', 'elsewhere', 1, 'Happened', '1', '{}', '{}')",
+    )
+    .execute(pool)
+    .await
+    .expect("a commit that notifies nobody");
+    sqlx::query("SELECT pg_terminate_backend($1)").bind(old).execute(pool).await.expect("terminate");
+
+    let at = position(&db, "elsewhere", 1).await;
+    assert!(checkpoint_reaches(&db, "wants_happened", at, Duration::from_secs(10)).await, "caught up");
+    let mut new = None;
+    for _ in 0..200 {
+        new = sqlx::query_as::<_, (i32,)>(listener).fetch_optional(pool).await.expect("pg_stat_activity");
+        if new.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (new,) = new.expect("listening again");
+    assert_ne!(new, old);
+}
