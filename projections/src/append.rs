@@ -37,7 +37,7 @@ use cqrs_es::persist::{PersistenceError, SerializedEvent};
 use sqlx::{PgConnection, PgPool, SqlitePool};
 use tokio::sync::{mpsc, oneshot, watch, Mutex};
 
-use crate::commits::{payload, Notice, Peers, Wakes};
+use crate::commits::{announce, Notice, Peers, Wakes};
 use crate::db::{Db, OwnConnection};
 use crate::log::Position;
 
@@ -142,9 +142,7 @@ async fn notify_loop(pool: PgPool, mut committed: watch::Receiver<Position>, pee
             continue;
         }
         let at = *committed.borrow_and_update();
-        let notify = sqlx::query("SELECT pg_notify('shenfen_events', $1)")
-            .bind(payload(crate::runner::process_token(), Notice::Committed(at)));
-        match notify.execute(&pool).await {
+        match announce(&pool, Notice::Committed(at)).await {
             Ok(_) => metrics::counter!("shenfen_commit_notices_sent_total").increment(1),
             Err(err) => tracing::warn!(error = %err, "NOTIFY failed; other processes' projections will poll"),
         }

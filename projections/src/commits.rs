@@ -106,19 +106,11 @@ impl Wakes {
     /// The runners that want one of `events` (indexes into `runners`), judged before they are
     /// written.
     pub(crate) fn wanting(&self, events: &[SerializedEvent]) -> Vec<usize> {
-        let kinds: Vec<EventKind<'_>> = events
-            .iter()
-            .map(|e| EventKind {
-                aggregate_type: &e.aggregate_type,
-                event_type: &e.event_type,
-                sequence: e.sequence as i64,
-            })
-            .collect();
         match self.runners.read() {
             Ok(runners) => runners
                 .iter()
                 .enumerate()
-                .filter(|(_, r)| kinds.iter().any(|k| r.projection.wants(*k)))
+                .filter(|(_, r)| events.iter().any(|e| r.projection.wants(kind_of(e))))
                 .map(|(i, _)| i)
                 .collect(),
             Err(_) => Vec::new(),
@@ -167,9 +159,7 @@ impl Commits {
         if let Ok(runners) = self.wakes.runners.read() {
             for runner in runners.iter() {
                 match at {
-                    Some(at) => {
-                        runner.target.send_modify(|t| *t = (*t).max(at));
-                    }
+                    Some(at) => raise(&runner.target, at),
                     None => runner.target.send_modify(|_| {}),
                 }
             }
@@ -206,6 +196,11 @@ impl Commits {
     }
 }
 
+/// What a projection judges an event to be written by (see [`Projection::wants`]).
+fn kind_of(e: &SerializedEvent) -> EventKind<'_> {
+    EventKind { aggregate_type: &e.aggregate_type, event_type: &e.event_type, sequence: e.sequence as i64 }
+}
+
 /// Raises `target` to `at`, waking its runner only if that moved it.
 fn raise(target: &watch::Sender<Position>, at: Position) {
     target.send_if_modified(|t| {
@@ -215,6 +210,21 @@ fn raise(target: &watch::Sender<Position>, at: Position) {
         }
         moved
     });
+}
+
+/// A random name of this process, carried by its NOTIFYs so that it can ignore its own.
+pub fn process_token() -> &'static str {
+    static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TOKEN.get_or_init(|| format!("{:032x}", rand::random::<u128>()))
+}
+
+/// Sends `notice` from this process on `shenfen_events`.
+pub(crate) async fn announce(pool: &sqlx::PgPool, notice: Notice) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify('shenfen_events', $1)")
+        .bind(payload(process_token(), notice))
+        .execute(pool)
+        .await
+        .map(|_| ())
 }
 
 /// What a NOTIFY on `shenfen_events` says, after the sender's process token.

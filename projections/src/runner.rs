@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use sqlx::Connection;
 use tokio::sync::watch;
 
-use crate::commits::{parse_payload, payload, Commits, Notice, HEARTBEAT};
+use crate::commits::{parse_payload, process_token, Commits, Notice, HEARTBEAT};
 use crate::db::{Db, DbTx, OwnConnection};
 use crate::log::{self, EventKind, Position, StoredEvent};
 
@@ -284,12 +284,6 @@ pub async fn catch_up(
     }
 }
 
-/// A random name of this process, carried by its NOTIFYs so that it can ignore its own.
-pub fn process_token() -> &'static str {
-    static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    TOKEN.get_or_init(|| format!("{:032x}", rand::random::<u128>()))
-}
-
 /// Wakes this process's runners whenever another process commits events (this process's own
 /// commits wake them directly), and keeps [`Peers`](crate::commits::Peers) up to date: the
 /// listener greets the others when it connects (they answer at once), announces this process
@@ -317,16 +311,20 @@ async fn listen(pool: sqlx::PgPool, commits: Arc<Commits>) {
                                 peers.heard(Instant::now());
                                 let kind = match notice {
                                     Some(Notice::Here) => "here",
-                                    Some(Notice::Hello) => "hello",
-                                    Some(Notice::Committed(_)) | None => "committed",
+                                    Some(Notice::Hello) => {
+                                        announce(&pool, Notice::Here).await;
+                                        "hello"
+                                    }
+                                    Some(Notice::Committed(at)) => {
+                                        commits.foreign(Some(at));
+                                        "committed"
+                                    }
+                                    None => {
+                                        commits.foreign(None);
+                                        "committed"
+                                    }
                                 };
                                 metrics::counter!("shenfen_peer_notices_total", "notice" => kind).increment(1);
-                                match notice {
-                                    Some(Notice::Here) => {}
-                                    Some(Notice::Hello) => announce(&pool, Notice::Here).await,
-                                    Some(Notice::Committed(at)) => commits.foreign(Some(at)),
-                                    None => commits.foreign(None),
-                                }
                             }
                         }
                     }
@@ -342,10 +340,9 @@ async fn listen(pool: sqlx::PgPool, commits: Arc<Commits>) {
     }
 }
 
-/// Sends `notice` from this process on `shenfen_events`.
+/// Sends `notice` on `shenfen_events`; a failure only costs the others a poll.
 async fn announce(pool: &sqlx::PgPool, notice: Notice) {
-    let notify = sqlx::query("SELECT pg_notify('shenfen_events', $1)").bind(payload(process_token(), notice));
-    if let Err(err) = notify.execute(pool).await {
+    if let Err(err) = crate::commits::announce(pool, notice).await {
         tracing::debug!(error = %err, "NOTIFY failed");
     }
 }
@@ -449,10 +446,34 @@ struct Chase {
 }
 
 impl Chase {
-    fn next_delay(&mut self) -> Duration {
-        let delay = CHASE_RETRY.saturating_mul(1 << self.retries.min(8)).min(CHASE_RETRY_MAX);
-        self.retries += 1;
-        delay
+    /// After a read that found nothing new: how soon to read again when the runner stands at
+    /// `read`, short of its `target`; `None` when it has reached the target, or has not moved
+    /// for [`CHASE_LIMIT`] (it then waits for its next wake or poll).
+    fn retry(chase: &mut Option<Chase>, read: Option<Position>, target: Position, name: &str) -> Option<Duration> {
+        let Some(read) = read.filter(|read| *read < target) else {
+            *chase = None;
+            return None;
+        };
+        let c = match chase {
+            Some(c) if c.read == read => c,
+            _ => chase.insert(Chase { read, since: Instant::now(), retries: 0, gave_up: false }),
+        };
+        if c.gave_up {
+            return None;
+        }
+        if c.since.elapsed() >= CHASE_LIMIT {
+            c.gave_up = true;
+            tracing::warn!(
+                projection = name,
+                ?target,
+                ?read,
+                "committed events stay unreadable (a transaction is still open); reading on the next wake or poll"
+            );
+            return None;
+        }
+        let delay = CHASE_RETRY.saturating_mul(1 << c.retries.min(8)).min(CHASE_RETRY_MAX);
+        c.retries += 1;
+        Some(delay)
     }
 }
 /// How long after its last batch a runner counts as busy.
@@ -556,26 +577,9 @@ impl Task {
                         lag_reported = Instant::now();
                     }
                     let target = *wake.borrow();
-                    match cursor.map(|c| c.read).filter(|read| *read < target) {
-                        Some(read) => {
-                            if chase.is_none_or(|c| c.read != read) {
-                                chase = Some(Chase { read, since: Instant::now(), retries: 0, gave_up: false });
-                            }
-                            if let Some(c) = chase.as_mut().filter(|c| !c.gave_up) {
-                                if c.since.elapsed() < CHASE_LIMIT {
-                                    tokio::time::sleep(c.next_delay()).await;
-                                    continue;
-                                }
-                                c.gave_up = true;
-                                tracing::warn!(
-                                    projection = name,
-                                    ?target,
-                                    ?read,
-                                    "committed events stay unreadable (a transaction is still open); reading on the next wake or poll"
-                                );
-                            }
-                        }
-                        None => chase = None,
+                    if let Some(delay) = Chase::retry(&mut chase, cursor.map(|c| c.read), target, name) {
+                        tokio::time::sleep(delay).await;
+                        continue;
                     }
                     self.idle(&mut wake).await;
                     // While events keep coming, let a few milliseconds' worth gather: one batch

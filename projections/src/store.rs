@@ -13,10 +13,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::chain::{event_hash, GENESIS};
-use crate::commits::Commits;
-use crate::db::Db;
-use crate::log::Position;
 use cqrs_es::persist::{
     EventUpcaster, PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent, SerializedSnapshot,
 };
@@ -26,6 +22,11 @@ use serde_json::Value;
 use shenfen_domain::metadata::EventMetadata;
 use shenfen_domain::StateVersion;
 use sqlite_es::SqliteEventRepository;
+
+use crate::chain::{event_hash, GENESIS};
+use crate::commits::Commits;
+use crate::db::Db;
+use crate::log::Position;
 
 /// The event repository of either backend.
 pub enum Repo {

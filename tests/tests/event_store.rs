@@ -64,6 +64,40 @@ async fn position(db: &Db, stream: &str, sequence: i64) -> Position {
     .expect("the event is stored")
 }
 
+/// A throwaway PostgreSQL server (kept alive by the first value), its URL and the store on it.
+async fn postgres() -> (pgtemp::PgTempDB, String, Db) {
+    let (server, url) = shenfen_tests::start_postgres().await;
+    let db = Db::open(&url, 8).await.expect("open postgres");
+    (server, url, db)
+}
+
+/// A fresh SQLite store in a file of its own, named after `test`.
+async fn sqlite(test: &str) -> Db {
+    let dir = std::env::temp_dir().join(format!("shenfen-{test}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("events.db");
+    let _ = std::fs::remove_file(&path);
+    Db::open(&format!("sqlite://{}", path.display()), 4).await.expect("open sqlite")
+}
+
+/// Asks `probe` every 50 ms until it answers something, for at most `within`.
+async fn eventually<T, F, Fut>(within: Duration, mut probe: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(found) = probe().await {
+            return Some(found);
+        }
+        if std::time::Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn conflicts(outcomes: &[Result<Position, PersistenceError>]) -> usize {
     outcomes.iter().filter(|o| matches!(o, Err(PersistenceError::OptimisticLockError))).count()
 }
@@ -143,8 +177,7 @@ async fn commands_go_in_whole_and_collisions_are_conflicts(db: Db) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn appends_on_postgres_are_whole_and_collisions_are_conflicts() {
-    let (_server, url) = shenfen_tests::start_postgres().await;
-    let db = Db::open(&url, 8).await.expect("open postgres");
+    let (_server, _, db) = postgres().await;
     commands_go_in_whole_and_collisions_are_conflicts(db).await;
 }
 
@@ -152,8 +185,7 @@ async fn appends_on_postgres_are_whole_and_collisions_are_conflicts() {
 /// linger; a command that cannot wait ends the wait for all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lingering_appends_on_postgres_share_a_transaction() {
-    let (_server, url) = shenfen_tests::start_postgres().await;
-    let db = Db::open(&url, 8).await.expect("open postgres");
+    let (_server, _, db) = postgres().await;
     let commits = Commits::new(&db);
     // Warm up the appender's connections.
     commits.append(command("warm", 1, 1), Duration::ZERO).await.expect("append");
@@ -188,11 +220,7 @@ async fn lingering_appends_on_postgres_share_a_transaction() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn appends_on_sqlite_are_whole_and_collisions_are_conflicts() {
-    let dir = std::env::temp_dir().join(format!("shenfen-append-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join("events.db");
-    let _ = std::fs::remove_file(&path);
-    let db = Db::open(&format!("sqlite://{}", path.display()), 4).await.expect("open sqlite");
+    let db = sqlite("append").await;
     commands_go_in_whole_and_collisions_are_conflicts(db).await;
 }
 
@@ -222,16 +250,9 @@ fn slow_polling() -> RunnerConfig {
 }
 
 async fn checkpoint_reaches(db: &Db, name: &str, at: Position, within: Duration) -> bool {
-    let deadline = std::time::Instant::now() + within;
-    loop {
-        if runner::checkpoint(db, name).await.expect("checkpoint") >= at {
-            return true;
-        }
-        if std::time::Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(within, || async { (runner::checkpoint(db, name).await.expect("checkpoint") >= at).then_some(()) })
+        .await
+        .is_some()
 }
 
 /// A runner woken for events that are committed but not readable yet (an older transaction is
@@ -240,8 +261,7 @@ async fn checkpoint_reaches(db: &Db, name: &str, at: Position, within: Duration)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_woken_runner_reads_its_events_once_an_older_transaction_ends() {
     use sqlx::{Connection, Executor};
-    let (_server, url) = shenfen_tests::start_postgres().await;
-    let db = Db::open(&url, 8).await.expect("open postgres");
+    let (_server, url, db) = postgres().await;
     let commits = Commits::new(&db);
     let wanting: Arc<dyn Projection> = Arc::new(Wanting("wants_happened", "Happened"));
     runner::start(&db, vec![wanting], &commits, slow_polling()).await.expect("runners");
@@ -273,17 +293,13 @@ async fn a_wait_makes_a_runner_read_events_it_does_not_want(db: Db) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_postgres_a_wait_makes_a_runner_read_events_it_does_not_want() {
-    let (_server, url) = shenfen_tests::start_postgres().await;
-    a_wait_makes_a_runner_read_events_it_does_not_want(Db::open(&url, 8).await.expect("open postgres")).await;
+    let (_server, _, db) = postgres().await;
+    a_wait_makes_a_runner_read_events_it_does_not_want(db).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_sqlite_a_wait_makes_a_runner_read_events_it_does_not_want() {
-    let dir = std::env::temp_dir().join(format!("shenfen-wait-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join("events.db");
-    let _ = std::fs::remove_file(&path);
-    let db = Db::open(&format!("sqlite://{}", path.display()), 4).await.expect("open sqlite");
+    let db = sqlite("wait").await;
     a_wait_makes_a_runner_read_events_it_does_not_want(db).await;
 }
 
@@ -291,8 +307,7 @@ async fn on_sqlite_a_wait_makes_a_runner_read_events_it_does_not_want() {
 /// runners that want the events from being woken once they are committed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_whose_caller_stopped_waiting_still_wakes_its_runners() {
-    let (_server, url) = shenfen_tests::start_postgres().await;
-    let db = Db::open(&url, 8).await.expect("open postgres");
+    let (_server, _, db) = postgres().await;
     let commits = Commits::new(&db);
     let wanting: Arc<dyn Projection> = Arc::new(Wanting("wants_happened", "Happened"));
     runner::start(&db, vec![wanting], &commits, slow_polling()).await.expect("runners");
@@ -305,10 +320,9 @@ async fn a_commit_whose_caller_stopped_waiting_still_wakes_its_runners() {
     )
     .await;
     assert!(gave_up.is_err(), "the caller stopped waiting before the commit");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while sequences(&db, "abandoned").await.is_empty() && std::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let committed =
+        eventually(Duration::from_secs(10), || async { (!sequences(&db, "abandoned").await.is_empty()).then_some(()) });
+    committed.await.expect("the abandoned command committed");
     let at = position(&db, "abandoned", 1).await;
     assert!(checkpoint_reaches(&db, "wants_happened", at, Duration::from_secs(10)).await);
 }
@@ -318,23 +332,17 @@ async fn a_commit_whose_caller_stopped_waiting_still_wakes_its_runners() {
 /// an INSERT without any NOTIFY) is read without waiting for a poll.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_losing_its_listen_connection_a_process_reconnects_and_catches_up() {
-    let (_server, url) = shenfen_tests::start_postgres().await;
-    let db = Db::open(&url, 8).await.expect("open postgres");
+    let (_server, _, db) = postgres().await;
     let Db::Postgres(pool) = &db else { unreachable!("a PostgreSQL URL") };
     let commits = Commits::new(&db);
     let wanting: Arc<dyn Projection> = Arc::new(Wanting("wants_happened", "Happened"));
     runner::start(&db, vec![wanting], &commits, slow_polling()).await.expect("runners");
 
-    let listener = "SELECT pid FROM pg_stat_activity WHERE query ILIKE 'LISTEN%' AND datname = current_database()";
-    let mut old = None;
-    for _ in 0..100 {
-        old = sqlx::query_as::<_, (i32,)>(listener).fetch_optional(pool).await.expect("pg_stat_activity");
-        if old.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let (old,) = old.expect("the listener connected");
+    let listener = || async {
+        let sql = "SELECT pid FROM pg_stat_activity WHERE query ILIKE 'LISTEN%' AND datname = current_database()";
+        sqlx::query_as::<_, (i32,)>(sql).fetch_optional(pool).await.expect("pg_stat_activity").map(|(pid,)| pid)
+    };
+    let old = eventually(Duration::from_secs(5), listener).await.expect("the listener connected");
 
     sqlx::query(
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
@@ -347,14 +355,6 @@ async fn after_losing_its_listen_connection_a_process_reconnects_and_catches_up(
 
     let at = position(&db, "elsewhere", 1).await;
     assert!(checkpoint_reaches(&db, "wants_happened", at, Duration::from_secs(10)).await, "caught up");
-    let mut new = None;
-    for _ in 0..200 {
-        new = sqlx::query_as::<_, (i32,)>(listener).fetch_optional(pool).await.expect("pg_stat_activity");
-        if new.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let (new,) = new.expect("listening again");
+    let new = eventually(Duration::from_secs(10), listener).await.expect("listening again");
     assert_ne!(new, old);
 }
