@@ -157,8 +157,14 @@ impl Holder {
     /// the session is still live on an active account.
     pub fn session_live(&self, now: DateTime<Utc>) -> impl Fn(&Account) -> bool + Send + Sync + 'static {
         let hash = self.token_hash.clone();
-        move |account: &Account| account.is_active() && account.session_by_token(&hash, now).is_some()
+        move |account: &Account| live_session(account, &hash, now).is_some()
     }
+}
+
+/// The id of the session whose token hashes to `token_hash`, if it is live at `now` on an
+/// active account.
+fn live_session(account: &Account, token_hash: &str, now: DateTime<Utc>) -> Option<String> {
+    account.session_by_token(token_hash, now).filter(|_| account.is_active()).map(|s| s.session_id.clone())
 }
 
 /// The account holder of a command: like [`Holder`], but the session is checked on the state
@@ -187,9 +193,7 @@ async fn holder_of(state: &AppState, token: &str, optimistic: bool) -> Result<Op
     let internal = |e: shenfen_projections::store::BusError<_>| ApiError::internal(e.to_string());
     let token_hash = shenfen_domain::ids::token_hash(token);
     let now = state.clock.now();
-    let live = |account: &Account| {
-        account.session_by_token(&token_hash, now).filter(|_| account.is_active()).map(|s| s.session_id.clone())
-    };
+    let live = |account: &Account| live_session(account, &token_hash, now);
     let mut current = if optimistic {
         state.accounts.load_optimistic(&account_id).await
     } else {
