@@ -34,7 +34,7 @@ pub trait StateVersion {
 }
 
 impl StateVersion for account::Account {
-    const STATE_VERSION: u32 = 1;
+    const STATE_VERSION: u32 = 2;
 }
 
 impl StateVersion for code::CodeChannel {
@@ -42,7 +42,7 @@ impl StateVersion for code::CodeChannel {
 }
 
 impl StateVersion for verification::Verification {
-    const STATE_VERSION: u32 = 1;
+    const STATE_VERSION: u32 = 2;
 }
 
 impl StateVersion for staff::Staff {

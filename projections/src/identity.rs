@@ -4,14 +4,20 @@
 //! It runs on the projection runner like every read model, so it resumes from its checkpoint
 //! after a crash: a step interrupted between the two aggregates is finished on restart. Its
 //! commands are idempotent (the account records the verification sequence it has applied;
-//! the verification stream records the reset sources it has applied), so replaying an event
-//! does nothing twice.
+//! the verification stream the generation it was reset to), so replaying an event does
+//! nothing twice.
+//!
+//! Each event is carried as it happened: its own sequence, its own name and validity, and the
+//! verification stream's status and generation folded up to that event — never the stream's
+//! head, which a runner that is behind (after a restart, a retried batch) would pair with an
+//! older event's data. The generation keeps proof given before a re-registration from ever
+//! reaching the re-registered account.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::Deserialize;
-use shenfen_domain::account::{Account, AccountCommand, AccountEvent};
+use shenfen_domain::account::{Account, AccountCommand, AccountEvent, IdentityOutcome};
 use shenfen_domain::metadata::{Actor, EventMetadata};
 use shenfen_domain::verification::{Verification, VerificationCommand, VerificationEvent};
 
@@ -33,6 +39,47 @@ impl IdentityProcess {
     fn meta(event: &StoredEvent) -> EventMetadata {
         let request_id = event.metadata.get("request_id").and_then(|v| v.as_str()).unwrap_or_default().to_string();
         EventMetadata { actor: Actor::System { id: Self::NAME.into() }, request_id, at: event.at() }
+    }
+
+    /// Carries one verification event to the account.
+    async fn carry_outcome(&self, e: &StoredEvent, event: VerificationEvent) -> Result<(), ProjectionError> {
+        let (name, validity) = match event {
+            VerificationEvent::AttemptPassed { name, validity, .. } => (Some(name), validity),
+            VerificationEvent::ApplicationApproved { name, validity, .. } => (Some(name), Some(validity)),
+            VerificationEvent::AttemptFailed { .. }
+            | VerificationEvent::ApplicationSubmitted { .. }
+            | VerificationEvent::ApplicationRejected { .. }
+            | VerificationEvent::Reset { .. } => (None, None),
+            VerificationEvent::AttemptStarted { .. }
+            | VerificationEvent::AttemptVoided { .. }
+            | VerificationEvent::ApplicationClaimed { .. } => return Ok(()),
+        };
+        let then = match self.verifications.load_at(&e.aggregate_id, e.sequence).await {
+            Ok(loaded) => loaded.state,
+            Err(err) => return failed(err),
+        };
+        let outcome = IdentityOutcome {
+            verification_sequence: e.sequence,
+            generation: then.generation,
+            status: then.status,
+            name,
+            validity,
+            now: e.at(),
+        };
+        match self.accounts.execute(&e.aggregate_id, AccountCommand::RecordIdentity(outcome), &Self::meta(e)).await {
+            Ok(_) => Ok(()),
+            Err(err) => failed(err),
+        }
+    }
+
+    /// Carries a re-registration to the verification stream.
+    async fn carry_reregistration(&self, e: &StoredEvent, event: AccountEvent) -> Result<(), ProjectionError> {
+        let AccountEvent::Reregistered { at, generation, .. } = event else { return Ok(()) };
+        let command = VerificationCommand::Reset { source: format!("account#{}", e.sequence), generation, now: at };
+        match self.verifications.execute(&e.aggregate_id, command, &Self::meta(e)).await {
+            Ok(_) => Ok(()),
+            Err(err) => failed(err),
+        }
     }
 }
 
@@ -73,41 +120,14 @@ impl Projection for IdentityProcess {
     }
 
     async fn handle(&self, e: &StoredEvent) -> Result<(), ProjectionError> {
-        let id = e.aggregate_id.as_str();
         if e.aggregate_type == <Verification as cqrs_es::Aggregate>::TYPE {
             let event = VerificationEvent::deserialize(&e.payload).map_err(|err| ProjectionError::decode(e, err))?;
-            let (name, validity) = match event {
-                VerificationEvent::AttemptPassed { name, validity, .. } => (Some(name), validity),
-                VerificationEvent::ApplicationApproved { name, validity, .. } => (Some(name), Some(validity)),
-                VerificationEvent::AttemptFailed { .. }
-                | VerificationEvent::ApplicationSubmitted { .. }
-                | VerificationEvent::ApplicationRejected { .. }
-                | VerificationEvent::Reset { .. } => (None, None),
-                _ => return Ok(()),
-            };
-            let (state, sequence) = match self.verifications.load_versioned(id).await {
-                Ok(loaded) => loaded,
-                Err(err) => return failed(err),
-            };
-            let command = AccountCommand::RecordIdentity {
-                verification_sequence: sequence.max(e.sequence),
-                status: state.status,
-                name,
-                validity,
-                now: e.at(),
-            };
-            if let Err(err) = self.accounts.execute(id, command, &Self::meta(e)).await {
-                return failed(err);
-            }
+            self.carry_outcome(e, event).await
         } else if e.aggregate_type == <Account as cqrs_es::Aggregate>::TYPE {
             let event = AccountEvent::deserialize(&e.payload).map_err(|err| ProjectionError::decode(e, err))?;
-            if let AccountEvent::Reregistered { at, .. } = event {
-                let command = VerificationCommand::Reset { source: format!("account#{}", e.sequence), now: at };
-                if let Err(err) = self.verifications.execute(id, command, &Self::meta(e)).await {
-                    return failed(err);
-                }
-            }
+            self.carry_reregistration(e, event).await
+        } else {
+            Ok(())
         }
-        Ok(())
     }
 }

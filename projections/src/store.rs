@@ -346,6 +346,20 @@ where
         Ok((loaded.state, loaded.sequence))
     }
 
+    /// The aggregate as it stood right after its event at `sequence` (the current state when
+    /// `sequence` is the stream's head; otherwise folded from the start up to that event).
+    /// For process managers, which must act on each event as it happened, not on the state
+    /// the stream has reached since.
+    pub async fn load_at(&self, id: &str, sequence: i64) -> Result<Loaded<A>, BusError<A::Error>> {
+        let current = self.load_context(id).await?;
+        if current.sequence == sequence {
+            return Ok(current);
+        }
+        let events = self.repo.get_events::<A>(id).await.map_err(|e| BusError::Store(e.to_string()))?;
+        let upto = events.into_iter().take_while(|e| e.sequence as i64 <= sequence).collect();
+        self.fold(Loaded { state: A::default(), sequence: 0, last_hash: GENESIS.into() }, upto)
+    }
+
     /// Stores a snapshot of the aggregate's current state (outside the command path).
     pub async fn write_snapshot(&self, id: &str) -> Result<(), BusError<A::Error>> {
         let loaded = self.load_context(id).await?;

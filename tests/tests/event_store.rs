@@ -12,6 +12,9 @@ use cqrs_es::persist::{PersistenceError, SerializedEvent};
 use futures::future::join_all;
 use serde_json::json;
 
+mod common;
+
+use common::{eventually, postgres, sqlite};
 use shenfen_projections::commits::Commits;
 use shenfen_projections::db::{Db, DbTx};
 use shenfen_projections::log::{EventKind, Position, StoredEvent};
@@ -62,40 +65,6 @@ async fn position(db: &Db, stream: &str, sequence: i64) -> Position {
         Db::Sqlite(p) => sqlx::query_as(sql).bind(stream).bind(sequence).fetch_one(p).await,
     }
     .expect("the event is stored")
-}
-
-/// A throwaway PostgreSQL server (kept alive by the first value), its URL and the store on it.
-async fn postgres() -> (pgtemp::PgTempDB, String, Db) {
-    let (server, url) = shenfen_tests::start_postgres().await;
-    let db = Db::open(&url, 8).await.expect("open postgres");
-    (server, url, db)
-}
-
-/// A fresh SQLite store in a file of its own, named after `test`.
-async fn sqlite(test: &str) -> Db {
-    let dir = std::env::temp_dir().join(format!("shenfen-{test}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join("events.db");
-    let _ = std::fs::remove_file(&path);
-    Db::open(&format!("sqlite://{}", path.display()), 4).await.expect("open sqlite")
-}
-
-/// Asks `probe` every 50 ms until it answers something, for at most `within`.
-async fn eventually<T, F, Fut>(within: Duration, mut probe: F) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = std::time::Instant::now() + within;
-    loop {
-        if let Some(found) = probe().await {
-            return Some(found);
-        }
-        if std::time::Instant::now() > deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn conflicts(outcomes: &[Result<Position, PersistenceError>]) -> usize {

@@ -421,7 +421,9 @@ pub async fn eligibility(State(state): State<Arc<AppState>>, holder: Holder) -> 
         .load(&holder.account_id)
         .await
         .map_err(|e| super::bus_problem(e, super::verification_problem))?;
-    if !verification.is_proven() {
+    // Both streams: until a re-registration has reached the verification stream, the proof
+    // there belongs to the earlier holder.
+    if !verification.proves(&account) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "real_name_verification_required",

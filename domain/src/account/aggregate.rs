@@ -12,7 +12,7 @@ use crate::shared::name::PersonName;
 use crate::shared::validity::Validity;
 use crate::time::{cst_date, cst_midnight};
 
-use super::commands::{AccountCommand, NewSession, ProfileInput, Registration};
+use super::commands::{AccountCommand, IdentityOutcome, NewSession, ProfileInput, Registration};
 use super::errors::AccountError;
 use super::events::{AccountEvent, Profile, ResetMethod};
 
@@ -90,6 +90,11 @@ pub struct Account {
     pub wechat_openid: Option<String>,
     /// The last verification event forwarded here (idempotence of the process manager).
     pub verification_sequence: i64,
+    /// The identity generation: how many re-registrations (since generations were recorded)
+    /// superseded earlier holders' proof. Verification outcomes of another generation are
+    /// ignored, and the business gate needs the verification stream at this generation.
+    #[serde(default)]
+    pub generation: u32,
 }
 
 impl Account {
@@ -193,6 +198,7 @@ impl Account {
             mobile: r.mobile,
             password_hash: r.password_hash,
             at: r.now,
+            generation: Some(self.generation + 1),
         };
         sink.write(event, self).await;
         if !self.sessions.is_empty() {
@@ -389,16 +395,10 @@ impl Account {
         Ok(())
     }
 
-    async fn record_identity(
-        &mut self,
-        verification_sequence: i64,
-        status: RealNameStatus,
-        name: Option<PersonName>,
-        validity: Option<Validity>,
-        now: DateTime<Utc>,
-        sink: &EventSink<Self>,
-    ) -> Result<(), AccountError> {
-        if !self.exists() || verification_sequence <= self.verification_sequence {
+    async fn record_identity(&mut self, outcome: IdentityOutcome, sink: &EventSink<Self>) -> Result<(), AccountError> {
+        let IdentityOutcome { verification_sequence, generation, status, name, validity, now } = outcome;
+        // Already carried, or proof of an earlier holder (a re-registration came in between).
+        if !self.exists() || verification_sequence <= self.verification_sequence || generation != self.generation {
             return Ok(());
         }
         let name = name.filter(|n| Some(n) != self.name.as_ref());
@@ -464,9 +464,7 @@ impl Aggregate for Account {
             }
             cmd @ AccountCommand::IssueResetSecret { .. } => self.issue_reset_secret(cmd, sink).await,
             cmd @ AccountCommand::CompletePasswordReset { .. } => self.complete_reset(cmd, sink).await,
-            AccountCommand::RecordIdentity { verification_sequence, status, name, validity, now } => {
-                self.record_identity(verification_sequence, status, name, validity, now, sink).await
-            }
+            AccountCommand::RecordIdentity(outcome) => self.record_identity(outcome, sink).await,
             AccountCommand::SupportChangeContact { mobile, email, by, now } => {
                 self.require_active()?;
                 let mobile = mobile.filter(|m| Some(m) != self.mobile.as_ref());
@@ -532,8 +530,11 @@ impl Aggregate for Account {
                 self.registered_at = Some(registered_at);
                 self.legacy = true;
             }
-            AccountEvent::Reregistered { name, validity, email, mobile, password_hash, .. } => {
+            AccountEvent::Reregistered { name, validity, email, mobile, password_hash, generation, .. } => {
                 self.apply_registration(name, validity, email, mobile, password_hash);
+                if let Some(generation) = generation {
+                    self.generation = generation;
+                }
             }
             AccountEvent::LoginFailed { at } => {
                 self.lockout.failed(at);

@@ -100,14 +100,7 @@ pub enum AccountCommand {
         now: DateTime<Utc>,
     },
     /// The verification stream's outcome, forwarded by the identity process manager.
-    /// `verification_sequence` makes it idempotent.
-    RecordIdentity {
-        verification_sequence: i64,
-        status: RealNameStatus,
-        name: Option<PersonName>,
-        validity: Option<Validity>,
-        now: DateTime<Utc>,
-    },
+    RecordIdentity(IdentityOutcome),
     /// A support agent changes the contact, on the holder's e-mailed request.
     SupportChangeContact {
         mobile: Option<Mobile>,
@@ -129,6 +122,24 @@ pub enum AccountCommand {
     UnbindWechat {
         now: DateTime<Utc>,
     },
+}
+
+/// One verification event's outcome, as the identity process manager carries it to the
+/// account: everything is as of that event (its own sequence, and the stream's status and
+/// generation folded up to it), never as of the stream's head, so a process manager that runs
+/// behind carries each event exactly as it happened.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdentityOutcome {
+    /// The event's sequence in the verification stream: the account applies each once, in order.
+    pub verification_sequence: i64,
+    /// The verification stream's generation at that event; the account ignores outcomes of a
+    /// generation other than its own (proof given before a re-registration).
+    pub generation: u32,
+    pub status: RealNameStatus,
+    /// The name and validity the event proved (a pass or an approval).
+    pub name: Option<PersonName>,
+    pub validity: Option<Validity>,
+    pub now: DateTime<Utc>,
 }
 
 /// Who did a support action, why, and on what evidence.

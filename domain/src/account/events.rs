@@ -80,6 +80,12 @@ pub enum AccountEvent {
         mobile: Mobile,
         password_hash: String,
         at: DateTime<Utc>,
+        /// The identity generation this re-registration starts (1 for the first): the
+        /// verification stream is reset to the same generation, and outcomes of an earlier
+        /// generation are never carried to the account. Absent in events written before
+        /// generations existed (they started none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        generation: Option<u32>,
     },
     LoginFailed {
         at: DateTime<Utc>,

@@ -458,6 +458,7 @@ async fn reregistration_supersedes_credentials_and_ends_sessions() {
                 mobile: Mobile::parse("13800138000").expect("mobile"),
                 password_hash: "H7".into(),
                 at: t(4, 0, 0),
+                generation: Some(1),
             },
             AccountEvent::SessionsRevoked { kept: None, at: t(4, 0, 0) },
         ]);

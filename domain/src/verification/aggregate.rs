@@ -78,6 +78,10 @@ pub struct Verification {
     /// Sources of the resets applied (idempotence of the process manager).
     #[serde(default)]
     pub reset_sources: Vec<String>,
+    /// The account's identity generation this stream has been reset to (see
+    /// [`Account::generation`](crate::account::Account::generation)).
+    #[serde(default)]
+    pub generation: u32,
 }
 
 /// Quotas left at an instant.
@@ -106,6 +110,13 @@ impl Verification {
     /// Whether the identity is proven (eligible for business).
     pub fn is_proven(&self) -> bool {
         matches!(self.status, RealNameStatus::Verified | RealNameStatus::ManualReviewApproved)
+    }
+
+    /// Whether the identity is proven for the holder of `account` as it stands now: proven,
+    /// and reset for every re-registration of the account (until the identity process manager
+    /// has carried a re-registration here, the proof belongs to the earlier holder).
+    pub fn proves(&self, account: &crate::account::Account) -> bool {
+        self.is_proven() && self.generation == account.generation
     }
 
     fn attempts_on(&self, day: NaiveDate) -> usize {
@@ -308,10 +319,15 @@ impl Aggregate for Verification {
                 self.claim(review_id, reviewer, reviewer_account, now, sink).await
             }
             cmd @ VerificationCommand::Decide { .. } => self.decide(cmd, sink).await,
-            VerificationCommand::Reset { source, now } => {
-                let nothing_to_undo = self.status == RealNameStatus::Unverified;
-                if !nothing_to_undo && !self.reset_sources.contains(&source) {
-                    sink.write(VerificationEvent::Reset { source, at: now }, self).await;
+            VerificationCommand::Reset { source, generation, now } => {
+                let needed = match generation {
+                    // Every generation is recorded, even when there is nothing to undo: the
+                    // business gate compares it with the account's.
+                    Some(g) => g > self.generation,
+                    None => self.status != RealNameStatus::Unverified && !self.reset_sources.contains(&source),
+                };
+                if needed {
+                    sink.write(VerificationEvent::Reset { source, at: now, generation }, self).await;
                 }
                 Ok(())
             }
@@ -398,8 +414,13 @@ impl Aggregate for Verification {
                     self.status = RealNameStatus::ManualReviewRejected;
                 }
             }
-            VerificationEvent::Reset { source, .. } => {
+            VerificationEvent::Reset { source, generation, .. } => {
                 self.reset_sources.push(source);
+                if let Some(g) = generation {
+                    self.generation = g;
+                }
+                // An answer still awaited was asked for by the earlier holder: it is not recorded.
+                self.in_flight = None;
                 self.status = if self.pending().is_some() {
                     RealNameStatus::ManualReviewPending
                 } else {

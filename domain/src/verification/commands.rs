@@ -38,6 +38,8 @@ pub enum VerificationCommand {
     Claim { review_id: String, reviewer: String, reviewer_account: Option<String>, now: DateTime<Utc> },
     /// The claiming reviewer decides.
     Decide { review_id: String, reviewer: String, approve: bool, reason: Option<String>, now: DateTime<Utc> },
-    /// The account registered again: identity must be proven again.
-    Reset { source: String, now: DateTime<Utc> },
+    /// The account registered again: identity must be proven again. `generation` is the
+    /// account's identity generation after the re-registration (`None` for re-registrations
+    /// recorded before generations existed).
+    Reset { source: String, generation: Option<u32>, now: DateTime<Utc> },
 }

@@ -89,6 +89,10 @@ pub enum VerificationEvent {
     Reset {
         source: String,
         at: DateTime<Utc>,
+        /// The account's identity generation this reset brings the stream to (absent in resets
+        /// written before generations existed).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        generation: Option<u32>,
     },
 }
 
