@@ -78,7 +78,14 @@ impl Notifier {
                 Ok(())
             }
             Notifier::Webhook { url, client } => {
-                let response = client.post(url).json(&doc).send().await.context("webhook request")?;
+                // The error is stored with the message: never with the gateway's address,
+                // which may carry credentials.
+                let response = client
+                    .post(url)
+                    .json(&doc)
+                    .send()
+                    .await
+                    .map_err(|e| anyhow::Error::new(e.without_url()).context("webhook request"))?;
                 anyhow::ensure!(response.status().is_success(), "webhook answered {}", response.status());
                 Ok(())
             }
@@ -86,10 +93,19 @@ impl Notifier {
     }
 }
 
-/// Delivers due outbox messages until the process ends. `wake` is notified when a message
-/// is queued; otherwise the worker polls every second.
+/// Delivers due outbox messages until the process ends, and gives up those whose secret has
+/// expired. `wake` is notified when a message is queued; otherwise the worker polls every
+/// second.
 pub async fn run_outbox(db: Db, notifier: Notifier, clock: Arc<dyn Clock>, wake: Arc<Notify>) {
     loop {
+        match outbox::expire(&db, clock.now()).await {
+            Ok(0) => {}
+            Ok(n) => {
+                metrics::counter!("shenfen_messages_expired_total").increment(n);
+                tracing::warn!(messages = n, "undelivered messages expired with their secret");
+            }
+            Err(err) => tracing::warn!(error = %err, "outbox expiry failed"),
+        }
         match outbox::claim(&db, clock.now(), 50).await {
             Ok(batch) if !batch.is_empty() => {
                 let results = futures::future::join_all(batch.iter().map(|m| {

@@ -19,6 +19,17 @@
 //! of the last event its transaction wrote), from the INSERT's `RETURNING`: runners are woken
 //! with it, and commands that wait for read models wait for it.
 //!
+//! A command may carry messages for the [`outbox`](crate::outbox) (a code, a reset link): they
+//! are written by the same statement (PostgreSQL) or transaction (SQLite) as its events, so a
+//! secret is issued if and only if its message is queued.
+//!
+//! **Ambiguous commits.** A write whose connection fails after the commit but before the
+//! answer, or a retry that collides, may find the command's own events already stored. Before
+//! reporting a failure or a conflict the appender looks: when the stored events at the
+//! command's sequences carry the very hashes of its own (the hash covers the request id, the
+//! instant and the whole payload), the command did commit, and it is answered as committed —
+//! never decided a second time against its own events.
+//!
 //! After each commit, a NOTIFY on `shenfen_events` wakes the projection runners of other
 //! processes (its payload names this process, whose own runners ignore it, and the position
 //! reached). It is sent by a separate task, coalesced and outside the appending transactions:
@@ -40,6 +51,7 @@ use tokio::sync::{mpsc, oneshot, watch, Mutex};
 use crate::commits::{announce, Notice, Peers, Wakes};
 use crate::db::{Db, OwnConnection};
 use crate::log::Position;
+use crate::outbox::NewMessage;
 
 /// Most commands written in one transaction.
 pub const MAX_BATCH: usize = 128;
@@ -63,6 +75,8 @@ type Outcome = Result<Position, PersistenceError>;
 
 struct Request {
     events: Vec<SerializedEvent>,
+    /// Messages queued in the same transaction.
+    messages: Vec<NewMessage>,
     /// The runners to wake once the events are committed.
     wake: Vec<usize>,
     /// Until when the command can wait for others to share its transaction.
@@ -94,7 +108,9 @@ impl Appender {
     /// WAL flush. The wait ends early when a command that cannot wait arrives or the batch is
     /// full. Commands that keep coming have no need of it: they gather while the previous
     /// transaction commits.
-    pub async fn append(&self, events: Vec<SerializedEvent>, linger: Duration) -> Outcome {
+    ///
+    /// `messages` go to the outbox in the same transaction as the events.
+    pub async fn append(&self, events: Vec<SerializedEvent>, messages: Vec<NewMessage>, linger: Duration) -> Outcome {
         let wake = self.wakes.wanting(&events);
         match &self.db {
             Db::Sqlite(pool) => {
@@ -102,7 +118,13 @@ impl Appender {
                 // commit without its wake.
                 let (pool, wakes) = (pool.clone(), self.wakes.clone());
                 let task = tokio::spawn(async move {
-                    let at = insert_sqlite(&pool, &events).await?;
+                    let at = match insert_sqlite(&pool, &events, &messages).await {
+                        Ok(at) => at,
+                        Err(err) => match stored_sqlite(&pool, &events).await {
+                            Ok(Some(at)) => at,
+                            _ => return Err(err),
+                        },
+                    };
                     wakes.committed(&wake, at);
                     Ok(at)
                 });
@@ -112,7 +134,8 @@ impl Appender {
                 let queue =
                     self.queue.get_or_init(|| start_workers(pool.clone(), self.peers.clone(), self.wakes.clone()));
                 let (reply, answer) = oneshot::channel();
-                if queue.send(Request { events, wake, until: Instant::now() + linger, reply }).is_err() {
+                let request = Request { events, messages, wake, until: Instant::now() + linger, reply };
+                if queue.send(request).is_err() {
                     return Err(PersistenceError::UnknownError("the appender has stopped".into()));
                 }
                 answer.await.unwrap_or_else(|_| Err(PersistenceError::UnknownError("the appender has stopped".into())))
@@ -218,7 +241,8 @@ fn rounds(batch: Vec<Request>) -> Vec<Vec<Request>> {
 async fn write_round(conn: &mut OwnConnection, round: Vec<Request>, wakes: &Wakes) -> Option<Position> {
     if round.len() > 1 {
         let events: Vec<&SerializedEvent> = round.iter().flat_map(|r| r.events.iter()).collect();
-        match insert(conn, &events).await {
+        let messages: Vec<&NewMessage> = round.iter().flat_map(|r| r.messages.iter()).collect();
+        match insert(conn, &events, &messages).await {
             Ok(at) => {
                 // One transaction for all: each command's events are visible with the last.
                 wakes.committed(round.iter().flat_map(|r| r.wake.iter()), at);
@@ -235,8 +259,7 @@ async fn write_round(conn: &mut OwnConnection, round: Vec<Request>, wakes: &Wake
     }
     let mut furthest = None;
     for request in round {
-        let events: Vec<&SerializedEvent> = request.events.iter().collect();
-        let outcome = insert(conn, &events).await.map_err(classify);
+        let outcome = write_one(conn, &request).await;
         if let Ok(at) = &outcome {
             furthest = furthest.max(Some(*at));
             wakes.committed(&request.wake, *at);
@@ -246,6 +269,88 @@ async fn write_round(conn: &mut OwnConnection, round: Vec<Request>, wakes: &Wake
     furthest
 }
 
+/// Writes one command on its own. A failure — a collision, or a connection lost with the
+/// outcome unknown — is first checked against the store: if the command's own events are
+/// there, it committed (an earlier try whose answer was lost). A lost connection whose command
+/// did not commit is tried once more on a fresh one.
+async fn write_one(conn: &mut OwnConnection, request: &Request) -> Outcome {
+    let events: Vec<&SerializedEvent> = request.events.iter().collect();
+    let messages: Vec<&NewMessage> = request.messages.iter().collect();
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let err = match insert(conn, &events, &messages).await {
+            Ok(at) => return Ok(at),
+            Err(err) => err,
+        };
+        match stored(conn, &request.events).await {
+            Ok(Some(at)) => {
+                metrics::counter!("shenfen_append_recovered_commits_total").increment(1);
+                tracing::warn!("a commit whose answer was lost was found in the log and answered as committed");
+                return Ok(at);
+            }
+            Ok(None) if tries < 2 && !matches!(err, sqlx::Error::Database(_)) => continue,
+            _ => return Err(classify(err)),
+        }
+    }
+}
+
+/// Where the last of `events` is stored, if the stored events at their sequences are these
+/// very events (the same hashes); `None` when any of them is missing or different.
+async fn stored(conn: &mut OwnConnection, events: &[SerializedEvent]) -> Result<Option<Position>, sqlx::Error> {
+    let (Some(first), Some(last)) = (events.first(), events.last()) else { return Ok(None) };
+    let rows: Vec<(i64, i64, Option<String>)> = {
+        let result = sqlx::query_as(
+            "SELECT transaction_id::text::bigint, global_position, metadata->>'hash' FROM events
+              WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence BETWEEN $3 AND $4 ORDER BY sequence",
+        )
+        .bind(&first.aggregate_type)
+        .bind(&first.aggregate_id)
+        .bind(first.sequence as i64)
+        .bind(last.sequence as i64)
+        .fetch_all(conn.get().await?)
+        .await;
+        conn.checked(result)?
+    };
+    Ok(same_events(events, rows.iter().map(|(tx, pos, hash)| (Position { tx: *tx, pos: *pos }, hash.as_deref()))))
+}
+
+/// [`stored`] on SQLite.
+async fn stored_sqlite(pool: &SqlitePool, events: &[SerializedEvent]) -> Result<Option<Position>, sqlx::Error> {
+    let (Some(first), Some(last)) = (events.first(), events.last()) else { return Ok(None) };
+    let rows: Vec<(i64, Option<String>)> = sqlx::query_as(
+        "SELECT global_position, json_extract(metadata, '$.hash') FROM events
+          WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence BETWEEN $3 AND $4 ORDER BY sequence",
+    )
+    .bind(&first.aggregate_type)
+    .bind(&first.aggregate_id)
+    .bind(first.sequence as i64)
+    .bind(last.sequence as i64)
+    .fetch_all(pool)
+    .await?;
+    Ok(same_events(events, rows.iter().map(|(pos, hash)| (Position { tx: 0, pos: *pos }, hash.as_deref()))))
+}
+
+/// Whether the stored rows (position and hash, in sequence order) are exactly `events`; the
+/// position of the last one if so.
+fn same_events<'a>(
+    events: &[SerializedEvent],
+    rows: impl ExactSizeIterator<Item = (Position, Option<&'a str>)>,
+) -> Option<Position> {
+    if rows.len() != events.len() {
+        return None;
+    }
+    let mut last = None;
+    for (event, (at, hash)) in events.iter().zip(rows) {
+        let ours = event.metadata.get("hash").and_then(serde_json::Value::as_str);
+        if ours.is_none() || ours != hash {
+            return None;
+        }
+        last = Some(at);
+    }
+    last
+}
+
 const INSERT_PG: &str = "
 WITH written AS (
     INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
@@ -253,15 +358,38 @@ WITH written AS (
     RETURNING transaction_id::text::bigint AS tx, global_position AS pos)
 SELECT min(tx) AS tx, max(pos) AS pos FROM written";
 
+/// [`INSERT_PG`] with messages queued by the same statement: a data-modifying `WITH` runs to
+/// completion whether or not the main query reads it, and fails the statement if it fails.
+const INSERT_PG_WITH_MESSAGES: &str = "
+WITH written AS (
+    INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+    SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[])
+    RETURNING transaction_id::text::bigint AS tx, global_position AS pos),
+queued AS (
+    INSERT INTO outbox (channel, destination, purpose, body, created_at, next_attempt_at, expires_at)
+    SELECT c, d, p, b, t, t, e
+      FROM UNNEST($8::text[], $9::text[], $10::text[], $11::text[], $12::timestamptz[], $13::timestamptz[])
+           AS m(c, d, p, b, t, e)
+    RETURNING 1)
+SELECT min(tx) AS tx, max(pos) AS pos FROM written";
+
 /// [`insert_pg`] on the worker's own connection.
-async fn insert(conn: &mut OwnConnection, events: &[&SerializedEvent]) -> Result<Position, sqlx::Error> {
-    let result = insert_pg(conn.get().await?, events).await;
+async fn insert(
+    conn: &mut OwnConnection,
+    events: &[&SerializedEvent],
+    messages: &[&NewMessage],
+) -> Result<Position, sqlx::Error> {
+    let result = insert_pg(conn.get().await?, events, messages).await;
     conn.checked(result)
 }
 
-/// One INSERT of `events`, atomic on its own: a collision fails it whole. Returns the position
-/// of the last event written.
-async fn insert_pg(conn: &mut PgConnection, events: &[&SerializedEvent]) -> Result<Position, sqlx::Error> {
+/// One INSERT of `events` (and `messages`), atomic on its own: a collision fails it whole.
+/// Returns the position of the last event written.
+async fn insert_pg(
+    conn: &mut PgConnection,
+    events: &[&SerializedEvent],
+    messages: &[&NewMessage],
+) -> Result<Position, sqlx::Error> {
     let aggregate_types: Vec<&str> = events.iter().map(|e| e.aggregate_type.as_str()).collect();
     let aggregate_ids: Vec<&str> = events.iter().map(|e| e.aggregate_id.as_str()).collect();
     let sequences: Vec<i64> = events.iter().map(|e| e.sequence as i64).collect();
@@ -269,24 +397,34 @@ async fn insert_pg(conn: &mut PgConnection, events: &[&SerializedEvent]) -> Resu
     let event_versions: Vec<&str> = events.iter().map(|e| e.event_version.as_str()).collect();
     let payloads: Vec<&serde_json::Value> = events.iter().map(|e| &e.payload).collect();
     let metadata: Vec<&serde_json::Value> = events.iter().map(|e| &e.metadata).collect();
-    let written: Vec<(Option<i64>, Option<i64>)> = sqlx::query_as(INSERT_PG)
+    let sql = if messages.is_empty() { INSERT_PG } else { INSERT_PG_WITH_MESSAGES };
+    let mut query = sqlx::query_as(sql)
         .bind(aggregate_types)
         .bind(aggregate_ids)
         .bind(sequences)
         .bind(event_types)
         .bind(event_versions)
         .bind(payloads)
-        .bind(metadata)
-        .fetch_all(conn)
-        .await?;
+        .bind(metadata);
+    if !messages.is_empty() {
+        query = query
+            .bind(messages.iter().map(|m| m.channel.as_str()).collect::<Vec<_>>())
+            .bind(messages.iter().map(|m| m.destination.as_str()).collect::<Vec<_>>())
+            .bind(messages.iter().map(|m| m.purpose.as_str()).collect::<Vec<_>>())
+            .bind(messages.iter().map(|m| m.body.as_str()).collect::<Vec<_>>())
+            .bind(messages.iter().map(|m| m.created_at).collect::<Vec<_>>())
+            .bind(messages.iter().map(|m| m.expires_at).collect::<Vec<_>>());
+    }
+    let written: Vec<(Option<i64>, Option<i64>)> = query.fetch_all(conn).await?;
     match written.first() {
         Some((Some(tx), Some(pos))) => Ok(Position { tx: *tx, pos: *pos }),
         _ => Err(sqlx::Error::Protocol("the INSERT wrote no event".into())),
     }
 }
 
-/// One multi-row INSERT (atomic on its own); returns the position of its last event.
-async fn insert_sqlite(pool: &SqlitePool, events: &[SerializedEvent]) -> Outcome {
+/// One multi-row INSERT (atomic on its own), with the messages in the same transaction when
+/// there are any; returns the position of its last event.
+async fn insert_sqlite(pool: &SqlitePool, events: &[SerializedEvent], messages: &[NewMessage]) -> Outcome {
     let rows: Vec<String> = (0..events.len())
         .map(|r| {
             let cells: Vec<String> = (1..=7).map(|c| format!("${}", r * 7 + c)).collect();
@@ -309,7 +447,29 @@ async fn insert_sqlite(pool: &SqlitePool, events: &[SerializedEvent]) -> Outcome
             .bind(&e.payload)
             .bind(&e.metadata);
     }
-    let written: Vec<(i64,)> = query.fetch_all(pool).await.map_err(classify)?;
+    let written: Vec<(i64,)> = if messages.is_empty() {
+        query.fetch_all(pool).await.map_err(classify)?
+    } else {
+        let mut tx = pool.begin().await.map_err(classify)?;
+        let written = query.fetch_all(&mut *tx).await.map_err(classify)?;
+        for m in messages {
+            sqlx::query(
+                "INSERT INTO outbox (channel, destination, purpose, body, created_at, next_attempt_at, expires_at)
+                 VALUES ($1, $2, $3, $4, $5, $5, $6)",
+            )
+            .bind(&m.channel)
+            .bind(&m.destination)
+            .bind(&m.purpose)
+            .bind(&m.body)
+            .bind(m.created_at)
+            .bind(m.expires_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        }
+        tx.commit().await.map_err(classify)?;
+        written
+    };
     match written.iter().map(|(pos,)| *pos).max() {
         Some(pos) => Ok(Position { tx: 0, pos }),
         None => Err(PersistenceError::UnknownError("the INSERT wrote no event".into())),
@@ -331,7 +491,7 @@ mod tests {
             serde_json::Value::Null,
             serde_json::Value::Null,
         );
-        Request { events: vec![event], wake: Vec::new(), until: Instant::now(), reply }
+        Request { events: vec![event], messages: Vec::new(), wake: Vec::new(), until: Instant::now(), reply }
     }
 
     fn ids(rounds: &[Vec<Request>]) -> Vec<Vec<&str>> {

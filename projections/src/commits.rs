@@ -147,9 +147,15 @@ impl Commits {
     /// Appends one command's events (all of them or none) and returns where the last of them
     /// (or of the transaction that carried them) stands in the global order; the runners that
     /// want one of them are woken with that position. The commit may wait up to `linger` for
-    /// other commands to share it (see [`Appender::append`]).
-    pub async fn append(&self, events: Vec<SerializedEvent>, linger: Duration) -> Result<Position, PersistenceError> {
-        self.appender.append(events, linger).await
+    /// other commands to share it (see [`Appender::append`]); `messages` are queued in the
+    /// outbox by the same transaction.
+    pub async fn append(
+        &self,
+        events: Vec<SerializedEvent>,
+        messages: Vec<crate::outbox::NewMessage>,
+        linger: Duration,
+    ) -> Result<Position, PersistenceError> {
+        self.appender.append(events, messages, linger).await
     }
 
     /// Another process committed, up to `at` when it said: every runner is woken (what it
@@ -327,14 +333,15 @@ mod tests {
         let mut edits = commits.register(Arc::new(Wants("edits", "ProfileEdited")), Position::default());
         let mut logins = commits.register(Arc::new(Wants("logins", "SessionStarted")), Position::default());
 
-        let first = commits.append(vec![event("a", 1, "ProfileEdited")], Duration::ZERO).await.expect("append");
+        let first =
+            commits.append(vec![event("a", 1, "ProfileEdited")], Vec::new(), Duration::ZERO).await.expect("append");
         assert!(first > Position::default());
         assert!(edits.has_changed().expect("sender alive"));
         assert!(!logins.has_changed().expect("sender alive"), "nothing it wants was written");
         assert_eq!(*edits.borrow_and_update(), first);
 
         let second = commits
-            .append(vec![event("b", 1, "Registered"), event("b", 2, "SessionStarted")], Duration::ZERO)
+            .append(vec![event("b", 1, "Registered"), event("b", 2, "SessionStarted")], Vec::new(), Duration::ZERO)
             .await
             .expect("append");
         assert!(second > first);

@@ -1,10 +1,12 @@
 //! The outbox: messages (codes, reset links) waiting for the notifier.
 //!
-//! A message is written after the event that issued its secret has committed and before the
-//! request is answered, so an acknowledged request always has its message here. Workers claim
-//! due messages by pushing their next attempt into the future (on PostgreSQL with
-//! `FOR UPDATE SKIP LOCKED`, so several processes share the work), deliver them, and on
-//! failure retry with exponential back-off. A delivered message's body (the secret) is erased.
+//! A message is written by the appender in the transaction that commits the event issuing its
+//! secret ([`NewMessage`], see [`append`](crate::append)): a secret is counted against the
+//! holder's limits if and only if its message is queued. Workers claim due messages by pushing
+//! their next attempt into the future (on PostgreSQL with `FOR UPDATE SKIP LOCKED`, so several
+//! processes share the work), deliver them, and on failure retry with exponential back-off
+//! until the secret expires ([`expire`]): an undeliverable message is then given up and its
+//! body erased. A delivered message's body (the secret) is erased too.
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -24,26 +26,17 @@ pub struct OutboxMessage {
 /// How long a claimed message is hidden from other workers.
 const CLAIM_LEASE_SECONDS: i64 = 60;
 
-/// Queues a message.
-pub async fn enqueue(
-    db: &Db,
-    channel: &str,
-    destination: &str,
-    purpose: &str,
-    body: &str,
-    now: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    crate::exec!(
-        db,
-        "INSERT INTO outbox (channel, destination, purpose, body, created_at, next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6)",
-        channel,
-        destination,
-        purpose,
-        body,
-        now,
-        now
-    )?;
-    Ok(())
+/// A message to queue with a command's events (in the same transaction).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewMessage {
+    pub channel: String,
+    pub destination: String,
+    pub purpose: String,
+    /// JSON members added to the delivered document (the code, or the link and token).
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+    /// When its secret expires: the message is not delivered after that.
+    pub expires_at: DateTime<Utc>,
 }
 
 /// Claims up to `limit` due messages.
@@ -53,7 +46,8 @@ pub async fn claim(db: &Db, now: DateTime<Utc>, limit: i64) -> Result<Vec<Outbox
         Db::Postgres(p) => {
             sqlx::query_as::<_, OutboxMessage>(
                 "UPDATE outbox SET next_attempt_at = $1, attempts = attempts + 1
-                  WHERE id IN (SELECT id FROM outbox WHERE delivered_at IS NULL AND next_attempt_at <= $2
+                  WHERE id IN (SELECT id FROM outbox WHERE delivered_at IS NULL AND expired_at IS NULL AND next_attempt_at <= $2
+                                  AND (expires_at IS NULL OR expires_at > $2)
                                 ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED)
                   RETURNING id, channel, destination, purpose, body, attempts",
             )
@@ -66,7 +60,8 @@ pub async fn claim(db: &Db, now: DateTime<Utc>, limit: i64) -> Result<Vec<Outbox
         Db::Sqlite(p) => {
             sqlx::query_as::<_, OutboxMessage>(
                 "UPDATE outbox SET next_attempt_at = $1, attempts = attempts + 1
-                  WHERE id IN (SELECT id FROM outbox WHERE delivered_at IS NULL AND next_attempt_at <= $2
+                  WHERE id IN (SELECT id FROM outbox WHERE delivered_at IS NULL AND expired_at IS NULL AND next_attempt_at <= $2
+                                  AND (expires_at IS NULL OR expires_at > $2)
                                 ORDER BY next_attempt_at LIMIT $3)
                   RETURNING id, channel, destination, purpose, body, attempts",
             )
@@ -85,7 +80,8 @@ pub async fn delivered(db: &Db, id: i64, now: DateTime<Utc>) -> Result<(), sqlx:
     Ok(())
 }
 
-/// Schedules another attempt after a failure: 2, 4, 8 … seconds, at most 10 minutes.
+/// Schedules another attempt after a failure: 2, 4, 8 … seconds, at most 10 minutes. `error`
+/// is stored as given: it must not name the gateway's address or the message's content.
 pub async fn failed(db: &Db, id: i64, attempts: i32, error: &str, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
     let backoff = Duration::seconds(2i64.saturating_pow(attempts.clamp(1, 10) as u32).min(600));
     crate::exec!(
@@ -98,9 +94,23 @@ pub async fn failed(db: &Db, id: i64, attempts: i32, error: &str, now: DateTime<
     Ok(())
 }
 
-/// Messages not yet delivered (a metric).
+/// Gives up the undelivered messages whose secret has expired: they are never sent, and their
+/// body is erased. Returns how many.
+pub async fn expire(db: &Db, now: DateTime<Utc>) -> Result<u64, sqlx::Error> {
+    crate::exec!(
+        db,
+        "UPDATE outbox SET expired_at = $1, body = NULL
+          WHERE delivered_at IS NULL AND expired_at IS NULL AND expires_at <= $1",
+        now
+    )
+}
+
+/// Messages waiting for delivery (a metric).
 pub async fn pending(db: &Db) -> Result<i64, sqlx::Error> {
-    let row: Option<(i64,)> =
-        crate::fetch_optional!(db, (i64,), "SELECT count(*) FROM outbox WHERE delivered_at IS NULL")?;
+    let row: Option<(i64,)> = crate::fetch_optional!(
+        db,
+        (i64,),
+        "SELECT count(*) FROM outbox WHERE delivered_at IS NULL AND expired_at IS NULL"
+    )?;
     Ok(row.map(|r| r.0).unwrap_or(0))
 }

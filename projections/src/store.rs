@@ -27,6 +27,7 @@ use crate::chain::{event_hash, GENESIS};
 use crate::commits::Commits;
 use crate::db::Db;
 use crate::log::Position;
+use crate::outbox::NewMessage;
 
 /// The event repository of either backend.
 pub enum Repo {
@@ -152,6 +153,17 @@ pub struct Current<A> {
 }
 
 const MAX_ATTEMPTS: u32 = 40;
+
+/// How a command's events are committed.
+#[derive(Debug, Clone, Default)]
+pub struct CommitOptions {
+    /// How long the commit may wait for other commands to share its transaction (and its WAL
+    /// flush), for a caller that does not mind (see
+    /// [`Appender::append`](crate::append::Appender::append)).
+    pub linger: Duration,
+    /// Messages queued in the outbox by the same transaction, if the command writes events.
+    pub messages: Vec<NewMessage>,
+}
 
 /// The fingerprint of an aggregate's state: its type, its `STATE_VERSION` and the shape (the
 /// field names) of its serialized default. Snapshots with another fingerprint are ignored.
@@ -469,20 +481,31 @@ where
         command: A::Command,
         metadata: &EventMetadata,
     ) -> Result<Committed<A>, BusError<A::Error>> {
-        self.execute_lingering(id, first, guard, command, metadata, Duration::ZERO).await
+        self.execute_with(id, first, guard, command, metadata, CommitOptions::default()).await
     }
 
-    /// Like [`execute_checked`](Self::execute_checked), for a command whose caller can wait up
-    /// to `linger` for its commit so that it shares a transaction (and a WAL flush) with other
-    /// commands (see [`Appender::append`](crate::append::Appender::append)).
-    pub async fn execute_lingering(
+    /// Runs `command` on aggregate `id`; if it writes events, `messages` are queued in the
+    /// outbox by the same transaction (a secret is issued if and only if its message is queued).
+    pub async fn execute_sending(
+        &self,
+        id: &str,
+        command: A::Command,
+        metadata: &EventMetadata,
+        messages: Vec<NewMessage>,
+    ) -> Result<Committed<A>, BusError<A::Error>> {
+        let options = CommitOptions { messages, ..CommitOptions::default() };
+        self.execute_with(id, None, &|_: &A| true, command, metadata, options).await
+    }
+
+    /// Like [`execute_checked`](Self::execute_checked), with the commit's [`CommitOptions`].
+    pub async fn execute_with(
         &self,
         id: &str,
         mut first: Option<Current<A>>,
         guard: &(dyn Fn(&A) -> bool + Send + Sync),
         command: A::Command,
         metadata: &EventMetadata,
-        linger: Duration,
+        options: CommitOptions,
     ) -> Result<Committed<A>, BusError<A::Error>> {
         for attempt in 0..MAX_ATTEMPTS {
             let Current { mut loaded, verified } = match first.take() {
@@ -513,7 +536,7 @@ where
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_string();
-            match self.commits.append(serialized, linger).await {
+            match self.commits.append(serialized, options.messages.clone(), options.linger).await {
                 Ok(at) => {
                     let sequence = loaded.sequence + events.len() as i64;
                     self.remember(id, &Loaded { state: loaded.state.clone(), sequence, last_hash });

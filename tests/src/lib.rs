@@ -25,6 +25,8 @@
 #![allow(clippy::unwrap_used)]
 #![allow(clippy::missing_panics_doc)]
 
+pub mod faults;
+
 use std::{
     collections::VecDeque,
     path::{Path, PathBuf},
@@ -325,6 +327,9 @@ pub struct Settings {
     pub http_authority: bool,
     /// More environment variables for the server and its commands, set last (they win).
     pub env: Vec<(String, String)>,
+    /// PostgreSQL only: the server reaches the database through a [`faults::PgProxy`]
+    /// ([`TestApp::proxy`]) that can lose answers.
+    pub proxied: bool,
 }
 
 impl Settings {
@@ -346,6 +351,12 @@ impl Settings {
     /// A fake HTTP identity authority that knows `identities` (more can be added while it runs).
     pub fn with_http_authority(identities: Vec<Identity>) -> Settings {
         Settings { identities, http_authority: true, ..Settings::default() }
+    }
+
+    /// The server reaches PostgreSQL through a [`faults::PgProxy`].
+    pub fn proxied(mut self) -> Settings {
+        self.proxied = true;
+        self
     }
 
     /// These settings and one more environment variable for the server.
@@ -602,6 +613,10 @@ pub struct TestApp {
     pub settings: Settings,
     /// The fake identity authority, when [`Settings::http_authority`] is set.
     pub authority: Option<Arc<FakeAuthority>>,
+    /// The proxy between the server and PostgreSQL, when [`Settings::proxied`] is set.
+    pub proxy: Option<Arc<faults::PgProxy>>,
+    /// The database URL without the proxy (what [`TestApp::execute_sql`] uses).
+    pub direct_db_url: String,
     shared: Arc<Shared>,
     child: Option<Child>,
     log_path: PathBuf,
@@ -645,12 +660,25 @@ impl TestApp {
     /// A server on a fresh database of the given store.
     pub async fn spawn(store: Store, settings: Settings) -> TestApp {
         let dir = TempDir::new();
-        let (pg, db_url) = match store {
+        let (pg, direct_db_url) = match store {
             Store::Sqlite => (None, format!("sqlite://{}", dir.0.join("shenfen.db").display())),
             Store::Postgres => {
                 let (pg, uri) = start_postgres().await;
                 (Some(pg), uri)
             }
+        };
+        let (proxy, db_url) = match (&pg, settings.proxied) {
+            (Some(pg), true) => {
+                let port = pg.db_port();
+                let proxy = faults::PgProxy::start(std::net::SocketAddr::from(([127, 0, 0, 1], port))).await;
+                let url = direct_db_url.replacen("@localhost:", "@127.0.0.1:", 1).replacen(
+                    &format!(":{port}/"),
+                    &format!(":{}/", proxy.port),
+                    1,
+                );
+                (Some(proxy), url)
+            }
+            _ => (None, direct_db_url.clone()),
         };
         let hooks = Hooks::start().await;
         let authority = if settings.http_authority {
@@ -671,6 +699,8 @@ impl TestApp {
             store,
             settings,
             authority,
+            proxy,
+            direct_db_url,
             shared: Arc::new(Shared { _pg: pg, dir }),
             child: None,
             log_path,
@@ -689,6 +719,8 @@ impl TestApp {
             store: self.store,
             settings: self.settings.clone(),
             authority: self.authority.clone(),
+            proxy: self.proxy.clone(),
+            direct_db_url: self.direct_db_url.clone(),
             shared: self.shared.clone(),
             child: None,
             log_path: self.shared.dir.0.join(format!("server-{}.log", next_unique())),
@@ -1493,7 +1525,8 @@ impl ApiResponse {
         ApiResponse { what, status, headers, text, body, bytes }
     }
 
-    fn describe(&self) -> String {
+    /// The request and the answer, for assertion messages.
+    pub fn describe(&self) -> String {
         let what: String = self.what.chars().take(600).collect();
         format!("request: {what}\nanswer: {} {}", self.status, self.text.chars().take(2000).collect::<String>())
     }
@@ -1686,7 +1719,7 @@ impl TestApp {
         use sqlx::Connection;
         match self.store {
             Store::Postgres => {
-                let mut conn = sqlx::PgConnection::connect(&self.db_url).await.expect("connect to PostgreSQL");
+                let mut conn = sqlx::PgConnection::connect(&self.direct_db_url).await.expect("connect to PostgreSQL");
                 let mut query = sqlx::query(sql);
                 for arg in args {
                     query = query.bind(*arg);
@@ -1704,6 +1737,47 @@ impl TestApp {
                 let done = query.execute(&mut conn).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
                 let _ = conn.close().await;
                 done.rows_affected()
+            }
+        }
+    }
+}
+
+impl TestApp {
+    /// Runs one query on the server's database behind its back and returns the first column of
+    /// the first row as a number (`0` when there is no row). `args` are bound as text.
+    pub async fn query_i64(&self, sql: &str, args: &[&str]) -> i64 {
+        self.query_texts(&format!("SELECT CAST(({sql}) AS TEXT)"), args)
+            .await
+            .first()
+            .and_then(|v| v.as_deref())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Runs one query on the server's database behind its back and returns the first column
+    /// of every row, as text (cast it in the query). `args` are bound as text.
+    pub async fn query_texts(&self, sql: &str, args: &[&str]) -> Vec<Option<String>> {
+        use sqlx::Connection;
+        match self.store {
+            Store::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&self.direct_db_url).await.expect("connect to PostgreSQL");
+                let mut query = sqlx::query_scalar::<_, Option<String>>(sql);
+                for arg in args {
+                    query = query.bind(*arg);
+                }
+                let rows = query.fetch_all(&mut conn).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+                let _ = conn.close().await;
+                rows
+            }
+            Store::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.db_url).await.expect("open the SQLite file");
+                let mut query = sqlx::query_scalar::<_, Option<String>>(sql);
+                for arg in args {
+                    query = query.bind(*arg);
+                }
+                let rows = query.fetch_all(&mut conn).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+                let _ = conn.close().await;
+                rows
             }
         }
     }

@@ -18,6 +18,7 @@ use common::{eventually, postgres, sqlite};
 use shenfen_projections::commits::Commits;
 use shenfen_projections::db::{Db, DbTx};
 use shenfen_projections::log::{EventKind, Position, StoredEvent};
+use shenfen_projections::outbox::NewMessage;
 use shenfen_projections::runner::{self, Projection, ProjectionError, RunnerConfig};
 
 fn event(stream: &str, sequence: usize) -> SerializedEvent {
@@ -81,7 +82,7 @@ async fn commands_go_in_whole_and_collisions_are_conflicts(db: Db) {
             batch.push(command(&format!("s{s}"), 2 * k + 1, 2));
         }
     }
-    let outcomes = join_all(batch.into_iter().map(|events| appender.append(events, Duration::ZERO))).await;
+    let outcomes = join_all(batch.into_iter().map(|events| appender.append(events, Vec::new(), Duration::ZERO))).await;
     assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
     for s in 0..10 {
         assert_eq!(sequences(&db, &format!("s{s}")).await, (1..=20).collect::<Vec<i64>>());
@@ -102,7 +103,7 @@ async fn commands_go_in_whole_and_collisions_are_conflicts(db: Db) {
             batch.push(command(&format!("s{s}"), 21, 2));
         }
     }
-    let outcomes = join_all(batch.into_iter().map(|events| appender.append(events, Duration::ZERO))).await;
+    let outcomes = join_all(batch.into_iter().map(|events| appender.append(events, Vec::new(), Duration::ZERO))).await;
     assert_eq!(outcomes.iter().filter(|o| o.is_ok()).count(), 10, "{outcomes:?}");
     assert_eq!(conflicts(&outcomes), 90);
     for s in 0..10 {
@@ -111,12 +112,12 @@ async fn commands_go_in_whole_and_collisions_are_conflicts(db: Db) {
 
     // Another writer has taken sequence 2 of `partial`: a command writing 1 and 2 there is a
     // conflict and leaves no event 1 behind, while the commands beside it go in.
-    appender.append(command("partial", 2, 1), Duration::ZERO).await.expect("the other writer's event");
+    appender.append(command("partial", 2, 1), Vec::new(), Duration::ZERO).await.expect("the other writer's event");
     let mut batch = vec![command("partial", 1, 2)];
     for s in 0..30 {
         batch.push(command(&format!("beside{s}"), 1, 3));
     }
-    let outcomes = join_all(batch.into_iter().map(|events| appender.append(events, Duration::ZERO))).await;
+    let outcomes = join_all(batch.into_iter().map(|events| appender.append(events, Vec::new(), Duration::ZERO))).await;
     assert!(matches!(outcomes[0], Err(PersistenceError::OptimisticLockError)), "{:?}", outcomes[0]);
     assert!(outcomes[1..].iter().all(Result::is_ok), "{outcomes:?}");
     assert_eq!(sequences(&db, "partial").await, vec![2]);
@@ -132,7 +133,7 @@ async fn commands_go_in_whole_and_collisions_are_conflicts(db: Db) {
     for s in 0..10 {
         batch.push(command(&format!("beside{s}"), 4, 1));
     }
-    let outcomes = join_all(batch.into_iter().map(|events| appender.append(events, Duration::ZERO))).await;
+    let outcomes = join_all(batch.into_iter().map(|events| appender.append(events, Vec::new(), Duration::ZERO))).await;
     assert!(outcomes[1..].iter().all(Result::is_ok), "{outcomes:?}");
     let odd = sequences(&db, "odd").await;
     match &db {
@@ -157,17 +158,17 @@ async fn lingering_appends_on_postgres_share_a_transaction() {
     let (_server, _, db) = postgres().await;
     let commits = Commits::new(&db);
     // Warm up the appender's connections.
-    commits.append(command("warm", 1, 1), Duration::ZERO).await.expect("append");
+    commits.append(command("warm", 1, 1), Vec::new(), Duration::ZERO).await.expect("append");
 
     let started = std::time::Instant::now();
-    let first = commits.append(command("a", 1, 1), Duration::from_secs(30));
+    let first = commits.append(command("a", 1, 1), Vec::new(), Duration::from_secs(30));
     let second = async {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        commits.append(command("b", 1, 2), Duration::from_secs(30)).await
+        commits.append(command("b", 1, 2), Vec::new(), Duration::from_secs(30)).await
     };
     let urgent = async {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        commits.append(command("c", 1, 1), Duration::ZERO).await
+        commits.append(command("c", 1, 1), Vec::new(), Duration::ZERO).await
     };
     let (first, second, urgent) = tokio::join!(first, second, urgent);
     let elapsed = started.elapsed();
@@ -181,7 +182,7 @@ async fn lingering_appends_on_postgres_share_a_transaction() {
 
     // Alone, a command that may linger waits out its linger and goes in.
     let started = std::time::Instant::now();
-    let alone = commits.append(command("d", 1, 1), Duration::from_millis(200)).await.expect("d");
+    let alone = commits.append(command("d", 1, 1), Vec::new(), Duration::from_millis(200)).await.expect("d");
     assert!(started.elapsed() >= Duration::from_millis(200));
     assert_ne!(alone.tx, first.tx);
     assert_eq!(sequences(&db, "d").await, vec![1]);
@@ -191,6 +192,80 @@ async fn lingering_appends_on_postgres_share_a_transaction() {
 async fn appends_on_sqlite_are_whole_and_collisions_are_conflicts() {
     let db = sqlite("append").await;
     commands_go_in_whole_and_collisions_are_conflicts(db).await;
+}
+
+/// A command's events with their hash chain, as the command bus writes them.
+fn hashed(stream: &str, first: usize, count: usize, request: &str) -> Vec<SerializedEvent> {
+    (first..first + count)
+        .map(|s| {
+            let mut e = event(stream, s);
+            e.metadata = json!({"request_id": request, "hash": format!("{request}-{stream}-{s}")});
+            e
+        })
+        .collect()
+}
+
+fn message(code: &str) -> NewMessage {
+    let now = chrono::Utc::now();
+    NewMessage {
+        channel: "sms".into(),
+        destination: "13800138000".into(),
+        purpose: "register".into(),
+        body: json!({ "code": code }).to_string(),
+        created_at: now,
+        expires_at: now + chrono::Duration::hours(24),
+    }
+}
+
+async fn outbox_bodies(db: &Db) -> Vec<String> {
+    let rows: Vec<(Option<String>,)> =
+        shenfen_projections::fetch_all!(db, (Option<String>,), "SELECT body FROM outbox ORDER BY id").expect("outbox");
+    rows.into_iter().filter_map(|r| r.0).collect()
+}
+
+/// A command tried again after its commit's answer was lost finds its own events in the log
+/// and is answered as committed, with their position; other events at its sequences are still
+/// a conflict. Its messages are queued once, by the same transaction as its events, and not
+/// at all when its events do not go in.
+async fn a_command_whose_events_are_already_stored_is_answered_as_committed(db: Db) {
+    let commits = Commits::new(&db);
+    let first =
+        commits.append(hashed("r", 1, 2, "req-1"), vec![message("111111")], Duration::ZERO).await.expect("first try");
+    let again =
+        commits.append(hashed("r", 1, 2, "req-1"), vec![message("111111")], Duration::ZERO).await.expect("the retry");
+    assert_eq!(again, position(&db, "r", 2).await, "answered with where its events stand");
+    assert!(first >= again);
+    assert_eq!(sequences(&db, "r").await, vec![1, 2], "nothing was written twice");
+    assert_eq!(outbox_bodies(&db).await.len(), 1, "its message was queued once");
+
+    let other = commits.append(hashed("r", 2, 1, "req-2"), vec![message("222222")], Duration::ZERO).await;
+    assert!(matches!(other, Err(PersistenceError::OptimisticLockError)), "another command's events: {other:?}");
+    let partly = commits.append(hashed("r", 2, 2, "req-1"), Vec::new(), Duration::ZERO).await;
+    assert!(matches!(partly, Err(PersistenceError::OptimisticLockError)), "only some of them stored: {partly:?}");
+    assert_eq!(outbox_bodies(&db).await, vec![json!({"code": "111111"}).to_string()], "no message without its events");
+
+    // Many commands at once (batched on PostgreSQL), half of them retries of stored ones.
+    let stored: Vec<Vec<SerializedEvent>> = (0..20).map(|i| hashed(&format!("m{i}"), 1, 1, "req-m")).collect();
+    for events in &stored {
+        commits.append(events.clone(), Vec::new(), Duration::ZERO).await.expect("first write");
+    }
+    let mixed = stored.iter().cloned().chain((20..40).map(|i| hashed(&format!("m{i}"), 1, 1, "req-m")));
+    let outcomes = join_all(mixed.map(|events| commits.append(events, vec![message("333333")], Duration::ZERO))).await;
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    for i in 0..40 {
+        assert_eq!(sequences(&db, &format!("m{i}")).await, vec![1]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_a_command_whose_events_are_already_stored_is_answered_as_committed() {
+    let (_server, _, db) = postgres().await;
+    a_command_whose_events_are_already_stored_is_answered_as_committed(db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_sqlite_a_command_whose_events_are_already_stored_is_answered_as_committed() {
+    a_command_whose_events_are_already_stored_is_answered_as_committed(sqlite("stored").await).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -238,7 +313,7 @@ async fn a_woken_runner_reads_its_events_once_an_older_transaction_ends() {
     let mut older = sqlx::PgConnection::connect(&url).await.expect("connect");
     older.execute("BEGIN").await.expect("begin");
     older.execute("SELECT pg_current_xact_id()").await.expect("an xid for the open transaction");
-    let at = commits.append(command("late", 1, 1), Duration::ZERO).await.expect("append");
+    let at = commits.append(command("late", 1, 1), Vec::new(), Duration::ZERO).await.expect("append");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(runner::checkpoint(&db, "wants_happened").await.expect("checkpoint") < at, "not readable yet");
 
@@ -254,7 +329,7 @@ async fn a_wait_makes_a_runner_read_events_it_does_not_want(db: Db) {
     let progress = runner::start(&db, vec![never], &commits, slow_polling()).await.expect("runners");
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    let at = commits.append(command("unwanted", 1, 2), Duration::ZERO).await.expect("append");
+    let at = commits.append(command("unwanted", 1, 2), Vec::new(), Duration::ZERO).await.expect("append");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(runner::checkpoint(&db, "wants_nothing").await.expect("checkpoint") < at, "the commit woke nobody");
     assert!(progress.wait_for(&["wants_nothing"], at, Duration::from_secs(10)).await, "the wait was answered");
@@ -285,7 +360,7 @@ async fn a_commit_whose_caller_stopped_waiting_still_wakes_its_runners() {
     // The command lingers for 1 s; its caller gives up after 100 ms.
     let gave_up = tokio::time::timeout(
         Duration::from_millis(100),
-        commits.append(command("abandoned", 1, 1), Duration::from_secs(1)),
+        commits.append(command("abandoned", 1, 1), Vec::new(), Duration::from_secs(1)),
     )
     .await;
     assert!(gave_up.is_err(), "the caller stopped waiting before the commit");

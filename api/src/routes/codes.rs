@@ -11,7 +11,7 @@ use serde_json::json;
 use shenfen_domain::code::{Channel, CodeCommand, CodeEvent, Purpose, RESEND_INTERVAL_SECONDS};
 use shenfen_domain::ids;
 use shenfen_domain::metadata::Actor;
-use shenfen_projections::outbox;
+use shenfen_projections::outbox::NewMessage;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult};
@@ -70,18 +70,22 @@ pub async fn request_code(
     let code_hash = ids::code_hash(&state.key, &channel_id, &code);
     let ttl = Duration::seconds(state.settings.code_ttl_seconds);
     let command = CodeCommand::Issue { channel, code_hash, now: ctx.now, ttl };
+    let message = NewMessage {
+        channel: channel.as_str().into(),
+        destination: mobile.as_str().into(),
+        purpose: purpose.as_str().into(),
+        body: json!({ "code": code }).to_string(),
+        created_at: ctx.now,
+        expires_at: ctx.now + ttl,
+    };
     let committed = state
         .codes
-        .execute(&channel_id, command, &ctx.meta(Actor::Anonymous))
+        .execute_sending(&channel_id, command, &ctx.meta(Actor::Anonymous), vec![message])
         .await
         .map_err(|e| super::bus_problem(e, super::code_problem))?;
     let Some(CodeEvent::Issued { issued_at, expires_at, .. }) = committed.events.first().cloned() else {
         return Err(ApiError::internal("code was not issued"));
     };
-    let body = json!({ "code": code }).to_string();
-    outbox::enqueue(&state.db, channel.as_str(), mobile.as_str(), purpose.as_str(), &body, ctx.now)
-        .await
-        .map_err(ApiError::internal)?;
     state.outbox_wake.notify_one();
     tracing::info!(purpose = purpose.as_str(), channel = channel.as_str(), "verification code issued");
     let resend_after = issued_at + Duration::seconds(RESEND_INTERVAL_SECONDS);

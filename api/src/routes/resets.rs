@@ -18,7 +18,7 @@ use shenfen_domain::ids;
 use shenfen_domain::metadata::Actor;
 use shenfen_domain::shared::mask::{mask_email, mask_mobile};
 use shenfen_domain::shared::name::PersonName;
-use shenfen_projections::outbox;
+use shenfen_projections::outbox::NewMessage;
 use shenfen_projections::store::BusError;
 use utoipa::ToSchema;
 
@@ -171,21 +171,22 @@ pub async fn deliver(
             (ids::code_hash(&state.key, &reset_id, &code), json!({ "code": code }))
         }
     };
-    let command = AccountCommand::IssueResetSecret {
-        reset_id: reset_id.clone(),
-        method,
-        secret_hash,
-        ttl: Duration::seconds(state.settings.code_ttl_seconds),
-        now: ctx.now,
+    let ttl = Duration::seconds(state.settings.code_ttl_seconds);
+    let command =
+        AccountCommand::IssueResetSecret { reset_id: reset_id.clone(), method, secret_hash, ttl, now: ctx.now };
+    let message = NewMessage {
+        channel: method.as_str().into(),
+        destination: to,
+        purpose: "reset_password".into(),
+        body: message.to_string(),
+        created_at: ctx.now,
+        expires_at: ctx.now + ttl,
     };
     state
         .accounts
-        .execute(&account_id, command, &ctx.meta(Actor::Anonymous))
+        .execute_sending(&account_id, command, &ctx.meta(Actor::Anonymous), vec![message])
         .await
         .map_err(|e| super::bus_problem(e, super::account_problem))?;
-    outbox::enqueue(&state.db, method.as_str(), &to, "reset_password", &message.to_string(), ctx.now)
-        .await
-        .map_err(ApiError::internal)?;
     state.outbox_wake.notify_one();
     tracing::info!(account_id = %account_id, method = method.as_str(), "reset secret issued");
     Ok(StatusCode::ACCEPTED)

@@ -14,6 +14,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use shenfen_domain::account::{AccountCommand, AccountError, AccountEvent, NewSession};
 use shenfen_domain::metadata::Actor;
+use shenfen_projections::store::CommitOptions;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult};
@@ -121,7 +122,14 @@ pub async fn log_in(
         let linger = if state.hashing.pending() > 0 { COMMIT_LINGER } else { std::time::Duration::ZERO };
         let result = state
             .accounts
-            .execute_lingering(&account_id, Some(current), &|_| true, command, &ctx.meta(Actor::Anonymous), linger)
+            .execute_with(
+                &account_id,
+                Some(current),
+                &|_| true,
+                command,
+                &ctx.meta(Actor::Anonymous),
+                CommitOptions { linger, ..CommitOptions::default() },
+            )
             .await;
         let committed = match result {
             Err(shenfen_projections::store::BusError::Domain(AccountError::StaleCredentials)) => continue,

@@ -1,0 +1,161 @@
+//! Exactly once, end to end: what the server acknowledged happened once, whatever the wire,
+//! the client or the process did in between. Each scenario runs the real server binary; those
+//! that need no PostgreSQL-only fault run on both stores (see `both_stores!`).
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use serde_json::json;
+use shenfen_tests::{both_stores, mobile_number, request_id, Settings, Store, TestApp};
+
+async fn count_events(app: &TestApp, account_id: &str, event_type: &str) -> i64 {
+    app.query_i64(
+        "SELECT count(*) FROM events WHERE aggregate_type = 'account' AND aggregate_id = $1 AND event_type = $2",
+        &[account_id, event_type],
+    )
+    .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// A commit whose answer is lost
+// ---------------------------------------------------------------------------------------------
+
+/// The proxy loses the answer to the INSERT of a failed login (the commit happens, the server
+/// never hears of it). The login is counted once, not decided again against its own events,
+/// whether it was written alone or in a batch with other commands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_whose_answer_is_lost_is_answered_as_committed_and_counted_once() {
+    shenfen_tests::use_server_binary(env!("CARGO_BIN_EXE_shenfen-server"));
+    let settings = Settings { lockout_threshold: Some(3), ..Settings::defaults() }.proxied();
+    let app = TestApp::spawn(Store::Postgres, settings).await;
+    let proxy = app.proxy.clone().expect("proxied");
+    let wrong = |account: &shenfen_tests::Registered| json!({"document_number": account.document_number, "password": "Wrong#Pass1", "document_type": account.document_type});
+
+    // Alone.
+    let alone = app.register_account().await;
+    let marker = request_id();
+    proxy.lose_the_answer_to(&marker);
+    app.send_with_request_id(reqwest::Method::POST, "/v1/sessions", None, Some(&wrong(&alone)), &marker)
+        .await
+        .assert_problem(401, "login_failed");
+    assert_eq!(proxy.tripped(), 1, "the answer to the failed login's commit was lost");
+    assert_eq!(count_events(&app, &alone.account_id, "LoginFailed").await, 1, "counted once");
+    assert_eq!(count_events(&app, &alone.account_id, "Locked").await, 0);
+
+    // In a batch: eight failed logins at once, the answer to one of them lost.
+    let mut accounts = Vec::new();
+    for _ in 0..8 {
+        accounts.push(app.register_account().await);
+    }
+    let marker = request_id();
+    proxy.lose_the_answer_to(&marker);
+    let answers = join_all(accounts.iter().enumerate().map(|(i, account)| {
+        let id = if i == 3 { marker.clone() } else { request_id() };
+        let body = wrong(account);
+        let app = &app;
+        async move { app.send_with_request_id(reqwest::Method::POST, "/v1/sessions", None, Some(&body), &id).await }
+    }))
+    .await;
+    for answer in &answers {
+        answer.assert_problem(401, "login_failed");
+    }
+    assert_eq!(proxy.tripped(), 2);
+    for account in &accounts {
+        assert_eq!(count_events(&app, &account.account_id, "LoginFailed").await, 1, "each counted once");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages: queued with their secret, or neither
+// ---------------------------------------------------------------------------------------------
+
+/// Refuses every outbox row (as a full disk or a broken table would).
+async fn break_the_outbox(app: &TestApp) {
+    match app.store {
+        Store::Postgres => {
+            app.execute_sql(
+                "CREATE FUNCTION refuse_outbox() RETURNS trigger LANGUAGE plpgsql AS $$
+                 BEGIN RAISE EXCEPTION 'the outbox refuses rows'; END $$",
+                &[],
+            )
+            .await;
+            app.execute_sql(
+                "CREATE TRIGGER refuse_outbox BEFORE INSERT ON outbox FOR EACH ROW EXECUTE FUNCTION refuse_outbox()",
+                &[],
+            )
+            .await;
+        }
+        Store::Sqlite => {
+            app.execute_sql(
+                "CREATE TRIGGER refuse_outbox BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'the outbox refuses rows'); END",
+                &[],
+            )
+            .await;
+        }
+    }
+}
+
+async fn mend_the_outbox(app: &TestApp) {
+    app.execute_sql("DROP TRIGGER refuse_outbox ON outbox", &[]).await;
+}
+
+async fn mend_the_outbox_sqlite(app: &TestApp) {
+    app.execute_sql("DROP TRIGGER refuse_outbox", &[]).await;
+}
+
+/// A code whose message cannot be queued is not issued either: it counts against no limit, and
+/// the next request gets a code at once.
+async fn a_code_counts_against_the_limits_only_when_its_message_is_queued(app: &mut TestApp) {
+    let mobile = mobile_number();
+    break_the_outbox(app).await;
+    let refused = app.send_code("register", &mobile).await;
+    assert!(refused.status.is_server_error(), "the request fails: {}", refused.describe());
+    let issued = app
+        .query_i64("SELECT count(*) FROM events WHERE aggregate_type = 'code_channel' AND event_type = 'Issued'", &[])
+        .await;
+    assert_eq!(issued, 0, "no code was issued without its message");
+    match app.store {
+        Store::Postgres => mend_the_outbox(app).await,
+        Store::Sqlite => mend_the_outbox_sqlite(app).await,
+    }
+    app.send_code("register", &mobile).await.assert_status(202);
+    let code = app.wait_for_message(&mobile, "register").await.code();
+    assert_eq!(code.len(), 6);
+}
+
+both_stores!(a_code_counts_against_the_limits_only_when_its_message_is_queued);
+
+/// A gateway that never answers: the message is retried until its code expires, then given
+/// up with its body erased; the stored error never names the gateway's address.
+async fn undeliverable_messages_expire_with_their_secret(app: &mut TestApp) {
+    let mobile = mobile_number();
+    app.send_code("register", &mobile).await.assert_status(202);
+    let expired = async {
+        loop {
+            let n = app.query_i64("SELECT count(*) FROM outbox WHERE expired_at IS NOT NULL", &[]).await;
+            if n > 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), expired).await.expect("the message expired");
+    let bodies = app.query_texts("SELECT body FROM outbox", &[]).await;
+    assert_eq!(bodies, vec![None], "the secret is erased");
+    let attempts = app.query_i64("SELECT attempts FROM outbox", &[]).await;
+    assert!(attempts >= 1, "delivery was tried");
+    let errors = app.query_texts("SELECT last_error FROM outbox", &[]).await;
+    let error = errors.first().cloned().flatten().expect("the failure is recorded");
+    assert!(!error.contains("127.0.0.1") && !error.contains("s3cret"), "the gateway is not named: {error}");
+    // Given up: no attempt after expiry.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(app.query_i64("SELECT attempts FROM outbox", &[]).await, attempts);
+}
+
+both_stores!(
+    undeliverable_messages_expire_with_their_secret,
+    Settings::defaults()
+        .env("SHENFEN_NOTIFIER", "webhook:http://127.0.0.1:9/hook?token=s3cret")
+        .env("SHENFEN_CODE_TTL_SECONDS", "3")
+);
