@@ -206,6 +206,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         })
         .layer(DefaultBodyLimit::max(64 * 1024))
         .layer(middleware::from_fn(crate::error::localize))
+        .layer(middleware::from_fn(run_to_completion))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(
             TraceLayer::new_for_http()
@@ -217,6 +218,18 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// Runs every request in a task of its own. hyper drops a request's future when the client
+/// hangs up; a handler dropped between two steps (the attempt recorded, the authority called,
+/// its answer not yet recorded; photos stored, the application not yet made) would leave the
+/// work half done. In its own task a request always runs to its end, whatever the client does.
+async fn run_to_completion(request: Request, next: Next) -> Response {
+    use tracing::Instrument;
+    match tokio::spawn(next.run(request).in_current_span()).await {
+        Ok(response) => response,
+        Err(err) => ApiError::internal(format!("request task failed: {err}")).into_response(),
+    }
 }
 
 async fn http_metrics(request: Request, next: Next) -> Response {

@@ -450,6 +450,7 @@ pub struct FakeAuthority {
     pub url: String,
     people: Mutex<Vec<Identity>>,
     queries: Mutex<Vec<Value>>,
+    delay: Mutex<Duration>,
 }
 
 impl FakeAuthority {
@@ -460,6 +461,7 @@ impl FakeAuthority {
             url: format!("http://{addr}/check"),
             people: Mutex::new(people),
             queries: Mutex::new(Vec::new()),
+            delay: Mutex::new(Duration::ZERO),
         });
         let app = Router::new().route("/check", post(check_identity)).with_state(authority.clone());
         tokio::spawn(async move {
@@ -476,6 +478,11 @@ impl FakeAuthority {
     /// Every query received so far, in order.
     pub fn queries(&self) -> Vec<Value> {
         self.queries.lock().unwrap().clone()
+    }
+
+    /// Makes every later answer take `delay` (a slow authority).
+    pub fn answer_after(&self, delay: Duration) {
+        *self.delay.lock().unwrap() = delay;
     }
 
     fn answer(&self, query: &Value) -> Value {
@@ -495,6 +502,8 @@ impl FakeAuthority {
 }
 
 async fn check_identity(State(authority): State<Arc<FakeAuthority>>, Json(query): Json<Value>) -> Json<Value> {
+    let delay = *authority.delay.lock().unwrap();
+    tokio::time::sleep(delay).await;
     let answer = authority.answer(&query);
     authority.queries.lock().unwrap().push(query);
     Json(answer)

@@ -159,3 +159,45 @@ both_stores!(
         .env("SHENFEN_NOTIFIER", "webhook:http://127.0.0.1:9/hook?token=s3cret")
         .env("SHENFEN_CODE_TTL_SECONDS", "3")
 );
+
+// ---------------------------------------------------------------------------------------------
+// A client that hangs up
+// ---------------------------------------------------------------------------------------------
+
+/// A client that hangs up while the authority is being asked gets no free attempt, and an
+/// honest one is not blocked: the attempt runs to its end, its answer is recorded and counted,
+/// and the next attempt may start at once.
+async fn a_client_that_hangs_up_mid_verification_gets_no_free_attempt(app: &mut TestApp) {
+    let authority = app.authority.clone().expect("a fake HTTP authority");
+    let person = shenfen_tests::Identity::resident("周芷若");
+    authority.add(person.clone());
+    let (_, token) = app.ready_applicant(person.registration("周至若")).await;
+    authority.answer_after(Duration::from_millis(1500));
+
+    let impatient = reqwest::Client::builder().no_proxy().timeout(Duration::from_millis(300)).build().unwrap();
+    let hung_up =
+        impatient.post(format!("{}/v1/me/real-name-verifications", app.base_url)).bearer_auth(&token).send().await;
+    assert!(hung_up.is_err(), "the client gave up before the answer");
+
+    // The authority answers later; the attempt's answer is recorded all the same.
+    let recorded = async {
+        loop {
+            let me = app.me(&token).await;
+            if me.body["real_name_status"] == json!("failed") {
+                return me;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let me = tokio::time::timeout(Duration::from_secs(10), recorded).await.expect("the answer was recorded");
+    assert_eq!(me.body["quotas"]["real_name_attempts_left_today"], json!(2), "the answered attempt counts");
+
+    // The next attempt starts at once (no attempt is left in flight).
+    authority.answer_after(Duration::ZERO);
+    let next = app.verify(&token).await;
+    next.assert_status(200);
+    assert_eq!(next.body["attempts_left_today"], json!(1), "{}", next.text);
+    assert_eq!(authority.queries().len(), 2, "one query per counted attempt");
+}
+
+both_stores!(a_client_that_hangs_up_mid_verification_gets_no_free_attempt, Settings::with_http_authority(vec![]));

@@ -31,8 +31,11 @@ use crate::extract::{AppJson, Ctx, Holder};
 use crate::startup::AppState;
 use crate::validate::{self, Errors};
 
-/// How long an attempt may wait for the authority before it counts as abandoned.
-const ABANDON_AFTER_SECONDS: i64 = 120;
+/// How long an attempt may stay in flight before it counts as abandoned (a process that died
+/// between calling the authority and recording its answer). A request runs to its end even
+/// when its client hangs up, so only a crash leaves an attempt in flight; this is well above
+/// the authority's timeout.
+const ABANDON_AFTER_SECONDS: i64 = 30;
 /// The largest photo accepted (小于190KB).
 pub const MAX_PHOTO_BYTES: usize = 190 * 1024;
 /// The largest part of a multipart form.
