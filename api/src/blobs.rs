@@ -1,16 +1,45 @@
 //! Content-addressed storage of photos under `SHENFEN_BLOB_DIR`: a file's name is its
-//! SHA-256. A blob is written to a temporary file, synced, renamed into place and its
-//! directory synced, so a crash never leaves a partial file under a digest name.
+//! SHA-256. A blob is written to a temporary file of its own (unique per write, so concurrent
+//! uploads of the same photo never share one), synced, renamed into place and its directory
+//! synced, so a crash never leaves a partial file under a digest name. A file already there is
+//! trusted only when its content has its digest (otherwise it is written again), and is read
+//! back only then. Blobs that no event references are deleted after a grace period by
+//! [`BlobStore::sweep`], so uploads whose command was refused cannot fill the disk.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use sha2::{Digest, Sha256};
+use shenfen_projections::db::Db;
+use shenfen_projections::photo_refs::PhotoRefs;
 
 /// The blob directory.
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     dir: PathBuf,
+}
+
+/// What a sweep did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Swept {
+    /// Blobs deleted because no event references them.
+    pub unreferenced: usize,
+    /// Temporary files left by interrupted writes, deleted.
+    pub temporary: usize,
+}
+
+fn is_digest(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+fn sync_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("syncing {}", dir.display()))
+}
+
+/// Whether the file at `path` holds exactly the content of `digest`.
+fn holds(path: &Path, digest: &str) -> bool {
+    std::fs::read(path).is_ok_and(|bytes| hex::encode(Sha256::digest(&bytes)) == digest)
 }
 
 impl BlobStore {
@@ -21,8 +50,7 @@ impl BlobStore {
     }
 
     fn path(&self, digest: &str) -> Option<PathBuf> {
-        (digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
-            .then(|| self.dir.join(&digest[..2]).join(digest))
+        is_digest(digest).then(|| self.dir.join(&digest[..2]).join(digest))
     }
 
     /// Stores `bytes`; returns their SHA-256 (hex).
@@ -35,29 +63,126 @@ impl BlobStore {
         use std::io::Write;
         let digest = hex::encode(Sha256::digest(bytes));
         let path = self.path(&digest).context("digest")?;
-        if path.exists() {
+        if holds(&path, &digest) {
+            // Stored before (perhaps for an upload that was refused): its grace period starts
+            // again, so the sweeper cannot take it while the command now using it commits.
+            std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .and_then(|f| f.set_modified(SystemTime::now()))
+                .context("touching a blob")?;
             return Ok(digest);
         }
         let dir = path.parent().context("blob parent")?;
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let tmp = dir.join(format!(".{digest}.{}.tmp", std::process::id()));
-        {
+        if !dir.exists() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            sync_dir(&self.dir)?;
+        }
+        let tmp = dir.join(format!(".{digest}.{}.{}.tmp", std::process::id(), crate::crypto::random_hex(8)));
+        let written = (|| {
             let mut file = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
             file.write_all(bytes).context("writing a blob")?;
             file.sync_all().context("syncing a blob")?;
+            std::fs::rename(&tmp, &path).context("installing a blob")
+        })();
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
         }
-        std::fs::rename(&tmp, &path).context("installing a blob")?;
-        std::fs::File::open(dir).and_then(|d| d.sync_all()).context("syncing the blob directory")?;
+        written?;
+        sync_dir(dir)?;
         Ok(digest)
     }
 
-    /// Reads a blob by digest.
+    /// Reads a blob by digest; `None` when it is missing or its content does not have its
+    /// digest (a damaged file is never served).
     pub async fn get(&self, digest: &str) -> anyhow::Result<Option<Vec<u8>>> {
         let Some(path) = self.path(digest) else { return Ok(None) };
         match tokio::fs::read(&path).await {
-            Ok(bytes) => Ok(Some(bytes)),
+            Ok(bytes) if hex::encode(Sha256::digest(&bytes)) == digest => Ok(Some(bytes)),
+            Ok(_) => {
+                tracing::error!(digest, "a stored photo does not match its digest");
+                Ok(None)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e).context("reading a blob"),
+        }
+    }
+
+    /// Deletes the blobs older than `grace` that no event references, and temporary files
+    /// older than `grace`. Does nothing while the `photo_refs` read model has applications
+    /// still to read (it would not know their photos yet).
+    pub async fn sweep(&self, db: &Db, grace: Duration) -> anyhow::Result<Swept> {
+        if !PhotoRefs::caught_up(db).await.context("checking photo_refs")? {
+            tracing::info!("photo_refs is behind: the blob sweep waits");
+            return Ok(Swept::default());
+        }
+        let store = self.clone();
+        let (candidates, temporary) =
+            tokio::task::spawn_blocking(move || store.old_files(grace)).await.context("blob task")??;
+        let mut swept = Swept { unreferenced: 0, temporary: 0 };
+        for path in temporary {
+            if std::fs::remove_file(&path).is_ok() {
+                swept.temporary += 1;
+            }
+        }
+        for (digest, path) in candidates {
+            if PhotoRefs::is_referenced(db, &digest).await.context("reading photo_refs")? {
+                continue;
+            }
+            // Touched since it was listed: an upload is using it again.
+            let touched = std::fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().unwrap_or_default() < grace);
+            if !touched && std::fs::remove_file(&path).is_ok() {
+                swept.unreferenced += 1;
+            }
+        }
+        Ok(swept)
+    }
+
+    /// The blobs (digest, path) and the temporary files not modified within `grace`.
+    fn old_files(&self, grace: Duration) -> anyhow::Result<(Vec<(String, PathBuf)>, Vec<PathBuf>)> {
+        let old = |path: &Path| {
+            std::fs::metadata(path).and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().unwrap_or_default() >= grace)
+        };
+        let (mut blobs, mut temporary) = (Vec::new(), Vec::new());
+        for shard in std::fs::read_dir(&self.dir).with_context(|| format!("listing {}", self.dir.display()))? {
+            let shard = shard.context("listing the blob directory")?.path();
+            if !shard.is_dir() {
+                continue;
+            }
+            for entry in std::fs::read_dir(&shard).with_context(|| format!("listing {}", shard.display()))? {
+                let path = entry.context("listing a blob shard")?.path();
+                let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_string) else { continue };
+                if is_digest(&name) && old(&path) {
+                    blobs.push((name, path));
+                } else if name.starts_with('.') && name.ends_with(".tmp") && old(&path) {
+                    temporary.push(path);
+                }
+            }
+        }
+        Ok((blobs, temporary))
+    }
+}
+
+/// Sweeps the blob store every so often (a quarter of the grace period, at least a second and
+/// at most an hour) until the process ends.
+pub async fn run_sweeper(store: BlobStore, db: Db, grace: Duration) {
+    let every = (grace / 4).clamp(Duration::from_secs(1), Duration::from_secs(3600));
+    loop {
+        tokio::time::sleep(every).await;
+        match store.sweep(&db, grace).await {
+            Ok(swept) => {
+                metrics::counter!("shenfen_blobs_swept_total").increment(swept.unreferenced as u64);
+                if swept.unreferenced + swept.temporary > 0 {
+                    tracing::info!(
+                        unreferenced = swept.unreferenced,
+                        temporary = swept.temporary,
+                        "deleted photos no event references"
+                    );
+                }
+            }
+            Err(err) => tracing::warn!(error = format!("{err:#}"), "blob sweep failed"),
         }
     }
 }
@@ -114,6 +239,34 @@ mod tests {
         assert_eq!(store.get("../etc/passwd").await.expect("get"), None);
         let leftovers = std::fs::read_dir(dir.join(&digest[..2])).expect("dir").count();
         assert_eq!(leftovers, 1, "no temporary file is left behind");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn concurrent_uploads_of_one_photo_each_store_it_whole() {
+        let dir = std::env::temp_dir().join(format!("shenfen-blobs-concurrent-{}", std::process::id()));
+        let store = BlobStore::open(&dir).expect("open");
+        let bytes: Vec<u8> = TINY_JPEG.iter().copied().cycle().take(150_000).collect();
+        let puts = (0..16).map(|_| store.put(bytes.clone()));
+        let digests = futures::future::join_all(puts).await;
+        let digest = hex::encode(Sha256::digest(&bytes));
+        assert!(digests.iter().all(|d| d.as_ref().is_ok_and(|d| *d == digest)), "{digests:?}");
+        assert_eq!(store.get(&digest).await.expect("get").as_deref(), Some(bytes.as_slice()));
+        let files = std::fs::read_dir(dir.join(&digest[..2])).expect("dir").count();
+        assert_eq!(files, 1, "one file, no temporary leftovers");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_damaged_blob_is_never_served_and_is_repaired_by_the_next_upload() {
+        let dir = std::env::temp_dir().join(format!("shenfen-blobs-damaged-{}", std::process::id()));
+        let store = BlobStore::open(&dir).expect("open");
+        let digest = store.put(TINY_JPEG.to_vec()).await.expect("put");
+        let path = dir.join(&digest[..2]).join(&digest);
+        std::fs::write(&path, &TINY_JPEG[..40]).expect("truncate the blob");
+        assert_eq!(store.get(&digest).await.expect("get"), None, "a partial file is not served");
+        assert_eq!(store.put(TINY_JPEG.to_vec()).await.expect("put again"), digest);
+        assert_eq!(std::fs::read(&path).expect("read"), TINY_JPEG, "the file was written again");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -26,6 +26,10 @@ pub struct Settings {
     /// Where photos and materials are stored.
     #[arg(long, env = "SHENFEN_BLOB_DIR", default_value = "./data/blobs")]
     pub blob_dir: PathBuf,
+    /// How long a stored photo that no event references is kept before it is deleted, in
+    /// seconds (an upload whose application was refused).
+    #[arg(long, env = "SHENFEN_BLOB_GRACE_SECONDS", default_value_t = 86_400)]
+    pub blob_grace_seconds: u64,
     /// Key material for tokens and derived ids; created on first start if missing.
     #[arg(long, env = "SHENFEN_SECRET_KEY_FILE", default_value = "./data/secret.key")]
     pub secret_key_file: PathBuf,

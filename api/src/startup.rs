@@ -101,6 +101,8 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<Arc<AppState>> {
         runner::start(&db, projections, &commits, RunnerConfig::default()).await.context("starting the projections")?;
     let authority = crate::authority::from_spec(&settings.identity_authority)?;
     let blobs = crate::blobs::BlobStore::open(&settings.blob_dir)?;
+    let grace = Duration::from_secs(settings.blob_grace_seconds);
+    tokio::spawn(crate::blobs::run_sweeper(blobs.clone(), db.clone(), grace));
     let mut calendar = WorkingCalendar::shipped();
     if let Some(path) = &settings.calendar_file {
         let csv = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;

@@ -1,7 +1,7 @@
 //! Everything below the binaries that touches the database: opening a store of either
 //! backend ([`db`]), the cqrs-es event store and command bus ([`store`]), reading the log in
 //! global order ([`log`]), the catch-up projection runner ([`runner`]), the read models
-//! ([`account_view`], [`quotas`], [`review_queue`], [`staff_sessions`]), the
+//! ([`account_view`], [`quotas`], [`review_queue`], [`staff_sessions`], [`photo_refs`]), the
 //! [`identity`] process manager, and the outbox of messages ([`outbox`]).
 
 pub mod account_view;
@@ -14,6 +14,7 @@ pub mod db;
 pub mod identity;
 pub mod log;
 pub mod outbox;
+pub mod photo_refs;
 pub mod quotas;
 pub mod review_queue;
 pub mod runner;
@@ -32,5 +33,6 @@ pub fn read_models() -> Vec<Arc<dyn runner::Projection>> {
         Arc::new(review_queue::ReviewQueue),
         Arc::new(staff_sessions::StaffSessions),
         Arc::new(analytics::Analytics::new()),
+        Arc::new(photo_refs::PhotoRefs),
     ]
 }

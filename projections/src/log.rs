@@ -346,9 +346,30 @@ pub async fn read_after_in(tx: &mut DbTx, after: Position, limit: i64) -> Result
     }
 }
 
-/// The highest global position written so far (for the lag metric).
-pub async fn head(db: &Db) -> Result<i64, sqlx::Error> {
-    let row: Option<(Option<i64>,)> =
-        crate::fetch_optional!(db, (Option<i64>,), "SELECT max(global_position) FROM events")?;
-    Ok(row.and_then(|r| r.0).unwrap_or(0))
+/// How many events a reader at `after` has still to read: the events readable after it, in
+/// the order readers read (on PostgreSQL by `(transaction_id, global_position)` and below the
+/// visibility horizon — the highest position need not be the last event in that order).
+/// Counted up to `cap` (an index range scan; a far-behind reader is reported as `cap`).
+pub async fn unread(db: &Db, after: Position, cap: i64) -> Result<i64, sqlx::Error> {
+    let row: Option<(i64,)> = match db {
+        Db::Postgres(_) => crate::fetch_optional!(
+            db,
+            (i64,),
+            "SELECT count(*) FROM (SELECT 1 FROM events
+                                    WHERE (transaction_id, global_position) > ($1::text::xid8, $2)
+                                      AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+                                    LIMIT $3) AS unread",
+            after.tx.to_string(),
+            after.pos,
+            cap
+        )?,
+        Db::Sqlite(_) => crate::fetch_optional!(
+            db,
+            (i64,),
+            "SELECT count(*) FROM (SELECT 1 FROM events WHERE global_position > $1 LIMIT $2)",
+            after.pos,
+            cap
+        )?,
+    };
+    Ok(row.map_or(0, |r| r.0))
 }

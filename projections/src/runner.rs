@@ -202,6 +202,15 @@ impl Progress {
     }
 }
 
+/// Most events counted by [`lag`]; a projection further behind reports this.
+pub const LAG_CAP: i64 = 100_000;
+
+/// How many events a projection has still to read: those readable after its checkpoint, in the
+/// order it reads them (up to [`LAG_CAP`]). Zero means caught up with everything committed.
+pub async fn lag(db: &Db, name: &str) -> Result<i64, sqlx::Error> {
+    log::unread(db, checkpoint(db, name).await?, LAG_CAP).await
+}
+
 /// The checkpoint of one projection.
 pub async fn checkpoint(db: &Db, name: &str) -> Result<Position, sqlx::Error> {
     let row = crate::fetch_optional!(
@@ -479,7 +488,7 @@ impl Chase {
 /// How long after its last batch a runner counts as busy.
 const COALESCE_WHILE_BUSY: Duration = Duration::from_secs(1);
 
-/// How often a runner that is caught up reports its lag.
+/// How often a runner reports its lag.
 const LAG_REPORT_EVERY: Duration = Duration::from_secs(5);
 
 const TAIL_FRESHNESS: Duration = Duration::from_millis(50);
@@ -566,15 +575,16 @@ impl Task {
             }
             metrics::gauge!("shenfen_projection_leader", "projection" => name).set(1.0);
             let target = *wake.borrow();
-            match self.step(&mut cursor, target).await {
+            let stepped = self.step(&mut cursor, target).await;
+            if lag_reported.elapsed() >= LAG_REPORT_EVERY {
+                self.report_lag(cursor.map(|c| c.read)).await;
+                lag_reported = Instant::now();
+            }
+            match stepped {
                 Ok(0) => {
                     if let Err(err) = self.flush(&mut cursor, false).await {
                         tracing::warn!(projection = name, error = %err, "checkpoint flush failed");
                         cursor = None;
-                    }
-                    if lag_reported.elapsed() >= LAG_REPORT_EVERY {
-                        self.report_lag().await;
-                        lag_reported = Instant::now();
                     }
                     let target = *wake.borrow();
                     if let Some(delay) = Chase::retry(&mut chase, cursor.map(|c| c.read), target, name) {
@@ -723,10 +733,15 @@ impl Task {
         Ok(events.len())
     }
 
-    async fn report_lag(&self) {
-        if let (Ok(head), Ok(at)) = (log::head(&self.db).await, checkpoint(&self.db, self.projection.name()).await) {
-            let lag = (head - at.pos).max(0) as f64;
-            metrics::gauge!("shenfen_projection_lag_events", "projection" => self.projection.name()).set(lag);
+    /// Reports the events readable after where the runner has read (`read`, else its
+    /// checkpoint), in the order it reads them.
+    async fn report_lag(&self, read: Option<Position>) {
+        let unread = match read {
+            Some(at) => log::unread(&self.db, at, LAG_CAP).await,
+            None => lag(&self.db, self.projection.name()).await,
+        };
+        if let Ok(lag) = unread {
+            metrics::gauge!("shenfen_projection_lag_events", "projection" => self.projection.name()).set(lag as f64);
         }
     }
 }

@@ -402,3 +402,31 @@ async fn after_losing_its_listen_connection_a_process_reconnects_and_catches_up(
     let new = eventually(Duration::from_secs(10), listener).await.expect("listening again");
     assert_ne!(new, old);
 }
+
+/// On PostgreSQL the last event in the readers' order, `(transaction_id, global_position)`,
+/// need not hold the highest position: a transaction that took its id first may write last.
+/// A projection that has read everything reports no lag all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caught_up_projection_has_no_lag_when_the_last_event_read_is_not_the_highest_position() {
+    let (_server, _, db) = postgres().await;
+    let Db::Postgres(pool) = &db else { unreachable!("a PostgreSQL store") };
+    let insert =
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+                  VALUES ('test', $1, 1, 'Happened', '1', '{}', '{}')";
+    let mut early = pool.begin().await.expect("begin");
+    sqlx::query("SELECT pg_current_xact_id()").execute(&mut *early).await.expect("take a transaction id");
+    let mut late = pool.begin().await.expect("begin");
+    sqlx::query(insert).bind("late").execute(&mut *late).await.expect("insert");
+    late.commit().await.expect("commit");
+    sqlx::query(insert).bind("early").execute(&mut *early).await.expect("insert");
+    early.commit().await.expect("commit");
+
+    runner::catch_up(&db, Arc::new(Wanting("lagless", "Happened")), 100, |_| {}).await.expect("catch up");
+    let checkpoint = runner::checkpoint(&db, "lagless").await.expect("checkpoint");
+    let highest: (i64,) = sqlx::query_as("SELECT max(global_position) FROM events").fetch_one(pool).await.expect("max");
+    assert!(highest.0 > checkpoint.pos, "the highest position is not the last event read");
+    assert_eq!(runner::lag(&db, "lagless").await.expect("lag"), 0, "caught up");
+
+    sqlx::query(insert).bind("next").execute(pool).await.expect("insert");
+    assert_eq!(runner::lag(&db, "lagless").await.expect("lag"), 1, "one event to read");
+}

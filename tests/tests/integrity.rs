@@ -201,3 +201,52 @@ async fn a_client_that_hangs_up_mid_verification_gets_no_free_attempt(app: &mut 
 }
 
 both_stores!(a_client_that_hangs_up_mid_verification_gets_no_free_attempt, Settings::with_http_authority(vec![]));
+
+// ---------------------------------------------------------------------------------------------
+// Photos
+// ---------------------------------------------------------------------------------------------
+
+fn stored_blobs(app: &TestApp) -> usize {
+    let root = app.dir().join("blobs");
+    std::fs::read_dir(&root)
+        .map(|shards| {
+            shards
+                .filter_map(Result::ok)
+                .filter(|s| s.path().is_dir())
+                .map(|s| std::fs::read_dir(s.path()).map(|f| f.count()).unwrap_or(0))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Photos of a refused application (one is already pending) are deleted once their grace
+/// period is over; the photos an event references stay and are served.
+async fn photos_no_event_references_are_swept_after_their_grace_period(app: &mut TestApp) {
+    let registration = shenfen_tests::Registration::hk_macau_permit();
+    let (_, token) = app.ready_applicant(registration.clone()).await;
+    let application = shenfen_tests::ReviewApplication::for_registration(&registration, &registration.name);
+    let submitted = app.apply_for_review(&token, &application).await;
+    submitted.assert_status(201);
+    let review_id = submitted.str("review_id");
+    let another = shenfen_tests::ReviewApplication::for_registration(&registration, &registration.name);
+    app.apply_for_review(&token, &another).await.assert_problem(409, "manual_review_pending");
+    assert_eq!(stored_blobs(app), 6, "the refused application's photos were stored");
+
+    let swept = async {
+        while stored_blobs(app) != 3 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), swept).await.expect("the unreferenced photos were swept");
+    let reviewer = app.staff_member("reviewer").await;
+    for (which, part) in [("front", "photo_front"), ("back", "photo_back"), ("handheld", "photo_handheld")] {
+        let photo = app.review_photo(&reviewer.token, &review_id, which).await;
+        photo.assert_status(200);
+        assert_eq!(photo.bytes, application.photo(part), "{which}");
+    }
+}
+
+both_stores!(
+    photos_no_event_references_are_swept_after_their_grace_period,
+    Settings::defaults().env("SHENFEN_BLOB_GRACE_SECONDS", "2")
+);

@@ -1,0 +1,85 @@
+//! `photo_refs`: the digests of the photos the log references (the three photos of every
+//! manual-review application). The blob sweeper deletes stored photos that are not listed
+//! here after a grace period, so uploads whose command was refused cannot fill the disk.
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use shenfen_domain::verification::{Verification, VerificationEvent};
+
+use crate::db::{Db, DbTx};
+use crate::exec;
+use crate::log::{EventKind, StoredEvent};
+use crate::runner::{Projection, ProjectionError};
+
+/// The projection.
+pub struct PhotoRefs;
+
+impl PhotoRefs {
+    /// The projection's name.
+    pub const NAME: &'static str = "photo_refs";
+
+    /// Whether every application committed so far has been read (so [`is_referenced`](Self::is_referenced)
+    /// knows all their photos): none is readable after the checkpoint.
+    pub async fn caught_up(db: &Db) -> Result<bool, sqlx::Error> {
+        let at = crate::runner::checkpoint(db, Self::NAME).await?;
+        let row: Option<(i64,)> = match db {
+            Db::Postgres(_) => crate::fetch_optional!(
+                db,
+                (i64,),
+                "SELECT CAST(1 AS BIGINT) FROM events
+                  WHERE (transaction_id, global_position) > ($1::text::xid8, $2)
+                    AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+                    AND aggregate_type = 'verification' AND event_type = 'ApplicationSubmitted'
+                  LIMIT 1",
+                at.tx.to_string(),
+                at.pos
+            )?,
+            Db::Sqlite(_) => crate::fetch_optional!(
+                db,
+                (i64,),
+                "SELECT CAST(1 AS BIGINT) FROM events
+                  WHERE global_position > $1 AND aggregate_type = 'verification' AND event_type = 'ApplicationSubmitted'
+                  LIMIT 1",
+                at.pos
+            )?,
+        };
+        Ok(row.is_none())
+    }
+
+    /// Whether an event references the photo with this digest.
+    pub async fn is_referenced(db: &Db, digest: &str) -> Result<bool, sqlx::Error> {
+        let row: Option<(i64,)> =
+            crate::fetch_optional!(db, (i64,), "SELECT CAST(1 AS BIGINT) FROM photo_refs WHERE digest = $1", digest)?;
+        Ok(row.is_some())
+    }
+}
+
+#[async_trait]
+impl Projection for PhotoRefs {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn wants(&self, e: EventKind<'_>) -> bool {
+        e.aggregate_type == "verification" && e.event_type == "ApplicationSubmitted"
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["photo_refs"]
+    }
+
+    async fn apply(&self, tx: &mut DbTx, e: &StoredEvent) -> Result<(), ProjectionError> {
+        if e.aggregate_type != <Verification as cqrs_es::Aggregate>::TYPE {
+            return Ok(());
+        }
+        let event = VerificationEvent::deserialize(&e.payload).map_err(|err| ProjectionError::decode(e, err))?;
+        if let VerificationEvent::ApplicationSubmitted { photos, at, .. } = event {
+            for digest in [photos.front, photos.back, photos.handheld] {
+                exec!(tx tx,
+                    "INSERT INTO photo_refs (digest, referenced_at) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING",
+                    digest, at)?;
+            }
+        }
+        Ok(())
+    }
+}
