@@ -140,8 +140,8 @@ impl BlobStore {
         Ok(swept)
     }
 
-    /// The blobs (digest, path) and the temporary files not modified within `grace`.
-    fn old_files(&self, grace: Duration) -> anyhow::Result<(Vec<(String, PathBuf)>, Vec<PathBuf>)> {
+    /// The blobs and the temporary files not modified within `grace`.
+    fn old_files(&self, grace: Duration) -> anyhow::Result<OldFiles> {
         let old = |path: &Path| {
             std::fs::metadata(path).and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().unwrap_or_default() >= grace)
         };
@@ -164,6 +164,9 @@ impl BlobStore {
         Ok((blobs, temporary))
     }
 }
+
+/// Files old enough to sweep: blobs as (digest, path), and temporary files.
+type OldFiles = (Vec<(String, PathBuf)>, Vec<PathBuf>);
 
 /// Sweeps the blob store every so often (a quarter of the grace period, at least a second and
 /// at most an hour) until the process ends.
