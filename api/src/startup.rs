@@ -20,11 +20,13 @@ use shenfen_domain::code::CodeChannel;
 use shenfen_domain::ports::IdentityAuthority;
 use shenfen_domain::staff::Staff;
 use shenfen_domain::verification::Verification;
+use shenfen_projections::chain::ChainKey;
 use shenfen_projections::commits::Commits;
 use shenfen_projections::db::Db;
 use shenfen_projections::identity::IdentityProcess;
 use shenfen_projections::log::Position;
 use shenfen_projections::runner::{self, Progress, RunnerConfig};
+use shenfen_projections::seal::ChainSeal;
 use shenfen_projections::snapshots::SnapshotWriter;
 use shenfen_projections::store::CommandBus;
 use tokio::sync::Notify;
@@ -65,6 +67,8 @@ pub struct AppState {
     pub blobs: crate::blobs::BlobStore,
     pub progress: Progress,
     pub key: Vec<u8>,
+    /// The key of the log's hash chain and seal (derived from `key`).
+    pub chain: ChainKey,
     pub hashing: PasswordHashing,
     pub clock: Arc<dyn Clock>,
     pub outbox_wake: Arc<Notify>,
@@ -90,13 +94,15 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<Arc<AppState>> {
     let db = Db::open(&settings.database_url, settings.db_connections).await.context("opening the database")?;
     let key = crate::crypto::load_or_create_key(&settings.secret_key_file)?;
     let metrics = crate::telemetry::metrics();
-    let commits = Commits::new(&db);
+    let chain = ChainKey::derive(&key);
+    let commits = Commits::new(&db, chain.clone());
     let accounts = Arc::new(CommandBus::new(&db, (), commits.clone()));
     let verifications = Arc::new(CommandBus::new(&db, (), commits.clone()));
     let mut projections = shenfen_projections::read_models();
     projections.push(Arc::new(IdentityProcess { accounts: accounts.clone(), verifications: verifications.clone() }));
     projections.push(Arc::new(SnapshotWriter::new(accounts.clone(), "snapshots_account")));
     projections.push(Arc::new(SnapshotWriter::new(verifications.clone(), "snapshots_verification")));
+    projections.push(Arc::new(ChainSeal::open(&db, chain.clone()).await.context("opening the seal of the log")?));
     let progress =
         runner::start(&db, projections, &commits, RunnerConfig::default()).await.context("starting the projections")?;
     let authority = crate::authority::from_spec(&settings.identity_authority)?;
@@ -127,6 +133,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<Arc<AppState>> {
         db,
         progress,
         key,
+        chain,
         clock,
         outbox_wake,
         metrics,

@@ -9,9 +9,10 @@ use shenfen_domain::code::CodeChannel;
 use shenfen_domain::staff::Staff;
 use shenfen_domain::verification::Verification;
 
-use crate::chain::{verify_stream, BrokenLink, Link};
+use crate::chain::{BrokenLink, ChainKey, Link, Verifier};
 use crate::db::Db;
-use crate::log::StoredEvent;
+use crate::log::{Position, StoredEvent};
+use crate::seal::{Head, Seal};
 
 /// The aggregate types auditors may read.
 pub const TYPES: [&str; 4] = ["account", "verification", "staff", "code_channel"];
@@ -82,19 +83,81 @@ pub fn state_as_of(
     }
 }
 
-/// Checks a stream's hash chain; returns the first broken link.
-pub fn verify(aggregate_type: &str, aggregate_id: &str, events: &[StoredEvent]) -> Option<BrokenLink> {
-    verify_stream(
-        aggregate_type,
-        aggregate_id,
-        events.iter().map(|e| Link {
+/// What streams are checked against: the chain key and the store's seal.
+#[derive(Debug, Clone)]
+pub struct Integrity {
+    pub verifier: Verifier,
+    /// The seal, when the store has a genuine one.
+    pub seal: Option<Seal>,
+}
+
+impl Integrity {
+    /// The key and the seal of `db`. A seal that is missing or not made with `key` is left out
+    /// (the caller reports it); unkeyed links are then accepted nowhere past the log's start.
+    pub async fn load(db: &Db, key: ChainKey) -> Result<(Integrity, Option<Seal>), sqlx::Error> {
+        let stored = Seal::read(db).await?;
+        let seal = stored.clone().filter(|s| s.is_genuine(&key));
+        let keyed_from = seal.as_ref().map(Seal::keyed_from).unwrap_or_default();
+        Ok((Integrity { verifier: Verifier { key, keyed_from }, seal }, stored))
+    }
+
+    /// Checks one stream — its events in sequence order — against its chain, its recorded head
+    /// and the seal; returns the first thing that does not hold.
+    pub fn check(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        events: &[StoredEvent],
+        head: Option<&Head>,
+    ) -> Option<BrokenLink> {
+        let links = events.iter().map(|e| Link {
             sequence: e.sequence,
+            position: e.position(),
             event_type: &e.event_type,
             event_version: &e.event_version,
             payload: &e.payload,
             metadata: &e.metadata,
-        }),
-    )
+        });
+        if let Some(broken) = self.verifier.verify_stream(aggregate_type, aggregate_id, links) {
+            return Some(broken);
+        }
+        let last = events.last().map_or(0, |e| e.sequence);
+        if let Some(head) = head {
+            if !head.is_genuine(&self.verifier.key) {
+                return Some(BrokenLink {
+                    sequence: head.sequence,
+                    problem: "its sealed head record was changed outside the application".into(),
+                });
+            }
+            let Some(at_head) = events.iter().find(|e| e.sequence == head.sequence) else {
+                return Some(BrokenLink {
+                    sequence: last + 1,
+                    problem: format!(
+                        "the stream ends at sequence {last} but was sealed at {}: its last events were deleted",
+                        head.sequence
+                    ),
+                });
+            };
+            if at_head.metadata.get("hash").and_then(Value::as_str) != Some(head.hash.as_str()) {
+                return Some(BrokenLink {
+                    sequence: head.sequence,
+                    problem: "the event at the sealed head is not the one that was sealed".into(),
+                });
+            }
+        }
+        if let Some(seal) = &self.seal {
+            let sealed: Position = seal.sealed();
+            let covered = head.map_or(0, |h| h.sequence);
+            if let Some(e) = events.iter().find(|e| e.position() <= sealed && e.sequence > covered) {
+                return Some(BrokenLink {
+                    sequence: e.sequence,
+                    problem: "an event lies behind the seal but its stream's sealed head does not cover it (inserted afterwards)"
+                        .into(),
+                });
+            }
+        }
+        None
+    }
 }
 
 /// Hides secrets in a payload shown to auditors: password hashes and secret hashes are

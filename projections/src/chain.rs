@@ -1,16 +1,124 @@
-//! The per-aggregate hash chain that makes the log tamper-evident.
+//! The keyed hash chain that makes the log tamper-evident, and the keyed records that make a
+//! truncation or a deleted stream visible.
 //!
 //! Every event's metadata carries `prev_hash` (the previous event's hash in the same stream,
-//! 64 zeros for the first) and `hash` = SHA-256 over `prev_hash`, the stream's type and id,
-//! the sequence, the event type and version, and the canonical JSON (keys sorted) of the
-//! payload and of the metadata without `hash`. A changed payload, a deleted event or two
-//! swapped events break the chain at the first affected event.
+//! 64 zeros for the first) and `hash` = HMAC-SHA-256, under the [`ChainKey`], over
+//! `prev_hash`, the stream's type and id, the sequence, the event type and version, and the
+//! canonical JSON (keys sorted) of the payload and of the metadata without `hash`. The key is
+//! derived from `SHENFEN_SECRET_KEY_FILE` and never stored in the database, so someone who can
+//! write to the database cannot recompute a hash after changing an event: a changed payload, a
+//! deleted event or two swapped events break the chain at the first affected event.
+//!
+//! Events written before the chain was keyed carry a plain SHA-256 over the same text. They
+//! are accepted as such only at positions up to the one recorded, under the key, when keying
+//! began (`keyed_from` of the [`seal`](crate::seal)); the keyed stream heads recorded since
+//! anchor them, so they cannot be rewritten unseen either.
+//!
+//! Deleting a stream's last events, or a whole stream, leaves an intact chain behind. The
+//! [`seal`](crate::seal) catches that: it records each stream's head under the key, and a keyed
+//! digest over all heads.
 
+use std::path::Path;
+
+use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::log::Position;
+
 /// The `prev_hash` of a stream's first event.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The key of the chain and of the records that protect it (stream heads, the seal,
+/// snapshots): derived from the operator's secret key, never stored in the database.
+#[derive(Clone)]
+pub struct ChainKey([u8; 32]);
+
+impl std::fmt::Debug for ChainKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChainKey([hidden])")
+    }
+}
+
+/// The key file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("reading the key file {0}: {1}")]
+    Read(String, std::io::Error),
+    #[error("the key file {0} holds fewer than 32 bytes")]
+    Short(String),
+}
+
+impl ChainKey {
+    /// The chain key derived from the operator's secret key material.
+    pub fn derive(secret: &[u8]) -> ChainKey {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).unwrap_or_else(|_| unreachable!());
+        mac.update(b"shenfen chain key v1");
+        ChainKey(mac.finalize().into_bytes().into())
+    }
+
+    /// The chain key of the secret key file at `path` (as the server reads it; not created).
+    pub fn from_key_file(path: &Path) -> Result<ChainKey, KeyError> {
+        let secret = std::fs::read(path).map_err(|e| KeyError::Read(path.display().to_string(), e))?;
+        if secret.len() < 32 {
+            return Err(KeyError::Short(path.display().to_string()));
+        }
+        Ok(ChainKey::derive(&secret))
+    }
+
+    /// HMAC-SHA-256 of `parts` (each followed by a line break), as hex.
+    pub fn mac(&self, parts: &[&[u8]]) -> String {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).unwrap_or_else(|_| unreachable!());
+        for part in parts {
+            mac.update(part);
+            mac.update(b"\n");
+        }
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// The hash of one event, given its fields and its metadata (with `prev_hash`, without
+    /// `hash`).
+    pub fn event_hash(&self, link: &Link<'_>, aggregate_type: &str, aggregate_id: &str) -> String {
+        let text = link_text(link, aggregate_type, aggregate_id);
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).unwrap_or_else(|_| unreachable!());
+        mac.update(text.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// The keyed record of a stream's head (also its element of the seal's digest).
+    pub fn head_mac(&self, aggregate_type: &str, aggregate_id: &str, sequence: i64, hash: &str) -> String {
+        self.mac(&[
+            b"head",
+            aggregate_type.as_bytes(),
+            aggregate_id.as_bytes(),
+            sequence.to_string().as_bytes(),
+            hash.as_bytes(),
+        ])
+    }
+
+    /// The keyed record of a snapshot: everything it claims, its state in canonical JSON.
+    pub fn snapshot_mac(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        last_sequence: i64,
+        fingerprint: &str,
+        last_hash: &str,
+        state: &Value,
+    ) -> String {
+        let mut text = String::new();
+        canonical(state, &mut text);
+        self.mac(&[
+            b"snapshot",
+            aggregate_type.as_bytes(),
+            aggregate_id.as_bytes(),
+            last_sequence.to_string().as_bytes(),
+            fingerprint.as_bytes(),
+            last_hash.as_bytes(),
+            text.as_bytes(),
+        ])
+    }
+}
 
 /// Writes `value` as JSON with object keys sorted, whatever order they were stored in.
 pub fn canonical(value: &Value, out: &mut String) {
@@ -43,29 +151,27 @@ pub fn canonical(value: &Value, out: &mut String) {
     }
 }
 
-/// The hash of one event, given its fields and its metadata (with `prev_hash`, without `hash`).
-pub fn event_hash(
-    aggregate_type: &str,
-    aggregate_id: &str,
-    sequence: i64,
-    event_type: &str,
-    event_version: &str,
-    payload: &Value,
-    metadata: &Value,
-) -> String {
+/// The text an event's hash is computed over.
+fn link_text(link: &Link<'_>, aggregate_type: &str, aggregate_id: &str) -> String {
     let mut text = String::new();
-    for part in [aggregate_type, aggregate_id, &sequence.to_string(), event_type, event_version] {
+    for part in [aggregate_type, aggregate_id, &link.sequence.to_string(), link.event_type, link.event_version] {
         text.push_str(part);
         text.push('\n');
     }
-    canonical(payload, &mut text);
+    canonical(link.payload, &mut text);
     text.push('\n');
-    let mut meta = metadata.clone();
+    let mut meta = link.metadata.clone();
     if let Value::Object(map) = &mut meta {
         map.remove("hash");
     }
     canonical(&meta, &mut text);
-    hex::encode(Sha256::digest(text.as_bytes()))
+    text
+}
+
+/// The plain SHA-256 of the chain of earlier versions (unkeyed): what anyone can compute.
+/// Accepted only for events written before the chain was keyed.
+pub fn unkeyed_hash(link: &Link<'_>, aggregate_type: &str, aggregate_id: &str) -> String {
+    hex::encode(Sha256::digest(link_text(link, aggregate_type, aggregate_id).as_bytes()))
 }
 
 /// The first link that does not hold in a stream.
@@ -78,47 +184,56 @@ pub struct BrokenLink {
 /// One stored event, as far as the chain is concerned.
 pub struct Link<'a> {
     pub sequence: i64,
+    /// Where it stands in the global order.
+    pub position: Position,
     pub event_type: &'a str,
     pub event_version: &'a str,
     pub payload: &'a Value,
     pub metadata: &'a Value,
 }
 
-/// Checks one stream (events in sequence order); returns the first broken link.
-pub fn verify_stream<'a>(
-    aggregate_type: &str,
-    aggregate_id: &str,
-    events: impl IntoIterator<Item = Link<'a>>,
-) -> Option<BrokenLink> {
-    let mut expected_prev = GENESIS.to_string();
-    for (expected_sequence, link) in (1i64..).zip(events) {
-        let broken = |problem: String| Some(BrokenLink { sequence: link.sequence, problem });
-        if link.sequence != expected_sequence {
-            return broken(format!(
-                "sequence {} where {} was expected (an event is missing or moved)",
-                link.sequence, expected_sequence
-            ));
+/// How a stream is checked: the key, and up to where unkeyed (legacy) links are accepted.
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    pub key: ChainKey,
+    /// Events at or before this position may carry the plain SHA-256 chain of earlier
+    /// versions; every later event must be keyed.
+    pub keyed_from: Position,
+}
+
+impl Verifier {
+    /// Checks one stream (events in sequence order); returns the first broken link.
+    pub fn verify_stream<'a>(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        events: impl IntoIterator<Item = Link<'a>>,
+    ) -> Option<BrokenLink> {
+        let mut expected_prev = GENESIS.to_string();
+        for (expected_sequence, link) in (1i64..).zip(events) {
+            let broken = |problem: String| Some(BrokenLink { sequence: link.sequence, problem });
+            if link.sequence != expected_sequence {
+                return broken(format!(
+                    "sequence {} where {} was expected (an event is missing or moved)",
+                    link.sequence, expected_sequence
+                ));
+            }
+            let prev = link.metadata.get("prev_hash").and_then(Value::as_str).unwrap_or_default();
+            if prev != expected_prev {
+                return broken("prev_hash does not match the previous event's hash".into());
+            }
+            let stored = link.metadata.get("hash").and_then(Value::as_str).unwrap_or_default();
+            if stored != self.key.event_hash(&link, aggregate_type, aggregate_id) {
+                let legacy =
+                    link.position <= self.keyed_from && stored == unkeyed_hash(&link, aggregate_type, aggregate_id);
+                if !legacy {
+                    return broken("hash does not match the event's content (it was altered)".into());
+                }
+            }
+            expected_prev = stored.to_string();
         }
-        let prev = link.metadata.get("prev_hash").and_then(Value::as_str).unwrap_or_default();
-        if prev != expected_prev {
-            return broken("prev_hash does not match the previous event's hash".into());
-        }
-        let stored = link.metadata.get("hash").and_then(Value::as_str).unwrap_or_default();
-        let actual = event_hash(
-            aggregate_type,
-            aggregate_id,
-            link.sequence,
-            link.event_type,
-            link.event_version,
-            link.payload,
-            link.metadata,
-        );
-        if stored != actual {
-            return broken("hash does not match the event's content (it was altered)".into());
-        }
-        expected_prev = actual;
+        None
     }
-    None
 }
 
 #[cfg(test)]
@@ -127,33 +242,55 @@ mod tests {
 
     use super::*;
 
-    fn chain(payloads: &[Value]) -> Vec<(Value, Value)> {
+    fn key() -> ChainKey {
+        ChainKey::derive(&[7u8; 32])
+    }
+
+    fn chain_with(payloads: &[Value], hash: impl Fn(&Link<'_>) -> String) -> Vec<(i64, Value, Value)> {
         let mut prev = GENESIS.to_string();
         payloads
             .iter()
             .enumerate()
             .map(|(i, p)| {
                 let mut meta = json!({"prev_hash": prev, "actor_kind": "system"});
-                let hash = event_hash("account", "a1", i as i64 + 1, "E", "1", p, &meta);
-                meta["hash"] = json!(hash.clone());
-                prev = hash;
-                (p.clone(), meta)
+                let sequence = i as i64 + 1;
+                let link = Link {
+                    sequence,
+                    position: Position { tx: 0, pos: sequence },
+                    event_type: "E",
+                    event_version: "1",
+                    payload: p,
+                    metadata: &meta,
+                };
+                let h = hash(&link);
+                meta["hash"] = json!(h.clone());
+                prev = h;
+                (sequence, p.clone(), meta)
             })
             .collect()
     }
 
-    fn check(events: &[(i64, Value, Value)]) -> Option<BrokenLink> {
-        verify_stream(
+    fn chain(payloads: &[Value]) -> Vec<(i64, Value, Value)> {
+        chain_with(payloads, |l| key().event_hash(l, "account", "a1"))
+    }
+
+    fn check(verifier: &Verifier, events: &[(i64, Value, Value)]) -> Option<BrokenLink> {
+        verifier.verify_stream(
             "account",
             "a1",
             events.iter().map(|(s, p, m)| Link {
                 sequence: *s,
+                position: Position { tx: 0, pos: *s },
                 event_type: "E",
                 event_version: "1",
                 payload: p,
                 metadata: m,
             }),
         )
+    }
+
+    fn keyed() -> Verifier {
+        Verifier { key: key(), keyed_from: Position::default() }
     }
 
     #[test]
@@ -166,25 +303,46 @@ mod tests {
 
     #[test]
     fn an_intact_chain_verifies_and_tampering_is_found_at_its_first_link() {
-        let events: Vec<(i64, Value, Value)> = chain(&[json!({"n": 1}), json!({"n": 2}), json!({"n": 3})])
-            .into_iter()
-            .enumerate()
-            .map(|(i, (p, m))| (i as i64 + 1, p, m))
-            .collect();
-        assert_eq!(check(&events), None);
+        let events = chain(&[json!({"n": 1}), json!({"n": 2}), json!({"n": 3})]);
+        assert_eq!(check(&keyed(), &events), None);
 
         let mut changed = events.clone();
         changed[1].1 = json!({"n": 20});
-        assert_eq!(check(&changed).map(|b| b.sequence), Some(2));
+        assert_eq!(check(&keyed(), &changed).map(|b| b.sequence), Some(2));
 
         let mut deleted = events.clone();
         deleted.remove(1);
-        assert_eq!(check(&deleted).map(|b| b.sequence), Some(3));
+        assert_eq!(check(&keyed(), &deleted).map(|b| b.sequence), Some(3));
 
         let mut swapped = events.clone();
         swapped.swap(0, 1);
         swapped[0].0 = 1;
         swapped[1].0 = 2;
-        assert_eq!(check(&swapped).map(|b| b.sequence), Some(1));
+        assert_eq!(check(&keyed(), &swapped).map(|b| b.sequence), Some(1));
+    }
+
+    #[test]
+    fn a_chain_recomputed_without_the_key_does_not_verify() {
+        // Someone with database access changes an event and recomputes every hash, with the
+        // plain SHA-256 of earlier versions or with a key of their own.
+        let forged = chain_with(&[json!({"n": 1}), json!({"n": 2})], |l| unkeyed_hash(l, "account", "a1"));
+        assert_eq!(check(&keyed(), &forged).map(|b| b.sequence), Some(1));
+        let other_key = ChainKey::derive(&[8u8; 32]);
+        let forged = chain_with(&[json!({"n": 1})], |l| other_key.event_hash(l, "account", "a1"));
+        assert_eq!(check(&keyed(), &forged).map(|b| b.sequence), Some(1));
+    }
+
+    #[test]
+    fn unkeyed_links_are_accepted_only_up_to_where_keying_began() {
+        let legacy = chain_with(&[json!({"n": 1}), json!({"n": 2})], |l| unkeyed_hash(l, "account", "a1"));
+        let before = Verifier { key: key(), keyed_from: Position { tx: 0, pos: 2 } };
+        assert_eq!(check(&before, &legacy), None, "written before the chain was keyed");
+        let partly = Verifier { key: key(), keyed_from: Position { tx: 0, pos: 1 } };
+        assert_eq!(check(&partly, &legacy).map(|b| b.sequence), Some(2), "an unkeyed link after keying began");
+    }
+
+    #[test]
+    fn the_key_is_never_shown() {
+        assert_eq!(format!("{:?}", key()), "ChainKey([hidden])");
     }
 }

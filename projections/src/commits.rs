@@ -20,6 +20,7 @@ use cqrs_es::persist::{PersistenceError, SerializedEvent};
 use tokio::sync::watch;
 
 use crate::append::Appender;
+use crate::chain::ChainKey;
 use crate::db::Db;
 use crate::log::{EventKind, Position};
 use crate::runner::Projection;
@@ -110,7 +111,9 @@ impl Wakes {
             Ok(runners) => runners
                 .iter()
                 .enumerate()
-                .filter(|(_, r)| events.iter().any(|e| r.projection.wants(kind_of(e))))
+                .filter(|(_, r)| {
+                    r.projection.wakes_on_commit() && events.iter().any(|e| r.projection.wants(kind_of(e)))
+                })
                 .map(|(i, _)| i)
                 .collect(),
             Err(_) => Vec::new(),
@@ -134,14 +137,20 @@ pub struct Commits {
     appender: Appender,
     wakes: Arc<Wakes>,
     peers: Arc<Peers>,
+    key: ChainKey,
 }
 
 impl Commits {
-    /// The commits of one process to `db`.
-    pub fn new(db: &Db) -> Arc<Self> {
+    /// The commits of one process to `db`, chained under `key`.
+    pub fn new(db: &Db, key: ChainKey) -> Arc<Self> {
         let peers = Arc::new(Peers::default());
         let wakes = Arc::new(Wakes::default());
-        Arc::new(Commits { appender: Appender::new(db, peers.clone(), wakes.clone()), wakes, peers })
+        Arc::new(Commits { appender: Appender::new(db, peers.clone(), wakes.clone()), wakes, peers, key })
+    }
+
+    /// The key the events' hash chain (and snapshots) are written under.
+    pub fn key(&self) -> &ChainKey {
+        &self.key
     }
 
     /// Appends one command's events (all of them or none) and returns where the last of them
@@ -329,7 +338,7 @@ mod tests {
     #[tokio::test]
     async fn a_commit_wakes_only_the_runners_that_want_one_of_its_events() {
         let db = Db::open("sqlite::memory:", 1).await.expect("in-memory SQLite");
-        let commits = Commits::new(&db);
+        let commits = Commits::new(&db, ChainKey::derive(&[0u8; 32]));
         let mut edits = commits.register(Arc::new(Wants("edits", "ProfileEdited")), Position::default());
         let mut logins = commits.register(Arc::new(Wants("logins", "SessionStarted")), Position::default());
 

@@ -18,6 +18,7 @@ pub mod photo_refs;
 pub mod quotas;
 pub mod review_queue;
 pub mod runner;
+pub mod seal;
 pub mod snapshots;
 pub mod staff_sessions;
 pub mod store;

@@ -48,6 +48,12 @@ pub trait Projection: Send + Sync {
         true
     }
 
+    /// Whether a commit of an event it wants wakes it at once (the default), or it only polls
+    /// (a projection for which a second's delay costs nothing and a wake per commit would).
+    fn wakes_on_commit(&self) -> bool {
+        true
+    }
+
     /// The tables this read model owns (rebuilt into fresh copies by the replay tool).
     fn tables(&self) -> &'static [&'static str] {
         &[]
@@ -107,6 +113,9 @@ pub enum ProjectionError {
     Command(String),
     #[error("undecodable event {aggregate_type}/{aggregate_id}#{sequence}: {message}")]
     Decode { aggregate_type: String, aggregate_id: String, sequence: i64, message: String },
+    /// A record protected by the chain key does not hold (see [`seal`](crate::seal)).
+    #[error("integrity: {0}")]
+    Tampered(String),
 }
 
 impl ProjectionError {

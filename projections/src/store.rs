@@ -23,7 +23,7 @@ use shenfen_domain::metadata::EventMetadata;
 use shenfen_domain::StateVersion;
 use sqlite_es::SqliteEventRepository;
 
-use crate::chain::{event_hash, GENESIS};
+use crate::chain::{Link, GENESIS};
 use crate::commits::Commits;
 use crate::db::Db;
 use crate::log::Position;
@@ -191,6 +191,7 @@ struct SnapshotRow {
     last_sequence: i64,
     last_hash: String,
     state: Value,
+    mac: Option<String>,
 }
 
 /// Executes commands on one aggregate type: load (from a snapshot when there is a valid one),
@@ -237,7 +238,7 @@ where
         let row = crate::fetch_optional!(
             &self.db,
             SnapshotRow,
-            "SELECT last_sequence, last_hash, state FROM aggregate_snapshots
+            "SELECT last_sequence, last_hash, state, mac FROM aggregate_snapshots
               WHERE aggregate_type = $1 AND aggregate_id = $2 AND fingerprint = $3",
             A::TYPE,
             id,
@@ -303,14 +304,9 @@ where
             }
         }
         let empty = Loaded { state: A::default(), sequence: 0, last_hash: GENESIS.into() };
-        let (start, events) = match self.snapshot(id).await {
-            Some(snap) => match serde_json::from_value::<A>(snap.state) {
-                Ok(state) => {
-                    let events = self.repo.get_last_events::<A>(id, snap.last_sequence as usize).await;
-                    (Loaded { state, sequence: snap.last_sequence, last_hash: snap.last_hash }, events)
-                }
-                Err(_) => (empty, self.repo.get_events::<A>(id).await),
-            },
+        let snapshot = self.trusted_snapshot(id).await?;
+        let (start, events) = match snapshot {
+            Some((start, events)) => (start, Ok(events)),
             None => (empty, self.repo.get_events::<A>(id).await),
         };
         let events = events.map_err(|e| BusError::Store(e.to_string()))?;
@@ -319,6 +315,47 @@ where
             self.remember(id, &loaded);
         }
         Ok(loaded)
+    }
+
+    /// The stream's snapshot and the events after it, if the snapshot can be trusted: its MAC
+    /// (under the chain key) holds and the event it claims to end at is in the store with the
+    /// hash it names. A snapshot that fails either — edited in the database, or left from a
+    /// log that was changed — is ignored and counted (`shenfen_snapshots_rejected_total`).
+    async fn trusted_snapshot(
+        &self,
+        id: &str,
+    ) -> Result<Option<(Loaded<A>, Vec<SerializedEvent>)>, BusError<A::Error>> {
+        let Some(snap) = self.snapshot(id).await else { return Ok(None) };
+        let key = self.commits.key();
+        let genuine = snap.mac.as_deref()
+            == Some(
+                key.snapshot_mac(A::TYPE, id, snap.last_sequence, &self.fingerprint, &snap.last_hash, &snap.state)
+                    .as_str(),
+            );
+        let state = if genuine { serde_json::from_value::<A>(snap.state).ok() } else { None };
+        let Some(state) = state else {
+            if !genuine {
+                self.reject_snapshot(id, "its MAC does not hold");
+            }
+            return Ok(None);
+        };
+        let from = usize::try_from(snap.last_sequence - 1).unwrap_or_default();
+        let mut events =
+            self.repo.get_last_events::<A>(id, from).await.map_err(|e| BusError::Store(e.to_string()))?.into_iter();
+        let anchored = events.next().is_some_and(|e| {
+            e.sequence as i64 == snap.last_sequence
+                && e.metadata.get("hash").and_then(Value::as_str) == Some(snap.last_hash.as_str())
+        });
+        if !anchored {
+            self.reject_snapshot(id, "the event it ends at is not in the log as it claims");
+            return Ok(None);
+        }
+        Ok(Some((Loaded { state, sequence: snap.last_sequence, last_hash: snap.last_hash }, events.collect())))
+    }
+
+    fn reject_snapshot(&self, id: &str, why: &str) {
+        metrics::counter!("shenfen_snapshots_rejected_total", "aggregate" => A::TYPE).increment(1);
+        tracing::warn!(aggregate = A::TYPE, aggregate_id = %id, why, "snapshot ignored");
     }
 
     fn fold(&self, mut loaded: Loaded<A>, events: Vec<SerializedEvent>) -> Result<Loaded<A>, BusError<A::Error>> {
@@ -379,13 +416,17 @@ where
             return Ok(());
         }
         let state = serde_json::to_value(&loaded.state).map_err(|e| BusError::Store(e.to_string()))?;
-        let sql = "INSERT INTO aggregate_snapshots (aggregate_type, aggregate_id, last_sequence, fingerprint, last_hash, state)
-                   VALUES ($1, $2, $3, $4, $5, $6)
+        let mac =
+            self.commits.key().snapshot_mac(A::TYPE, id, loaded.sequence, &self.fingerprint, &loaded.last_hash, &state);
+        let sql = "INSERT INTO aggregate_snapshots (aggregate_type, aggregate_id, last_sequence, fingerprint, last_hash, state, mac)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7)
                    ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE SET last_sequence = excluded.last_sequence,
-                       fingerprint = excluded.fingerprint, last_hash = excluded.last_hash, state = excluded.state
+                       fingerprint = excluded.fingerprint, last_hash = excluded.last_hash, state = excluded.state,
+                       mac = excluded.mac
                    WHERE aggregate_snapshots.last_sequence < excluded.last_sequence
-                      OR aggregate_snapshots.fingerprint <> excluded.fingerprint";
-        crate::exec!(&self.db, sql, A::TYPE, id, loaded.sequence, &self.fingerprint, &loaded.last_hash, &state)
+                      OR aggregate_snapshots.fingerprint <> excluded.fingerprint
+                      OR aggregate_snapshots.mac IS NULL OR aggregate_snapshots.mac <> excluded.mac";
+        crate::exec!(&self.db, sql, A::TYPE, id, loaded.sequence, &self.fingerprint, &loaded.last_hash, &state, &mac)
             .map_err(|e| BusError::Store(e.to_string()))?;
         Ok(())
     }
@@ -407,7 +448,16 @@ where
                 base.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
             meta.insert("prev_hash".into(), Value::String(prev.clone()));
             let mut meta = Value::Object(meta);
-            let hash = event_hash(A::TYPE, id, sequence, &event.event_type(), &event.event_version(), &payload, &meta);
+            let (event_type, event_version) = (event.event_type(), event.event_version());
+            let link = Link {
+                sequence,
+                position: Position::default(),
+                event_type: &event_type,
+                event_version: &event_version,
+                payload: &payload,
+                metadata: &meta,
+            };
+            let hash = self.commits.key().event_hash(&link, A::TYPE, id);
             meta["hash"] = Value::String(hash.clone());
             prev = hash;
             out.push(SerializedEvent::new(

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
+use shenfen_projections::chain::ChainKey;
 use shenfen_replay::progress::Progress;
 use shenfen_replay::{exit, export, history, rebuild, verify};
 
@@ -19,7 +20,8 @@ const EXIT_CODES: &str = "\
 Exit codes:
   0  success (verify: every hash chain is intact)
   1  error: bad arguments, database unreachable, anything unexpected
-  2  verify found a broken chain (one line `broken: TYPE ID at sequence N: PROBLEM` per stream)
+  2  verify found a broken chain or seal (one line `broken: TYPE ID at sequence N: PROBLEM` per
+     stream, `broken: seal: PROBLEM` for the seal)
   3  history or state of a stream that has no events";
 
 /// The auditors' replay tool of Shenfen: rebuild read models, read a stream's history and its
@@ -79,12 +81,16 @@ enum Verb {
         #[arg(long, value_name = "INSTANT", value_parser = parse_instant)]
         as_of: Option<DateTime<Utc>>,
     },
-    /// Check every stream's hash chain; name the first broken link of each broken stream.
+    /// Check every stream's keyed hash chain and the seal of the log (deleted events, deleted
+    /// streams); name the first broken link of each broken stream.
     #[command(after_help = EXIT_CODES)]
     Verify {
         /// Events per page read.
         #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(i64).range(1..=100_000))]
         batch_size: i64,
+        /// The server's secret key file: the chain's key is derived from it.
+        #[arg(long, env = "SHENFEN_SECRET_KEY_FILE", default_value = "./data/secret.key")]
+        secret_key_file: PathBuf,
     },
     /// Write every event in global order, one JSON object per line, all columns.
     #[command(after_help = EXIT_CODES)]
@@ -191,16 +197,20 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             println!("{}", serde_json::to_string_pretty(&state)?);
             exit::OK
         }
-        Verb::Verify { batch_size } => {
+        Verb::Verify { batch_size, secret_key_file } => {
+            let key = ChainKey::from_key_file(&secret_key_file)?;
             let total = shenfen_replay::event_count(&db).await.context("counting events")?;
             let bar = progress.bar("verify", total);
-            let report = verify::all(&db, batch_size, &bar).await.context("verifying")?;
+            let report = verify::all(&db, key, batch_size, &bar).await.context("verifying")?;
             bar.finish_and_clear();
             for broken in &report.broken {
                 println!("{broken}");
             }
+            for problem in &report.seal {
+                println!("broken: seal: {problem}");
+            }
             println!("{} streams, {} events checked; {} broken", report.streams, report.events, report.broken.len());
-            if report.broken.is_empty() {
+            if report.intact() {
                 exit::OK
             } else {
                 exit::BROKEN_CHAIN

@@ -76,6 +76,118 @@ async fn two_swapped_events_break_the_chain_at_the_first_of_them(app: Fixture) {
 }
 both_stores!(two_swapped_events_break_the_chain_at_the_first_of_them);
 
+/// The last sequence of a stream.
+async fn last_sequence(app: &Fixture, ty: &str, id: &str) -> i64 {
+    let rows: Vec<(i64,)> = fetch_all!(
+        &app.db,
+        (i64,),
+        "SELECT sequence FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence DESC LIMIT 1",
+        ty,
+        id
+    )
+    .unwrap();
+    rows[0].0
+}
+
+async fn a_changed_event_with_its_chain_recomputed_without_the_key_is_found(app: Fixture) {
+    // The intruder changes acc-5's last event and recomputes its hash the only way they can:
+    // without the key (the plain SHA-256 of the chain's text, as earlier versions did).
+    let last = last_sequence(&app, "account", "acc-5").await;
+    let events = shenfen_projections::audit::history(&app.db, "account", "acc-5").await.unwrap();
+    let event = events.iter().find(|e| e.sequence == last).unwrap();
+    let mut payload = event.payload.clone();
+    let variant = payload.as_object().and_then(|o| o.keys().next().cloned()).unwrap();
+    payload[&variant]["at"] = Value::String("2026-05-10T00:00:00Z".into());
+    let mut metadata = event.metadata.clone();
+    let link = shenfen_projections::chain::Link {
+        sequence: last,
+        position: event.position(),
+        event_type: &event.event_type,
+        event_version: &event.event_version,
+        payload: &payload,
+        metadata: &metadata,
+    };
+    let forged = shenfen_projections::chain::unkeyed_hash(&link, "account", "acc-5");
+    metadata["hash"] = Value::String(forged);
+    let changed = shenfen_projections::exec!(&app.db,
+        "UPDATE events SET payload = $1, metadata = $2 WHERE aggregate_type = 'account' AND aggregate_id = 'acc-5' AND sequence = $3",
+        &payload, &metadata, last)
+    .unwrap();
+    assert_eq!(changed, 1);
+
+    let run = app.replay(&["verify"]).await;
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stdout
+            .contains(&format!("broken: account acc-5 at sequence {last}: hash does not match the event's content")),
+        "{run:?}"
+    );
+}
+both_stores!(a_changed_event_with_its_chain_recomputed_without_the_key_is_found);
+
+async fn deleting_a_streams_last_events_is_found(app: Fixture) {
+    let last = last_sequence(&app, "account", "acc-1").await;
+    assert!(last > 2);
+    let deleted = app
+        .sql(&format!(
+            "DELETE FROM events WHERE aggregate_type = 'account' AND aggregate_id = 'acc-1' AND sequence >= {}",
+            last - 1
+        ))
+        .await;
+    assert_eq!(deleted, 2);
+
+    let run = app.replay(&["verify"]).await;
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stdout.contains(&format!(
+            "broken: account acc-1 at sequence {}: the stream ends at sequence {} but was sealed at {last}",
+            last - 1,
+            last - 2
+        )),
+        "{run:?}"
+    );
+    assert_eq!(run.stdout.matches("broken:").count(), 1, "{run:?}");
+}
+both_stores!(deleting_a_streams_last_events_is_found);
+
+async fn deleting_a_whole_stream_is_found_even_with_its_head_record(app: Fixture) {
+    let last = last_sequence(&app, "account", "acc-2").await;
+    app.sql("DELETE FROM events WHERE aggregate_type = 'account' AND aggregate_id = 'acc-2'").await;
+    let run = app.replay(&["verify"]).await;
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stdout.contains(&format!(
+            "broken: account acc-2 at sequence 1: the stream was sealed at sequence {last} and has no events left"
+        )),
+        "{run:?}"
+    );
+
+    // The intruder deletes the head record too: the heads no longer add up to the seal.
+    app.sql("DELETE FROM chain_heads WHERE aggregate_type = 'account' AND aggregate_id = 'acc-2'").await;
+    let run = app.replay(&["verify"]).await;
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stdout.contains("broken: seal: the stream heads do not add up to the seal"), "{run:?}");
+
+    // Nor can the seal be adjusted to match without the key.
+    app.sql("UPDATE chain_seal SET streams = streams - 1").await;
+    let run = app.replay(&["verify"]).await;
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stdout.contains("broken: seal: the seal was changed outside the application"), "{run:?}");
+}
+both_stores!(deleting_a_whole_stream_is_found_even_with_its_head_record);
+
+async fn verify_needs_the_servers_key(app: Fixture) {
+    let other = app.key_file.with_file_name("other.key");
+    std::fs::write(&other, [9u8; 32]).unwrap();
+    let run = support::run_replay(&app.url, Some(&other), &["verify"]).await;
+    assert_eq!(run.code, 2, "another key verifies nothing: {run:?}");
+    let missing = app.key_file.with_file_name("missing.key");
+    let run = support::run_replay(&app.url, Some(&missing), &["verify"]).await;
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("missing.key"), "{run:?}");
+}
+both_stores!(verify_needs_the_servers_key);
+
 // ---------------------------------------------------------------------------------------------
 // history, state, export
 // ---------------------------------------------------------------------------------------------

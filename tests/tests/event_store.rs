@@ -15,6 +15,7 @@ use serde_json::json;
 mod common;
 
 use common::{eventually, postgres, sqlite};
+use shenfen_projections::chain::ChainKey;
 use shenfen_projections::commits::Commits;
 use shenfen_projections::db::{Db, DbTx};
 use shenfen_projections::log::{EventKind, Position, StoredEvent};
@@ -73,7 +74,7 @@ fn conflicts(outcomes: &[Result<Position, PersistenceError>]) -> usize {
 }
 
 async fn commands_go_in_whole_and_collisions_are_conflicts(db: Db) {
-    let appender = Commits::new(&db);
+    let appender = Commits::new(&db, ChainKey::derive(&[0u8; 32]));
 
     // 100 concurrent commands on 10 streams, none colliding: all go in.
     let mut batch = Vec::new();
@@ -156,7 +157,7 @@ async fn appends_on_postgres_are_whole_and_collisions_are_conflicts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lingering_appends_on_postgres_share_a_transaction() {
     let (_server, _, db) = postgres().await;
-    let commits = Commits::new(&db);
+    let commits = Commits::new(&db, ChainKey::derive(&[0u8; 32]));
     // Warm up the appender's connections.
     commits.append(command("warm", 1, 1), Vec::new(), Duration::ZERO).await.expect("append");
 
@@ -228,7 +229,7 @@ async fn outbox_bodies(db: &Db) -> Vec<String> {
 /// a conflict. Its messages are queued once, by the same transaction as its events, and not
 /// at all when its events do not go in.
 async fn a_command_whose_events_are_already_stored_is_answered_as_committed(db: Db) {
-    let commits = Commits::new(&db);
+    let commits = Commits::new(&db, ChainKey::derive(&[0u8; 32]));
     let first =
         commits.append(hashed("r", 1, 2, "req-1"), vec![message("111111")], Duration::ZERO).await.expect("first try");
     let again =
@@ -306,7 +307,7 @@ async fn checkpoint_reaches(db: &Db, name: &str, at: Position, within: Duration)
 async fn a_woken_runner_reads_its_events_once_an_older_transaction_ends() {
     use sqlx::{Connection, Executor};
     let (_server, url, db) = postgres().await;
-    let commits = Commits::new(&db);
+    let commits = Commits::new(&db, ChainKey::derive(&[0u8; 32]));
     let wanting: Arc<dyn Projection> = Arc::new(Wanting("wants_happened", "Happened"));
     runner::start(&db, vec![wanting], &commits, slow_polling()).await.expect("runners");
 
@@ -324,7 +325,7 @@ async fn a_woken_runner_reads_its_events_once_an_older_transaction_ends() {
 /// A read-your-writes wait on a projection that wants none of the command's events makes its
 /// runner read that far (it was not woken by the commit).
 async fn a_wait_makes_a_runner_read_events_it_does_not_want(db: Db) {
-    let commits = Commits::new(&db);
+    let commits = Commits::new(&db, ChainKey::derive(&[0u8; 32]));
     let never: Arc<dyn Projection> = Arc::new(Wanting("wants_nothing", "NeverWritten"));
     let progress = runner::start(&db, vec![never], &commits, slow_polling()).await.expect("runners");
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -352,7 +353,7 @@ async fn on_sqlite_a_wait_makes_a_runner_read_events_it_does_not_want() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_whose_caller_stopped_waiting_still_wakes_its_runners() {
     let (_server, _, db) = postgres().await;
-    let commits = Commits::new(&db);
+    let commits = Commits::new(&db, ChainKey::derive(&[0u8; 32]));
     let wanting: Arc<dyn Projection> = Arc::new(Wanting("wants_happened", "Happened"));
     runner::start(&db, vec![wanting], &commits, slow_polling()).await.expect("runners");
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -378,7 +379,7 @@ async fn a_commit_whose_caller_stopped_waiting_still_wakes_its_runners() {
 async fn after_losing_its_listen_connection_a_process_reconnects_and_catches_up() {
     let (_server, _, db) = postgres().await;
     let Db::Postgres(pool) = &db else { unreachable!("a PostgreSQL URL") };
-    let commits = Commits::new(&db);
+    let commits = Commits::new(&db, ChainKey::derive(&[0u8; 32]));
     let wanting: Arc<dyn Projection> = Arc::new(Wanting("wants_happened", "Happened"));
     runner::start(&db, vec![wanting], &commits, slow_polling()).await.expect("runners");
 

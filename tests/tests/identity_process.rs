@@ -15,6 +15,7 @@ use shenfen_domain::shared::document::{check_char, DocumentNumber, DocumentType}
 use shenfen_domain::shared::name::PersonName;
 use shenfen_domain::shared::validity::Validity;
 use shenfen_domain::verification::{AuthorityAnswer, Photos, Verification, VerificationCommand};
+use shenfen_projections::chain::ChainKey;
 use shenfen_projections::commits::Commits;
 use shenfen_projections::db::Db;
 use shenfen_projections::identity::IdentityProcess;
@@ -60,7 +61,7 @@ struct Stores {
 
 impl Stores {
     fn new(db: Db) -> Stores {
-        let commits = Commits::new(&db);
+        let commits = Commits::new(&db, ChainKey::derive(&[0u8; 32]));
         let accounts = Arc::new(CommandBus::new(&db, (), commits.clone()));
         let verifications = Arc::new(CommandBus::new(&db, (), commits));
         let process = Arc::new(IdentityProcess { accounts: accounts.clone(), verifications: verifications.clone() });

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use shenfen_domain::staff::Role;
 use shenfen_projections::audit::{self, AuditError};
+use shenfen_projections::seal::Head;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ApiResult};
@@ -109,7 +110,8 @@ pub struct AuditState {
     pub as_of: Option<DateTime<Utc>>,
     /// The last event folded (0: none yet at that instant).
     pub sequence: i64,
-    /// Whether the stream's hash chain is intact.
+    /// Whether the stream is intact: its keyed hash chain holds, and it still ends at (or
+    /// beyond) the head the seal recorded for it.
     pub chain_intact: bool,
     #[schema(value_type = Object)]
     pub state: Value,
@@ -131,7 +133,10 @@ pub async fn state(
         return Err(no_events());
     }
     let (folded, sequence) = audit::state_as_of(&aggregate_type, &events, as_of.as_of).map_err(problem)?;
-    let chain_intact = audit::verify(&aggregate_type, &id, &events).is_none();
+    let (integrity, _) = audit::Integrity::load(&state.db, state.chain.clone()).await.map_err(ApiError::internal)?;
+    let head = Head::read(&state.db, &aggregate_type, &id).await.map_err(ApiError::internal)?;
+    let chain_intact =
+        integrity.seal.is_some() && integrity.check(&aggregate_type, &id, &events, head.as_ref()).is_none();
     Ok(Json(AuditState {
         aggregate_type,
         aggregate_id: id,

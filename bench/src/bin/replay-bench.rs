@@ -445,7 +445,8 @@ fn ms(d: Duration) -> String {
 
 /// Part 2: one stream per length, written through the command bus; load times.
 async fn load_times(args: &Args, db: &Db) -> anyhow::Result<()> {
-    let bus = CommandBus::<Account>::new(db, (), shenfen_projections::commits::Commits::new(db));
+    let key = shenfen_projections::chain::ChainKey::derive(&rand::random::<[u8; 32]>());
+    let bus = CommandBus::<Account>::new(db, (), shenfen_projections::commits::Commits::new(db, key));
     let today = NaiveDate::from_ymd_opt(2026, 5, 10).context("a fixed date")?;
     let start = NaiveDate::from_ymd_opt(2020, 1, 1).context("a fixed date")?;
     let mut rows = Vec::new();

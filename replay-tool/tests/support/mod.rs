@@ -16,7 +16,9 @@ use shenfen_domain::shared::document::check_char;
 use shenfen_domain::shared::{DocumentNumber, DocumentType, Email, Mobile, PersonName, Validity};
 use shenfen_domain::staff::{Role, Staff, StaffCommand};
 use shenfen_domain::verification::{AuthorityAnswer, Photos, Verification, VerificationCommand};
+use shenfen_projections::chain::ChainKey;
 use shenfen_projections::db::Db;
+use shenfen_projections::seal::ChainSeal;
 use shenfen_projections::store::CommandBus;
 use shenfen_projections::{fetch_all, fetch_optional, read_models, runner};
 
@@ -62,6 +64,8 @@ pub struct Fixture {
     /// The SQLite file (SQLite only).
     pub file: Option<PathBuf>,
     pub workload: Workload,
+    /// The secret key file (what the server's `SHENFEN_SECRET_KEY_FILE` names).
+    pub key_file: PathBuf,
     // Field order is drop order: the PostgreSQL server goes before the directory.
     _pg: Option<pgtemp::PgTempDB>,
     _dir: tempfile::TempDir,
@@ -82,14 +86,31 @@ impl Fixture {
             }
         };
         let db = Db::open(&url, 4).await.unwrap();
-        let workload = workload(&db).await;
+        let key_file = dir.path().join("secret.key");
+        std::fs::write(&key_file, rand::random::<[u8; 32]>()).unwrap();
+        let key = ChainKey::from_key_file(&key_file).unwrap();
+        // A server opens the seal when it starts, before it writes.
+        let seal = ChainSeal::open(&db, key.clone()).await.unwrap();
+        let workload = workload(&db, key).await;
         catch_up_live(&db).await;
-        Fixture { store, url, db, file, workload, _pg: pg, _dir: dir }
+        runner::catch_up(&db, std::sync::Arc::new(seal), 500, |_| {}).await.unwrap();
+        Fixture { store, url, db, file, workload, key_file, _pg: pg, _dir: dir }
     }
 
-    /// Runs `shenfen-replay ARGS` against this store.
+    /// The chain key of this store.
+    pub fn key(&self) -> ChainKey {
+        ChainKey::from_key_file(&self.key_file).unwrap()
+    }
+
+    /// Runs `shenfen-replay ARGS` against this store, with its key file.
     pub async fn replay(&self, args: &[&str]) -> Run {
-        replay_with(&self.url, args).await
+        run_replay(&self.url, Some(&self.key_file), args).await
+    }
+
+    /// Runs the seal as the server does, up to the end of the log.
+    pub async fn seal(&self) {
+        let seal = ChainSeal::open(&self.db, self.key()).await.unwrap();
+        runner::catch_up(&self.db, std::sync::Arc::new(seal), 500, |_| {}).await.unwrap();
     }
 
     /// Runs one statement on the store (behind the application's back).
@@ -132,12 +153,18 @@ impl Fixture {
 
 /// Runs `shenfen-replay ARGS` with `SHENFEN_DATABASE_URL=url`.
 pub async fn replay_with(url: &str, args: &[&str]) -> Run {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_shenfen-replay"))
-        .args(args)
-        .env("SHENFEN_DATABASE_URL", url)
-        .output()
-        .await
-        .unwrap();
+    run_replay(url, None, args).await
+}
+
+/// Runs `shenfen-replay ARGS` with `SHENFEN_DATABASE_URL=url` and, when given,
+/// `SHENFEN_SECRET_KEY_FILE=key_file`.
+pub async fn run_replay(url: &str, key_file: Option<&std::path::Path>, args: &[&str]) -> Run {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_shenfen-replay"));
+    command.args(args).env("SHENFEN_DATABASE_URL", url);
+    if let Some(file) = key_file {
+        command.env("SHENFEN_SECRET_KEY_FILE", file);
+    }
+    let output = command.output().await.unwrap();
     Run {
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -247,8 +274,8 @@ fn login(i: usize, matched: bool, now: DateTime<Utc>) -> AccountCommand {
 /// WeChat, runs real-name attempts (failed, passed, authority unavailable), two manual-review
 /// applications (one approved, one rejected) and a staff member's login, all through the real
 /// event store.
-pub async fn workload(db: &Db) -> Workload {
-    let written = shenfen_projections::commits::Commits::new(db);
+pub async fn workload(db: &Db, key: ChainKey) -> Workload {
+    let written = shenfen_projections::commits::Commits::new(db, key);
     let accounts_bus = CommandBus::<Account>::new(db, (), written.clone());
     let verification_bus = CommandBus::<Verification>::new(db, (), written.clone());
     let staff_bus = CommandBus::<Staff>::new(db, (), written);

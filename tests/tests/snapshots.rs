@@ -1,0 +1,131 @@
+//! Snapshots are trusted only when they are what the server wrote: a snapshot edited in the
+//! database (its MAC under the chain key no longer holds), or one whose last event is not in
+//! the log as it claims, is ignored and the stream folded from its events. On both stores.
+
+mod common;
+
+use chrono::{NaiveDate, TimeZone, Utc};
+use serde_json::Value;
+use shenfen_domain::account::{Account, AccountCommand, NewSession, Registration};
+use shenfen_domain::metadata::{Actor, EventMetadata};
+use shenfen_domain::shared::contact::{Email, Mobile};
+use shenfen_domain::shared::document::{check_char, DocumentNumber, DocumentType};
+use shenfen_domain::shared::name::PersonName;
+use shenfen_domain::shared::validity::Validity;
+use shenfen_projections::chain::ChainKey;
+use shenfen_projections::commits::Commits;
+use shenfen_projections::db::Db;
+use shenfen_projections::store::{fingerprint, CommandBus};
+
+fn meta() -> EventMetadata {
+    EventMetadata {
+        actor: Actor::System { id: "test".into() },
+        request_id: "r".into(),
+        at: Utc.with_ymd_and_hms(2026, 5, 10, 1, 0, 0).single().unwrap_or_default(),
+    }
+}
+
+fn registration() -> Registration {
+    let today = NaiveDate::from_ymd_opt(2026, 5, 10).expect("date");
+    let base = "11010519800101123";
+    let number = DocumentNumber::parse(DocumentType::ResidentIdCard, &format!("{base}{}", check_char(base)), today)
+        .expect("number");
+    let start = NaiveDate::from_ymd_opt(2020, 1, 1).expect("date");
+    Registration {
+        document_type: DocumentType::ResidentIdCard,
+        document_number: number,
+        name: PersonName::parse("张三").expect("name"),
+        validity: Validity::parse("20y", start, DocumentType::ResidentIdCard, None, today).expect("validity"),
+        email: Email::parse("a@example.com").expect("email"),
+        mobile: Mobile::parse("13800138000").expect("mobile"),
+        password_hash: "H".into(),
+        now: meta().at,
+    }
+}
+
+async fn snapshot_row(db: &Db) -> (i64, String, Value) {
+    let row: Option<(i64, String, Value)> = shenfen_projections::fetch_optional!(
+        db,
+        (i64, String, Value),
+        "SELECT last_sequence, last_hash, state FROM aggregate_snapshots WHERE aggregate_type = 'account' AND aggregate_id = 'acc'"
+    )
+    .expect("read the snapshot");
+    row.expect("a snapshot was written")
+}
+
+async fn set_snapshot(db: &Db, state: &Value, mac: &str) {
+    shenfen_projections::exec!(
+        db,
+        "UPDATE aggregate_snapshots SET state = $1, mac = $2 WHERE aggregate_type = 'account' AND aggregate_id = 'acc'",
+        state,
+        mac
+    )
+    .expect("edit the snapshot");
+}
+
+/// The name an account has when a process that has not seen it loads it.
+async fn name_as_loaded(db: &Db, key: &ChainKey) -> String {
+    let bus = CommandBus::<Account>::new(db, (), Commits::new(db, key.clone()));
+    bus.load("acc").await.expect("load").name.map(|n| n.as_str().to_string()).unwrap_or_default()
+}
+
+async fn only_snapshots_the_server_wrote_are_trusted(db: Db) {
+    let key = ChainKey::derive(&[3u8; 32]);
+    let bus = CommandBus::<Account>::new(&db, (), Commits::new(&db, key.clone()));
+    bus.execute("acc", AccountCommand::Register(registration()), &meta()).await.expect("register");
+    for i in 0..5 {
+        let session = NewSession {
+            session_id: format!("s{i}"),
+            token_hash: format!("t{i}"),
+            expires_at: meta().at + chrono::Duration::hours(1),
+        };
+        let hash = "H".to_string();
+        let login = AccountCommand::LogIn {
+            password_matched: true,
+            checked_hash: hash,
+            session,
+            lockout_threshold: 5,
+            lockout: chrono::Duration::minutes(15),
+            now: meta().at,
+        };
+        bus.execute("acc", login, &meta()).await.expect("log in");
+    }
+    bus.write_snapshot("acc").await.expect("write a snapshot");
+    let (last_sequence, last_hash, state) = snapshot_row(&db).await;
+    assert_eq!(last_sequence, 6);
+    assert_eq!(name_as_loaded(&db, &key).await, "张三");
+
+    // A state changed with the key (only the server can): the snapshot is used, as it should.
+    let mut altered = state.clone();
+    altered["name"] = Value::String("王五".into());
+    let fp = fingerprint::<Account>();
+    let genuine_mac = key.snapshot_mac("account", "acc", last_sequence, &fp, &last_hash, &altered);
+    set_snapshot(&db, &altered, &genuine_mac).await;
+    assert_eq!(name_as_loaded(&db, &key).await, "王五", "a genuine snapshot is what loads start from");
+
+    // The same change made in the database without the key: ignored.
+    set_snapshot(&db, &altered, &key.snapshot_mac("account", "acc", last_sequence, &fp, &last_hash, &state)).await;
+    assert_eq!(name_as_loaded(&db, &key).await, "张三", "an edited snapshot is ignored");
+
+    // A genuine snapshot whose last event is no longer in the log as it claims: ignored.
+    set_snapshot(&db, &altered, &genuine_mac).await;
+    shenfen_projections::exec!(
+        &db,
+        "UPDATE events SET metadata = $1 WHERE aggregate_type = 'account' AND aggregate_id = 'acc' AND sequence = $2",
+        serde_json::json!({"hash": "0".repeat(64), "request_id": "r"}),
+        last_sequence
+    )
+    .expect("edit the log");
+    assert_eq!(name_as_loaded(&db, &key).await, "张三", "a snapshot not anchored in the log is ignored");
+}
+
+#[tokio::test]
+async fn on_sqlite_only_snapshots_the_server_wrote_are_trusted() {
+    only_snapshots_the_server_wrote_are_trusted(common::sqlite("snapshots").await).await;
+}
+
+#[tokio::test]
+async fn on_postgres_only_snapshots_the_server_wrote_are_trusted() {
+    let (_server, _, db) = common::postgres().await;
+    only_snapshots_the_server_wrote_are_trusted(db).await;
+}
