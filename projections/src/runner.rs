@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use sqlx::Connection;
 use tokio::sync::watch;
 
@@ -112,7 +113,7 @@ pub enum ProjectionError {
     #[error("command failed: {0}")]
     Command(String),
     #[error("undecodable event {aggregate_type}/{aggregate_id}#{sequence}: {message}")]
-    Decode { aggregate_type: String, aggregate_id: String, sequence: i64, message: String },
+    Decode { aggregate_type: String, aggregate_id: String, sequence: i64, position: Position, message: String },
     /// A record protected by the chain key does not hold (see [`seal`](crate::seal)).
     #[error("integrity: {0}")]
     Tampered(String),
@@ -125,10 +126,87 @@ impl ProjectionError {
             aggregate_type: event.aggregate_type.clone(),
             aggregate_id: event.aggregate_id.clone(),
             sequence: event.sequence,
+            position: event.position(),
             message: err.to_string(),
         }
     }
+
+    /// The event it failed on, when known.
+    pub fn position(&self) -> Option<Position> {
+        match self {
+            ProjectionError::Decode { position, .. } => Some(*position),
+            _ => None,
+        }
+    }
+
+    /// Whether trying again cannot help (the same event will fail the same way).
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, ProjectionError::Decode { .. } | ProjectionError::Tampered(_))
+    }
+
+    /// The error as logs and operators may see it: every double-quoted value (which may come
+    /// from a payload and hold personal data) replaced by `"…"`.
+    pub fn public(&self) -> String {
+        redact_quoted(&self.to_string())
+    }
 }
+
+/// `text` with the content of every double-quoted span replaced by `…`.
+pub fn redact_quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut inside = false;
+    for c in text.chars() {
+        if c == '"' {
+            if inside {
+                out.push('…');
+            }
+            out.push(c);
+            inside = !inside;
+        } else if !inside {
+            out.push(c);
+        }
+    }
+    if inside {
+        out.push('…');
+    }
+    out
+}
+
+/// A projection that stopped at one event: where, since when, why (see [`stuck`]).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Stuck {
+    pub projection: String,
+    pub since: DateTime<Utc>,
+    /// The event it fails on (`exact`), or, when the error names none, the position after
+    /// which the batch that fails starts.
+    pub tx: i64,
+    pub pos: i64,
+    pub exact: bool,
+    pub error: String,
+}
+
+/// The projections that are stuck now.
+pub async fn stuck(db: &Db) -> Result<Vec<Stuck>, sqlx::Error> {
+    crate::fetch_all!(
+        db,
+        Stuck,
+        "SELECT projection, stuck_since AS since, stuck_tx AS tx, stuck_pos AS pos, stuck_exact AS exact,
+                stuck_error AS error
+           FROM projection_checkpoints WHERE stuck_since IS NOT NULL ORDER BY projection"
+    )
+}
+
+/// A failing projection: where it fails, how often, when it was last reported.
+struct Trouble {
+    at: Position,
+    failures: u32,
+    reported: Option<Instant>,
+}
+
+/// Failures at one place before a projection whose errors may pass counts as stuck.
+const STUCK_AFTER_FAILURES: u32 = 3;
+/// How often a stuck projection is logged again.
+const STUCK_REPORT_EVERY: Duration = Duration::from_secs(300);
 
 /// How long a position reached only through unwanted events may stay unwritten.
 pub const CHECKPOINT_FLUSH: Duration = Duration::from_secs(1);
@@ -575,6 +653,7 @@ impl Task {
         let mut lag_reported = Instant::now();
         let mut busy_at: Option<Instant> = None;
         let mut chase: Option<Chase> = None;
+        let mut trouble: Option<Trouble> = None;
         loop {
             if !self.lead(&mut leadership).await {
                 metrics::gauge!("shenfen_projection_leader", "projection" => name).set(0.0);
@@ -611,13 +690,87 @@ impl Task {
                 Ok(_) => busy_at = Some(Instant::now()),
                 Err(err) => {
                     metrics::counter!("shenfen_projection_errors_total", "projection" => name).increment(1);
-                    tracing::error!(projection = name, error = %err, "projection batch failed; retrying");
+                    let at = err.position().or(cursor.map(|c| c.read)).unwrap_or_default();
+                    self.failed(&mut trouble, at, err.position().is_some(), &err).await;
                     leadership.conn = None;
                     leadership.held = false;
                     cursor = None;
-                    tokio::time::sleep(self.config.poll_interval).await;
+                    // Retries slow down while the failure lasts (up to 60 polling intervals).
+                    let failures = trouble.as_ref().map_or(1, |t| t.failures.min(60));
+                    tokio::time::sleep(self.config.poll_interval * failures).await;
+                    continue;
                 }
             }
+            if let Some(t) = trouble.take() {
+                self.recovered(t).await;
+            }
+        }
+    }
+
+    /// A batch failed at `at`. A failure that cannot pass (an undecodable event), or one that
+    /// keeps happening at the same place, makes the projection stuck: an ERROR line (where and
+    /// why, no personal data), the metric `shenfen_projection_stuck`, and its checkpoint row
+    /// (which `/readyz` and `shenfen-replay stuck` read). The runner keeps trying; it never
+    /// skips the event.
+    async fn failed(&self, trouble: &mut Option<Trouble>, at: Position, exact: bool, err: &ProjectionError) {
+        let name = self.projection.name();
+        let t = match trouble {
+            Some(t) if t.at == at => {
+                t.failures += 1;
+                t
+            }
+            _ => trouble.insert(Trouble { at, failures: 1, reported: None }),
+        };
+        let stuck = err.is_permanent() || t.failures >= STUCK_AFTER_FAILURES;
+        if !stuck {
+            tracing::warn!(projection = name, tx = at.tx, pos = at.pos, error = %err.public(), "projection batch failed; retrying");
+            return;
+        }
+        if t.reported.is_some_and(|r| r.elapsed() < STUCK_REPORT_EVERY) {
+            return;
+        }
+        t.reported = Some(Instant::now());
+        metrics::gauge!("shenfen_projection_stuck", "projection" => name).set(1.0);
+        tracing::error!(
+            projection = name,
+            tx = at.tx,
+            pos = at.pos,
+            failures = t.failures,
+            error = %err.public(),
+            "projection is stuck at this event; it keeps retrying (shenfen-replay stuck shows the event)"
+        );
+        let recorded = crate::exec!(
+            &self.db,
+            "UPDATE projection_checkpoints SET stuck_since = COALESCE(stuck_since, $1), stuck_tx = $2, stuck_pos = $3,
+                    stuck_exact = $4, stuck_error = $5 WHERE projection = $6",
+            Utc::now(),
+            at.tx,
+            at.pos,
+            exact,
+            err.public(),
+            name
+        );
+        if let Err(e) = recorded {
+            tracing::warn!(projection = name, error = %e, "could not record the stuck projection");
+        }
+    }
+
+    /// A batch went through after failures: the projection is no longer stuck.
+    async fn recovered(&self, trouble: Trouble) {
+        let name = self.projection.name();
+        if trouble.reported.is_none() {
+            return;
+        }
+        metrics::gauge!("shenfen_projection_stuck", "projection" => name).set(0.0);
+        tracing::info!(projection = name, "projection moved past the event it was stuck at");
+        let cleared = crate::exec!(
+            &self.db,
+            "UPDATE projection_checkpoints SET stuck_since = NULL, stuck_tx = NULL, stuck_pos = NULL, stuck_exact = NULL,
+                    stuck_error = NULL WHERE projection = $1",
+            name
+        );
+        if let Err(e) = cleared {
+            tracing::warn!(projection = name, error = %e, "could not clear the stuck projection");
         }
     }
 

@@ -10,17 +10,20 @@
 //! | `rebuild [--projection NAME] [--restart]` | [`rebuild`] | replays the log into fresh copies of a read model's tables and swaps them in at the end; resumable |
 //! | `history TYPE ID [--json]` | [`history`] | every event of one stream, readable (secrets redacted) |
 //! | `state TYPE ID --as-of INSTANT` | [`history`] | the stream's state folded up to an instant, as JSON (secrets redacted) |
-//! | `verify` | [`verify`] | checks every stream's hash chain, names the first broken link of each |
+//! | `verify` | [`verify`] | checks every stream's keyed hash chain and the seal of the log, names the first broken link of each stream |
+//! | `stuck [--payload]` | [`stuck`] | the projections stopped at an event they cannot apply, with that event |
 //! | `export --format jsonl [--output FILE]` | [`export`] | every event in global order, one JSON object per line |
 //!
 //! Exit codes a script can rely on ([`exit`]): `0` success (for `verify`: every chain intact),
 //! `1` error (bad arguments, database unreachable, anything unexpected), `2` `verify` found at
-//! least one broken chain, `3` `history`/`state` of a stream that has no events.
+//! least one broken chain (or the seal does not hold), `3` `history`/`state` of a stream that
+//! has no events, `4` `stuck` found a stuck projection.
 
 pub mod export;
 pub mod history;
 pub mod progress;
 pub mod rebuild;
+pub mod stuck;
 pub mod verify;
 
 use std::path::Path;
@@ -37,6 +40,8 @@ pub mod exit {
     pub const BROKEN_CHAIN: u8 = 2;
     /// `history` or `state` of a stream that has no events.
     pub const NO_EVENTS: u8 = 3;
+    /// `stuck` found at least one projection stopped at an event.
+    pub const STUCK: u8 = 4;
 }
 
 /// Why a replay-tool operation failed.

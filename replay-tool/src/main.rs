@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 use shenfen_projections::chain::ChainKey;
 use shenfen_replay::progress::Progress;
-use shenfen_replay::{exit, export, history, rebuild, verify};
+use shenfen_replay::{exit, export, history, rebuild, stuck, verify};
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -22,7 +22,8 @@ Exit codes:
   1  error: bad arguments, database unreachable, anything unexpected
   2  verify found a broken chain or seal (one line `broken: TYPE ID at sequence N: PROBLEM` per
      stream, `broken: seal: PROBLEM` for the seal)
-  3  history or state of a stream that has no events";
+  3  history or state of a stream that has no events
+  4  stuck found a projection stopped at an event";
 
 /// The auditors' replay tool of Shenfen: rebuild read models, read a stream's history and its
 /// state at an instant, verify the tamper-evident hash chains, export the log.
@@ -91,6 +92,14 @@ enum Verb {
         /// The server's secret key file: the chain's key is derived from it.
         #[arg(long, env = "SHENFEN_SECRET_KEY_FILE", default_value = "./data/secret.key")]
         secret_key_file: PathBuf,
+    },
+    /// The projections stopped at an event they cannot apply (an event they cannot decode,
+    /// say), with that event; nothing is skipped or changed.
+    #[command(after_help = EXIT_CODES)]
+    Stuck {
+        /// Also print the event's payload as stored (it may hold personal data).
+        #[arg(long)]
+        payload: bool,
     },
     /// Write every event in global order, one JSON object per line, all columns.
     #[command(after_help = EXIT_CODES)]
@@ -214,6 +223,44 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 exit::OK
             } else {
                 exit::BROKEN_CHAIN
+            }
+        }
+        Verb::Stuck { payload } => {
+            let found = stuck::find(&db).await.context("reading the projections")?;
+            for f in &found {
+                let s = &f.stuck;
+                println!(
+                    "stuck: {} since {} at position ({}, {}){}: {}",
+                    s.projection,
+                    s.since.to_rfc3339(),
+                    s.tx,
+                    s.pos,
+                    if s.exact { "" } else { " (the batch after it)" },
+                    s.error
+                );
+                match &f.event {
+                    Some(e) => {
+                        println!(
+                            "  event: {} {} sequence {}, {} version {}, recorded {}",
+                            e.aggregate_type,
+                            e.aggregate_id,
+                            e.sequence,
+                            e.event_type,
+                            e.event_version,
+                            e.recorded_at.to_rfc3339()
+                        );
+                        if payload {
+                            println!("  payload: {}", e.payload);
+                        }
+                    }
+                    None => println!("  event: not in the log any more"),
+                }
+            }
+            println!("{} projection(s) stuck", found.len());
+            if found.is_empty() {
+                exit::OK
+            } else {
+                exit::STUCK
             }
         }
         Verb::Export { format: Format::Jsonl, output } => {

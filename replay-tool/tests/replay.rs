@@ -189,6 +189,45 @@ async fn verify_needs_the_servers_key(app: Fixture) {
 both_stores!(verify_needs_the_servers_key);
 
 // ---------------------------------------------------------------------------------------------
+// stuck
+// ---------------------------------------------------------------------------------------------
+
+async fn stuck_names_a_projection_stopped_at_an_event_and_shows_the_event(app: Fixture) {
+    let run = app.replay(&["stuck"]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("0 projection(s) stuck"), "{run:?}");
+
+    let next = last_sequence(&app, "account", "acc-0").await + 1;
+    let payload = serde_json::json!({"ProfileEdited": {"validity": "not a validity", "at": "2026-05-10T01:00:00Z"}});
+    let metadata = serde_json::json!({"at": "2026-05-10T01:00:00Z", "request_id": "poison"});
+    shenfen_projections::exec!(
+        &app.db,
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         VALUES ('account', 'acc-0', $1, 'ProfileEdited', '1', $2, $3)",
+        next,
+        &payload,
+        &metadata
+    )
+    .unwrap();
+    // A server's runners meet it.
+    let commits = shenfen_projections::commits::Commits::new(&app.db, app.key());
+    let config = runner::RunnerConfig { batch_size: 500, poll_interval: std::time::Duration::from_millis(50) };
+    runner::start(&app.db, read_models(), &commits, config).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while runner::stuck(&app.db).await.unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no projection was recorded as stuck");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    let run = app.replay(&["stuck", "--payload"]).await;
+    assert_eq!(run.code, 4, "{run:?}");
+    assert!(run.stdout.contains("stuck: account_view since "), "{run:?}");
+    assert!(run.stdout.contains(&format!("event: account acc-0 sequence {next}, ProfileEdited version 1")), "{run:?}");
+    assert!(run.stdout.contains("not a validity"), "the payload on request: {run:?}");
+}
+both_stores!(stuck_names_a_projection_stopped_at_an_event_and_shows_the_event);
+
+// ---------------------------------------------------------------------------------------------
 // history, state, export
 // ---------------------------------------------------------------------------------------------
 

@@ -738,6 +738,11 @@ impl TestApp {
         app
     }
 
+    /// What this server process has logged so far.
+    pub fn server_log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
     /// The test's directory (key file, blobs, SQLite file, server logs).
     pub fn dir(&self) -> &Path {
         &self.shared.dir.0

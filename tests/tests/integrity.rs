@@ -250,3 +250,64 @@ both_stores!(
     photos_no_event_references_are_swept_after_their_grace_period,
     Settings::defaults().env("SHENFEN_BLOB_GRACE_SECONDS", "2")
 );
+
+// ---------------------------------------------------------------------------------------------
+// A poison event
+// ---------------------------------------------------------------------------------------------
+
+/// An event a projection cannot decode stops it there, and is reported — `/readyz` degraded
+/// with the projection's name and where it stopped, a metric, an ERROR line with the position
+/// and no personal data — never skipped.
+async fn an_event_a_projection_cannot_decode_is_reported_not_skipped(app: &mut TestApp) {
+    let account = app.register_account().await;
+    let next = app
+        .query_i64(
+            "SELECT max(sequence) + 1 FROM events WHERE aggregate_type = 'account' AND aggregate_id = $1",
+            &[&account.account_id],
+        )
+        .await;
+    let payload = json!({"ProfileEdited": {"validity": "王秘密", "at": "2026-05-10T01:00:00Z"}}).to_string();
+    let metadata = json!({"at": "2026-05-10T01:00:00Z", "request_id": "poison"}).to_string();
+    let cast = if app.store == Store::Postgres { "::jsonb" } else { "" };
+    app.execute_sql(
+        &format!(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+             VALUES ('account', $1, CAST($2 AS BIGINT), 'ProfileEdited', '1', $3{cast}, $4{cast})"
+        ),
+        &[&account.account_id, &next.to_string(), &payload, &metadata],
+    )
+    .await;
+
+    let degraded = async {
+        loop {
+            let ready = app.get("/readyz").await;
+            if ready.body["status"] == json!("degraded") {
+                return ready;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let ready = tokio::time::timeout(Duration::from_secs(15), degraded).await.expect("readyz degraded");
+    ready.assert_status(200);
+    let stuck = ready.body["stuck_projections"].as_array().cloned().unwrap_or_default();
+    let view = stuck
+        .iter()
+        .find(|s| s["projection"] == json!("account_view"))
+        .unwrap_or_else(|| panic!("account_view is named: {}", ready.text));
+    assert!(view["position"]["global_position"].as_i64().unwrap_or(0) > 0, "{}", ready.text);
+    assert!(view["error"].as_str().unwrap_or("").contains(&format!("{}#{next}", account.account_id)), "{}", ready.text);
+    assert!(!ready.text.contains("王秘密"), "no personal data: {}", ready.text);
+
+    let metrics = app.get("/metrics").await.text;
+    assert!(metrics.contains("shenfen_projection_stuck{projection=\"account_view\"} 1"), "{metrics}");
+    let log = app.server_log();
+    assert!(log.contains("projection is stuck"), "an ERROR line");
+    assert!(!log.contains("王秘密"), "no personal data in the log");
+
+    // Not skipped: the projection stays where it stopped, also after a restart.
+    app.restart().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(app.get("/readyz").await.body["status"], json!("degraded"));
+}
+
+both_stores!(an_event_a_projection_cannot_decode_is_reported_not_skipped);

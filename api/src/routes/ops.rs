@@ -8,6 +8,8 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::json;
 
+use shenfen_projections::runner;
+
 use crate::startup::AppState;
 
 /// The process is up.
@@ -15,12 +17,31 @@ pub async fn healthz() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))
 }
 
-/// The process can serve: the database answers.
+/// The process can serve: the database answers. A projection stuck at an event it cannot
+/// apply makes the answer `degraded` (still 200: the write side and the holders' own reads
+/// work, and taking every process out of service would not move the projection on), with the
+/// projections named, where they stopped and why (no personal data).
 pub async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    if state.db.ping().await {
-        (StatusCode::OK, Json(json!({ "status": "ready" })))
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "database unavailable" })))
+    if !state.db.ping().await {
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "database unavailable" })));
+    }
+    match runner::stuck(&state.db).await {
+        Ok(stuck) if stuck.is_empty() => (StatusCode::OK, Json(json!({ "status": "ready" }))),
+        Ok(stuck) => {
+            let projections: Vec<_> = stuck
+                .iter()
+                .map(|s| {
+                    json!({
+                        "projection": s.projection,
+                        "since": s.since,
+                        "position": {"transaction_id": s.tx, "global_position": s.pos},
+                        "error": s.error,
+                    })
+                })
+                .collect();
+            (StatusCode::OK, Json(json!({ "status": "degraded", "stuck_projections": projections })))
+        }
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "database unavailable" }))),
     }
 }
 
