@@ -196,15 +196,18 @@ pub async fn stuck(db: &Db) -> Result<Vec<Stuck>, sqlx::Error> {
     )
 }
 
-/// A failing projection: where it fails, how often, when it was last reported.
+/// A failing projection: where it fails, since when, how often, when it was last reported.
 struct Trouble {
     at: Position,
+    since: Instant,
     failures: u32,
+    permanent: bool,
     reported: Option<Instant>,
 }
 
-/// Failures at one place before a projection whose errors may pass counts as stuck.
-const STUCK_AFTER_FAILURES: u32 = 3;
+/// How long a projection whose errors may pass (the database unreachable, say) fails at one
+/// place before it counts as stuck. An error that cannot pass counts at once.
+const STUCK_AFTER: Duration = Duration::from_secs(30);
 /// How often a stuck projection is logged again.
 const STUCK_REPORT_EVERY: Duration = Duration::from_secs(300);
 
@@ -695,9 +698,10 @@ impl Task {
                     leadership.conn = None;
                     leadership.held = false;
                     cursor = None;
-                    // Retries slow down while the failure lasts (up to 60 polling intervals).
-                    let failures = trouble.as_ref().map_or(1, |t| t.failures.min(60));
-                    tokio::time::sleep(self.config.poll_interval * failures).await;
+                    // Retries slow down while the failure lasts: up to 60 polling intervals for an
+                    // error that cannot pass, 4 for one that may (the database coming back).
+                    let pause = trouble.as_ref().map_or(1, |t| t.failures.min(if t.permanent { 60 } else { 4 }));
+                    tokio::time::sleep(self.config.poll_interval * pause).await;
                     continue;
                 }
             }
@@ -708,7 +712,7 @@ impl Task {
     }
 
     /// A batch failed at `at`. A failure that cannot pass (an undecodable event), or one that
-    /// keeps happening at the same place, makes the projection stuck: an ERROR line (where and
+    /// keeps happening at the same place for [`STUCK_AFTER`], makes the projection stuck: an ERROR line (where and
     /// why, no personal data), the metric `shenfen_projection_stuck`, and its checkpoint row
     /// (which `/readyz` and `shenfen-replay stuck` read). The runner keeps trying; it never
     /// skips the event.
@@ -717,11 +721,18 @@ impl Task {
         let t = match trouble {
             Some(t) if t.at == at => {
                 t.failures += 1;
+                t.permanent = err.is_permanent();
                 t
             }
-            _ => trouble.insert(Trouble { at, failures: 1, reported: None }),
+            _ => trouble.insert(Trouble {
+                at,
+                since: Instant::now(),
+                failures: 1,
+                permanent: err.is_permanent(),
+                reported: None,
+            }),
         };
-        let stuck = err.is_permanent() || t.failures >= STUCK_AFTER_FAILURES;
+        let stuck = t.permanent || t.since.elapsed() >= STUCK_AFTER;
         if !stuck {
             tracing::warn!(projection = name, tx = at.tx, pos = at.pos, error = %err.public(), "projection batch failed; retrying");
             return;

@@ -575,6 +575,10 @@ pub async fn start_postgres() -> (pgtemp::PgTempDB, String) {
         // are logged with their statements), every backend that logs blocks. The logging
         // collector writes the server's log to files in its data directory instead.
         .with_config_param("logging_collector", "on")
+        // pgtemp turns synchronous commit off (a commit acknowledged before its WAL is written
+        // could be lost when the server is killed); the crash tests need it on. Without fsync,
+        // which stays off, it costs a write to the page cache per commit.
+        .with_config_param("synchronous_commit", "on")
         .start_async()
         .await;
     let uri = db.connection_uri().replacen("postgresql://", "postgres://", 1);
@@ -600,6 +604,38 @@ struct Shared {
     // Only held: dropping it stops PostgreSQL.
     _pg: Option<pgtemp::PgTempDB>,
     dir: TempDir,
+    /// Whether the test started PostgreSQL again itself (see [`TestApp::start_postgres_again`]):
+    /// then pgtemp no longer knows the server process, and it is stopped here.
+    pg_restarted: std::sync::atomic::AtomicBool,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        if self.pg_restarted.load(Ordering::SeqCst) {
+            if let Some(pg) = &self._pg {
+                let _ = pg_ctl(&pg.data_dir(), &["stop", "-m", "immediate", "-w"]);
+            }
+        }
+    }
+}
+
+/// Runs `pg_ctl ARGS -D DATA_DIR` as the user that owns the data directory (`postgres` when
+/// we are root, as pgtemp does).
+fn pg_ctl(data_dir: &Path, args: &[&str]) -> std::process::Output {
+    let bin = postgres_bin_dir().join("pg_ctl");
+    let mut cmd = if nix_is_root() {
+        let mut c = std::process::Command::new("sudo");
+        c.args(["-u", "postgres"]).arg(bin);
+        c
+    } else {
+        std::process::Command::new(bin)
+    };
+    cmd.args(args).arg("-D").arg(data_dir);
+    cmd.output().expect("run pg_ctl")
+}
+
+fn nix_is_root() -> bool {
+    std::process::Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -710,7 +746,7 @@ impl TestApp {
             authority,
             proxy,
             direct_db_url,
-            shared: Arc::new(Shared { _pg: pg, dir }),
+            shared: Arc::new(Shared { _pg: pg, dir, pg_restarted: std::sync::atomic::AtomicBool::new(false) }),
             child: None,
             log_path,
         };
@@ -736,6 +772,43 @@ impl TestApp {
         };
         app.start().await;
         app
+    }
+
+    /// PostgreSQL only: kills the database server at once, as a crash would
+    /// (`pg_ctl stop -m immediate`: no checkpoint, no goodbye to the clients).
+    pub fn crash_postgres(&self) {
+        let pg = self.shared._pg.as_ref().expect("a PostgreSQL store");
+        let out = pg_ctl(&pg.data_dir(), &["stop", "-m", "immediate", "-w"]);
+        assert!(out.status.success(), "pg_ctl stop: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// PostgreSQL only: starts the database server again on its data and port (after
+    /// [`TestApp::crash_postgres`]); it recovers from its WAL. Returns once it accepts
+    /// connections.
+    pub async fn start_postgres_again(&self) {
+        let pg = self.shared._pg.as_ref().expect("a PostgreSQL store");
+        let data = pg.data_dir();
+        let options = format!(
+            "-c port={} -c unix_socket_directories={} -c logging_collector=on -c synchronous_commit=on -c fsync=off",
+            pg.db_port(),
+            data.display()
+        );
+        let log = data.join("restarted.log");
+        let out = pg_ctl(&data, &["start", "-w", "-o", &options, "-l", &log.display().to_string()]);
+        assert!(out.status.success(), "pg_ctl start: {}", String::from_utf8_lossy(&out.stderr));
+        self.shared.pg_restarted.store(true, Ordering::SeqCst);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            use sqlx::Connection;
+            match sqlx::PgConnection::connect(&self.direct_db_url).await {
+                Ok(conn) => {
+                    let _ = conn.close().await;
+                    return;
+                }
+                Err(e) if Instant::now() > deadline => panic!("PostgreSQL did not come back: {e}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
     }
 
     /// What this server process has logged so far.
