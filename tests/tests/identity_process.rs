@@ -7,11 +7,10 @@ mod common;
 
 use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
-use shenfen_domain::account::{Account, AccountCommand, AccountEvent, RealNameStatus, Registration};
-use shenfen_domain::metadata::{Actor, EventMetadata};
-use shenfen_domain::shared::contact::{Email, Mobile};
-use shenfen_domain::shared::document::{check_char, DocumentNumber, DocumentType};
+use chrono::NaiveDate;
+use common::{meta, now, registration};
+use shenfen_domain::account::{Account, AccountCommand, AccountEvent, RealNameStatus};
+use shenfen_domain::shared::document::DocumentType;
 use shenfen_domain::shared::name::PersonName;
 use shenfen_domain::shared::validity::Validity;
 use shenfen_domain::verification::{AuthorityAnswer, Photos, Verification, VerificationCommand};
@@ -22,34 +21,8 @@ use shenfen_projections::identity::IdentityProcess;
 use shenfen_projections::runner;
 use shenfen_projections::store::CommandBus;
 
-fn now() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 5, 10, 1, 0, 0).single().unwrap_or_default()
-}
-
-fn meta() -> EventMetadata {
-    EventMetadata { actor: Actor::System { id: "test".into() }, request_id: "r".into(), at: now() }
-}
-
 fn name(text: &str) -> PersonName {
     PersonName::parse(text).expect("name")
-}
-
-fn registration(holder: &str) -> Registration {
-    let today = NaiveDate::from_ymd_opt(2026, 5, 10).expect("date");
-    let base = "11010519800101123";
-    let number = DocumentNumber::parse(DocumentType::ResidentIdCard, &format!("{base}{}", check_char(base)), today)
-        .expect("number");
-    let start = NaiveDate::from_ymd_opt(2020, 1, 1).expect("date");
-    Registration {
-        document_type: DocumentType::ResidentIdCard,
-        document_number: number,
-        name: name(holder),
-        validity: Validity::parse("20y", start, DocumentType::ResidentIdCard, None, today).expect("validity"),
-        email: Email::parse("a@example.com").expect("email"),
-        mobile: Mobile::parse("13800138000").expect("mobile"),
-        password_hash: "H".into(),
-        now: now(),
-    }
 }
 
 struct Stores {

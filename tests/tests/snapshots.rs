@@ -4,44 +4,13 @@
 
 mod common;
 
-use chrono::{NaiveDate, TimeZone, Utc};
+use common::{meta, registration};
 use serde_json::Value;
-use shenfen_domain::account::{Account, AccountCommand, NewSession, Registration};
-use shenfen_domain::metadata::{Actor, EventMetadata};
-use shenfen_domain::shared::contact::{Email, Mobile};
-use shenfen_domain::shared::document::{check_char, DocumentNumber, DocumentType};
-use shenfen_domain::shared::name::PersonName;
-use shenfen_domain::shared::validity::Validity;
+use shenfen_domain::account::{Account, AccountCommand, NewSession};
 use shenfen_projections::chain::ChainKey;
 use shenfen_projections::commits::Commits;
 use shenfen_projections::db::Db;
 use shenfen_projections::store::{fingerprint, CommandBus};
-
-fn meta() -> EventMetadata {
-    EventMetadata {
-        actor: Actor::System { id: "test".into() },
-        request_id: "r".into(),
-        at: Utc.with_ymd_and_hms(2026, 5, 10, 1, 0, 0).single().unwrap_or_default(),
-    }
-}
-
-fn registration() -> Registration {
-    let today = NaiveDate::from_ymd_opt(2026, 5, 10).expect("date");
-    let base = "11010519800101123";
-    let number = DocumentNumber::parse(DocumentType::ResidentIdCard, &format!("{base}{}", check_char(base)), today)
-        .expect("number");
-    let start = NaiveDate::from_ymd_opt(2020, 1, 1).expect("date");
-    Registration {
-        document_type: DocumentType::ResidentIdCard,
-        document_number: number,
-        name: PersonName::parse("张三").expect("name"),
-        validity: Validity::parse("20y", start, DocumentType::ResidentIdCard, None, today).expect("validity"),
-        email: Email::parse("a@example.com").expect("email"),
-        mobile: Mobile::parse("13800138000").expect("mobile"),
-        password_hash: "H".into(),
-        now: meta().at,
-    }
-}
 
 async fn snapshot_row(db: &Db) -> (i64, String, Value) {
     let row: Option<(i64, String, Value)> = shenfen_projections::fetch_optional!(
@@ -72,7 +41,7 @@ async fn name_as_loaded(db: &Db, key: &ChainKey) -> String {
 async fn only_snapshots_the_server_wrote_are_trusted(db: Db) {
     let key = ChainKey::derive(&[3u8; 32]);
     let bus = CommandBus::<Account>::new(&db, (), Commits::new(&db, key.clone()));
-    bus.execute("acc", AccountCommand::Register(registration()), &meta()).await.expect("register");
+    bus.execute("acc", AccountCommand::Register(registration("张三")), &meta()).await.expect("register");
     for i in 0..5 {
         let session = NewSession {
             session_id: format!("s{i}"),
