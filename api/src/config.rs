@@ -60,4 +60,15 @@ pub struct Settings {
     /// Database connections per process.
     #[arg(long, env = "SHENFEN_DB_CONNECTIONS", default_value_t = 32)]
     pub db_connections: u32,
+    /// The WeChat port: `reference:PATH` (CSV `oauth_code,openid`; `reference:` alone is the
+    /// demo file `api/data/wechat-oauth.csv`) or `http:URL`.
+    #[arg(long, env = "SHENFEN_WECHAT", default_value = "reference:")]
+    pub wechat: String,
+    /// Comma-separated CIDRs of reverse proxies: only a request from one of them has its client
+    /// address taken from `X-Forwarded-For` (the right-most address that is not a trusted proxy).
+    #[arg(long, env = "SHENFEN_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: String,
+    /// A separate address for `/metrics`; when set, the public listener answers 404 there.
+    #[arg(long, env = "SHENFEN_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
 }

@@ -202,16 +202,48 @@ pub fn random_hex(bytes: usize) -> String {
     hex::encode(buf)
 }
 
-/// A new session token: `s1.` + the account id's 32 hex digits + `.` + 256 random bits. The
-/// token names its account, so a request is authenticated against the account stream itself
-/// (where only the token's SHA-256 is stored), with no read model to wait for.
+/// A new session token of an account holder: `s1.` + the account id's 32 hex digits + `.` +
+/// 256 random bits. The token names its account, so a request is authenticated against the
+/// account stream itself (where only the token's SHA-256 is stored), with no read model to
+/// wait for.
 pub fn session_token(account_id: &str) -> String {
-    format!("s1.{}.{}", account_id.replace('-', ""), random_token())
+    token_naming("s1.", account_id)
 }
 
 /// The account id a session token names.
 pub fn account_of_session_token(token: &str) -> Option<String> {
-    let rest = token.strip_prefix("s1.")?;
+    named_by("s1.", token)
+}
+
+/// A new staff session token: `st1.` + the staff id's 32 hex digits + `.` + 256 random bits,
+/// checked against the staff member's own stream like a holder's.
+pub fn staff_token(staff_id: &str) -> String {
+    token_naming("st1.", staff_id)
+}
+
+/// The staff id a staff token names.
+pub fn staff_of_token(token: &str) -> Option<String> {
+    named_by("st1.", token)
+}
+
+/// A new claim token (`c1.`): it reaches only the re-registration claim it names.
+pub fn claim_token(claim_hex: &str) -> String {
+    format!("c1.{claim_hex}.{}", random_token())
+}
+
+/// The claim id (`clm_` + 48 hex digits) a claim token names.
+pub fn claim_of_token(token: &str) -> Option<String> {
+    let rest = token.strip_prefix("c1.")?;
+    let (h, secret) = rest.split_once('.')?;
+    (h.len() == 48 && h.bytes().all(|b| b.is_ascii_hexdigit()) && secret.len() >= 32).then(|| format!("clm_{h}"))
+}
+
+fn token_naming(prefix: &str, id: &str) -> String {
+    format!("{prefix}{}.{}", id.replace('-', ""), random_token())
+}
+
+fn named_by(prefix: &str, token: &str) -> Option<String> {
+    let rest = token.strip_prefix(prefix)?;
     let (h, secret) = rest.split_once('.')?;
     if h.len() != 32 || !h.bytes().all(|b| b.is_ascii_hexdigit()) || secret.len() < 32 {
         return None;
@@ -252,5 +284,11 @@ mod tests {
         assert_eq!(account_of_session_token("s1.14c493aed7f9744dbd646a34a7556058.short"), None);
         assert_eq!(account_of_session_token(&random_token()), None);
         assert_ne!(session_token(id), session_token(id));
+        assert_eq!(staff_of_token(&staff_token(id)).as_deref(), Some(id));
+        assert_eq!(staff_of_token(&token), None, "an account token is not a staff token");
+        assert_eq!(account_of_session_token(&staff_token(id)), None);
+        let claim = "14c493aed7f9744dbd646a34a75560580123456789abcdef";
+        assert_eq!(claim_of_token(&claim_token(claim)), Some(format!("clm_{claim}")));
+        assert_eq!(claim_of_token(&token), None);
     }
 }

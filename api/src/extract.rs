@@ -111,13 +111,50 @@ impl FromRequestParts<Arc<AppState>> for Ctx {
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
         let request_id =
             parts.headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_string).unwrap_or_default();
-        let client = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip())
-            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let client = client_address(parts, &state.trusted_proxies);
         Ok(Ctx { request_id, now: state.clock.now(), client })
     }
+}
+
+/// The client's address: the peer's, unless the peer is a trusted proxy
+/// (`SHENFEN_TRUSTED_PROXIES`); then the right-most address of `X-Forwarded-For` that is not a
+/// trusted proxy itself (what an untrusted client wrote further left cannot be believed).
+pub fn client_address(parts: &Parts, trusted: &[ipnet::IpNet]) -> IpAddr {
+    let peer =
+        parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()).unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let forwarded: Vec<IpAddr> = parts
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|a| a.trim().parse().ok())
+        .collect();
+    forwarded.into_iter().rev().find(|ip| !is_trusted(ip)).unwrap_or(peer)
+}
+
+/// Parses `SHENFEN_TRUSTED_PROXIES`: comma-separated CIDRs (a bare address is one host).
+pub fn parse_trusted_proxies(spec: &str) -> anyhow::Result<Vec<ipnet::IpNet>> {
+    spec.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| anyhow::anyhow!("SHENFEN_TRUSTED_PROXIES: {s} is not a CIDR or an address"))
+        })
+        .collect()
+}
+
+/// Whether a client-sent `x-request-id` may be kept: up to 64 characters of
+/// `[A-Za-z0-9._-]` (anything else is replaced by a new id, so logs and events cannot be fed
+/// arbitrary text).
+pub fn acceptable_request_id(id: &[u8]) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.iter().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(b))
 }
 
 /// The signed-in account holder (from `Authorization: Bearer <token>`), with the account
@@ -227,13 +264,18 @@ impl FromRequestParts<Arc<AppState>> for CommandHolder {
     }
 }
 
-/// A signed-in staff member. A bearer token of an account holder on a staff endpoint is
-/// answered 403 `forbidden`; no or an unknown token, 401.
+/// A signed-in staff member, checked against their own stream: a disabled member, a changed
+/// role, a changed password or a logout ends the session at once, in every process. A bearer
+/// token of an account holder on a staff endpoint is answered 403 `forbidden`; no or an
+/// unknown token, 401.
 #[derive(Debug, Clone)]
 pub struct StaffMember {
     pub staff_id: String,
     pub username: String,
     pub role: shenfen_domain::staff::Role,
+    pub session_id: String,
+    /// The staff stream as loaded to check the session.
+    pub loaded: Loaded<shenfen_domain::staff::Staff>,
 }
 
 impl StaffMember {
@@ -262,16 +304,20 @@ impl FromRequestParts<Arc<AppState>> for StaffMember {
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
         let token = bearer(parts).ok_or_else(ApiError::unauthenticated)?;
-        if holder_of(state, token, false).await?.is_some() {
-            return Err(forbidden());
-        }
+        let Some(staff_id) = crate::crypto::staff_of_token(token) else {
+            if holder_of(state, token, false).await?.is_some() {
+                return Err(forbidden());
+            }
+            return Err(ApiError::unauthenticated());
+        };
+        let loaded = state.staff.load_current(&staff_id).await.map_err(|e| ApiError::internal(e.to_string()))?.loaded;
         let hash = shenfen_domain::ids::token_hash(token);
-        let now = state.clock.now();
-        let session = shenfen_projections::staff_sessions::StaffSessions::find(&state.db, &hash, now)
-            .await
-            .map_err(ApiError::internal)?
-            .ok_or_else(ApiError::unauthenticated)?;
-        let role = shenfen_domain::staff::Role::parse(&session.role).ok_or_else(forbidden)?;
-        Ok(StaffMember { staff_id: session.staff_id, username: session.username, role })
+        let member = &loaded.state;
+        let session = member.session_by_token(&hash, state.clock.now()).ok_or_else(ApiError::unauthenticated)?;
+        let (Some(username), Some(role)) = (member.username.clone(), member.role) else {
+            return Err(ApiError::unauthenticated());
+        };
+        let session_id = session.session_id.clone();
+        Ok(StaffMember { staff_id, username, role, session_id, loaded })
     }
 }

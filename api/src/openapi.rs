@@ -22,12 +22,22 @@ use crate::routes;
         routes::me::change_password,
         routes::me::bind_wechat,
         routes::me::unbind_wechat,
+        routes::me::confirm_email,
+        routes::claims::of_holder,
+        routes::claims::refuse,
+        routes::claims::current,
+        routes::claims::submit_proof,
         routes::verification::verify,
         routes::verification::apply_for_review,
         routes::verification::my_reviews,
         routes::verification::eligibility,
         routes::staff::log_in,
+        routes::staff::log_out,
+        routes::staff::change_password,
         routes::staff::create,
+        routes::staff::disable,
+        routes::staff::enable,
+        routes::staff::change_role,
         routes::reviews::queue,
         routes::reviews::claim,
         routes::reviews::decide,
@@ -35,6 +45,7 @@ use crate::routes;
         routes::support::lookup,
         routes::support::change_contact,
         routes::support::correct,
+        routes::support::approve,
         routes::analytics::registrations,
         routes::analytics::verification_attempts,
         routes::analytics::verification_failures,
@@ -57,6 +68,15 @@ impl Modify for Bearer {
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "claim_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The claim token of a re-registration claim (`c1.…`)"))
+                    .build(),
+            ),
         );
     }
 }

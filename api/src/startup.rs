@@ -16,13 +16,15 @@ use axum::Router;
 use chrono::{DateTime, Utc};
 use shenfen_domain::account::Account;
 use shenfen_domain::calendar::WorkingCalendar;
+use shenfen_domain::claim::Claim;
 use shenfen_domain::code::CodeChannel;
-use shenfen_domain::ports::IdentityAuthority;
+use shenfen_domain::ports::{IdentityAuthority, Wechat};
 use shenfen_domain::staff::Staff;
 use shenfen_domain::verification::Verification;
 use shenfen_projections::chain::ChainKey;
 use shenfen_projections::commits::Commits;
 use shenfen_projections::db::Db;
+use shenfen_projections::handover::HandOver;
 use shenfen_projections::identity::IdentityProcess;
 use shenfen_projections::log::Position;
 use shenfen_projections::runner::{self, Progress, RunnerConfig};
@@ -62,7 +64,11 @@ pub struct AppState {
     pub codes: CommandBus<CodeChannel>,
     pub verifications: Arc<CommandBus<Verification>>,
     pub staff: CommandBus<Staff>,
+    pub claims: Arc<CommandBus<Claim>>,
     pub authority: Box<dyn IdentityAuthority>,
+    pub wechat: Box<dyn Wechat>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (`SHENFEN_TRUSTED_PROXIES`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     pub calendar: WorkingCalendar,
     pub blobs: crate::blobs::BlobStore,
     pub progress: Progress,
@@ -73,6 +79,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub outbox_wake: Arc<Notify>,
     pub limiter: IpLimiter,
+    /// Recent failed logins' commit times (an unknown document's login pauses as long).
+    pub failed_logins: crate::routes::sessions::FailedLoginCommits,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
 }
 
@@ -96,16 +104,21 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<Arc<AppState>> {
     let metrics = crate::telemetry::metrics();
     let chain = ChainKey::derive(&key);
     let commits = Commits::new(&db, chain.clone());
-    let accounts = Arc::new(CommandBus::new(&db, (), commits.clone()));
+    let accounts =
+        Arc::new(CommandBus::new(&db, (), commits.clone()).with_notices(Arc::new(crate::notices::account_notices)));
     let verifications = Arc::new(CommandBus::new(&db, (), commits.clone()));
+    let claims = Arc::new(CommandBus::new(&db, (), commits.clone()));
     let mut projections = shenfen_projections::read_models();
     projections.push(Arc::new(IdentityProcess { accounts: accounts.clone(), verifications: verifications.clone() }));
+    projections.push(Arc::new(HandOver { accounts: accounts.clone(), claims: claims.clone() }));
     projections.push(Arc::new(SnapshotWriter::new(accounts.clone(), "snapshots_account")));
     projections.push(Arc::new(SnapshotWriter::new(verifications.clone(), "snapshots_verification")));
     projections.push(Arc::new(ChainSeal::open(&db, chain.clone()).await.context("opening the seal of the log")?));
     let progress =
         runner::start(&db, projections, &commits, RunnerConfig::default()).await.context("starting the projections")?;
     let authority = crate::authority::from_spec(&settings.identity_authority)?;
+    let wechat = crate::wechat::from_spec(&settings.wechat)?;
+    let trusted_proxies = crate::extract::parse_trusted_proxies(&settings.trusted_proxies)?;
     let blobs = crate::blobs::BlobStore::open(&settings.blob_dir)?;
     let grace = Duration::from_secs(settings.blob_grace_seconds);
     tokio::spawn(crate::blobs::run_sweeper(blobs.clone(), db.clone(), grace));
@@ -124,10 +137,14 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<Arc<AppState>> {
         codes: CommandBus::new(&db, (), commits.clone()),
         verifications,
         staff: CommandBus::new(&db, (), commits.clone()),
+        claims,
         authority,
+        wechat,
+        trusted_proxies,
         calendar,
         blobs,
         limiter: IpLimiter::new(settings.ip_rate_limit),
+        failed_logins: Default::default(),
         hashing: PasswordHashing::new()?,
         settings,
         db,
@@ -169,6 +186,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/me/profile", put(routes::me::update_profile))
         .route("/v1/me/password", post(routes::me::change_password))
         .route("/v1/me/wechat", put(routes::me::bind_wechat).delete(routes::me::unbind_wechat))
+        .route("/v1/me/email-confirmation", post(routes::me::confirm_email))
+        .route("/v1/me/reregistration-claims", get(routes::claims::of_holder))
+        .route("/v1/me/reregistration-claims/{claim_id}", delete(routes::claims::refuse))
         .route("/v1/me/real-name-verifications", post(routes::verification::verify))
         .route(
             "/v1/me/manual-reviews",
@@ -177,12 +197,21 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .get(routes::verification::my_reviews),
         )
         .route("/v1/me/business-eligibility", get(routes::verification::eligibility));
+    let claimant = Router::new().route("/v1/claims/current", get(routes::claims::current)).route(
+        "/v1/claims/current/manual-review",
+        post(routes::claims::submit_proof).layer(DefaultBodyLimit::max(4 * 1024 * 1024)),
+    );
     let staff = Router::new()
         .route(
             "/v1/staff/sessions",
             post(routes::staff::log_in).route_layer(middleware::from_fn_with_state(state.clone(), ip_limit)),
         )
+        .route("/v1/staff/sessions/current", delete(routes::staff::log_out))
+        .route("/v1/staff/password", post(routes::staff::change_password))
         .route("/v1/staff/accounts", post(routes::staff::create))
+        .route("/v1/staff/accounts/{username}/disable", post(routes::staff::disable))
+        .route("/v1/staff/accounts/{username}/enable", post(routes::staff::enable))
+        .route("/v1/staff/accounts/{username}/role", put(routes::staff::change_role))
         .route("/v1/review-queue", get(routes::reviews::queue))
         .route("/v1/manual-reviews/{id}/claim", post(routes::reviews::claim))
         .route("/v1/manual-reviews/{id}/decision", post(routes::reviews::decide))
@@ -190,6 +219,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/support/lookups", post(routes::support::lookup))
         .route("/v1/support/accounts/{id}/contact", post(routes::support::change_contact))
         .route("/v1/support/accounts/{id}/corrections", post(routes::support::correct))
+        .route("/v1/support/requests/{request_id}/approval", post(routes::support::approve))
         .route("/v1/audit/aggregates/{type}/{id}/events", get(routes::audit::events))
         .route("/v1/audit/aggregates/{type}/{id}/state", get(routes::audit::state))
         .route("/v1/analytics/registrations", get(routes::analytics::registrations))
@@ -199,14 +229,18 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/analytics/manual-reviews", get(routes::analytics::manual_reviews))
         .route("/v1/analytics/manual-reviews/daily", get(routes::analytics::manual_reviews_daily))
         .route("/v1/analytics/manual-reviews/overdue", get(routes::analytics::overdue));
-    let ops = Router::new()
+    let mut ops = Router::new()
         .route("/healthz", get(routes::ops::healthz))
         .route("/readyz", get(routes::ops::readyz))
-        .route("/metrics", get(routes::ops::metrics))
         .route("/openapi.json", get(routes::ops::openapi));
+    // With a metrics listener of its own, the public port does not serve /metrics.
+    if state.settings.metrics_listen.is_none() {
+        ops = ops.route("/metrics", get(routes::ops::metrics));
+    }
     Router::new()
         .merge(public)
         .merge(holder)
+        .merge(claimant)
         .merge(staff)
         .merge(ops)
         .route_layer(middleware::from_fn(http_metrics))
@@ -226,7 +260,24 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .on_response(DefaultOnResponse::new().level(tracing::Level::DEBUG)),
         )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(middleware::from_fn(drop_unacceptable_request_id))
         .with_state(state)
+}
+
+/// The router of the separate metrics listener (`SHENFEN_METRICS_LISTEN`).
+pub fn metrics_router(state: Arc<AppState>) -> Router {
+    Router::new().route("/metrics", get(routes::ops::metrics)).with_state(state)
+}
+
+/// Removes a client-sent `x-request-id` that is not up to 64 characters of `[A-Za-z0-9._-]`,
+/// so that a new one is made in its place (see [`crate::extract::acceptable_request_id`]).
+async fn drop_unacceptable_request_id(mut request: Request, next: Next) -> Response {
+    let bad =
+        request.headers().get("x-request-id").is_some_and(|v| !crate::extract::acceptable_request_id(v.as_bytes()));
+    if bad {
+        request.headers_mut().remove("x-request-id");
+    }
+    next.run(request).await
 }
 
 /// Runs every request in a task of its own. hyper drops a request's future when the client
@@ -292,9 +343,11 @@ impl IpLimiter {
 }
 
 async fn ip_limit(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
-    let connect = request.extensions().get::<axum::extract::ConnectInfo<SocketAddr>>().map(|c| c.0);
-    if let Some(addr) = connect {
-        if let Some(wait) = state.limiter.hit(addr.ip(), state.clock.now()) {
+    let (parts, body) = request.into_parts();
+    let client = crate::extract::client_address(&parts, &state.trusted_proxies);
+    let request = Request::from_parts(parts, body);
+    {
+        if let Some(wait) = state.limiter.hit(client, state.clock.now()) {
             metrics::counter!("shenfen_ip_rate_limited_total").increment(1);
             let mut response = ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -321,6 +374,19 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let addr = listener.local_addr().context("local address")?;
     println!("listening on {addr}");
     tracing::info!(%addr, "shenfen is serving");
+    if let Some(metrics_listen) = state.settings.metrics_listen.clone() {
+        let metrics = tokio::net::TcpListener::bind(&metrics_listen)
+            .await
+            .with_context(|| format!("listening on {metrics_listen}"))?;
+        let metrics_addr = metrics.local_addr().context("metrics address")?;
+        println!("metrics on {metrics_addr}");
+        let app = metrics_router(state.clone());
+        tokio::spawn(async move {
+            if let Err(err) = axum::serve(metrics, app).await {
+                tracing::error!(error = %err, "the metrics listener stopped");
+            }
+        });
+    }
     let app = router(state.clone());
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())

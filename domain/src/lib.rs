@@ -9,12 +9,18 @@
 //!   decided here, so concurrent requests cannot get past a rule.
 //! - [`code::CodeChannel`], one stream per (purpose, mobile): verification codes, their
 //!   rate limits and their wrong-entry counts.
+//! - [`verification::Verification`], one stream per account: real-name attempts and
+//!   manual-review applications, with their quotas.
+//! - [`claim::Claim`], one stream per re-registration claim: a claimant's proof that they are
+//!   the holder of a document whose account is in use, reviewed before anything changes.
+//! - [`staff::Staff`], one stream per staff member.
 //!
 //! Time and secrets never come from inside `handle`/`apply`: commands carry the instant and
 //! the already-hashed secrets, so every rule is a pure function of events and command.
 
 pub mod account;
 pub mod calendar;
+pub mod claim;
 pub mod code;
 pub mod ids;
 pub mod kind;
@@ -45,6 +51,10 @@ impl StateVersion for verification::Verification {
     const STATE_VERSION: u32 = 2;
 }
 
-impl StateVersion for staff::Staff {
+impl StateVersion for claim::Claim {
     const STATE_VERSION: u32 = 1;
+}
+
+impl StateVersion for staff::Staff {
+    const STATE_VERSION: u32 = 2;
 }

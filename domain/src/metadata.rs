@@ -19,6 +19,8 @@ pub enum Actor {
     Staff { id: String, role: String },
     /// Shenfen itself (imports, scheduled work).
     System { id: String },
+    /// The claimant of a re-registration claim (with the claim token), named by the claim.
+    Claimant { id: String },
 }
 
 impl Actor {
@@ -29,6 +31,7 @@ impl Actor {
             Actor::Account { .. } => "account",
             Actor::Staff { .. } => "staff",
             Actor::System { .. } => "system",
+            Actor::Claimant { .. } => "claimant",
         }
     }
 }
@@ -47,7 +50,7 @@ impl EventMetadata {
         let mut map = HashMap::new();
         map.insert("actor_kind".to_string(), self.actor.kind().to_string());
         match &self.actor {
-            Actor::Account { id } | Actor::System { id } => {
+            Actor::Account { id } | Actor::System { id } | Actor::Claimant { id } => {
                 map.insert("actor_id".to_string(), id.clone());
             }
             Actor::Staff { id, role } => {

@@ -23,3 +23,23 @@ pub trait IdentityAuthority: Send + Sync {
     /// Checks one identity.
     async fn check(&self, query: &IdentityQuery) -> AuthorityAnswer;
 }
+
+/// What the WeChat open platform answered for an OAuth code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WechatAnswer {
+    /// The user's openid at the service account.
+    Openid(String),
+    /// The code is unknown, used or expired.
+    InvalidCode,
+    /// WeChat could not be asked.
+    Unavailable,
+}
+
+/// The WeChat port: exchanges an OAuth code (obtained by the user's own WeChat) for the openid
+/// to bind, so that a client can never bind an openid it merely names. Adapters must bound
+/// their time; a timeout is "unavailable".
+#[async_trait]
+pub trait Wechat: Send + Sync {
+    /// Exchanges one OAuth code.
+    async fn openid(&self, oauth_code: &str) -> WechatAnswer;
+}

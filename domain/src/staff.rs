@@ -1,12 +1,16 @@
 //! Staff members (工作人员): one stream per username, with a role, an Argon2id password hash,
 //! sessions, and the same lockout as accounts.
+//!
+//! A staff member's sessions live in the stream, so a request is authenticated against the
+//! stream itself: disabling a member, changing their role, their password change or their
+//! logout ends their sessions at once, in every process, without waiting for a read model.
 
 use chrono::{DateTime, Duration, Utc};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
-use crate::account::NewSession;
+use crate::account::{NewSession, PasswordProof, Session};
 use crate::kind::ErrorKind;
 use crate::lockout::Lockout;
 
@@ -80,7 +84,20 @@ pub enum StaffCommand {
         lockout: Duration,
         now: DateTime<Utc>,
     },
+    /// Ends one session (logout).
+    EndSession { session_id: String, now: DateTime<Utc> },
+    /// An admin disables the member: every session ends, no login until enabled.
+    Disable { by: String, now: DateTime<Utc> },
+    /// An admin enables the member again.
+    Enable { by: String, now: DateTime<Utc> },
+    /// An admin changes the member's role: every session ends.
+    ChangeRole { role: Role, by: String, now: DateTime<Utc> },
+    /// The member changes their password, proving the current one; their other sessions end.
+    ChangePassword { proof: PasswordProof, new_password_hash: String, keep_session: String, now: DateTime<Utc> },
 }
+
+/// Live sessions per staff member: a new one beyond this ends the oldest.
+pub const MAX_STAFF_SESSIONS: usize = 10;
 
 /// Events of a staff stream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -107,6 +124,32 @@ pub enum StaffEvent {
         at: DateTime<Utc>,
         until: DateTime<Utc>,
     },
+    SessionEnded {
+        session_id: String,
+        at: DateTime<Utc>,
+    },
+    /// Every session but `kept` (if any) ended.
+    SessionsRevoked {
+        kept: Option<String>,
+        at: DateTime<Utc>,
+    },
+    Disabled {
+        by: String,
+        at: DateTime<Utc>,
+    },
+    Enabled {
+        by: String,
+        at: DateTime<Utc>,
+    },
+    RoleChanged {
+        role: Role,
+        by: String,
+        at: DateTime<Utc>,
+    },
+    PasswordChanged {
+        password_hash: String,
+        at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for StaffEvent {
@@ -116,6 +159,12 @@ impl DomainEvent for StaffEvent {
             StaffEvent::SessionStarted { .. } => "SessionStarted",
             StaffEvent::LoginFailed { .. } => "LoginFailed",
             StaffEvent::Locked { .. } => "Locked",
+            StaffEvent::SessionEnded { .. } => "SessionEnded",
+            StaffEvent::SessionsRevoked { .. } => "SessionsRevoked",
+            StaffEvent::Disabled { .. } => "Disabled",
+            StaffEvent::Enabled { .. } => "Enabled",
+            StaffEvent::RoleChanged { .. } => "RoleChanged",
+            StaffEvent::PasswordChanged { .. } => "PasswordChanged",
         }
         .to_string()
     }
@@ -136,6 +185,10 @@ pub enum StaffError {
     Locked { until: DateTime<Utc> },
     #[error("the credentials changed meanwhile")]
     StaleCredentials,
+    #[error("this staff member is disabled")]
+    Disabled,
+    #[error("no such session")]
+    SessionNotFound,
 }
 
 impl StaffError {
@@ -146,6 +199,8 @@ impl StaffError {
             StaffError::NotFound => "login_failed",
             StaffError::Locked { .. } => "account_locked",
             StaffError::StaleCredentials => "conflict_retry",
+            StaffError::Disabled => "login_failed",
+            StaffError::SessionNotFound => "unauthenticated",
         }
     }
 
@@ -156,6 +211,7 @@ impl StaffError {
             StaffError::NotFound => ErrorKind::Unauthenticated,
             StaffError::Locked { .. } => ErrorKind::Locked,
             StaffError::StaleCredentials => ErrorKind::Retry,
+            StaffError::Disabled | StaffError::SessionNotFound => ErrorKind::Unauthenticated,
         }
     }
 }
@@ -168,6 +224,61 @@ pub struct Staff {
     pub password_hash: Option<String>,
     pub account_id: Option<String>,
     pub lockout: Lockout,
+    #[serde(default)]
+    pub sessions: Vec<Session>,
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+impl Staff {
+    /// The live session with this token hash, if the member is enabled.
+    pub fn session_by_token(&self, token_hash: &str, now: DateTime<Utc>) -> Option<&Session> {
+        if self.disabled || self.username.is_none() {
+            return None;
+        }
+        self.sessions.iter().find(|s| s.token_hash == token_hash && s.expires_at > now)
+    }
+
+    fn exists(&self) -> Result<(), StaffError> {
+        if self.username.is_none() {
+            return Err(StaffError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Checks a password proven outside (see [`PasswordProof`]); a wrong one counts as a failed
+    /// login. Returns whether it matched.
+    async fn prove(
+        &mut self,
+        proof: &PasswordProof,
+        now: DateTime<Utc>,
+        sink: &EventSink<Self>,
+    ) -> Result<bool, StaffError> {
+        self.exists()?;
+        if self.disabled {
+            return Err(StaffError::Disabled);
+        }
+        if let Some(until) = self.lockout.locked_at(now) {
+            return Err(StaffError::Locked { until });
+        }
+        if self.password_hash.as_deref() != Some(proof.checked_hash.as_str()) {
+            return Err(StaffError::StaleCredentials);
+        }
+        if proof.matched {
+            return Ok(true);
+        }
+        sink.write(StaffEvent::LoginFailed { at: now }, self).await;
+        if self.lockout.must_lock(proof.lockout_threshold) {
+            sink.write(StaffEvent::Locked { at: now, until: now + proof.lockout }, self).await;
+        }
+        Ok(false)
+    }
+
+    async fn revoke_all(&mut self, now: DateTime<Utc>, sink: &EventSink<Self>) {
+        if !self.sessions.is_empty() {
+            sink.write(StaffEvent::SessionsRevoked { kept: None, at: now }, self).await;
+        }
+    }
 }
 
 impl Aggregate for Staff {
@@ -188,23 +299,56 @@ impl Aggregate for Staff {
                 Ok(())
             }
             StaffCommand::LogIn { password_matched, checked_hash, session, lockout_threshold, lockout, now } => {
-                if self.username.is_none() {
-                    return Err(StaffError::NotFound);
-                }
-                if let Some(until) = self.lockout.locked_at(now) {
-                    return Err(StaffError::Locked { until });
-                }
-                if self.password_hash.as_deref() != Some(checked_hash.as_str()) {
-                    return Err(StaffError::StaleCredentials);
-                }
-                if password_matched {
+                let proof = PasswordProof { matched: password_matched, checked_hash, lockout_threshold, lockout };
+                if self.prove(&proof, now, sink).await? {
+                    let live: Vec<String> =
+                        self.sessions.iter().filter(|s| s.expires_at > now).map(|s| s.session_id.clone()).collect();
+                    for oldest in live.iter().take((live.len() + 1).saturating_sub(MAX_STAFF_SESSIONS)) {
+                        sink.write(StaffEvent::SessionEnded { session_id: oldest.clone(), at: now }, self).await;
+                    }
                     let NewSession { session_id, token_hash, expires_at } = session;
                     sink.write(StaffEvent::SessionStarted { session_id, token_hash, expires_at, at: now }, self).await;
-                } else {
-                    sink.write(StaffEvent::LoginFailed { at: now }, self).await;
-                    if self.lockout.must_lock(lockout_threshold) {
-                        sink.write(StaffEvent::Locked { at: now, until: now + lockout }, self).await;
-                    }
+                }
+                Ok(())
+            }
+            StaffCommand::EndSession { session_id, now } => {
+                self.exists()?;
+                if !self.sessions.iter().any(|s| s.session_id == session_id) {
+                    return Err(StaffError::SessionNotFound);
+                }
+                sink.write(StaffEvent::SessionEnded { session_id, at: now }, self).await;
+                Ok(())
+            }
+            StaffCommand::Disable { by, now } => {
+                self.exists()?;
+                if !self.disabled {
+                    sink.write(StaffEvent::Disabled { by, at: now }, self).await;
+                }
+                self.revoke_all(now, sink).await;
+                Ok(())
+            }
+            StaffCommand::Enable { by, now } => {
+                self.exists()?;
+                if self.disabled {
+                    sink.write(StaffEvent::Enabled { by, at: now }, self).await;
+                }
+                Ok(())
+            }
+            StaffCommand::ChangeRole { role, by, now } => {
+                self.exists()?;
+                if self.role != Some(role) {
+                    sink.write(StaffEvent::RoleChanged { role, by, at: now }, self).await;
+                }
+                self.revoke_all(now, sink).await;
+                Ok(())
+            }
+            StaffCommand::ChangePassword { proof, new_password_hash, keep_session, now } => {
+                if !self.prove(&proof, now, sink).await? {
+                    return Ok(());
+                }
+                sink.write(StaffEvent::PasswordChanged { password_hash: new_password_hash, at: now }, self).await;
+                if self.sessions.iter().any(|s| s.session_id != keep_session) {
+                    sink.write(StaffEvent::SessionsRevoked { kept: Some(keep_session), at: now }, self).await;
                 }
                 Ok(())
             }
@@ -219,13 +363,24 @@ impl Aggregate for Staff {
                 self.role = Some(role);
                 self.password_hash = Some(password_hash);
             }
-            StaffEvent::SessionStarted { .. } => {
+            StaffEvent::SessionStarted { session_id, token_hash, expires_at, at } => {
                 self.lockout.cleared();
+                self.sessions.retain(|s| s.expires_at > at);
+                self.sessions.push(Session { session_id, token_hash, expires_at });
             }
             StaffEvent::LoginFailed { at } => {
                 self.lockout.failed(at);
             }
             StaffEvent::Locked { until, .. } => self.lockout.locked(until),
+            StaffEvent::SessionEnded { session_id, .. } => self.sessions.retain(|s| s.session_id != session_id),
+            StaffEvent::SessionsRevoked { kept, .. } => self.sessions.retain(|s| Some(&s.session_id) == kept.as_ref()),
+            StaffEvent::Disabled { .. } => self.disabled = true,
+            StaffEvent::Enabled { .. } => self.disabled = false,
+            StaffEvent::RoleChanged { role, .. } => self.role = Some(role),
+            StaffEvent::PasswordChanged { password_hash, .. } => {
+                self.password_hash = Some(password_hash);
+                self.lockout.cleared();
+            }
         }
     }
 }

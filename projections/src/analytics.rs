@@ -76,6 +76,7 @@ impl Projection for Analytics {
                         | "ApplicationSubmitted"
                         | "ApplicationApproved"
                         | "ApplicationRejected"
+                        | "ApplicationWithdrawn"
                 ))
     }
 
@@ -175,6 +176,11 @@ impl Analytics {
             }
             VerificationEvent::ApplicationRejected { review_id, reason, at, .. } => {
                 self.decide(tx, &review_id, "rejected", at, Some(reason)).await?;
+            }
+            VerificationEvent::ApplicationWithdrawn { review_id, at, .. } => {
+                // Not a reviewer's decision: no turnaround, never overdue.
+                exec!(tx tx, "UPDATE analytics_reviews SET decision = 'withdrawn', decided_at = $1, decided_day = $2
+                               WHERE review_id = $3", at, cst_date(at), review_id)?;
             }
             _ => {}
         }

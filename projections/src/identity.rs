@@ -52,7 +52,8 @@ impl IdentityProcess {
             | VerificationEvent::Reset { .. } => (None, None),
             VerificationEvent::AttemptStarted { .. }
             | VerificationEvent::AttemptVoided { .. }
-            | VerificationEvent::ApplicationClaimed { .. } => return Ok(()),
+            | VerificationEvent::ApplicationClaimed { .. }
+            | VerificationEvent::ApplicationWithdrawn { .. } => return Ok(()),
         };
         let then = match self.verifications.load_at(&e.aggregate_id, e.sequence).await {
             Ok(loaded) => loaded.state,
@@ -74,8 +75,9 @@ impl IdentityProcess {
 
     /// Carries a re-registration to the verification stream.
     async fn carry_reregistration(&self, e: &StoredEvent, event: AccountEvent) -> Result<(), ProjectionError> {
-        let AccountEvent::Reregistered { at, generation, .. } = event else { return Ok(()) };
-        let command = VerificationCommand::Reset { source: format!("account#{}", e.sequence), generation, now: at };
+        let AccountEvent::Reregistered { at, generation, claim_id, .. } = event else { return Ok(()) };
+        let source = format!("account#{}", e.sequence);
+        let command = VerificationCommand::Reset { source, generation, claim_id, now: at };
         match self.verifications.execute(&e.aggregate_id, command, &Self::meta(e)).await {
             Ok(_) => Ok(()),
             Err(err) => failed(err),

@@ -1,7 +1,7 @@
 //! Everything below the binaries that touches the database: opening a store of either
 //! backend ([`db`]), the cqrs-es event store and command bus ([`store`]), reading the log in
 //! global order ([`log`]), the catch-up projection runner ([`runner`]), the read models
-//! ([`account_view`], [`quotas`], [`review_queue`], [`staff_sessions`], [`photo_refs`]), the
+//! ([`account_view`], [`quotas`], [`review_queue`], [`claims`], [`photo_refs`]), the
 //! [`identity`] process manager, and the outbox of messages ([`outbox`]).
 
 pub mod account_view;
@@ -9,8 +9,10 @@ pub mod analytics;
 pub mod append;
 pub mod audit;
 pub mod chain;
+pub mod claims;
 pub mod commits;
 pub mod db;
+pub mod handover;
 pub mod identity;
 pub mod log;
 pub mod outbox;
@@ -20,7 +22,6 @@ pub mod review_queue;
 pub mod runner;
 pub mod seal;
 pub mod snapshots;
-pub mod staff_sessions;
 pub mod store;
 
 use std::sync::Arc;
@@ -32,8 +33,8 @@ pub fn read_models() -> Vec<Arc<dyn runner::Projection>> {
         Arc::new(account_view::AccountView),
         Arc::new(quotas::Quotas),
         Arc::new(review_queue::ReviewQueue),
-        Arc::new(staff_sessions::StaffSessions),
         Arc::new(analytics::Analytics::new()),
         Arc::new(photo_refs::PhotoRefs),
+        Arc::new(claims::Claims),
     ]
 }

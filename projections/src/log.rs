@@ -377,3 +377,29 @@ pub async fn unread(db: &Db, after: Position, cap: i64) -> Result<i64, sqlx::Err
     };
     Ok(row.map_or(0, |r| r.0))
 }
+
+/// Where the last event of one stream stands in the global order (`None` for no stream).
+pub async fn stream_head_position(
+    db: &Db,
+    aggregate_type: &str,
+    aggregate_id: &str,
+) -> Result<Option<Position>, sqlx::Error> {
+    match db {
+        Db::Postgres(_) => crate::fetch_optional!(
+            db,
+            Position,
+            "SELECT transaction_id::text::bigint AS tx, global_position AS pos FROM events
+              WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence DESC LIMIT 1",
+            aggregate_type,
+            aggregate_id
+        ),
+        Db::Sqlite(_) => crate::fetch_optional!(
+            db,
+            Position,
+            "SELECT 0 AS tx, global_position AS pos FROM events
+              WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence DESC LIMIT 1",
+            aggregate_type,
+            aggregate_id
+        ),
+    }
+}

@@ -1,9 +1,10 @@
-//! `review_queue`: manual-review applications for reviewers, oldest due first, and the
-//! holder's own list.
+//! `review_queue`: manual reviews for reviewers, oldest due first — holders' applications
+//! (`kind` `verification`) and re-registration claimants' proofs (`kind` `reregistration`).
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
+use shenfen_domain::claim::{Claim, ClaimEvent};
 use shenfen_domain::verification::{Verification, VerificationEvent};
 
 use crate::db::{Db, DbTx};
@@ -26,10 +27,12 @@ pub struct ReviewRow {
     pub claimed_by: Option<String>,
     pub decision_reason: Option<String>,
     pub decided_at: Option<DateTime<Utc>>,
+    /// `verification` or `reregistration`.
+    pub kind: String,
 }
 
 const COLUMNS: &str =
-    "review_id, account_id, document_type, submitted_at, due_by, status, claimed_by, decision_reason, decided_at";
+    "review_id, account_id, document_type, submitted_at, due_by, status, claimed_by, decision_reason, decided_at, kind";
 
 impl ReviewQueue {
     /// The projection's name.
@@ -51,11 +54,16 @@ impl Projection for ReviewQueue {
     }
 
     fn wants(&self, e: EventKind<'_>) -> bool {
-        e.aggregate_type == "verification"
-            && matches!(
-                e.event_type,
-                "ApplicationSubmitted" | "ApplicationClaimed" | "ApplicationApproved" | "ApplicationRejected"
-            )
+        (e.aggregate_type == "claim" && e.event_type != "Opened")
+            || e.aggregate_type == "verification"
+                && matches!(
+                    e.event_type,
+                    "ApplicationSubmitted"
+                        | "ApplicationClaimed"
+                        | "ApplicationApproved"
+                        | "ApplicationRejected"
+                        | "ApplicationWithdrawn"
+                )
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -63,6 +71,9 @@ impl Projection for ReviewQueue {
     }
 
     async fn apply(&self, tx: &mut DbTx, e: &StoredEvent) -> Result<(), ProjectionError> {
+        if e.aggregate_type == <Claim as cqrs_es::Aggregate>::TYPE {
+            return apply_claim(tx, e).await;
+        }
         if e.aggregate_type != <Verification as cqrs_es::Aggregate>::TYPE {
             return Ok(());
         }
@@ -87,8 +98,56 @@ impl Projection for ReviewQueue {
                     "UPDATE review_queue SET status = 'rejected', decision_reason = $1, decided_at = $2 WHERE review_id = $3",
                     reason, at, review_id)?;
             }
+            VerificationEvent::ApplicationWithdrawn { review_id, at, .. } => {
+                exec!(tx tx, "UPDATE review_queue SET status = 'withdrawn', decided_at = $1 WHERE review_id = $2", at, review_id)?;
+            }
             _ => {}
         }
         Ok(())
     }
+}
+
+/// A claimant's proof and its review.
+async fn apply_claim(tx: &mut DbTx, e: &StoredEvent) -> Result<(), ProjectionError> {
+    let event = ClaimEvent::deserialize(&e.payload).map_err(|err| ProjectionError::decode(e, err))?;
+    match event {
+        ClaimEvent::ProofSubmitted { account_id, review_id, document_type, due_by, at, .. } => {
+            exec!(tx tx,
+                "INSERT INTO review_queue (review_id, account_id, document_type, submitted_at, due_by, status, kind)
+                 VALUES ($1, $2, $3, $4, $5, 'pending', 'reregistration') ON CONFLICT (review_id) DO NOTHING",
+                review_id, account_id, document_type.as_str(), at, due_by)?;
+        }
+        ClaimEvent::ReviewClaimed { review_id, reviewer, .. } => {
+            exec!(tx tx, "UPDATE review_queue SET claimed_by = $1 WHERE review_id = $2", reviewer, review_id)?;
+        }
+        ClaimEvent::Approved { review_id, reason, at, .. } => {
+            exec!(tx tx,
+                "UPDATE review_queue SET status = 'approved', decision_reason = $1, decided_at = $2 WHERE review_id = $3",
+                reason, at, review_id)?;
+        }
+        ClaimEvent::Rejected { review_id, reason, at, .. } => {
+            exec!(tx tx,
+                "UPDATE review_queue SET status = 'rejected', decision_reason = $1, decided_at = $2 WHERE review_id = $3",
+                reason, at, review_id)?;
+        }
+        ClaimEvent::Refused { at } => {
+            // The holder refused the claim while its proof waited: it leaves the queue.
+            exec!(tx tx,
+                "UPDATE review_queue SET status = 'withdrawn', decided_at = $1
+                  WHERE review_id = $2 AND status = 'pending'",
+                at, claim_review_id(&e.aggregate_id))?;
+        }
+        ClaimEvent::Opened { .. } => {}
+    }
+    Ok(())
+}
+
+/// The review id of a claim's proof: `rvc_` and the claim id's hex part.
+pub fn claim_review_id(claim_id: &str) -> String {
+    format!("rvc_{}", claim_id.strip_prefix("clm_").unwrap_or(claim_id))
+}
+
+/// The claim a claim review id belongs to.
+pub fn claim_of_review(review_id: &str) -> Option<String> {
+    review_id.strip_prefix("rvc_").map(|rest| format!("clm_{rest}"))
 }

@@ -163,6 +163,10 @@ pub struct CommitOptions {
     pub linger: Duration,
     /// Messages queued in the outbox by the same transaction, if the command writes events.
     pub messages: Vec<NewMessage>,
+    /// When set, `messages` are queued only if the command writes an event of this type (a
+    /// code's message only with the event that issues the code, not with a failed login the
+    /// same command may write instead).
+    pub messages_with: Option<&'static str>,
 }
 
 /// The fingerprint of an aggregate's state: its type, its `STATE_VERSION` and the shape (the
@@ -194,6 +198,11 @@ struct SnapshotRow {
     mac: Option<String>,
 }
 
+/// Messages a command's events call for (security notices, say), from the state before the
+/// command, the events, and the command's metadata; queued in the events' own transaction.
+pub type Notices<A> =
+    Arc<dyn Fn(&str, &A, &[<A as Aggregate>::Event], &EventMetadata) -> Vec<NewMessage> + Send + Sync>;
+
 /// Executes commands on one aggregate type: load (from a snapshot when there is a valid one),
 /// decide, commit with the hash chain; retry on conflict.
 pub struct CommandBus<A: Aggregate> {
@@ -204,6 +213,7 @@ pub struct CommandBus<A: Aggregate> {
     upcasters: Vec<Box<dyn EventUpcaster>>,
     fingerprint: String,
     cache: std::sync::Mutex<std::collections::HashMap<String, Loaded<A>>>,
+    notices: Option<Notices<A>>,
 }
 
 /// Streams kept in memory per bus; beyond this the cache is emptied and refilled.
@@ -225,7 +235,15 @@ where
             upcasters: Vec::new(),
             fingerprint: fingerprint::<A>(),
             cache: Default::default(),
+            notices: None,
         }
+    }
+
+    /// Adds the messages every command's events call for (see [`Notices`]): whichever command
+    /// writes such an event, its message is queued in the same transaction.
+    pub fn with_notices(mut self, notices: Notices<A>) -> Self {
+        self.notices = Some(notices);
+        self
     }
 
     /// Adds event upcasters, applied on load to events of older versions.
@@ -534,16 +552,18 @@ where
         self.execute_with(id, first, guard, command, metadata, CommitOptions::default()).await
     }
 
-    /// Runs `command` on aggregate `id`; if it writes events, `messages` are queued in the
-    /// outbox by the same transaction (a secret is issued if and only if its message is queued).
+    /// Runs `command` on aggregate `id`; if it writes an event of type `with`, `messages` are
+    /// queued in the outbox by the same transaction (a secret is issued if and only if its
+    /// message is queued).
     pub async fn execute_sending(
         &self,
         id: &str,
         command: A::Command,
         metadata: &EventMetadata,
         messages: Vec<NewMessage>,
+        with: &'static str,
     ) -> Result<Committed<A>, BusError<A::Error>> {
-        let options = CommitOptions { messages, ..CommitOptions::default() };
+        let options = CommitOptions { messages, messages_with: Some(with), ..CommitOptions::default() };
         self.execute_with(id, None, &|_: &A| true, command, metadata, options).await
     }
 
@@ -569,6 +589,7 @@ where
                 return Err(BusError::Precondition);
             }
             let sink = cqrs_es::event_sink::EventSink::default();
+            let before = self.notices.as_ref().map(|_| loaded.state.clone());
             if let Err(refusal) = loaded.state.handle(command.clone(), &self.services, &sink).await {
                 if !verified && !self.is_current(id, &loaded).await? {
                     continue;
@@ -586,7 +607,12 @@ where
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_string();
-            match self.commits.append(serialized, options.messages.clone(), options.linger).await {
+            let wanted = options.messages_with.is_none_or(|with| events.iter().any(|e| e.event_type() == with));
+            let mut messages = if wanted { options.messages.clone() } else { Vec::new() };
+            if let (Some(notices), Some(before)) = (&self.notices, &before) {
+                messages.extend(notices(id, before, &events, metadata));
+            }
+            match self.commits.append(serialized, messages, options.linger).await {
                 Ok(at) => {
                     let sequence = loaded.sequence + events.len() as i64;
                     self.remember(id, &Loaded { state: loaded.state.clone(), sequence, last_hash });

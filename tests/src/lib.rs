@@ -300,6 +300,41 @@ async fn receive(State(hooks): State<Arc<Hooks>>, Json(body): Json<Value>) -> Ax
 }
 
 // ---------------------------------------------------------------------------------------------
+// WeChat
+// ---------------------------------------------------------------------------------------------
+
+/// A fake WeChat open platform for the server's `http:URL` WeChat port: the OAuth code
+/// `wx:OPENID` (see [`wechat_code_for`]) is exchanged for `OPENID`; any other code is refused
+/// with 400, as an unknown or used code is.
+pub struct FakeWechat {
+    /// `http://127.0.0.1:PORT/oauth`
+    pub url: String,
+}
+
+impl FakeWechat {
+    async fn start() -> FakeWechat {
+        async fn exchange(Json(body): Json<Value>) -> (AxumStatus, Json<Value>) {
+            match body["oauth_code"].as_str().and_then(|c| c.strip_prefix("wx:")) {
+                Some(openid) if !openid.is_empty() => (AxumStatus::OK, Json(json!({ "openid": openid }))),
+                _ => (AxumStatus::BAD_REQUEST, Json(json!({ "errcode": 40029 }))),
+            }
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind fake WeChat");
+        let addr = listener.local_addr().unwrap();
+        let app = Router::new().route("/oauth", post(exchange));
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        FakeWechat { url: format!("http://{addr}/oauth") }
+    }
+}
+
+/// The OAuth code the fake WeChat exchanges for `openid`.
+pub fn wechat_code_for(openid: &str) -> String {
+    format!("wx:{openid}")
+}
+
+// ---------------------------------------------------------------------------------------------
 // Stores and settings
 // ---------------------------------------------------------------------------------------------
 
@@ -660,6 +695,8 @@ pub struct TestApp {
     pub authority: Option<Arc<FakeAuthority>>,
     /// The proxy between the server and PostgreSQL, when [`Settings::proxied`] is set.
     pub proxy: Option<Arc<faults::PgProxy>>,
+    /// The fake WeChat the server's WeChat port asks.
+    pub wechat: Arc<FakeWechat>,
     /// The database URL without the proxy (what [`TestApp::execute_sql`] uses).
     pub direct_db_url: String,
     shared: Arc<Shared>,
@@ -726,6 +763,7 @@ impl TestApp {
             _ => (None, direct_db_url.clone()),
         };
         let hooks = Hooks::start().await;
+        let wechat = Arc::new(FakeWechat::start().await);
         let authority = if settings.http_authority {
             Some(FakeAuthority::start(settings.identities.clone()).await)
         } else {
@@ -745,6 +783,7 @@ impl TestApp {
             settings,
             authority,
             proxy,
+            wechat,
             direct_db_url,
             shared: Arc::new(Shared { _pg: pg, dir, pg_restarted: std::sync::atomic::AtomicBool::new(false) }),
             child: None,
@@ -765,6 +804,7 @@ impl TestApp {
             settings: self.settings.clone(),
             authority: self.authority.clone(),
             proxy: self.proxy.clone(),
+            wechat: self.wechat.clone(),
             direct_db_url: self.direct_db_url.clone(),
             shared: self.shared.clone(),
             child: None,
@@ -853,6 +893,7 @@ impl TestApp {
             None => format!("reference:{}", dir.join(IDENTITY_REGISTRY).display()),
         };
         cmd.env("SHENFEN_IDENTITY_AUTHORITY", authority);
+        cmd.env("SHENFEN_WECHAT", format!("http:{}", self.wechat.url));
         for (name, value) in &self.settings.env {
             cmd.env(name, value);
         }
@@ -1112,6 +1153,12 @@ impl TestApp {
             .await;
         response.assert_status(201);
         response.str("token")
+    }
+
+    /// `PUT /v1/me/wechat` with the OAuth code of `openid` and the current password.
+    pub async fn bind_wechat(&self, token: &str, password: &str, openid: &str) -> ApiResponse {
+        let body = json!({"oauth_code": wechat_code_for(openid), "current_password": password});
+        self.put_json_as(token, "/v1/me/wechat", &body).await
     }
 
     /// `GET /v1/me`

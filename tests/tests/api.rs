@@ -663,12 +663,7 @@ async fn a_password_can_be_reset_over_wechat_once_bound(app: &TestApp) {
     let account = app.register_account().await;
     let session = app.login_ok(&account).await;
     let openid = openid();
-    app.send(
-        "PUT /v1/me/wechat",
-        app.request(Method::PUT, "/v1/me/wechat").bearer_auth(&session).json(&json!({"openid": openid})),
-    )
-    .await
-    .assert_status(204);
+    app.bind_wechat(&session, &account.password, &openid).await.assert_status(204);
 
     let reset = app.start_password_reset(&account).await;
     reset.assert_status(201);
@@ -810,38 +805,6 @@ async fn a_legacy_import_while_the_server_runs_takes_effect(app: &TestApp) {
     app.login(&number, &again.password).await.assert_status(201);
 }
 both_stores!(a_legacy_import_while_the_server_runs_takes_effect);
-
-async fn reregistration_replaces_the_credentials_and_ends_the_old_sessions(app: &TestApp) {
-    let account = app.register_account().await;
-    let old_session = app.login_ok(&account).await;
-    let again = Registration {
-        document_number: account.document_number.clone(),
-        name: account.name.clone(),
-        ..Registration::resident()
-    };
-    let code = app.register_code(&again.mobile).await;
-
-    let response = app.post_json("/v1/accounts/reregistration", &again.body(&code)).await;
-
-    response.assert_status(201);
-    assert_eq!(response.str("account_id"), account.account_id, "the same account, its history kept");
-    app.login(&account.document_number, &account.password).await.assert_problem(401, "login_failed");
-    app.me(&old_session).await.assert_problem(401, "unauthenticated");
-    let login = app.login(&account.document_number, &again.password).await;
-    login.assert_status(201);
-    assert_eq!(login.str("real_name_status"), "unverified");
-    let me = app.me(&login.str("token")).await;
-    me.assert_status(200);
-    assert_eq!(me.str("real_name_status"), "unverified");
-
-    // The new mobile is now the account's: a reset by SMS goes there.
-    let reset = app.start_password_reset(&Registered { password: again.password.clone(), ..account.clone() }).await;
-    reset.assert_status(201);
-    let methods = reset_methods(&reset);
-    let sms = methods.iter().find(|(m, _)| m == "sms").unwrap_or_else(|| panic!("no sms in {methods:?}"));
-    assert!(sms.1.ends_with(&again.mobile[7..]), "the reset goes to the new mobile: {:?}", sms.1);
-}
-both_stores!(reregistration_replaces_the_credentials_and_ends_the_old_sessions);
 
 async fn reregistration_of_an_unknown_document_is_refused(app: &TestApp) {
     let registration = Registration::resident();

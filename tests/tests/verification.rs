@@ -619,7 +619,18 @@ async fn support_looks_an_account_up_changes_its_mobile_and_corrects_a_garbled_n
         "reason": "客服邮件 #1024：手机号已停用",
         "evidence_ref": "mail-1024/handheld.jpg",
     });
-    app.post_json_as(&support.token, &contact, &change).await.assert_status(204);
+    let requested = app.post_json_as(&support.token, &contact, &change).await;
+    requested.assert_status(202);
+    assert_eq!(requested.str("status"), "awaiting_second_approval");
+    let approval = format!("/v1/support/requests/{}/approval", requested.str("request_id"));
+    // Nothing changes until a second agent approves; the one who asked cannot.
+    app.post_json_as(&support.token, &approval, &json!({})).await.assert_problem(409, "same_agent");
+    let second = app.staff_member("support").await;
+    app.post_json_as(&second.token, &approval, &json!({})).await.assert_status(204);
+    app.post_json_as(&second.token, &approval, &json!({})).await.assert_problem(404, "request_not_found");
+    // The old mobile and e-mail are told.
+    assert_eq!(app.wait_for_message(&account.mobile, "contact_changed").await.channel, "sms");
+    assert_eq!(app.wait_for_message(&account.email, "contact_changed").await.channel, "email");
 
     // A password reset by SMS now goes to the new mobile.
     let reset = app.start_password_reset(&account).await;

@@ -1,24 +1,27 @@
 //! `POST /v1/accounts` (register) and `POST /v1/accounts/reregistration`.
 //!
-//! Order of work: validate every field; refuse at once if the document is taken (409, no code
-//! spent); consume the code for this account id (a retried request for the same document
-//! may consume it again); hash the password; then let the account aggregate decide. Of many
-//! concurrent registrations of one document exactly one commits; the others conflict on the
-//! stream, reload, and are refused by the aggregate.
+//! Order of work: validate every field; consume the code for this account id (a retried
+//! request for the same document may consume it again); only then say whether the document is
+//! taken (409) or, for a re-registration, unknown (404) — so nobody learns which documents are
+//! registered without a code sent to a mobile of their own; hash the password; then let the
+//! account aggregate decide. Of many concurrent registrations of one document exactly one
+//! commits; the others conflict on the stream, reload, and are refused by the aggregate.
 
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use shenfen_domain::account::{Account, AccountCommand, AccountError, Registration};
+use shenfen_domain::claim::{ClaimCommand, Claimed, CLAIM_DAYS};
 use shenfen_domain::code::{CodeCommand, CodeEvent, Purpose};
 use shenfen_domain::ids;
 use shenfen_domain::metadata::Actor;
 use shenfen_domain::shared::validity::Validity;
 use shenfen_domain::time::cst_date;
+use shenfen_projections::outbox::NewMessage;
 use shenfen_projections::store::{Current, Loaded};
 use utoipa::ToSchema;
 
@@ -164,9 +167,18 @@ fn validate(body: RegistrationRequest, ctx: &Ctx) -> ApiResult<Valid> {
     }
 }
 
-async fn run(state: &AppState, ctx: &Ctx, body: RegistrationRequest, again: bool) -> ApiResult<Registered> {
+/// What a registration or re-registration led to.
+enum Outcome {
+    /// The account is registered (a new document, or a legacy one registered again).
+    Registered(Registered),
+    /// The account is in use: a re-registration claim was opened instead.
+    Claimed(ClaimOpened),
+}
+
+async fn run(state: &AppState, ctx: &Ctx, body: RegistrationRequest, again: bool) -> ApiResult<Outcome> {
     let Valid { mut registration, password, code } = validate(body, ctx)?;
     let account_id = ids::account_id(&state.key, registration.document_type, &registration.document_number);
+    consume_code(state, ctx, registration.mobile.as_str(), &code, &account_id).await?;
     let current = state.accounts.load(&account_id).await.map_err(|e| super::bus_problem(e, super::account_problem))?;
     if !again && current.is_active() {
         return Err(super::account_problem(AccountError::AlreadyRegistered));
@@ -174,8 +186,10 @@ async fn run(state: &AppState, ctx: &Ctx, body: RegistrationRequest, again: bool
     if again && !current.exists() {
         return Err(super::account_problem(AccountError::NotFound));
     }
-    consume_code(state, ctx, registration.mobile.as_str(), &code, &account_id).await?;
     registration.password_hash = state.hashing.hash(password).await.map_err(ApiError::internal)?;
+    if again && current.is_active() {
+        return Ok(Outcome::Claimed(open_claim(state, ctx, &account_id, &current, registration).await?));
+    }
     let validity = ValidityView::from(&registration.validity);
     let command = if again { AccountCommand::Reregister(registration) } else { AccountCommand::Register(registration) };
     let committed = state
@@ -189,7 +203,66 @@ async fn run(state: &AppState, ctx: &Ctx, body: RegistrationRequest, again: bool
         state.caught_up(position, &[shenfen_projections::identity::IdentityProcess::NAME]).await;
     }
     tracing::info!(account_id = %account_id, reregistration = again, "account registered");
-    Ok(Registered { account_id, validity })
+    Ok(Outcome::Registered(Registered { account_id, validity }))
+}
+
+/// An opened re-registration claim.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClaimOpened {
+    pub claim_id: String,
+    /// Works on `/v1/claims/current…` only, until the claim ends.
+    pub claim_token: String,
+    /// `proof_required`.
+    pub status: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Opens a claim on the account in use `account_id` for `registration`; the holder is told on
+/// the registered mobile and e-mail, in the same transaction.
+async fn open_claim(
+    state: &AppState,
+    ctx: &Ctx,
+    account_id: &str,
+    holder: &Account,
+    registration: Registration,
+) -> ApiResult<ClaimOpened> {
+    let claim_id = super::id_for("clm_", account_id);
+    let claim_token = crate::crypto::claim_token(claim_id.trim_start_matches("clm_"));
+    let Registration { document_type, name, validity, email, mobile, password_hash, now, .. } = registration;
+    let claimed = Claimed { name, validity, email, mobile, password_hash };
+    let command = ClaimCommand::Open {
+        account_id: account_id.to_string(),
+        document_type,
+        claimed,
+        token_hash: ids::token_hash(&claim_token),
+        now,
+    };
+    let body = serde_json::json!({ "claim_id": claim_id, "at": now }).to_string();
+    let notice = |channel: &str, to: &str| NewMessage {
+        channel: channel.into(),
+        destination: to.into(),
+        purpose: "reregistration_claim".into(),
+        body: body.clone(),
+        created_at: now,
+        expires_at: now + chrono::Duration::days(CLAIM_DAYS),
+    };
+    let mut messages = Vec::new();
+    if let Some(mobile) = &holder.mobile {
+        messages.push(notice("sms", mobile.as_str()));
+    }
+    if let Some(email) = &holder.email {
+        messages.push(notice("email", email.as_str()));
+    }
+    let committed = state
+        .claims
+        .execute_sending(&claim_id, command, &ctx.meta(Actor::Anonymous), messages, "Opened")
+        .await
+        .map_err(|e| super::bus_problem(e, super::claim_problem))?;
+    state.outbox_wake.notify_one();
+    state.caught_up(committed.position, &[shenfen_projections::claims::Claims::NAME]).await;
+    let expires_at = committed.state.expires_at.unwrap_or(now);
+    tracing::info!(account_id = %account_id, claim_id = %claim_id, "re-registration claim opened");
+    Ok(ClaimOpened { claim_id, claim_token, status: "proof_required".into(), expires_at })
 }
 
 /// Uses the register code sent to `mobile` for `account_id`.
@@ -217,20 +290,31 @@ pub async fn register(
     ctx: Ctx,
     AppJson(body): AppJson<RegistrationRequest>,
 ) -> ApiResult<(StatusCode, Json<Registered>)> {
-    Ok((StatusCode::CREATED, Json(run(&state, &ctx, body, false).await?)))
+    match run(&state, &ctx, body, false).await? {
+        Outcome::Registered(registered) => Ok((StatusCode::CREATED, Json(registered))),
+        Outcome::Claimed(_) => Err(ApiError::internal("a registration opened a claim")),
+    }
 }
 
-/// Registers an already registered document again (我要重新注册): new credentials and
-/// contact supersede the old ones; identity must be proven again; sessions end.
+/// Registers an already registered document again (我要重新注册). For an account in use it
+/// opens a claim and changes nothing yet (202): the holder is told and may refuse; the
+/// claimant proves who they are by manual review with the claim token; approval hands the
+/// account over. A legacy account is registered again at once (201).
 #[utoipa::path(post, path = "/v1/accounts/reregistration", request_body = RegistrationRequest, tag = "public",
-    responses((status = 201, body = Registered), (status = 422, body = crate::error::Problem),
-              (status = 404, description = "account_not_found", body = crate::error::Problem)))]
+    responses((status = 202, body = ClaimOpened, description = "a claim on an account in use"),
+              (status = 201, body = Registered, description = "a legacy account registered again"),
+              (status = 422, body = crate::error::Problem),
+              (status = 404, description = "account_not_found (only after a valid code)", body = crate::error::Problem)))]
 pub async fn reregister(
     State(state): State<Arc<AppState>>,
     ctx: Ctx,
     AppJson(body): AppJson<RegistrationRequest>,
-) -> ApiResult<(StatusCode, Json<Registered>)> {
-    Ok((StatusCode::CREATED, Json(run(&state, &ctx, body, true).await?)))
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    Ok(match run(&state, &ctx, body, true).await? {
+        Outcome::Registered(registered) => (StatusCode::CREATED, Json(registered)).into_response(),
+        Outcome::Claimed(claim) => (StatusCode::ACCEPTED, Json(claim)).into_response(),
+    })
 }
 
 /// Finds the account of a document number whose type may be left out, trying the types its

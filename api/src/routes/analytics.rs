@@ -336,7 +336,8 @@ pub async fn manual_reviews_daily(
             match fact.decision.as_deref() {
                 Some("approved") => day.approved += 1,
                 Some("rejected") => day.rejected += 1,
-                _ => day.pending += 1,
+                Some(_) => {}
+                None => day.pending += 1,
             }
         }
     }

@@ -80,7 +80,7 @@ pub async fn request_code(
     };
     let committed = state
         .codes
-        .execute_sending(&channel_id, command, &ctx.meta(Actor::Anonymous), vec![message])
+        .execute_sending(&channel_id, command, &ctx.meta(Actor::Anonymous), vec![message], "Issued")
         .await
         .map_err(|e| super::bus_problem(e, super::code_problem))?;
     let Some(CodeEvent::Issued { issued_at, expires_at, .. }) = committed.events.first().cloned() else {

@@ -7,11 +7,13 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
-use shenfen_domain::account::{Account, AccountCommand, ProfileInput};
+use shenfen_domain::account::{Account, AccountCommand, AccountError, AccountEvent, PasswordProof, ProfileInput};
+use shenfen_domain::ports::WechatAnswer;
 use shenfen_domain::shared::ethnicity::is_valid_ethnicity;
 use shenfen_domain::shared::mask::{mask_document, mask_email, mask_mobile};
 use shenfen_domain::shared::Gender;
 use shenfen_domain::time::cst_date;
+use shenfen_projections::outbox::NewMessage;
 use shenfen_projections::quotas::Quotas;
 use utoipa::ToSchema;
 
@@ -20,6 +22,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{AppJson, CommandHolder, Ctx, Holder};
 use crate::startup::AppState;
 use crate::validate::{self, Errors};
+use shenfen_projections::store::CommitOptions;
 
 /// A review period.
 #[derive(Debug, Serialize, ToSchema)]
@@ -52,6 +55,9 @@ pub struct AccountSummary {
     pub email_masked: Option<String>,
     pub mobile_masked: Option<String>,
     pub wechat_bound: bool,
+    /// A new e-mail address waiting for the code sent to it (`POST /v1/me/email-confirmation`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending_email: Option<String>,
 }
 
 impl AccountSummary {
@@ -70,8 +76,43 @@ impl AccountSummary {
             email_masked: account.email.as_ref().map(|e| mask_email(e.as_str())),
             mobile_masked: account.mobile.as_ref().map(|m| mask_mobile(m.as_str())),
             wechat_bound: account.wechat_openid.is_some(),
+            pending_email: account.pending_email.as_ref().map(|p| p.email.as_str().to_string()),
         }
     }
+}
+
+/// Checks the holder's current password (off the runtime) and returns the proof for the
+/// command that needs it. A locked account is refused before any hashing.
+pub async fn prove_password(
+    state: &AppState,
+    ctx: &Ctx,
+    account: &Account,
+    password: String,
+) -> ApiResult<PasswordProof> {
+    if let Some(until) = account.locked_at(ctx.now) {
+        return Err(super::account_problem(AccountError::Locked { until }));
+    }
+    let hash = account.password_hash.clone().ok_or_else(|| ApiError::internal("account without password"))?;
+    let matched = state.hashing.verify(password, hash.clone()).await.map_err(ApiError::internal)?;
+    Ok(PasswordProof {
+        matched,
+        checked_hash: hash,
+        lockout_threshold: state.settings.lockout_threshold,
+        lockout: chrono::Duration::seconds(state.settings.lockout_seconds),
+    })
+}
+
+/// 401 `login_failed` when a command recorded a wrong password (it counted as a failed login).
+pub fn refused_password(events: &[AccountEvent]) -> ApiResult<()> {
+    if events.iter().any(|e| matches!(e, AccountEvent::LoginFailed { .. })) {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "login_failed",
+            "The current password is wrong.",
+            "当前密码错误。",
+        ));
+    }
+    Ok(())
 }
 
 /// The holder's account.
@@ -115,8 +156,12 @@ pub struct ProfileRequest {
     pub local_id_number: Option<String>,
     /// The travel-permit number (`hmt_residence_permit`, at completion).
     pub permit_number: Option<String>,
+    /// A new e-mail address: needs `current_password`, and applies once the code sent to it is
+    /// confirmed (`POST /v1/me/email-confirmation`).
     pub email: Option<String>,
     pub validity: Option<ValidityInput>,
+    /// Required with `email`.
+    pub current_password: Option<String>,
     /// Never modifiable here: present → `field_not_modifiable`.
     pub name: Option<serde_json::Value>,
     /// Never modifiable: present → `field_not_modifiable`.
@@ -135,9 +180,13 @@ fn optional_text(errors: &mut Errors, field: &str, value: &Option<String>, max: 
 }
 
 /// Completes or edits the profile; answers the account as changed (`GET /v1/me` adds the
-/// quotas, which a profile change does not touch).
+/// quotas, which a profile change does not touch). A new e-mail address needs the current
+/// password and waits for the code sent to it (`pending_email`).
 #[utoipa::path(put, path = "/v1/me/profile", request_body = ProfileRequest, tag = "holder", security(("bearer" = [])),
-    responses((status = 200, body = AccountSummary), (status = 401, body = crate::error::Problem), (status = 422, description = "invalid fields, or field_not_modifiable", body = crate::error::Problem)))]
+    responses((status = 200, body = AccountSummary),
+              (status = 401, description = "unauthenticated, or login_failed (current_password wrong)", body = crate::error::Problem),
+              (status = 423, description = "account_locked", body = crate::error::Problem),
+              (status = 422, description = "invalid fields, field_not_modifiable, password_required", body = crate::error::Problem)))]
 pub async fn update_profile(
     State(state): State<Arc<AppState>>,
     ctx: Ctx,
@@ -179,6 +228,11 @@ pub async fn update_profile(
     let local_id_number = optional_text(&mut errors, "local_id_number", &body.local_id_number, 32);
     let permit_number = optional_text(&mut errors, "permit_number", &body.permit_number, 32);
     let email = body.email.as_ref().and_then(|_| validate::email(&mut errors, "email", &body.email));
+    let email = email.filter(|e| Some(e) != account.email.as_ref());
+    let current_password = body.current_password.clone().filter(|p| !p.is_empty());
+    if email.is_some() && current_password.is_none() {
+        errors.add("current_password", "password_required");
+    }
     let validity = body.validity.as_ref().and_then(|v| {
         let doc_type = account.document_type?;
         let birth = account
@@ -190,24 +244,94 @@ pub async fn update_profile(
         validate::validity(&mut errors, v.period.as_deref(), v.start.as_deref(), Some((doc_type, birth)), today)
     });
     errors.finish()?;
+    let mut first = Some(holder.current());
+    if let (Some(email), Some(password)) = (email, current_password) {
+        let proof = prove_password(&state, &ctx, account, password).await?;
+        let code = crate::crypto::random_code();
+        let ttl = chrono::Duration::seconds(state.settings.code_ttl_seconds);
+        let message = NewMessage {
+            channel: "email".into(),
+            destination: email.as_str().into(),
+            purpose: "change_contact".into(),
+            body: serde_json::json!({ "code": code }).to_string(),
+            created_at: ctx.now,
+            expires_at: ctx.now + ttl,
+        };
+        let code_hash = email_code_hash(&state, &holder.account_id, &code);
+        let command = AccountCommand::RequestEmailChange { proof, email, code_hash, ttl, now: ctx.now };
+        let options = CommitOptions {
+            messages: vec![message],
+            messages_with: Some("EmailChangeRequested"),
+            ..CommitOptions::default()
+        };
+        let committed = state
+            .accounts
+            .execute_with(
+                &holder.account_id,
+                first.take(),
+                &holder.session_live(ctx.now),
+                command,
+                &ctx.meta(holder.actor()),
+                options,
+            )
+            .await
+            .map_err(|e| super::bus_problem(e, super::account_problem))?;
+        refused_password(&committed.events)?;
+        state.outbox_wake.notify_one();
+    }
     let command = AccountCommand::UpdateProfile {
         profile: ProfileInput { ethnicity, gender, birth_date, local_id_number, permit_number },
         validity,
-        email,
+        email: None,
         now: ctx.now,
     };
     let committed = state
         .accounts
-        .execute_checked(
-            &holder.account_id,
-            Some(holder.current()),
-            &holder.session_live(ctx.now),
-            command,
-            &ctx.meta(holder.actor()),
-        )
+        .execute_checked(&holder.account_id, first, &holder.session_live(ctx.now), command, &ctx.meta(holder.actor()))
         .await
         .map_err(|e| super::bus_problem(e, super::account_problem))?;
     Ok(Json(AccountSummary::of(&holder.account_id, &committed.state)))
+}
+
+/// The hash an e-mail change code is kept as (keyed, bound to the account).
+fn email_code_hash(state: &AppState, account_id: &str, code: &str) -> String {
+    shenfen_domain::ids::code_hash(&state.key, &format!("email-change:{account_id}"), code)
+}
+
+/// The code sent to a new e-mail address.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct EmailConfirmation {
+    pub code: Option<String>,
+}
+
+/// Confirms an e-mail change with the code sent to the new address; the old address is told.
+#[utoipa::path(post, path = "/v1/me/email-confirmation", request_body = EmailConfirmation, tag = "holder", security(("bearer" = [])),
+    responses((status = 204), (status = 400, description = "invalid_or_expired_secret", body = crate::error::Problem),
+              (status = 401, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+pub async fn confirm_email(
+    State(state): State<Arc<AppState>>,
+    ctx: Ctx,
+    holder: Holder,
+    AppJson(body): AppJson<EmailConfirmation>,
+) -> ApiResult<StatusCode> {
+    let mut errors = Errors::default();
+    let code = errors.required("code", &body.code).map(|c| c.trim().to_string());
+    errors.finish()?;
+    let code = code.unwrap_or_default();
+    let command = AccountCommand::ConfirmEmailChange {
+        code_hash: email_code_hash(&state, &holder.account_id, &code),
+        now: ctx.now,
+    };
+    let committed = state
+        .accounts
+        .execute_from(&holder.account_id, Some(holder.loaded.clone()), command, &ctx.meta(holder.actor()))
+        .await
+        .map_err(|e| super::bus_problem(e, super::account_problem))?;
+    if !committed.events.iter().any(|e| matches!(e, AccountEvent::EmailChanged { .. })) {
+        return Err(super::account_problem(AccountError::InvalidOrExpiredSecret));
+    }
+    state.outbox_wake.notify_one();
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// A password change.
@@ -218,9 +342,11 @@ pub struct PasswordChange {
     pub new_password_confirmation: Option<String>,
 }
 
-/// Changes the password; every other session ends.
+/// Changes the password; every other session ends. A wrong old password counts as a failed
+/// login (the lockout applies).
 #[utoipa::path(post, path = "/v1/me/password", request_body = PasswordChange, tag = "holder", security(("bearer" = [])),
     responses((status = 204), (status = 401, description = "login_failed (old password wrong)", body = crate::error::Problem),
+              (status = 423, description = "account_locked", body = crate::error::Problem),
               (status = 422, body = crate::error::Problem)))]
 pub async fn change_password(
     State(state): State<Arc<AppState>>,
@@ -240,44 +366,42 @@ pub async fn change_password(
         account.document_number.as_ref().map(|n| n.as_str()),
     );
     errors.finish()?;
-    let (Some(old), Some(new), Some(hash)) = (old, new, account.password_hash.clone()) else {
+    let (Some(old), Some(new)) = (old, new) else {
         return Err(ApiError::internal("validated password change incomplete"));
     };
-    let matched = state.hashing.verify(old, hash.clone()).await.map_err(ApiError::internal)?;
-    if !matched {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "login_failed",
-            "The current password is wrong.",
-            "原密码错误。",
-        ));
-    }
-    let new_password_hash = state.hashing.hash(new).await.map_err(ApiError::internal)?;
+    let proof = prove_password(&state, &ctx, account, old).await?;
+    let new_password_hash =
+        if proof.matched { state.hashing.hash(new).await.map_err(ApiError::internal)? } else { String::new() };
     let command = AccountCommand::ChangePassword {
-        old_password_matched: true,
-        checked_hash: hash,
+        proof,
         new_password_hash,
         keep_session: holder.session_id.clone(),
         now: ctx.now,
     };
-    state
+    let committed = state
         .accounts
         .execute_from(&holder.account_id, Some(holder.loaded.clone()), command, &ctx.meta(holder.actor()))
         .await
         .map_err(|e| super::bus_problem(e, super::account_problem))?;
+    refused_password(&committed.events)?;
+    state.outbox_wake.notify_one();
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// A WeChat binding.
+/// A WeChat binding: the OAuth code the user got in WeChat, and the current password.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct WechatBinding {
-    /// The user's openid at the WeChat service account.
-    pub openid: Option<String>,
+    /// Exchanged through WeChat for the openid to bind (never an openid sent by the client).
+    pub oauth_code: Option<String>,
+    pub current_password: Option<String>,
 }
 
-/// Binds WeChat (enables password recovery over WeChat).
+/// Binds WeChat (enables password recovery over WeChat); the holder is told.
 #[utoipa::path(put, path = "/v1/me/wechat", request_body = WechatBinding, tag = "holder", security(("bearer" = [])),
-    responses((status = 204), (status = 422, body = crate::error::Problem)))]
+    responses((status = 204), (status = 401, description = "login_failed (current_password wrong)", body = crate::error::Problem),
+              (status = 423, description = "account_locked", body = crate::error::Problem),
+              (status = 422, description = "invalid_oauth_code and field errors", body = crate::error::Problem),
+              (status = 503, description = "wechat_unavailable", body = crate::error::Problem)))]
 pub async fn bind_wechat(
     State(state): State<Arc<AppState>>,
     ctx: Ctx,
@@ -285,21 +409,41 @@ pub async fn bind_wechat(
     AppJson(body): AppJson<WechatBinding>,
 ) -> ApiResult<StatusCode> {
     let mut errors = Errors::default();
-    let openid = errors.required("openid", &body.openid).map(|o| o.trim().to_string());
-    if openid
-        .as_ref()
-        .is_some_and(|o| o.len() > 64 || !o.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
-    {
-        errors.add("openid", "invalid_openid");
+    let code = errors.required("oauth_code", &body.oauth_code).map(|o| o.trim().to_string());
+    let password = errors.required("current_password", &body.current_password).map(str::to_string);
+    if code.as_ref().is_some_and(|c| c.len() > 256 || c.chars().any(char::is_control)) {
+        errors.add("oauth_code", "invalid_oauth_code");
     }
     errors.finish()?;
-    let openid = openid.unwrap_or_default();
-    let command = AccountCommand::BindWechat { openid, now: ctx.now };
-    state
+    let (Some(code), Some(password)) = (code, password) else {
+        return Err(ApiError::internal("validated binding incomplete"));
+    };
+    let proof = prove_password(&state, &ctx, holder.account(), password).await?;
+    // A wrong password is recorded (and refused) before WeChat is asked: the code stays unused.
+    let openid = if proof.matched {
+        match state.wechat.openid(&code).await {
+            WechatAnswer::Openid(openid) => openid,
+            WechatAnswer::InvalidCode => return Err(ApiError::field("oauth_code", "invalid_oauth_code")),
+            WechatAnswer::Unavailable => {
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "wechat_unavailable",
+                    "WeChat cannot be reached; try again later.",
+                    "微信服务暂不可用，请稍后再试。",
+                ))
+            }
+        }
+    } else {
+        String::new()
+    };
+    let command = AccountCommand::BindWechat { proof, openid, now: ctx.now };
+    let committed = state
         .accounts
         .execute_from(&holder.account_id, Some(holder.loaded.clone()), command, &ctx.meta(holder.actor()))
         .await
         .map_err(|e| super::bus_problem(e, super::account_problem))?;
+    refused_password(&committed.events)?;
+    state.outbox_wake.notify_one();
     Ok(StatusCode::NO_CONTENT)
 }
 

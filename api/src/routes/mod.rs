@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod analytics;
 pub mod audit;
+pub mod claims;
 pub mod codes;
 pub mod me;
 pub mod ops;
@@ -14,6 +15,7 @@ pub mod support;
 pub mod verification;
 
 use shenfen_domain::account::AccountError;
+use shenfen_domain::claim::ClaimError;
 use shenfen_domain::code::CodeError;
 use shenfen_domain::staff::StaffError;
 use shenfen_domain::verification::VerificationError;
@@ -51,6 +53,15 @@ pub fn account_problem(err: AccountError) -> ApiError {
         AccountError::RateLimited { .. } => ("Wait before asking for another code.", "请稍后再获取验证码。"),
         AccountError::SessionNotFound => ("Sign in first.", "请先登录。"),
         AccountError::WechatNotBound => ("WeChat is not bound.", "未绑定微信。"),
+        AccountError::ContactRequestNotFound => {
+            ("No contact change with this id is waiting for approval.", "没有待审批的联系方式变更申请。")
+        }
+        AccountError::SameAgent => (
+            "A second support agent must approve the change, not the one who asked for it.",
+            "须由另一名客服人员审批该变更。",
+        ),
+        AccountError::NoEmailChangePending => ("The code is wrong, used or expired.", "验证码错误、已使用或已过期。"),
+        AccountError::NothingToChange => ("The new contact is the current one.", "新的联系方式与当前相同。"),
     };
     let problem = match &err {
         AccountError::MissingProfileFields(fields) => ApiError::invalid(
@@ -175,5 +186,37 @@ pub fn staff_problem(err: StaffError) -> ApiError {
         )
         .with("locked_until", until),
         StaffError::StaleCredentials => ApiError::new(status, err.code(), "Try again.", "请重试。"),
+        StaffError::Disabled => {
+            ApiError::new(status, err.code(), "The username or password is wrong.", "用户名或密码错误。")
+        }
+        StaffError::SessionNotFound => ApiError::unauthenticated(),
     }
+}
+
+/// The problem for a refused claim command.
+pub fn claim_problem(err: ClaimError) -> ApiError {
+    let status = ApiError::status_of(err.kind());
+    let (en, zh): (&str, &str) = match &err {
+        ClaimError::NotFound => ("No such claim.", "该申请不存在。"),
+        ClaimError::AlreadyOpen => ("This claim is already open.", "该申请已存在。"),
+        ClaimError::NotOpen => ("The claim is no longer open.", "该申请已结束。"),
+        ClaimError::ProofAlreadySubmitted => {
+            ("The proof is already with a reviewer.", "材料已提交审核，请等待审核结果。")
+        }
+        ClaimError::DocumentTypeMismatch => {
+            ("The document type is not the claimed document's.", "证件类型与所申请的证件不一致。")
+        }
+        ClaimError::ReviewNotFound => ("No such review.", "审核申请不存在。"),
+        ClaimError::NotPending => ("The review is already decided.", "该申请已审核完毕。"),
+        ClaimError::AlreadyClaimed => ("Another reviewer has claimed it.", "该申请已被其他审核员领取。"),
+        ClaimError::NotClaimedByYou => ("Claim the review first.", "请先领取该申请。"),
+        ClaimError::ReasonRequired => ("A rejection needs a reason.", "不通过时须填写原因。"),
+        ClaimError::OwnAccount => ("Reviewers never review their own account.", "审核员不能审核本人的申请。"),
+    };
+    let problem = match &err {
+        ClaimError::ReasonRequired => ApiError::field("reason", "reason_required"),
+        ClaimError::DocumentTypeMismatch => ApiError::field("document_type", "document_type_mismatch"),
+        _ => ApiError::new(status, err.code(), en, zh),
+    };
+    ApiError { detail_en: en.into(), detail_zh: zh.into(), ..problem }
 }

@@ -157,9 +157,11 @@ pub async fn deliver(
     let to = destination(&account, method).ok_or_else(|| super::account_problem(AccountError::MethodNotAvailable))?;
     let (secret_hash, message) = match method {
         ResetMethod::Email => {
+            // The token travels in the fragment: browsers never send it to a server, so it
+            // never lands in a web server's or proxy's access log.
             let token = crate::crypto::random_token();
             let link = format!(
-                "{}/reset-password?reset_id={}&token={}",
+                "{}/reset-password#reset_id={}&token={}",
                 state.settings.public_url.trim_end_matches('/'),
                 reset_id,
                 token
@@ -184,7 +186,7 @@ pub async fn deliver(
     };
     state
         .accounts
-        .execute_sending(&account_id, command, &ctx.meta(Actor::Anonymous), vec![message])
+        .execute_sending(&account_id, command, &ctx.meta(Actor::Anonymous), vec![message], "ResetSecretIssued")
         .await
         .map_err(|e| super::bus_problem(e, super::account_problem))?;
     state.outbox_wake.notify_one();

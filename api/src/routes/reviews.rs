@@ -1,4 +1,6 @@
-//! The reviewers' side of manual review: the queue, claiming, photos, decisions.
+//! The reviewers' side of manual review: the queue, claiming, photos, decisions — of holders'
+//! applications (`rev_…` ids, on the verification stream) and of re-registration claimants'
+//! proofs (`rvc_…` ids, on the claim stream; `kind: "reregistration"` in the queue).
 
 use std::sync::Arc;
 
@@ -8,10 +10,14 @@ use axum::response::IntoResponse;
 use axum::Json;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
+use shenfen_domain::claim::{ClaimCommand, ClaimError, ClaimStatus};
 use shenfen_domain::staff::Role;
 use shenfen_domain::time::cst_date;
 use shenfen_domain::verification::{VerificationCommand, VerificationError};
-use shenfen_projections::review_queue::ReviewQueue;
+use shenfen_projections::claims::Claims;
+use shenfen_projections::handover::HandOver;
+use shenfen_projections::identity::IdentityProcess;
+use shenfen_projections::review_queue::{claim_of_review, ReviewQueue};
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult};
@@ -30,6 +36,8 @@ pub struct QueueItem {
     pub overdue: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub claimed_by: Option<String>,
+    /// `verification` (the holder's application) or `reregistration` (a claimant's proof).
+    pub kind: String,
 }
 
 /// Pending applications, oldest due first.
@@ -55,13 +63,27 @@ pub async fn queue(
                 submitted_at: r.submitted_at,
                 due_by: r.due_by,
                 claimed_by: r.claimed_by,
+                kind: r.kind,
             })
             .collect(),
     ))
 }
 
-fn review_account(review_id: &str) -> ApiResult<String> {
-    super::account_of("rev_", review_id).ok_or_else(|| super::verification_problem(VerificationError::ReviewNotFound))
+/// Where a review lives.
+enum Target {
+    /// A holder's application, on the verification stream of this account.
+    Application(String),
+    /// A claimant's proof, on this claim's stream.
+    Claim(String),
+}
+
+fn target(review_id: &str) -> ApiResult<Target> {
+    if let Some(claim_id) = claim_of_review(review_id).filter(|c| super::account_of("clm_", c).is_some()) {
+        return Ok(Target::Claim(claim_id));
+    }
+    super::account_of("rev_", review_id)
+        .map(Target::Application)
+        .ok_or_else(|| super::verification_problem(VerificationError::ReviewNotFound))
 }
 
 /// A claimed or decided application.
@@ -72,17 +94,95 @@ pub struct ReviewState {
     pub claimed_by: Option<String>,
 }
 
-async fn run(
+/// What a reviewer does, for either kind of review.
+enum Act {
+    Claim { reviewer_account: Option<String> },
+    Decide { approve: bool, reason: Option<String> },
+}
+
+async fn act(
     state: &AppState,
     ctx: &Ctx,
     staff: &StaffMember,
     review_id: &str,
+    act: Act,
+) -> ApiResult<Json<ReviewState>> {
+    let (review_id, reviewer, now) = (review_id.to_string(), staff.staff_id.clone(), ctx.now);
+    match target(&review_id)? {
+        Target::Application(account_id) => {
+            let command = match act {
+                Act::Claim { reviewer_account } => {
+                    VerificationCommand::Claim { review_id: review_id.clone(), reviewer, reviewer_account, now }
+                }
+                Act::Decide { approve, reason } => {
+                    VerificationCommand::Decide { review_id: review_id.clone(), reviewer, approve, reason, now }
+                }
+            };
+            run(state, ctx, staff, &account_id, &review_id, command).await
+        }
+        Target::Claim(claim_id) => {
+            let command = match act {
+                Act::Claim { reviewer_account } => {
+                    ClaimCommand::ClaimReview { review_id: review_id.clone(), reviewer, reviewer_account, now }
+                }
+                Act::Decide { approve, reason } => {
+                    ClaimCommand::Decide { review_id: review_id.clone(), reviewer, approve, reason, now }
+                }
+            };
+            run_claim(state, ctx, staff, &claim_id, &review_id, command).await
+        }
+    }
+}
+
+/// A command on a claimant's proof. An approval is answered once the account has been handed
+/// over and its verification stream reset (the claimant can sign in with the new password).
+async fn run_claim(
+    state: &AppState,
+    ctx: &Ctx,
+    staff: &StaffMember,
+    claim_id: &str,
+    review_id: &str,
+    command: ClaimCommand,
+) -> ApiResult<Json<ReviewState>> {
+    let committed = state
+        .claims
+        .execute(claim_id, command, &ctx.meta(staff.actor()))
+        .await
+        .map_err(|e| super::bus_problem(e, super::claim_problem))?;
+    state.caught_up(committed.position, &[ReviewQueue::NAME, Claims::NAME, HandOver::NAME]).await;
+    let claim = committed.state;
+    let review = claim.review.as_ref().filter(|r| r.review_id == review_id);
+    let review = review.ok_or_else(|| super::claim_problem(ClaimError::ReviewNotFound))?;
+    let status = match claim.status {
+        Some(ClaimStatus::Approved) => "approved",
+        Some(ClaimStatus::Rejected) => "rejected",
+        _ => "pending",
+    };
+    if let (Some(ClaimStatus::Approved), Some(account_id)) = (claim.status, &claim.account_id) {
+        // The hand-over wrote to the account: wait for the identity process manager too.
+        let at = shenfen_projections::log::stream_head_position(&state.db, "account", account_id)
+            .await
+            .map_err(ApiError::internal)?;
+        state.caught_up(at, &[IdentityProcess::NAME]).await;
+    }
+    Ok(Json(ReviewState {
+        review_id: review_id.to_string(),
+        status: status.into(),
+        claimed_by: review.claimed_by.clone(),
+    }))
+}
+
+async fn run(
+    state: &AppState,
+    ctx: &Ctx,
+    staff: &StaffMember,
+    account_id: &str,
+    review_id: &str,
     command: VerificationCommand,
 ) -> ApiResult<Json<ReviewState>> {
-    let account_id = review_account(review_id)?;
     let committed = state
         .verifications
-        .execute(&account_id, command, &ctx.meta(staff.actor()))
+        .execute(account_id, command, &ctx.meta(staff.actor()))
         .await
         .map_err(|e| super::bus_problem(e, super::verification_problem))?;
     super::verification::settle(state, committed.position).await;
@@ -110,14 +210,8 @@ pub async fn claim(
     Path(review_id): Path<String>,
 ) -> ApiResult<Json<ReviewState>> {
     staff.require(&[Role::Reviewer])?;
-    let own = state.staff.load(&staff.staff_id).await.map_err(|e| super::bus_problem(e, super::staff_problem))?;
-    let command = VerificationCommand::Claim {
-        review_id: review_id.clone(),
-        reviewer: staff.staff_id.clone(),
-        reviewer_account: own.account_id,
-        now: ctx.now,
-    };
-    run(&state, &ctx, &staff, &review_id, command).await
+    let reviewer_account = staff.loaded.state.account_id.clone();
+    act(&state, &ctx, &staff, &review_id, Act::Claim { reviewer_account }).await
 }
 
 /// A decision.
@@ -152,14 +246,7 @@ pub async fn decide(
     if body.reason.as_deref().is_some_and(|r| r.chars().count() > 500) {
         return Err(ApiError::field("reason", "too_long"));
     }
-    let command = VerificationCommand::Decide {
-        review_id: review_id.clone(),
-        reviewer: staff.staff_id.clone(),
-        approve,
-        reason: body.reason.clone(),
-        now: ctx.now,
-    };
-    run(&state, &ctx, &staff, &review_id, command).await
+    act(&state, &ctx, &staff, &review_id, Act::Decide { approve, reason: body.reason.clone() }).await
 }
 
 /// One photo of an application.
@@ -172,18 +259,33 @@ pub async fn photo(
     Path((review_id, which)): Path<(String, String)>,
 ) -> ApiResult<impl IntoResponse> {
     staff.require(&[Role::Reviewer])?;
-    let account_id = review_account(&review_id)?;
-    let verification =
-        state.verifications.load(&account_id).await.map_err(|e| super::bus_problem(e, super::verification_problem))?;
-    let application = verification
-        .applications
-        .iter()
-        .find(|a| a.review_id == review_id)
-        .ok_or_else(|| super::verification_problem(VerificationError::ReviewNotFound))?;
+    let photos = match target(&review_id)? {
+        Target::Application(account_id) => {
+            let verification = state
+                .verifications
+                .load(&account_id)
+                .await
+                .map_err(|e| super::bus_problem(e, super::verification_problem))?;
+            verification
+                .applications
+                .into_iter()
+                .find(|a| a.review_id == review_id)
+                .ok_or_else(|| super::verification_problem(VerificationError::ReviewNotFound))?
+                .photos
+        }
+        Target::Claim(claim_id) => {
+            let claim = state.claims.load(&claim_id).await.map_err(|e| super::bus_problem(e, super::claim_problem))?;
+            claim
+                .review
+                .filter(|r| r.review_id == review_id)
+                .ok_or_else(|| super::claim_problem(ClaimError::ReviewNotFound))?
+                .photos
+        }
+    };
     let digest = match which.as_str() {
-        "front" => &application.photos.front,
-        "back" => &application.photos.back,
-        "handheld" => &application.photos.handheld,
+        "front" => &photos.front,
+        "back" => &photos.back,
+        "handheld" => &photos.handheld,
         _ => return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "No such photo.", "照片不存在。")),
     };
     let bytes = state

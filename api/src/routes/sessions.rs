@@ -2,8 +2,9 @@
 //!
 //! The password is checked off the runtime against the hash the account had when loaded;
 //! the outcome goes to the aggregate, which counts failures and locks. A lock is checked
-//! before spending a hash verification. Unknown documents cost one dummy verification, so
-//! timing does not tell which documents are registered.
+//! before spending a hash verification. An unknown document costs what a wrong password for a
+//! known one costs: one dummy verification, then a pause as long as a recent failed login's
+//! commit ([`FailedLoginCommits`]), so timing does not tell which documents are registered.
 
 use std::sync::Arc;
 
@@ -45,6 +46,36 @@ pub struct LoginResponse {
 /// just spent (about 15 ms of a core, and more while logins queue for the cores).
 const COMMIT_LINGER: std::time::Duration = std::time::Duration::from_millis(25);
 
+/// How long recent failed logins took to commit their `LoginFailed` event: an unknown
+/// document pauses as long as one of them, picked at random, so its answer comes as late.
+#[derive(Default)]
+pub struct FailedLoginCommits {
+    recent: std::sync::Mutex<std::collections::VecDeque<std::time::Duration>>,
+}
+
+/// Failed-login commit times kept.
+const KEPT_COMMIT_TIMES: usize = 256;
+
+impl FailedLoginCommits {
+    fn record(&self, took: std::time::Duration) {
+        if let Ok(mut recent) = self.recent.lock() {
+            if recent.len() >= KEPT_COMMIT_TIMES {
+                recent.pop_front();
+            }
+            recent.push_back(took);
+        }
+    }
+
+    fn sample(&self) -> std::time::Duration {
+        use rand::Rng;
+        let recent = self.recent.lock().map(|r| r.clone()).unwrap_or_default();
+        if recent.is_empty() {
+            return std::time::Duration::ZERO;
+        }
+        recent[rand::thread_rng().gen_range(0..recent.len())]
+    }
+}
+
 fn login_failed() -> ApiError {
     ApiError::new(
         StatusCode::UNAUTHORIZED,
@@ -72,6 +103,7 @@ pub async fn log_in(
     let found = super::accounts::find_for_command(&state, &number, body.document_type.as_deref(), &ctx).await?;
     let Some((account_id, first)) = found else {
         state.hashing.verify_dummy(password).await.map_err(ApiError::internal)?;
+        tokio::time::sleep(state.failed_logins.sample()).await;
         return Err(login_failed());
     };
     let settings = &state.settings;
@@ -120,6 +152,7 @@ pub async fn log_in(
         };
         // While other logins are hashing, this one's commit may wait a little to share theirs.
         let linger = if state.hashing.pending() > 0 { COMMIT_LINGER } else { std::time::Duration::ZERO };
+        let committing = std::time::Instant::now();
         let result = state
             .accounts
             .execute_with(
@@ -140,6 +173,7 @@ pub async fn log_in(
             _ => None,
         });
         let Some(expires_at) = started else {
+            state.failed_logins.record(committing.elapsed());
             let locked = committed.events.iter().any(|e| matches!(e, AccountEvent::Locked { .. }));
             tracing::info!(account_id = %account_id, locked, "login failed");
             return Err(login_failed());

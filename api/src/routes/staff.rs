@@ -1,9 +1,13 @@
-//! Staff sign-in and staff accounts: `POST /v1/staff/sessions`, `POST /v1/staff/accounts`,
-//! and the `shenfen staff add` command.
+//! Staff sign-in and sign-out, password change, and staff accounts (created, disabled,
+//! enabled, given another role by admins), and the `shenfen staff add` command.
+//!
+//! A staff session lives in the member's own stream (the token names it), so disabling a
+//! member, changing their role, their password change or their logout ends it at once, in
+//! every process: the next request with the old token is 401.
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Duration, Utc};
@@ -13,7 +17,6 @@ use shenfen_domain::ids;
 use shenfen_domain::metadata::{Actor, EventMetadata};
 use shenfen_domain::shared::password;
 use shenfen_domain::staff::{valid_username, Role, StaffCommand, StaffError, StaffEvent};
-use shenfen_projections::staff_sessions::StaffSessions;
 use shenfen_projections::store::BusError;
 use utoipa::ToSchema;
 
@@ -65,7 +68,7 @@ pub async fn log_in(
         return Err(super::staff_problem(StaffError::Locked { until }));
     }
     let matched = state.hashing.verify(password, hash.clone()).await.map_err(ApiError::internal)?;
-    let token = crate::crypto::random_token();
+    let token = crate::crypto::staff_token(&staff_id);
     let expires_at = ctx.now + Duration::seconds(state.settings.session_ttl_seconds);
     let command = StaffCommand::LogIn {
         password_matched: matched,
@@ -87,7 +90,6 @@ pub async fn log_in(
     if !committed.events.iter().any(|e| matches!(e, StaffEvent::SessionStarted { .. })) {
         return Err(login_failed());
     }
-    state.caught_up(committed.position, &[StaffSessions::NAME]).await;
     let role = committed.state.role.map(|r| r.as_str()).unwrap_or_default().to_string();
     tracing::info!(staff_id = %staff_id, role = %role, "staff signed in");
     Ok((StatusCode::CREATED, Json(StaffSession { token, role, expires_at })))
@@ -168,7 +170,7 @@ pub async fn create_staff(
         now: meta.at,
     };
     match state.staff.execute(&staff_id, command, meta).await {
-        Ok(committed) => state.caught_up(committed.position, &[StaffSessions::NAME]).await,
+        Ok(_) => {}
         Err(BusError::Domain(e)) => return Err(super::staff_problem(e)),
         Err(e) => return Err(super::bus_problem(e, super::staff_problem)),
     }
@@ -190,4 +192,189 @@ pub async fn create(
     let created = create_staff(&state, input, &staff.staff_id, &ctx.meta(staff.actor())).await?;
     tracing::info!(by = %staff.staff_id, staff_id = %created.staff_id, role = %created.role, "staff account created");
     Ok((StatusCode::CREATED, Json(created)))
+}
+
+fn staff_not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "staff_not_found", "No staff member has this username.", "该工作人员不存在。")
+}
+
+/// Runs an admin's command on the member `username`; an admin never acts on their own
+/// account this way (they would lock themselves out).
+async fn administer(
+    state: &AppState,
+    ctx: &Ctx,
+    admin: &StaffMember,
+    username: &str,
+    command: StaffCommand,
+) -> ApiResult<StatusCode> {
+    admin.require(&[Role::Admin])?;
+    let staff_id = ids::staff_id(&state.key, username.trim());
+    if staff_id == admin.staff_id {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "own_staff_account",
+            "Admins do not disable or change the role of their own account.",
+            "管理员不能停用本人账号或修改本人角色。",
+        ));
+    }
+    let member = state.staff.load(&staff_id).await.map_err(|e| super::bus_problem(e, super::staff_problem))?;
+    if member.username.is_none() {
+        return Err(staff_not_found());
+    }
+    state
+        .staff
+        .execute(&staff_id, command, &ctx.meta(admin.actor()))
+        .await
+        .map_err(|e| super::bus_problem(e, super::staff_problem))?;
+    tracing::info!(by = %admin.staff_id, staff_id = %staff_id, "staff account changed");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Disables a staff member: their sessions end at once, and they cannot sign in until enabled.
+#[utoipa::path(post, path = "/v1/staff/accounts/{username}/disable", tag = "staff", security(("bearer" = [])),
+    params(("username" = String, Path)),
+    responses((status = 204), (status = 401, body = crate::error::Problem), (status = 403, body = crate::error::Problem),
+              (status = 404, description = "staff_not_found", body = crate::error::Problem),
+              (status = 409, description = "own_staff_account", body = crate::error::Problem)))]
+pub async fn disable(
+    State(state): State<Arc<AppState>>,
+    ctx: Ctx,
+    admin: StaffMember,
+    Path(username): Path<String>,
+) -> ApiResult<StatusCode> {
+    let command = StaffCommand::Disable { by: admin.staff_id.clone(), now: ctx.now };
+    administer(&state, &ctx, &admin, &username, command).await
+}
+
+/// Enables a disabled staff member again.
+#[utoipa::path(post, path = "/v1/staff/accounts/{username}/enable", tag = "staff", security(("bearer" = [])),
+    params(("username" = String, Path)),
+    responses((status = 204), (status = 401, body = crate::error::Problem), (status = 403, body = crate::error::Problem),
+              (status = 404, description = "staff_not_found", body = crate::error::Problem),
+              (status = 409, description = "own_staff_account", body = crate::error::Problem)))]
+pub async fn enable(
+    State(state): State<Arc<AppState>>,
+    ctx: Ctx,
+    admin: StaffMember,
+    Path(username): Path<String>,
+) -> ApiResult<StatusCode> {
+    let command = StaffCommand::Enable { by: admin.staff_id.clone(), now: ctx.now };
+    administer(&state, &ctx, &admin, &username, command).await
+}
+
+/// A new role (the school scope of head teachers and school admins comes with student
+/// verification).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RoleChange {
+    pub role: Option<String>,
+    pub school_code: Option<String>,
+    pub grade: Option<String>,
+    pub class: Option<String>,
+}
+
+/// Gives a staff member another role: their sessions end at once.
+#[utoipa::path(put, path = "/v1/staff/accounts/{username}/role", request_body = RoleChange, tag = "staff",
+    security(("bearer" = [])), params(("username" = String, Path)),
+    responses((status = 204), (status = 401, body = crate::error::Problem), (status = 403, body = crate::error::Problem),
+              (status = 404, description = "staff_not_found", body = crate::error::Problem),
+              (status = 409, description = "own_staff_account", body = crate::error::Problem),
+              (status = 422, body = crate::error::Problem)))]
+pub async fn change_role(
+    State(state): State<Arc<AppState>>,
+    ctx: Ctx,
+    admin: StaffMember,
+    Path(username): Path<String>,
+    AppJson(body): AppJson<RoleChange>,
+) -> ApiResult<StatusCode> {
+    admin.require(&[Role::Admin])?;
+    let mut errors = Errors::default();
+    let role = errors.required("role", &body.role).and_then(|r| {
+        let parsed = Role::parse(r.trim());
+        if parsed.is_none() {
+            errors.add("role", "invalid_role");
+        }
+        parsed
+    });
+    errors.finish()?;
+    let role = role.ok_or_else(|| ApiError::internal("validated role missing"))?;
+    let command = StaffCommand::ChangeRole { role, by: admin.staff_id.clone(), now: ctx.now };
+    administer(&state, &ctx, &admin, &username, command).await
+}
+
+/// Ends the staff member's current session.
+#[utoipa::path(delete, path = "/v1/staff/sessions/current", tag = "staff", security(("bearer" = [])),
+    responses((status = 204), (status = 401, body = crate::error::Problem)))]
+pub async fn log_out(State(state): State<Arc<AppState>>, ctx: Ctx, staff: StaffMember) -> ApiResult<StatusCode> {
+    let command = StaffCommand::EndSession { session_id: staff.session_id.clone(), now: ctx.now };
+    state
+        .staff
+        .execute_from(&staff.staff_id, Some(staff.loaded.clone()), command, &ctx.meta(staff.actor()))
+        .await
+        .map_err(|e| super::bus_problem(e, super::staff_problem))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A staff password change.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct StaffPasswordChange {
+    pub old_password: Option<String>,
+    pub new_password: Option<String>,
+    pub new_password_confirmation: Option<String>,
+}
+
+/// Changes the staff member's password; their other sessions end. A wrong old password counts
+/// as a failed login (the lockout applies).
+#[utoipa::path(post, path = "/v1/staff/password", request_body = StaffPasswordChange, tag = "staff",
+    security(("bearer" = [])),
+    responses((status = 204), (status = 401, description = "login_failed (old password wrong)", body = crate::error::Problem),
+              (status = 423, description = "account_locked", body = crate::error::Problem),
+              (status = 422, body = crate::error::Problem)))]
+pub async fn change_password(
+    State(state): State<Arc<AppState>>,
+    ctx: Ctx,
+    staff: StaffMember,
+    AppJson(body): AppJson<StaffPasswordChange>,
+) -> ApiResult<StatusCode> {
+    let mut errors = Errors::default();
+    let old = errors.required("old_password", &body.old_password).map(str::to_string);
+    let new = crate::validate::new_password(
+        &mut errors,
+        "new_password",
+        &body.new_password,
+        "new_password_confirmation",
+        &body.new_password_confirmation,
+        None,
+    );
+    errors.finish()?;
+    let (Some(old), Some(new)) = (old, new) else { return Err(ApiError::internal("validated change incomplete")) };
+    let member = &staff.loaded.state;
+    if let Some(until) = member.lockout.locked_at(ctx.now) {
+        return Err(super::staff_problem(StaffError::Locked { until }));
+    }
+    let hash = member.password_hash.clone().ok_or_else(|| ApiError::internal("staff without password"))?;
+    let matched = state.hashing.verify(old, hash.clone()).await.map_err(ApiError::internal)?;
+    let new_password_hash =
+        if matched { state.hashing.hash(new).await.map_err(ApiError::internal)? } else { String::new() };
+    let proof = shenfen_domain::account::PasswordProof {
+        matched,
+        checked_hash: hash,
+        lockout_threshold: state.settings.lockout_threshold,
+        lockout: Duration::seconds(state.settings.lockout_seconds),
+    };
+    let command =
+        StaffCommand::ChangePassword { proof, new_password_hash, keep_session: staff.session_id.clone(), now: ctx.now };
+    let committed = state
+        .staff
+        .execute_from(&staff.staff_id, Some(staff.loaded.clone()), command, &ctx.meta(staff.actor()))
+        .await
+        .map_err(|e| super::bus_problem(e, super::staff_problem))?;
+    if committed.events.iter().any(|e| matches!(e, StaffEvent::LoginFailed { .. })) {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "login_failed",
+            "The current password is wrong.",
+            "当前密码错误。",
+        ));
+    }
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -1,5 +1,7 @@
-//! Support agents (客服): account lookup, contact change and corrections, each change an
-//! event naming the agent, the reason and the evidence.
+//! Support agents (客服): account lookup, contact changes and corrections, each change an
+//! event naming the agent, the reason and the evidence. A support agent alone cannot move an
+//! account's contacts: a contact change is a request that a second agent approves; when it
+//! applies, the old mobile and e-mail are told and pending password resets end.
 
 use std::sync::Arc;
 
@@ -106,27 +108,36 @@ async fn run(
     staff: &StaffMember,
     account_id: &str,
     command: AccountCommand,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<()> {
     state
         .accounts
         .execute(account_id, command, &ctx.meta(staff.actor()))
         .await
         .map_err(|e| super::bus_problem(e, super::account_problem))?;
     tracing::info!(staff_id = %staff.staff_id, account_id = %account_id, "support change");
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
-/// Changes an account's mobile or e-mail.
+/// A contact change waiting for a second agent.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ContactChangeRequested {
+    pub request_id: String,
+    /// `awaiting_second_approval`.
+    pub status: String,
+}
+
+/// Asks to change an account's mobile or e-mail; a second support agent approves it.
 #[utoipa::path(post, path = "/v1/support/accounts/{id}/contact", request_body = ContactChange, tag = "support",
     security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 204), (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+    responses((status = 202, body = ContactChangeRequested), (status = 404, body = crate::error::Problem),
+              (status = 422, description = "field errors, nothing_to_change", body = crate::error::Problem)))]
 pub async fn change_contact(
     State(state): State<Arc<AppState>>,
     ctx: Ctx,
     staff: StaffMember,
     Path(account_id): Path<String>,
     AppJson(body): AppJson<ContactChange>,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<(StatusCode, Json<ContactChangeRequested>)> {
     staff.require(&[Role::Support])?;
     let mut errors = Errors::default();
     let mobile = body.mobile.as_ref().and_then(|_| validate::mobile(&mut errors, "mobile", &body.mobile));
@@ -137,8 +148,31 @@ pub async fn change_contact(
     let by = action(&mut errors, &staff, &body.reason, &body.evidence_ref);
     errors.finish()?;
     let by = by.ok_or_else(|| ApiError::internal("validated action missing"))?;
-    run(&state, &ctx, &staff, &account_id, AccountCommand::SupportChangeContact { mobile, email, by, now: ctx.now })
-        .await
+    let request_id = super::id_for("scr_", &account_id);
+    let command =
+        AccountCommand::RequestContactChange { request_id: request_id.clone(), mobile, email, by, now: ctx.now };
+    run(&state, &ctx, &staff, &account_id, command).await?;
+    Ok((StatusCode::ACCEPTED, Json(ContactChangeRequested { request_id, status: "awaiting_second_approval".into() })))
+}
+
+/// A second support agent approves a contact change: it applies now.
+#[utoipa::path(post, path = "/v1/support/requests/{request_id}/approval", tag = "support",
+    security(("bearer" = [])), params(("request_id" = String, Path)),
+    responses((status = 204), (status = 404, description = "request_not_found", body = crate::error::Problem),
+              (status = 409, description = "same_agent", body = crate::error::Problem)))]
+pub async fn approve(
+    State(state): State<Arc<AppState>>,
+    ctx: Ctx,
+    staff: StaffMember,
+    Path(request_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    staff.require(&[Role::Support])?;
+    let account_id = super::account_of("scr_", &request_id)
+        .ok_or_else(|| super::account_problem(AccountError::ContactRequestNotFound))?;
+    let command = AccountCommand::ApproveContactChange { request_id, approver: staff.staff_id.clone(), now: ctx.now };
+    run(&state, &ctx, &staff, &account_id, command).await?;
+    state.outbox_wake.notify_one();
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// A correction.
@@ -179,5 +213,6 @@ pub async fn correct(
     let by = action(&mut errors, &staff, &body.reason, &body.evidence_ref);
     errors.finish()?;
     let by = by.ok_or_else(|| ApiError::internal("validated action missing"))?;
-    run(&state, &ctx, &staff, &account_id, AccountCommand::SupportCorrect { gender, name, by, now: ctx.now }).await
+    run(&state, &ctx, &staff, &account_id, AccountCommand::SupportCorrect { gender, name, by, now: ctx.now }).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -262,6 +262,54 @@ pub async fn apply_for_review(
     holder: Holder,
     request: axum::extract::Request,
 ) -> ApiResult<(StatusCode, Json<ReviewSubmitted>)> {
+    let account = holder.account().clone();
+    let birth = account.document_number.as_ref().and_then(|n| n.birth_date());
+    let form = read_review_form(request, account.document_type, birth, cst_date(ctx.now)).await?;
+    let photos = store_photos(&state, form.photos).await?;
+    let review_id = super::id_for("rev_", &holder.account_id);
+    let due_by = state.calendar.add_working_days(cst_date(ctx.now), REVIEW_WORKING_DAYS);
+    let command = VerificationCommand::Apply {
+        account_id: holder.account_id.clone(),
+        review_id: review_id.clone(),
+        document_type: form.document_type,
+        name: form.name,
+        validity: form.validity,
+        photos,
+        due_by,
+        now: ctx.now,
+    };
+    let committed = state
+        .verifications
+        .execute(&holder.account_id, command, &ctx.meta(holder.actor()))
+        .await
+        .map_err(|e| super::bus_problem(e, super::verification_problem))?;
+    settle(&state, committed.position).await;
+    let left = committed.state.quotas(ctx.now).applications_left_in_period;
+    tracing::info!(account_id = %holder.account_id, review_id = %review_id, "manual review applied for");
+    Ok((
+        StatusCode::CREATED,
+        Json(ReviewSubmitted { review_id, status: "pending".into(), due_by, applications_left_in_period: left }),
+    ))
+}
+
+/// A manual-review form as read and checked: the document type (the account's), the name and
+/// validity to prove, and the three photos (front, back, handheld), each a real JPEG under
+/// 190 KB.
+pub struct ReviewFormInput {
+    pub document_type: DocumentType,
+    pub name: shenfen_domain::shared::name::PersonName,
+    pub validity: shenfen_domain::shared::validity::Validity,
+    pub photos: [Vec<u8>; 3],
+}
+
+/// Reads and checks a manual-review form (multipart), for the account's document type
+/// `expected` (whose number embeds `birth`, if any). Every bad field is named at once.
+pub async fn read_review_form(
+    request: axum::extract::Request,
+    expected: Option<DocumentType>,
+    birth: Option<NaiveDate>,
+    today: NaiveDate,
+) -> ApiResult<ReviewFormInput> {
     let is_multipart = request
         .headers()
         .get(axum::http::header::CONTENT_TYPE)
@@ -284,7 +332,6 @@ pub async fn apply_for_review(
                 "表单格式错误。",
             )
         })?;
-    let account = holder.account().clone();
     let mut fields: std::collections::HashMap<String, String> = Default::default();
     let mut photos: std::collections::HashMap<String, Vec<u8>> = Default::default();
     while let Some(field) = multipart.next_field().await.map_err(multipart_problem)? {
@@ -306,11 +353,10 @@ pub async fn apply_for_review(
         }
     }
     let mut errors = Errors::default();
-    let today = cst_date(ctx.now);
     let doc_type =
         errors.required("document_type", &fields.get("document_type").cloned()).and_then(
             |t| match DocumentType::parse(t.trim()) {
-                Some(t) if Some(t) == account.document_type => Some(t),
+                Some(t) if Some(t) == expected => Some(t),
                 Some(_) => {
                     errors.add("document_type", "document_type_mismatch");
                     None
@@ -322,7 +368,6 @@ pub async fn apply_for_review(
             },
         );
     let name = validate::name(&mut errors, "name", &fields.get("name").cloned());
-    let birth = account.document_number.as_ref().and_then(|n| n.birth_date());
     let validity = validate::validity(
         &mut errors,
         fields.get("validity_period").map(String::as_str),
@@ -334,49 +379,33 @@ pub async fn apply_for_review(
         error.field =
             error.field.replace("validity.period", "validity_period").replace("validity.start", "validity_start");
     }
-    let mut digests = Vec::new();
+    let mut good = Vec::new();
     for part in ["photo_front", "photo_back", "photo_handheld"] {
         match photos.remove(part) {
             None => errors.add(part, "photo_missing"),
             Some(bytes) if bytes.is_empty() => errors.add(part, "photo_missing"),
             Some(bytes) if bytes.len() >= MAX_PHOTO_BYTES => errors.add(part, "photo_too_large"),
             Some(bytes) if !crate::blobs::is_jpeg(&bytes) => errors.add(part, "photo_not_jpeg"),
-            Some(bytes) => digests.push(bytes),
+            Some(bytes) => good.push(bytes),
         }
     }
     errors.finish()?;
-    let (Some(document_type), Some(name), Some(validity)) = (doc_type, name, validity) else {
+    let (Some(document_type), Some(name), Some(validity), Ok(photos)) =
+        (doc_type, name, validity, <[Vec<u8>; 3]>::try_from(good))
+    else {
         return Err(ApiError::invalid(vec![FieldError { field: "form".into(), code: "invalid".into(), hint: None }]));
     };
-    let mut stored = Vec::new();
-    for bytes in digests {
-        stored.push(state.blobs.put(bytes).await.map_err(ApiError::internal)?);
-    }
-    let [front, back, handheld] = <[String; 3]>::try_from(stored).map_err(|_| ApiError::internal("photo count"))?;
-    let review_id = super::id_for("rev_", &holder.account_id);
-    let due_by = state.calendar.add_working_days(today, REVIEW_WORKING_DAYS);
-    let command = VerificationCommand::Apply {
-        account_id: holder.account_id.clone(),
-        review_id: review_id.clone(),
-        document_type,
-        name,
-        validity,
-        photos: Photos { front, back, handheld },
-        due_by,
-        now: ctx.now,
-    };
-    let committed = state
-        .verifications
-        .execute(&holder.account_id, command, &ctx.meta(holder.actor()))
-        .await
-        .map_err(|e| super::bus_problem(e, super::verification_problem))?;
-    settle(&state, committed.position).await;
-    let left = committed.state.quotas(ctx.now).applications_left_in_period;
-    tracing::info!(account_id = %holder.account_id, review_id = %review_id, "manual review applied for");
-    Ok((
-        StatusCode::CREATED,
-        Json(ReviewSubmitted { review_id, status: "pending".into(), due_by, applications_left_in_period: left }),
-    ))
+    Ok(ReviewFormInput { document_type, name, validity, photos })
+}
+
+/// Stores the three photos of a form; returns their digests.
+pub async fn store_photos(state: &AppState, photos: [Vec<u8>; 3]) -> ApiResult<Photos> {
+    let [front, back, handheld] = photos;
+    Ok(Photos {
+        front: state.blobs.put(front).await.map_err(ApiError::internal)?,
+        back: state.blobs.put(back).await.map_err(ApiError::internal)?,
+        handheld: state.blobs.put(handheld).await.map_err(ApiError::internal)?,
+    })
 }
 
 /// The holder's applications, newest first.

@@ -12,7 +12,9 @@ use crate::shared::name::PersonName;
 use crate::shared::validity::Validity;
 use crate::time::{cst_date, cst_midnight};
 
-use super::commands::{AccountCommand, IdentityOutcome, NewSession, ProfileInput, Registration};
+use super::commands::{
+    AccountCommand, IdentityOutcome, NewSession, PasswordProof, ProfileInput, Registration, SupportAction,
+};
 use super::errors::AccountError;
 use super::events::{AccountEvent, Profile, ResetMethod};
 
@@ -22,6 +24,14 @@ pub const RESET_VALIDITY_HOURS: i64 = 24;
 pub const MAX_SECRET_WRONG_ENTRIES: u32 = 5;
 /// Reset deliveries: at most one a minute and this many per China-Standard-Time day.
 pub const RESET_DELIVERIES_PER_DAY: usize = 10;
+/// Live sessions per account: a new one beyond this ends the oldest.
+pub const MAX_SESSIONS: usize = 10;
+/// Pending password resets per account: a new one beyond this withdraws the oldest.
+pub const MAX_PENDING_RESETS: usize = 3;
+/// Support contact-change requests waiting for approval per account (the oldest is dropped).
+pub const MAX_CONTACT_REQUESTS: usize = 5;
+/// Wrong entries allowed for the code confirming an e-mail change.
+pub const MAX_EMAIL_CODE_WRONG_ENTRIES: u32 = 5;
 
 /// Where the account stands on real-name verification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -69,6 +79,26 @@ pub struct PendingReset {
     pub completed: bool,
 }
 
+/// An e-mail change waiting for the code sent to the new address.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingEmail {
+    pub email: Email,
+    pub code_hash: String,
+    pub expires_at: DateTime<Utc>,
+    pub requested_at: DateTime<Utc>,
+    pub wrong_entries: u32,
+}
+
+/// A contact change asked for by one support agent, waiting for a second.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContactRequest {
+    pub request_id: String,
+    pub mobile: Option<Mobile>,
+    pub email: Option<Email>,
+    pub by: SupportAction,
+    pub at: DateTime<Utc>,
+}
+
 /// The account state folded from its events.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Account {
@@ -95,6 +125,15 @@ pub struct Account {
     /// ignored, and the business gate needs the verification stream at this generation.
     #[serde(default)]
     pub generation: u32,
+    /// An e-mail change waiting for confirmation.
+    #[serde(default)]
+    pub pending_email: Option<PendingEmail>,
+    /// Support contact changes waiting for a second agent.
+    #[serde(default)]
+    pub contact_requests: Vec<ContactRequest>,
+    /// The re-registration claims that handed this account over (idempotence).
+    #[serde(default)]
+    pub claims_handed_over: Vec<String>,
 }
 
 impl Account {
@@ -199,12 +238,71 @@ impl Account {
             password_hash: r.password_hash,
             at: r.now,
             generation: Some(self.generation + 1),
+            claim_id: None,
         };
         sink.write(event, self).await;
         if !self.sessions.is_empty() {
             sink.write(AccountEvent::SessionsRevoked { kept: None, at: r.now }, self).await;
         }
         Ok(())
+    }
+
+    /// An approved re-registration claim hands the account to the claimant.
+    async fn hand_over(
+        &mut self,
+        claim_id: String,
+        r: Registration,
+        sink: &EventSink<Self>,
+    ) -> Result<(), AccountError> {
+        if !self.exists() {
+            return Err(AccountError::NotFound);
+        }
+        if self.claims_handed_over.contains(&claim_id) {
+            return Ok(());
+        }
+        let at = r.now;
+        let event = AccountEvent::Reregistered {
+            name: r.name,
+            validity: r.validity,
+            email: r.email,
+            mobile: r.mobile,
+            password_hash: r.password_hash,
+            at,
+            generation: Some(self.generation + 1),
+            claim_id: Some(claim_id),
+        };
+        sink.write(event, self).await;
+        if !self.sessions.is_empty() {
+            sink.write(AccountEvent::SessionsRevoked { kept: None, at }, self).await;
+        }
+        if self.wechat_openid.is_some() {
+            sink.write(AccountEvent::WechatUnbound { at }, self).await;
+        }
+        Ok(())
+    }
+
+    /// Checks a password proven outside: refused while locked or when the hash changed
+    /// meanwhile; a wrong password is a failed login (counted, and locking at the threshold).
+    /// Returns whether it matched.
+    async fn prove(
+        &mut self,
+        proof: &PasswordProof,
+        now: DateTime<Utc>,
+        sink: &EventSink<Self>,
+    ) -> Result<bool, AccountError> {
+        self.require_active()?;
+        if let Some(until) = self.locked_at(now) {
+            return Err(AccountError::Locked { until });
+        }
+        self.check_hash(&proof.checked_hash)?;
+        if proof.matched {
+            return Ok(true);
+        }
+        sink.write(AccountEvent::LoginFailed { at: now }, self).await;
+        if self.lockout.must_lock(proof.lockout_threshold) {
+            sink.write(AccountEvent::Locked { at: now, until: now + proof.lockout }, self).await;
+        }
+        Ok(false)
     }
 
     async fn import_legacy(&mut self, cmd: AccountCommand, sink: &EventSink<Self>) -> Result<(), AccountError> {
@@ -229,19 +327,23 @@ impl Account {
         now: DateTime<Utc>,
         sink: &EventSink<Self>,
     ) -> Result<(), AccountError> {
-        self.require_active()?;
-        if let Some(until) = self.locked_at(now) {
-            return Err(AccountError::Locked { until });
-        }
-        self.check_hash(checked_hash)?;
-        if password_matched {
+        let proof = PasswordProof {
+            matched: password_matched,
+            checked_hash: checked_hash.to_string(),
+            lockout_threshold: threshold,
+            lockout,
+        };
+        if self.prove(&proof, now, sink).await? {
+            // At most MAX_SESSIONS live: a scripted login loop ends its own oldest sessions.
+            let live: Vec<String> =
+                self.sessions.iter().filter(|s| s.expires_at > now).map(|s| s.session_id.clone()).collect();
+            if live.len() >= MAX_SESSIONS {
+                for oldest in live.iter().take(live.len() + 1 - MAX_SESSIONS) {
+                    sink.write(AccountEvent::SessionEnded { session_id: oldest.clone(), at: now }, self).await;
+                }
+            }
             let NewSession { session_id, token_hash, expires_at } = session;
             sink.write(AccountEvent::SessionStarted { session_id, token_hash, expires_at, at: now }, self).await;
-        } else {
-            sink.write(AccountEvent::LoginFailed { at: now }, self).await;
-            if self.lockout.must_lock(threshold) {
-                sink.write(AccountEvent::Locked { at: now, until: now + lockout }, self).await;
-            }
         }
         Ok(())
     }
@@ -319,20 +421,115 @@ impl Account {
         Ok(())
     }
 
-    async fn change_password(&mut self, cmd: AccountCommand, sink: &EventSink<Self>) -> Result<(), AccountError> {
-        let AccountCommand::ChangePassword { old_password_matched, checked_hash, new_password_hash, keep_session, now } =
-            cmd
-        else {
+    async fn change_password(
+        &mut self,
+        proof: PasswordProof,
+        new_password_hash: String,
+        keep_session: String,
+        now: DateTime<Utc>,
+        sink: &EventSink<Self>,
+    ) -> Result<(), AccountError> {
+        if !self.prove(&proof, now, sink).await? {
             return Ok(());
-        };
-        self.require_active()?;
-        self.check_hash(&checked_hash)?;
-        if !old_password_matched {
-            return Err(AccountError::InvalidOrExpiredSecret);
         }
         sink.write(AccountEvent::PasswordChanged { password_hash: new_password_hash, at: now }, self).await;
         if self.sessions.iter().any(|s| s.session_id != keep_session) {
             sink.write(AccountEvent::SessionsRevoked { kept: Some(keep_session), at: now }, self).await;
+        }
+        Ok(())
+    }
+
+    async fn request_email_change(
+        &mut self,
+        proof: PasswordProof,
+        email: Email,
+        code_hash: String,
+        ttl: Duration,
+        now: DateTime<Utc>,
+        sink: &EventSink<Self>,
+    ) -> Result<(), AccountError> {
+        if !self.prove(&proof, now, sink).await? || self.email.as_ref() == Some(&email) {
+            return Ok(());
+        }
+        if let Some(pending) = &self.pending_email {
+            let next = pending.requested_at + Duration::seconds(crate::code::RESEND_INTERVAL_SECONDS);
+            if now < next {
+                return Err(AccountError::RateLimited { retry_at: next });
+            }
+        }
+        sink.write(AccountEvent::EmailChangeRequested { email, code_hash, expires_at: now + ttl, at: now }, self).await;
+        Ok(())
+    }
+
+    async fn confirm_email_change(
+        &mut self,
+        code_hash: String,
+        now: DateTime<Utc>,
+        sink: &EventSink<Self>,
+    ) -> Result<(), AccountError> {
+        self.require_active()?;
+        let pending = self
+            .pending_email
+            .clone()
+            .filter(|p| now < p.expires_at && p.wrong_entries < MAX_EMAIL_CODE_WRONG_ENTRIES)
+            .ok_or(AccountError::NoEmailChangePending)?;
+        if pending.code_hash != code_hash {
+            sink.write(AccountEvent::EmailChangeCodeRejected { at: now }, self).await;
+            return Ok(());
+        }
+        sink.write(AccountEvent::EmailChanged { email: pending.email, at: now }, self).await;
+        Ok(())
+    }
+
+    async fn request_contact_change(
+        &mut self,
+        request_id: String,
+        mobile: Option<Mobile>,
+        email: Option<Email>,
+        by: SupportAction,
+        now: DateTime<Utc>,
+        sink: &EventSink<Self>,
+    ) -> Result<(), AccountError> {
+        self.require_active()?;
+        let mobile = mobile.filter(|m| Some(m) != self.mobile.as_ref());
+        let email = email.filter(|e| Some(e) != self.email.as_ref());
+        if mobile.is_none() && email.is_none() {
+            return Err(AccountError::NothingToChange);
+        }
+        sink.write(AccountEvent::ContactChangeRequested { request_id, mobile, email, by, at: now }, self).await;
+        Ok(())
+    }
+
+    async fn approve_contact_change(
+        &mut self,
+        request_id: String,
+        approver: String,
+        now: DateTime<Utc>,
+        sink: &EventSink<Self>,
+    ) -> Result<(), AccountError> {
+        self.require_active()?;
+        let request = self
+            .contact_requests
+            .iter()
+            .find(|r| r.request_id == request_id)
+            .cloned()
+            .ok_or(AccountError::ContactRequestNotFound)?;
+        if request.by.agent == approver {
+            return Err(AccountError::SameAgent);
+        }
+        let event = AccountEvent::ContactChangedBySupport {
+            mobile: request.mobile,
+            email: request.email,
+            by: request.by,
+            at: now,
+            request_id: Some(request_id),
+            approved_by: Some(approver),
+        };
+        sink.write(event, self).await;
+        // Resets in flight could still go to the old contacts: they end.
+        let pending: Vec<String> = self.resets.iter().filter(|r| !r.completed).map(|r| r.reset_id.clone()).collect();
+        for reset_id in pending {
+            sink.write(AccountEvent::ResetWithdrawn { reset_id, at: now }, self).await;
         }
         Ok(())
     }
@@ -416,6 +613,8 @@ impl Account {
     }
 
     fn apply_registration(&mut self, name: PersonName, validity: Validity, email: Email, mobile: Mobile, hash: String) {
+        self.pending_email = None;
+        self.contact_requests.clear();
         self.name = Some(name);
         self.validity = Some(validity);
         self.email = Some(email);
@@ -453,27 +652,45 @@ impl Aggregate for Account {
             AccountCommand::UpdateProfile { profile, validity, email, now } => {
                 self.update_profile(profile, validity, email, now, sink).await
             }
-            cmd @ AccountCommand::ChangePassword { .. } => self.change_password(cmd, sink).await,
+            AccountCommand::ChangePassword { proof, new_password_hash, keep_session, now } => {
+                self.change_password(proof, new_password_hash, keep_session, now, sink).await
+            }
+            AccountCommand::RequestEmailChange { proof, email, code_hash, ttl, now } => {
+                self.request_email_change(proof, email, code_hash, ttl, now, sink).await
+            }
+            AccountCommand::ConfirmEmailChange { code_hash, now } => {
+                self.confirm_email_change(code_hash, now, sink).await
+            }
             AccountCommand::RequestPasswordReset { reset_id, name, now } => {
                 if !self.exists() || self.name.as_ref() != Some(&name) {
                     return Err(AccountError::NotFound);
                 }
                 self.require_active()?;
+                // At most MAX_PENDING_RESETS pending: a new one withdraws the oldest.
+                let pending: Vec<String> = self
+                    .resets
+                    .iter()
+                    .filter(|r| !r.completed && now < r.requested_at + Duration::hours(RESET_VALIDITY_HOURS))
+                    .map(|r| r.reset_id.clone())
+                    .collect();
+                if pending.len() >= MAX_PENDING_RESETS {
+                    for oldest in pending.iter().take(pending.len() + 1 - MAX_PENDING_RESETS) {
+                        sink.write(AccountEvent::ResetWithdrawn { reset_id: oldest.clone(), at: now }, self).await;
+                    }
+                }
                 sink.write(AccountEvent::PasswordResetRequested { reset_id, at: now }, self).await;
                 Ok(())
             }
             cmd @ AccountCommand::IssueResetSecret { .. } => self.issue_reset_secret(cmd, sink).await,
             cmd @ AccountCommand::CompletePasswordReset { .. } => self.complete_reset(cmd, sink).await,
             AccountCommand::RecordIdentity(outcome) => self.record_identity(outcome, sink).await,
-            AccountCommand::SupportChangeContact { mobile, email, by, now } => {
-                self.require_active()?;
-                let mobile = mobile.filter(|m| Some(m) != self.mobile.as_ref());
-                let email = email.filter(|e| Some(e) != self.email.as_ref());
-                if mobile.is_some() || email.is_some() {
-                    sink.write(AccountEvent::ContactChangedBySupport { mobile, email, by, at: now }, self).await;
-                }
-                Ok(())
+            AccountCommand::RequestContactChange { request_id, mobile, email, by, now } => {
+                self.request_contact_change(request_id, mobile, email, by, now, sink).await
             }
+            AccountCommand::ApproveContactChange { request_id, approver, now } => {
+                self.approve_contact_change(request_id, approver, now, sink).await
+            }
+            AccountCommand::HandOver { claim_id, registration } => self.hand_over(claim_id, registration, sink).await,
             AccountCommand::SupportCorrect { gender, name, by, now } => {
                 if !self.exists() {
                     return Err(AccountError::NotFound);
@@ -483,13 +700,21 @@ impl Aggregate for Account {
                 }
                 let gender = gender.filter(|g| self.profile.as_ref().and_then(|p| p.gender) != Some(*g));
                 let name = name.filter(|n| Some(n) != self.name.as_ref());
+                let verified_name_changed = name.is_some()
+                    && matches!(self.real_name_status, RealNameStatus::Verified | RealNameStatus::ManualReviewApproved);
                 if gender.is_some() || name.is_some() {
                     sink.write(AccountEvent::CorrectedBySupport { gender, name, by, at: now }, self).await;
                 }
+                if verified_name_changed {
+                    let event = AccountEvent::ResubmissionRequired { reason: "name_corrected".into(), at: now };
+                    sink.write(event, self).await;
+                }
                 Ok(())
             }
-            AccountCommand::BindWechat { openid, now } => {
-                self.require_active()?;
+            AccountCommand::BindWechat { proof, openid, now } => {
+                if !self.prove(&proof, now, sink).await? {
+                    return Ok(());
+                }
                 if self.wechat_openid.as_ref() != Some(&openid) {
                     sink.write(AccountEvent::WechatBound { openid, at: now }, self).await;
                 }
@@ -530,10 +755,15 @@ impl Aggregate for Account {
                 self.registered_at = Some(registered_at);
                 self.legacy = true;
             }
-            AccountEvent::Reregistered { name, validity, email, mobile, password_hash, generation, .. } => {
+            AccountEvent::Reregistered {
+                name, validity, email, mobile, password_hash, generation, claim_id, ..
+            } => {
                 self.apply_registration(name, validity, email, mobile, password_hash);
                 if let Some(generation) = generation {
                     self.generation = generation;
+                }
+                if let Some(claim_id) = claim_id {
+                    self.claims_handed_over.push(claim_id);
                 }
             }
             AccountEvent::LoginFailed { at } => {
@@ -610,13 +840,35 @@ impl Aggregate for Account {
                 self.verification_sequence = self.verification_sequence.max(verification_sequence);
             }
             AccountEvent::ResubmissionRequired { .. } => {}
-            AccountEvent::ContactChangedBySupport { mobile, email, .. } => {
+            AccountEvent::ContactChangedBySupport { mobile, email, request_id, .. } => {
                 if mobile.is_some() {
                     self.mobile = mobile;
                 }
                 if email.is_some() {
                     self.email = email;
+                    self.pending_email = None;
                 }
+                self.contact_requests.retain(|r| Some(&r.request_id) != request_id.as_ref());
+            }
+            AccountEvent::ContactChangeRequested { request_id, mobile, email, by, at } => {
+                self.contact_requests.push(ContactRequest { request_id, mobile, email, by, at });
+                if self.contact_requests.len() > MAX_CONTACT_REQUESTS {
+                    self.contact_requests.remove(0);
+                }
+            }
+            AccountEvent::ResetWithdrawn { reset_id, .. } => self.resets.retain(|r| r.reset_id != reset_id),
+            AccountEvent::EmailChangeRequested { email, code_hash, expires_at, at } => {
+                self.pending_email =
+                    Some(PendingEmail { email, code_hash, expires_at, requested_at: at, wrong_entries: 0 });
+            }
+            AccountEvent::EmailChangeCodeRejected { .. } => {
+                if let Some(p) = self.pending_email.as_mut() {
+                    p.wrong_entries += 1;
+                }
+            }
+            AccountEvent::EmailChanged { email, .. } => {
+                self.email = Some(email);
+                self.pending_email = None;
             }
             AccountEvent::CorrectedBySupport { gender, name, .. } => {
                 if let (Some(g), Some(p)) = (gender, self.profile.as_mut()) {

@@ -67,18 +67,33 @@ pub enum AccountCommand {
         session_id: String,
         now: DateTime<Utc>,
     },
-    /// Complete or edit the profile; which one is decided by the state.
+    /// Complete or edit the profile; which one is decided by the state. (`email` is only
+    /// set by commands of earlier versions: an e-mail change is [`AccountCommand::RequestEmailChange`].)
     UpdateProfile {
         profile: ProfileInput,
         validity: Option<Validity>,
         email: Option<Email>,
         now: DateTime<Utc>,
     },
+    /// The holder changes the password, proving the current one.
     ChangePassword {
-        old_password_matched: bool,
-        checked_hash: String,
+        proof: PasswordProof,
         new_password_hash: String,
         keep_session: String,
+        now: DateTime<Utc>,
+    },
+    /// The holder asks to change the e-mail address, proving the password; the change applies
+    /// once the code sent to the new address is confirmed.
+    RequestEmailChange {
+        proof: PasswordProof,
+        email: Email,
+        code_hash: String,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    },
+    /// The code sent to the new address, entered by the holder.
+    ConfirmEmailChange {
+        code_hash: String,
         now: DateTime<Utc>,
     },
     RequestPasswordReset {
@@ -101,11 +116,18 @@ pub enum AccountCommand {
     },
     /// The verification stream's outcome, forwarded by the identity process manager.
     RecordIdentity(IdentityOutcome),
-    /// A support agent changes the contact, on the holder's e-mailed request.
-    SupportChangeContact {
+    /// A support agent asks to change the contact, on the holder's e-mailed request.
+    RequestContactChange {
+        request_id: String,
         mobile: Option<Mobile>,
         email: Option<Email>,
         by: SupportAction,
+        now: DateTime<Utc>,
+    },
+    /// A second support agent approves a contact change: it applies now.
+    ApproveContactChange {
+        request_id: String,
+        approver: String,
         now: DateTime<Utc>,
     },
     /// A support agent corrects the gender or a garbled name.
@@ -115,9 +137,17 @@ pub enum AccountCommand {
         by: SupportAction,
         now: DateTime<Utc>,
     },
+    /// Binds WeChat, proving the password; the openid comes from the WeChat port.
     BindWechat {
+        proof: PasswordProof,
         openid: String,
         now: DateTime<Utc>,
+    },
+    /// A re-registration claim was approved: the claimant's credentials, contacts, name and
+    /// validity replace the holder's, every session ends, WeChat is unbound.
+    HandOver {
+        claim_id: String,
+        registration: Registration,
     },
     UnbindWechat {
         now: DateTime<Utc>,
@@ -140,6 +170,17 @@ pub struct IdentityOutcome {
     pub name: Option<PersonName>,
     pub validity: Option<Validity>,
     pub now: DateTime<Utc>,
+}
+
+/// A password checked outside the aggregate (hashing is slow): whether it matched
+/// `checked_hash`, the hash the account had when it was checked. A wrong password counts as a
+/// failed login, with the lockout rules given.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PasswordProof {
+    pub matched: bool,
+    pub checked_hash: String,
+    pub lockout_threshold: u32,
+    pub lockout: Duration,
 }
 
 /// Who did a support action, why, and on what evidence.

@@ -35,6 +35,14 @@ pub enum AccountError {
     SessionNotFound,
     #[error("WeChat is not bound")]
     WechatNotBound,
+    #[error("no contact change request with this id is waiting")]
+    ContactRequestNotFound,
+    #[error("a second support agent must approve the change")]
+    SameAgent,
+    #[error("no e-mail change is waiting for confirmation")]
+    NoEmailChangePending,
+    #[error("the new contact is the current one")]
+    NothingToChange,
 }
 
 impl AccountError {
@@ -55,6 +63,10 @@ impl AccountError {
             AccountError::RateLimited { .. } => "code_rate_limited",
             AccountError::SessionNotFound => "unauthenticated",
             AccountError::WechatNotBound => "wechat_not_bound",
+            AccountError::ContactRequestNotFound => "request_not_found",
+            AccountError::SameAgent => "same_agent",
+            AccountError::NoEmailChangePending => "invalid_or_expired_secret",
+            AccountError::NothingToChange => "nothing_to_change",
         }
     }
 
@@ -69,8 +81,11 @@ impl AccountError {
             AccountError::ProfileIncomplete | AccountError::WechatNotBound => ErrorKind::Conflict,
             AccountError::MissingProfileFields(_)
             | AccountError::FieldNotModifiable(_)
-            | AccountError::MethodNotAvailable => ErrorKind::Invalid,
-            AccountError::InvalidOrExpiredSecret => ErrorKind::BadSecret,
+            | AccountError::MethodNotAvailable
+            | AccountError::NothingToChange => ErrorKind::Invalid,
+            AccountError::InvalidOrExpiredSecret | AccountError::NoEmailChangePending => ErrorKind::BadSecret,
+            AccountError::ContactRequestNotFound => ErrorKind::NotFound,
+            AccountError::SameAgent => ErrorKind::Conflict,
             AccountError::RateLimited { .. } => ErrorKind::RateLimited,
             AccountError::SessionNotFound => ErrorKind::Unauthenticated,
         }

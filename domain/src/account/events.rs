@@ -86,6 +86,10 @@ pub enum AccountEvent {
         /// generations existed (they started none).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         generation: Option<u32>,
+        /// The re-registration claim whose approved proof handed the account over (absent for
+        /// the immediate re-registration of a legacy account).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        claim_id: Option<String>,
     },
     LoginFailed {
         at: DateTime<Utc>,
@@ -173,12 +177,50 @@ pub enum AccountEvent {
         reason: String,
         at: DateTime<Utc>,
     },
+    /// A contact change applied by support: asked for by `by`, approved by `approved_by` (a
+    /// second agent; absent in changes made before approvals were required).
     ContactChangedBySupport {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         mobile: Option<Mobile>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         email: Option<Email>,
         by: SupportAction,
+        at: DateTime<Utc>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        approved_by: Option<String>,
+    },
+    /// A support agent asked for a contact change; a second agent must approve it.
+    ContactChangeRequested {
+        request_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mobile: Option<Mobile>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        email: Option<Email>,
+        by: SupportAction,
+        at: DateTime<Utc>,
+    },
+    /// A pending password reset ended without use (a newer one replaced it, or the contacts
+    /// it could go to changed).
+    ResetWithdrawn {
+        reset_id: String,
+        at: DateTime<Utc>,
+    },
+    /// The holder asked to change the e-mail address; a code went to the new one.
+    EmailChangeRequested {
+        email: Email,
+        code_hash: String,
+        expires_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+    },
+    /// A wrong code was entered to confirm an e-mail change.
+    EmailChangeCodeRejected {
+        at: DateTime<Utc>,
+    },
+    /// The new e-mail address was confirmed and replaces the old one.
+    EmailChanged {
+        email: Email,
         at: DateTime<Utc>,
     },
     CorrectedBySupport {
@@ -198,6 +240,11 @@ impl AccountEvent {
             AccountEvent::Registered { .. } => "Registered",
             AccountEvent::LegacyImported { .. } => "LegacyImported",
             AccountEvent::Reregistered { .. } => "Reregistered",
+            AccountEvent::ContactChangeRequested { .. } => "ContactChangeRequested",
+            AccountEvent::ResetWithdrawn { .. } => "ResetWithdrawn",
+            AccountEvent::EmailChangeRequested { .. } => "EmailChangeRequested",
+            AccountEvent::EmailChangeCodeRejected { .. } => "EmailChangeCodeRejected",
+            AccountEvent::EmailChanged { .. } => "EmailChanged",
             AccountEvent::LoginFailed { .. } => "LoginFailed",
             AccountEvent::Locked { .. } => "Locked",
             AccountEvent::SessionStarted { .. } => "SessionStarted",

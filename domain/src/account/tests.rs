@@ -82,6 +82,10 @@ fn login(matched: bool, at: DateTime<Utc>) -> AccountCommand {
     }
 }
 
+fn proof(matched: bool) -> PasswordProof {
+    PasswordProof { matched, checked_hash: "H1".into(), lockout_threshold: 5, lockout: Duration::minutes(15) }
+}
+
 fn started(id: &str, at: DateTime<Utc>) -> AccountEvent {
     let s = session(id);
     AccountEvent::SessionStarted { session_id: s.session_id, token_hash: s.token_hash, expires_at: s.expires_at, at }
@@ -313,8 +317,7 @@ async fn changing_the_password_ends_every_other_session() {
     Fx::with(())
         .given(vec![registered(), started("s1", t(1, 0, 0)), started("s2", t(1, 1, 0))])
         .when_async(AccountCommand::ChangePassword {
-            old_password_matched: true,
-            checked_hash: "H1".into(),
+            proof: proof(true),
             new_password_hash: "H2".into(),
             keep_session: "s2".into(),
             now: t(2, 0, 0),
@@ -459,6 +462,7 @@ async fn reregistration_supersedes_credentials_and_ends_sessions() {
                 password_hash: "H7".into(),
                 at: t(4, 0, 0),
                 generation: Some(1),
+                claim_id: None,
             },
             AccountEvent::SessionsRevoked { kept: None, at: t(4, 0, 0) },
         ]);
@@ -473,7 +477,7 @@ async fn reregistration_supersedes_credentials_and_ends_sessions() {
 async fn wechat_binds_and_unbinds() {
     Fx::with(())
         .given(vec![registered()])
-        .when_async(AccountCommand::BindWechat { openid: "o1".into(), now: t(2, 0, 0) })
+        .when_async(AccountCommand::BindWechat { proof: proof(true), openid: "o1".into(), now: t(2, 0, 0) })
         .await
         .then_expect_events(vec![AccountEvent::WechatBound { openid: "o1".into(), at: t(2, 0, 0) }]);
     Fx::with(())

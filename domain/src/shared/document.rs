@@ -182,12 +182,23 @@ pub enum DocumentError {
         /// How many characters the number has without the renewal count.
         expected: usize,
     },
+    /// An `other` number that is a valid number of another document type: it must be
+    /// registered as that type (so that nobody can hold someone's ID number as `other`).
+    #[error("this is a valid {actual} number: choose that document type, not other")]
+    WrongDocumentType {
+        /// The type the number is valid for.
+        actual: DocumentType,
+    },
 }
 
 impl DocumentError {
-    /// The stable API code: always `invalid_document_number`.
+    /// The stable API code: `wrong_document_type` for an `other` number of another type,
+    /// `invalid_document_number` for everything else.
     pub fn code(&self) -> &'static str {
-        "invalid_document_number"
+        match self {
+            DocumentError::WrongDocumentType { .. } => "wrong_document_type",
+            _ => "invalid_document_number",
+        }
     }
 
     /// A machine-readable hint for the client, when there is one.
@@ -195,6 +206,7 @@ impl DocumentError {
         match self {
             DocumentError::PermitRenewalDigits { .. } => Some("permit_renewal_digits_not_entered"),
             DocumentError::ResidencePermitNumberAsIdCard => Some("use_hmt_residence_permit"),
+            DocumentError::WrongDocumentType { actual } => Some(actual.as_str()),
             _ => None,
         }
     }
@@ -246,6 +258,13 @@ impl DocumentNumber {
             DocumentType::Other => {
                 if !is_other_shape(&number) {
                     return Err(DocumentError::BadFormat { doc_type, expected: EXPECT_OTHER });
+                }
+                let of_another_type = infer_types(&number)
+                    .into_iter()
+                    .filter(|t| *t != DocumentType::Other)
+                    .find(|t| DocumentNumber::parse(*t, &number, today).is_ok());
+                if let Some(actual) = of_another_type {
+                    return Err(DocumentError::WrongDocumentType { actual });
                 }
             }
         }

@@ -27,6 +27,8 @@ pub enum ReviewStatus {
     Pending,
     Approved,
     Rejected,
+    /// Ended undecided: the account was handed to someone else.
+    Withdrawn,
 }
 
 impl ReviewStatus {
@@ -36,6 +38,7 @@ impl ReviewStatus {
             ReviewStatus::Pending => "pending",
             ReviewStatus::Approved => "approved",
             ReviewStatus::Rejected => "rejected",
+            ReviewStatus::Withdrawn => "withdrawn",
         }
     }
 }
@@ -319,16 +322,34 @@ impl Aggregate for Verification {
                 self.claim(review_id, reviewer, reviewer_account, now, sink).await
             }
             cmd @ VerificationCommand::Decide { .. } => self.decide(cmd, sink).await,
-            VerificationCommand::Reset { source, generation, now } => {
+            VerificationCommand::Reset { source, generation, claim_id, now } => {
                 let needed = match generation {
                     // Every generation is recorded, even when there is nothing to undo: the
                     // business gate compares it with the account's.
                     Some(g) => g > self.generation,
                     None => self.status != RealNameStatus::Unverified && !self.reset_sources.contains(&source),
                 };
-                if needed {
-                    sink.write(VerificationEvent::Reset { source, at: now, generation }, self).await;
+                if !needed {
+                    return Ok(());
                 }
+                if generation.is_some() {
+                    // The earlier holder's pending application can no longer prove anyone.
+                    let pending: Vec<String> = self
+                        .applications
+                        .iter()
+                        .filter(|a| a.status == ReviewStatus::Pending)
+                        .map(|a| a.review_id.clone())
+                        .collect();
+                    for review_id in pending {
+                        let event = VerificationEvent::ApplicationWithdrawn {
+                            review_id,
+                            reason: "reregistered".into(),
+                            at: now,
+                        };
+                        sink.write(event, self).await;
+                    }
+                }
+                sink.write(VerificationEvent::Reset { source, at: now, generation, claim_id }, self).await;
                 Ok(())
             }
         }
@@ -414,18 +435,26 @@ impl Aggregate for Verification {
                     self.status = RealNameStatus::ManualReviewRejected;
                 }
             }
-            VerificationEvent::Reset { source, generation, .. } => {
+            VerificationEvent::Reset { source, generation, claim_id, .. } => {
                 self.reset_sources.push(source);
                 if let Some(g) = generation {
                     self.generation = g;
                 }
                 // An answer still awaited was asked for by the earlier holder: it is not recorded.
                 self.in_flight = None;
-                self.status = if self.pending().is_some() {
+                self.status = if claim_id.is_some() {
+                    RealNameStatus::ManualReviewApproved
+                } else if self.pending().is_some() {
                     RealNameStatus::ManualReviewPending
                 } else {
                     RealNameStatus::Unverified
                 };
+            }
+            VerificationEvent::ApplicationWithdrawn { review_id, at, .. } => {
+                if let Some(a) = self.applications.iter_mut().find(|a| a.review_id == review_id) {
+                    a.status = ReviewStatus::Withdrawn;
+                    a.decided_at = Some(at);
+                }
             }
         }
     }

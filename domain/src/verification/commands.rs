@@ -41,5 +41,6 @@ pub enum VerificationCommand {
     /// The account registered again: identity must be proven again. `generation` is the
     /// account's identity generation after the re-registration (`None` for re-registrations
     /// recorded before generations existed).
-    Reset { source: String, generation: Option<u32>, now: DateTime<Utc> },
+    /// `claim_id` names the approved re-registration claim that made the new holder.
+    Reset { source: String, generation: Option<u32>, claim_id: Option<String>, now: DateTime<Utc> },
 }

@@ -93,6 +93,16 @@ pub enum VerificationEvent {
         /// written before generations existed).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         generation: Option<u32>,
+        /// The re-registration claim whose approved proof (a manual review of the claimant)
+        /// made the new holder: the identity stands approved at once.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        claim_id: Option<String>,
+    },
+    /// A pending application ended undecided: the account was handed to someone else.
+    ApplicationWithdrawn {
+        review_id: String,
+        reason: String,
+        at: DateTime<Utc>,
     },
 }
 
@@ -109,6 +119,7 @@ impl VerificationEvent {
             VerificationEvent::ApplicationApproved { .. } => "ApplicationApproved",
             VerificationEvent::ApplicationRejected { .. } => "ApplicationRejected",
             VerificationEvent::Reset { .. } => "Reset",
+            VerificationEvent::ApplicationWithdrawn { .. } => "ApplicationWithdrawn",
         }
     }
 }

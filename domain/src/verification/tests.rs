@@ -368,13 +368,17 @@ fn quotas_count_the_attempt_in_flight_and_reset_at_midnight_and_on_the_first_of_
 #[test]
 fn every_reregistration_resets_the_stream_once_even_with_nothing_to_undo() {
     let at = cst(2026, 5, 10, 9, 0, 0);
-    let reset = |source: &str, generation| VerificationCommand::Reset { source: source.into(), generation, now: at };
+    let reset = |source: &str, generation| VerificationCommand::Reset {
+        source: source.into(),
+        generation,
+        claim_id: None,
+        now: at,
+    };
+    Fx::with(()).given_no_previous_events().when(reset("account#7", Some(1))).then_expect_events(vec![
+        VerificationEvent::Reset { source: "account#7".into(), at, generation: Some(1), claim_id: None },
+    ]);
     Fx::with(())
-        .given_no_previous_events()
-        .when(reset("account#7", Some(1)))
-        .then_expect_events(vec![VerificationEvent::Reset { source: "account#7".into(), at, generation: Some(1) }]);
-    Fx::with(())
-        .given(vec![VerificationEvent::Reset { source: "account#7".into(), at, generation: Some(1) }])
+        .given(vec![VerificationEvent::Reset { source: "account#7".into(), at, generation: Some(1), claim_id: None }])
         .when(reset("account#7", Some(1)))
         .then_expect_events(vec![]);
 }
@@ -385,7 +389,7 @@ fn an_answer_awaited_when_the_stream_is_reset_is_not_recorded() {
     Fx::with(())
         .given(vec![
             started("a1", at),
-            VerificationEvent::Reset { source: "account#7".into(), at, generation: Some(1) },
+            VerificationEvent::Reset { source: "account#7".into(), at, generation: Some(1), claim_id: None },
         ])
         .when(VerificationCommand::RecordAnswer { attempt_id: "a1".into(), answer: AuthorityAnswer::Passed, now: at })
         .then_expect_error(VerificationError::NoSuchAttempt);

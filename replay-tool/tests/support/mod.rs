@@ -327,7 +327,13 @@ pub async fn workload(db: &Db, key: ChainKey) -> Workload {
         }
         if i == 1 {
             let now = clock.tick();
-            let bind = AccountCommand::BindWechat { openid: "openid-1".into(), now };
+            let proof = shenfen_domain::account::PasswordProof {
+                matched: true,
+                checked_hash: "argon-hash-1".into(),
+                lockout_threshold: 5,
+                lockout: chrono::Duration::minutes(15),
+            };
+            let bind = AccountCommand::BindWechat { proof, openid: "openid-1".into(), now };
             accounts_bus.execute(id, bind, &meta(holder.clone(), now)).await.unwrap();
         }
     }

@@ -1,0 +1,552 @@
+//! Re-registration claims (我要重新注册 of an account in use): one stream per claim.
+//!
+//! Knowing a document number must never be enough to take an account. So re-registering a
+//! document whose account is in use opens a claim and changes nothing on the account: the
+//! claimant's new name, validity, password and contacts wait here. The claimant proves who they
+//! are by a manual review of three photos (the handheld one included), through a claim token
+//! that reaches only this claim; the holder is told at once and may refuse the claim. Approval
+//! hands the account over (a process manager carries it to the account); rejection, the
+//! holder's refusal, or [`CLAIM_DAYS`] days without proof end it. A claim has one review: a
+//! rejected claimant opens a new claim.
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+
+use crate::kind::ErrorKind;
+use crate::shared::contact::{Email, Mobile};
+use crate::shared::document::DocumentType;
+use crate::shared::name::PersonName;
+use crate::shared::validity::Validity;
+use crate::verification::Photos;
+
+/// Days a claim waits for its proof.
+pub const CLAIM_DAYS: i64 = 30;
+
+/// Where a claim stands (`expired` is read off the clock: see [`Claim::status_at`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClaimStatus {
+    /// Waiting for the claimant's photos.
+    ProofRequired,
+    /// The photos are with a reviewer.
+    UnderReview,
+    Approved,
+    Rejected,
+    /// The holder refused it.
+    Refused,
+    /// No proof within [`CLAIM_DAYS`] days.
+    Expired,
+}
+
+impl ClaimStatus {
+    /// The wire name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ClaimStatus::ProofRequired => "proof_required",
+            ClaimStatus::UnderReview => "under_review",
+            ClaimStatus::Approved => "approved",
+            ClaimStatus::Rejected => "rejected",
+            ClaimStatus::Refused => "refused",
+            ClaimStatus::Expired => "expired",
+        }
+    }
+
+    /// Whether the claim may still change hands (proof, review, refusal).
+    pub fn is_open(&self) -> bool {
+        matches!(self, ClaimStatus::ProofRequired | ClaimStatus::UnderReview)
+    }
+}
+
+/// What the claimant asks to become: the account's new name, validity, contacts and password.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Claimed {
+    pub name: PersonName,
+    pub validity: Validity,
+    pub email: Email,
+    pub mobile: Mobile,
+    pub password_hash: String,
+}
+
+/// The claimant's proof and its review.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClaimReview {
+    pub review_id: String,
+    pub document_type: DocumentType,
+    pub name: PersonName,
+    pub validity: Validity,
+    pub photos: Photos,
+    pub submitted_at: DateTime<Utc>,
+    pub due_by: NaiveDate,
+    pub claimed_by: Option<String>,
+    pub decision_reason: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+}
+
+/// Commands on a claim.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClaimCommand {
+    /// Opens the claim on `account_id`; `token_hash` is the hash of the claimant's token.
+    Open { account_id: String, document_type: DocumentType, claimed: Claimed, token_hash: String, now: DateTime<Utc> },
+    /// The claimant's photos, for a manual review.
+    SubmitProof {
+        review_id: String,
+        document_type: DocumentType,
+        name: PersonName,
+        validity: Validity,
+        photos: Photos,
+        due_by: NaiveDate,
+        now: DateTime<Utc>,
+    },
+    /// A reviewer claims the review (never one linked to the account itself).
+    ClaimReview { review_id: String, reviewer: String, reviewer_account: Option<String>, now: DateTime<Utc> },
+    /// The claiming reviewer decides.
+    Decide { review_id: String, reviewer: String, approve: bool, reason: Option<String>, now: DateTime<Utc> },
+    /// The account's holder refuses the claim.
+    Refuse { now: DateTime<Utc> },
+}
+
+/// Events of a claim stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ClaimEvent {
+    Opened {
+        account_id: String,
+        document_type: DocumentType,
+        claimed: Claimed,
+        token_hash: String,
+        expires_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+    },
+    ProofSubmitted {
+        /// The account claimed (as opened), for the review queue.
+        account_id: String,
+        review_id: String,
+        document_type: DocumentType,
+        name: PersonName,
+        validity: Validity,
+        photos: Photos,
+        due_by: NaiveDate,
+        at: DateTime<Utc>,
+    },
+    ReviewClaimed {
+        review_id: String,
+        reviewer: String,
+        at: DateTime<Utc>,
+    },
+    /// Approved: the account is handed to the claimant, with the name and validity reviewed.
+    Approved {
+        review_id: String,
+        reviewer: String,
+        reason: Option<String>,
+        name: PersonName,
+        validity: Validity,
+        at: DateTime<Utc>,
+    },
+    Rejected {
+        review_id: String,
+        reviewer: String,
+        reason: String,
+        at: DateTime<Utc>,
+    },
+    Refused {
+        at: DateTime<Utc>,
+    },
+}
+
+impl DomainEvent for ClaimEvent {
+    fn event_type(&self) -> String {
+        match self {
+            ClaimEvent::Opened { .. } => "Opened",
+            ClaimEvent::ProofSubmitted { .. } => "ProofSubmitted",
+            ClaimEvent::ReviewClaimed { .. } => "ReviewClaimed",
+            ClaimEvent::Approved { .. } => "Approved",
+            ClaimEvent::Rejected { .. } => "Rejected",
+            ClaimEvent::Refused { .. } => "Refused",
+        }
+        .to_string()
+    }
+
+    fn event_version(&self) -> String {
+        "1".to_string()
+    }
+}
+
+/// A refused claim command.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ClaimError {
+    #[error("no such claim")]
+    NotFound,
+    #[error("this claim is already open")]
+    AlreadyOpen,
+    #[error("the claim is no longer open")]
+    NotOpen,
+    #[error("the proof was already submitted")]
+    ProofAlreadySubmitted,
+    #[error("the document type is not the claimed document's")]
+    DocumentTypeMismatch,
+    #[error("no such review")]
+    ReviewNotFound,
+    #[error("the review is not pending")]
+    NotPending,
+    #[error("another reviewer has claimed the review")]
+    AlreadyClaimed,
+    #[error("claim the review before deciding")]
+    NotClaimedByYou,
+    #[error("a rejection needs a reason")]
+    ReasonRequired,
+    #[error("a reviewer never reviews a claim on their own account")]
+    OwnAccount,
+}
+
+impl ClaimError {
+    /// The stable API code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ClaimError::NotFound => "claim_not_found",
+            ClaimError::AlreadyOpen => "claim_already_open",
+            ClaimError::NotOpen => "claim_not_open",
+            ClaimError::ProofAlreadySubmitted => "manual_review_pending",
+            ClaimError::DocumentTypeMismatch => "document_type_mismatch",
+            ClaimError::ReviewNotFound => "review_not_found",
+            ClaimError::NotPending => "review_not_pending",
+            ClaimError::AlreadyClaimed => "already_claimed",
+            ClaimError::NotClaimedByYou => "not_claimed_by_you",
+            ClaimError::ReasonRequired => "reason_required",
+            ClaimError::OwnAccount => "own_account",
+        }
+    }
+
+    /// The kind of failure.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ClaimError::NotFound | ClaimError::ReviewNotFound => ErrorKind::NotFound,
+            ClaimError::DocumentTypeMismatch | ClaimError::ReasonRequired => ErrorKind::Invalid,
+            ClaimError::OwnAccount => ErrorKind::Forbidden,
+            ClaimError::AlreadyOpen
+            | ClaimError::NotOpen
+            | ClaimError::ProofAlreadySubmitted
+            | ClaimError::NotPending
+            | ClaimError::AlreadyClaimed
+            | ClaimError::NotClaimedByYou => ErrorKind::Conflict,
+        }
+    }
+}
+
+/// A claim's state.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Claim {
+    pub account_id: Option<String>,
+    pub document_type: Option<DocumentType>,
+    pub claimed: Option<Claimed>,
+    pub token_hash: Option<String>,
+    pub opened_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The status as recorded (without expiry; see [`Claim::status_at`]).
+    pub status: Option<ClaimStatus>,
+    pub review: Option<ClaimReview>,
+}
+
+impl Claim {
+    /// The status at `now`: a claim still waiting for its proof after its expiry has expired.
+    pub fn status_at(&self, now: DateTime<Utc>) -> Option<ClaimStatus> {
+        match self.status {
+            Some(ClaimStatus::ProofRequired) if self.expires_at.is_some_and(|e| now >= e) => Some(ClaimStatus::Expired),
+            other => other,
+        }
+    }
+
+    /// Whether a claimant's token may still be used at `now`: not after the holder refused
+    /// the claim or it expired.
+    pub fn token_alive(&self, token_hash: &str, now: DateTime<Utc>) -> bool {
+        self.token_hash.as_deref() == Some(token_hash)
+            && !matches!(self.status_at(now), Some(ClaimStatus::Refused | ClaimStatus::Expired) | None)
+    }
+
+    fn open_at(&self, now: DateTime<Utc>) -> Result<ClaimStatus, ClaimError> {
+        match self.status_at(now) {
+            None => Err(ClaimError::NotFound),
+            Some(s) if s.is_open() => Ok(s),
+            Some(_) => Err(ClaimError::NotOpen),
+        }
+    }
+
+    fn pending_review(&self, review_id: &str) -> Result<&ClaimReview, ClaimError> {
+        let review = self.review.as_ref().filter(|r| r.review_id == review_id).ok_or(ClaimError::ReviewNotFound)?;
+        if self.status != Some(ClaimStatus::UnderReview) {
+            return Err(ClaimError::NotPending);
+        }
+        Ok(review)
+    }
+}
+
+impl Aggregate for Claim {
+    const TYPE: &'static str = "claim";
+    type Command = ClaimCommand;
+    type Event = ClaimEvent;
+    type Error = ClaimError;
+    type Services = ();
+
+    async fn handle(&mut self, command: ClaimCommand, _: &(), sink: &EventSink<Self>) -> Result<(), ClaimError> {
+        match command {
+            ClaimCommand::Open { account_id, document_type, claimed, token_hash, now } => {
+                if self.status.is_some() {
+                    return Err(ClaimError::AlreadyOpen);
+                }
+                let expires_at = now + Duration::days(CLAIM_DAYS);
+                let event = ClaimEvent::Opened { account_id, document_type, claimed, token_hash, expires_at, at: now };
+                sink.write(event, self).await;
+            }
+            ClaimCommand::SubmitProof { review_id, document_type, name, validity, photos, due_by, now } => {
+                if self.open_at(now)? != ClaimStatus::ProofRequired {
+                    return Err(ClaimError::ProofAlreadySubmitted);
+                }
+                if Some(document_type) != self.document_type {
+                    return Err(ClaimError::DocumentTypeMismatch);
+                }
+                let account_id = self.account_id.clone().unwrap_or_default();
+                let event = ClaimEvent::ProofSubmitted {
+                    account_id,
+                    review_id,
+                    document_type,
+                    name,
+                    validity,
+                    photos,
+                    due_by,
+                    at: now,
+                };
+                sink.write(event, self).await;
+            }
+            ClaimCommand::ClaimReview { review_id, reviewer, reviewer_account, now } => {
+                let review = self.pending_review(&review_id)?;
+                if reviewer_account.is_some() && reviewer_account == self.account_id {
+                    return Err(ClaimError::OwnAccount);
+                }
+                match &review.claimed_by {
+                    Some(by) if *by == reviewer => {}
+                    Some(_) => return Err(ClaimError::AlreadyClaimed),
+                    None => sink.write(ClaimEvent::ReviewClaimed { review_id, reviewer, at: now }, self).await,
+                }
+            }
+            ClaimCommand::Decide { review_id, reviewer, approve, reason, now } => {
+                let review = self.pending_review(&review_id)?;
+                if review.claimed_by.as_ref() != Some(&reviewer) {
+                    return Err(ClaimError::NotClaimedByYou);
+                }
+                let reason = reason.map(|r| r.trim().to_string()).filter(|r| !r.is_empty());
+                let event = if approve {
+                    let (name, validity) = (review.name.clone(), review.validity);
+                    ClaimEvent::Approved { review_id, reviewer, reason, name, validity, at: now }
+                } else {
+                    let reason = reason.ok_or(ClaimError::ReasonRequired)?;
+                    ClaimEvent::Rejected { review_id, reviewer, reason, at: now }
+                };
+                sink.write(event, self).await;
+            }
+            ClaimCommand::Refuse { now } => {
+                self.open_at(now)?;
+                sink.write(ClaimEvent::Refused { at: now }, self).await;
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: ClaimEvent) {
+        match event {
+            ClaimEvent::Opened { account_id, document_type, claimed, token_hash, expires_at, at } => {
+                self.account_id = Some(account_id);
+                self.document_type = Some(document_type);
+                self.claimed = Some(claimed);
+                self.token_hash = Some(token_hash);
+                self.opened_at = Some(at);
+                self.expires_at = Some(expires_at);
+                self.status = Some(ClaimStatus::ProofRequired);
+            }
+            ClaimEvent::ProofSubmitted { review_id, document_type, name, validity, photos, due_by, at, .. } => {
+                self.review = Some(ClaimReview {
+                    review_id,
+                    document_type,
+                    name,
+                    validity,
+                    photos,
+                    submitted_at: at,
+                    due_by,
+                    claimed_by: None,
+                    decision_reason: None,
+                    decided_at: None,
+                });
+                self.status = Some(ClaimStatus::UnderReview);
+            }
+            ClaimEvent::ReviewClaimed { reviewer, .. } => {
+                if let Some(r) = self.review.as_mut() {
+                    r.claimed_by = Some(reviewer);
+                }
+            }
+            ClaimEvent::Approved { reason, at, .. } => {
+                if let Some(r) = self.review.as_mut() {
+                    r.decision_reason = reason;
+                    r.decided_at = Some(at);
+                }
+                self.status = Some(ClaimStatus::Approved);
+            }
+            ClaimEvent::Rejected { reason, at, .. } => {
+                if let Some(r) = self.review.as_mut() {
+                    r.decision_reason = Some(reason);
+                    r.decided_at = Some(at);
+                }
+                self.status = Some(ClaimStatus::Rejected);
+            }
+            ClaimEvent::Refused { .. } => self.status = Some(ClaimStatus::Refused),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use cqrs_es::test::TestFramework;
+
+    use super::*;
+
+    type Fx = TestFramework<Claim>;
+
+    fn t(d: u32, h: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 5, d, h, 0, 0).single().unwrap_or_default()
+    }
+
+    fn name() -> PersonName {
+        PersonName::parse("李四").expect("name")
+    }
+
+    fn validity() -> Validity {
+        let start = NaiveDate::from_ymd_opt(2020, 1, 1).unwrap_or_default();
+        Validity::parse("20y", start, DocumentType::ResidentIdCard, None, start).expect("validity")
+    }
+
+    fn opened() -> ClaimEvent {
+        ClaimEvent::Opened {
+            account_id: "acc".into(),
+            document_type: DocumentType::ResidentIdCard,
+            claimed: Claimed {
+                name: name(),
+                validity: validity(),
+                email: Email::parse("a@example.com").expect("email"),
+                mobile: Mobile::parse("13900139000").expect("mobile"),
+                password_hash: "H".into(),
+            },
+            token_hash: "tok".into(),
+            expires_at: t(1, 0) + Duration::days(CLAIM_DAYS),
+            at: t(1, 0),
+        }
+    }
+
+    fn proof(at: DateTime<Utc>) -> ClaimCommand {
+        ClaimCommand::SubmitProof {
+            review_id: "rvc".into(),
+            document_type: DocumentType::ResidentIdCard,
+            name: name(),
+            validity: validity(),
+            photos: Photos { front: "f".into(), back: "b".into(), handheld: "h".into() },
+            due_by: NaiveDate::from_ymd_opt(2026, 5, 12).unwrap_or_default(),
+            now: at,
+        }
+    }
+
+    fn submitted() -> ClaimEvent {
+        ClaimEvent::ProofSubmitted {
+            account_id: "acc".into(),
+            review_id: "rvc".into(),
+            document_type: DocumentType::ResidentIdCard,
+            name: name(),
+            validity: validity(),
+            photos: Photos { front: "f".into(), back: "b".into(), handheld: "h".into() },
+            due_by: NaiveDate::from_ymd_opt(2026, 5, 12).unwrap_or_default(),
+            at: t(2, 0),
+        }
+    }
+
+    #[test]
+    fn a_claim_without_proof_expires_after_thirty_days_and_its_token_dies() {
+        let mut claim = Claim::default();
+        claim.apply(opened());
+        let day_29 = t(1, 0) + Duration::days(29);
+        assert_eq!(claim.status_at(day_29), Some(ClaimStatus::ProofRequired));
+        assert!(claim.token_alive("tok", day_29));
+        let day_30 = t(1, 0) + Duration::days(30);
+        assert_eq!(claim.status_at(day_30), Some(ClaimStatus::Expired));
+        assert!(!claim.token_alive("tok", day_30));
+        assert!(!claim.token_alive("other", day_29));
+    }
+
+    #[tokio::test]
+    async fn proof_is_refused_after_expiry_or_refusal() {
+        Fx::with(())
+            .given(vec![opened()])
+            .when_async(proof(t(1, 0) + Duration::days(31)))
+            .await
+            .then_expect_error(ClaimError::NotOpen);
+        Fx::with(())
+            .given(vec![opened(), ClaimEvent::Refused { at: t(1, 5) }])
+            .when_async(proof(t(2, 0)))
+            .await
+            .then_expect_error(ClaimError::NotOpen);
+    }
+
+    #[tokio::test]
+    async fn the_holder_may_refuse_an_open_claim_once() {
+        Fx::with(())
+            .given(vec![opened(), submitted()])
+            .when_async(ClaimCommand::Refuse { now: t(3, 0) })
+            .await
+            .then_expect_events(vec![ClaimEvent::Refused { at: t(3, 0) }]);
+        Fx::with(())
+            .given(vec![opened(), ClaimEvent::Refused { at: t(3, 0) }])
+            .when_async(ClaimCommand::Refuse { now: t(3, 1) })
+            .await
+            .then_expect_error(ClaimError::NotOpen);
+    }
+
+    #[tokio::test]
+    async fn only_the_claiming_reviewer_decides_and_never_on_the_account_itself() {
+        Fx::with(())
+            .given(vec![opened(), submitted()])
+            .when_async(ClaimCommand::ClaimReview {
+                review_id: "rvc".into(),
+                reviewer: "r1".into(),
+                reviewer_account: Some("acc".into()),
+                now: t(3, 0),
+            })
+            .await
+            .then_expect_error(ClaimError::OwnAccount);
+        let claimed = ClaimEvent::ReviewClaimed { review_id: "rvc".into(), reviewer: "r1".into(), at: t(3, 0) };
+        Fx::with(())
+            .given(vec![opened(), submitted(), claimed.clone()])
+            .when_async(ClaimCommand::Decide {
+                review_id: "rvc".into(),
+                reviewer: "r2".into(),
+                approve: true,
+                reason: None,
+                now: t(3, 1),
+            })
+            .await
+            .then_expect_error(ClaimError::NotClaimedByYou);
+        Fx::with(())
+            .given(vec![opened(), submitted(), claimed])
+            .when_async(ClaimCommand::Decide {
+                review_id: "rvc".into(),
+                reviewer: "r1".into(),
+                approve: true,
+                reason: None,
+                now: t(3, 1),
+            })
+            .await
+            .then_expect_events(vec![ClaimEvent::Approved {
+                review_id: "rvc".into(),
+                reviewer: "r1".into(),
+                reason: None,
+                name: name(),
+                validity: validity(),
+                at: t(3, 1),
+            }]);
+    }
+}
