@@ -79,8 +79,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub outbox_wake: Arc<Notify>,
     pub limiter: IpLimiter,
-    /// Recent failed logins' commit times (an unknown document's login pauses as long).
-    pub failed_logins: crate::routes::sessions::FailedLoginCommits,
+    /// How long recent failed logins took (an unknown document's login lasts as long).
+    pub failed_logins: crate::routes::sessions::FailedLoginTimes,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
 }
 

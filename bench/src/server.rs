@@ -112,9 +112,21 @@ impl Server {
     /// Starts `binary serve` against `database_url`, with its key, blobs and log under `dir`,
     /// and waits for its `listening on ADDR` line.
     pub async fn start(binary: &Path, database_url: &str, notifier: &str, dir: &Path) -> anyhow::Result<Server> {
+        Server::start_with(binary, database_url, notifier, dir, &[]).await
+    }
+
+    /// Like [`start`](Self::start), with more environment variables for the server.
+    pub async fn start_with(
+        binary: &Path,
+        database_url: &str,
+        notifier: &str,
+        dir: &Path,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Server> {
         let log = dir.join("server.log");
         let log_file = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let mut child = Command::new(binary)
+            .envs(env.iter().copied())
             .arg("serve")
             .env("SHENFEN_DATABASE_URL", database_url)
             .env("SHENFEN_LISTEN", "127.0.0.1:0")

@@ -2,9 +2,11 @@
 //!
 //! The password is checked off the runtime against the hash the account had when loaded;
 //! the outcome goes to the aggregate, which counts failures and locks. A lock is checked
-//! before spending a hash verification. An unknown document costs what a wrong password for a
-//! known one costs: one dummy verification, then a pause as long as a recent failed login's
-//! commit ([`FailedLoginCommits`]), so timing does not tell which documents are registered.
+//! before spending a hash verification. An unknown document costs one dummy verification, and
+//! every failed login — known document or not — is answered no sooner than a recent failed
+//! login of a known document took (its commit included), picked at random, plus a margin
+//! ([`FailedLoginTimes`]): both kinds then take the same time, so timing does not tell which
+//! documents are registered.
 
 use std::sync::Arc;
 
@@ -46,17 +48,21 @@ pub struct LoginResponse {
 /// just spent (about 15 ms of a core, and more while logins queue for the cores).
 const COMMIT_LINGER: std::time::Duration = std::time::Duration::from_millis(25);
 
-/// How long recent failed logins took to commit their `LoginFailed` event: an unknown
-/// document pauses as long as one of them, picked at random, so its answer comes as late.
+/// How long recent failed logins of known documents took, from the request's start to the
+/// answer (their commit included): a login for an unknown document lasts as long as one of
+/// them, picked at random, so its answer comes as late.
 #[derive(Default)]
-pub struct FailedLoginCommits {
+pub struct FailedLoginTimes {
     recent: std::sync::Mutex<std::collections::VecDeque<std::time::Duration>>,
 }
 
-/// Failed-login commit times kept.
+/// Failed-login times kept.
 const KEPT_COMMIT_TIMES: usize = 256;
+/// Added to the sampled time, so that the answer almost never comes sooner than it, whichever
+/// path a failed login took (an unknown document's lookup reads a little more).
+const FAILED_LOGIN_MARGIN: std::time::Duration = std::time::Duration::from_millis(5);
 
-impl FailedLoginCommits {
+impl FailedLoginTimes {
     fn record(&self, took: std::time::Duration) {
         if let Ok(mut recent) = self.recent.lock() {
             if recent.len() >= KEPT_COMMIT_TIMES {
@@ -64,6 +70,13 @@ impl FailedLoginCommits {
             }
             recent.push_back(took);
         }
+    }
+
+    /// Waits until the request begun at `begun` has taken as long as a recent failed login
+    /// (picked at random) plus [`FAILED_LOGIN_MARGIN`].
+    async fn answer_after(&self, begun: std::time::Instant) {
+        let target = self.sample() + FAILED_LOGIN_MARGIN;
+        tokio::time::sleep(target.saturating_sub(begun.elapsed())).await;
     }
 
     fn sample(&self) -> std::time::Duration {
@@ -95,6 +108,7 @@ pub async fn log_in(
     ctx: Ctx,
     AppJson(body): AppJson<LoginRequest>,
 ) -> ApiResult<(StatusCode, Json<LoginResponse>)> {
+    let begun = std::time::Instant::now();
     let mut errors = crate::validate::Errors::default();
     let number = errors.required("document_number", &body.document_number).map(str::to_string);
     let password = errors.required("password", &body.password).map(str::to_string);
@@ -103,7 +117,7 @@ pub async fn log_in(
     let found = super::accounts::find_for_command(&state, &number, body.document_type.as_deref(), &ctx).await?;
     let Some((account_id, first)) = found else {
         state.hashing.verify_dummy(password).await.map_err(ApiError::internal)?;
-        tokio::time::sleep(state.failed_logins.sample()).await;
+        state.failed_logins.answer_after(begun).await;
         return Err(login_failed());
     };
     let settings = &state.settings;
@@ -152,7 +166,6 @@ pub async fn log_in(
         };
         // While other logins are hashing, this one's commit may wait a little to share theirs.
         let linger = if state.hashing.pending() > 0 { COMMIT_LINGER } else { std::time::Duration::ZERO };
-        let committing = std::time::Instant::now();
         let result = state
             .accounts
             .execute_with(
@@ -173,7 +186,8 @@ pub async fn log_in(
             _ => None,
         });
         let Some(expires_at) = started else {
-            state.failed_logins.record(committing.elapsed());
+            state.failed_logins.record(begun.elapsed());
+            state.failed_logins.answer_after(begun).await;
             let locked = committed.events.iter().any(|e| matches!(e, AccountEvent::Locked { .. }));
             tracing::info!(account_id = %account_id, locked, "login failed");
             return Err(login_failed());
