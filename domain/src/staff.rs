@@ -447,6 +447,33 @@ mod tests {
         ]);
     }
 
+    #[tokio::test]
+    async fn disabling_or_a_new_role_ends_every_session_and_a_disabled_member_cannot_sign_in() {
+        let session =
+            StaffEvent::SessionStarted { session_id: "s".into(), token_hash: "th".into(), expires_at: t(50), at: t(1) };
+        TestFramework::<Staff>::with(())
+            .given(vec![created(), session.clone()])
+            .when_async(StaffCommand::Disable { by: "admin".into(), now: t(2) })
+            .await
+            .then_expect_events(vec![
+                StaffEvent::Disabled { by: "admin".into(), at: t(2) },
+                StaffEvent::SessionsRevoked { kept: None, at: t(2) },
+            ]);
+        TestFramework::<Staff>::with(())
+            .given(vec![created(), session])
+            .when_async(StaffCommand::ChangeRole { role: Role::Auditor, by: "admin".into(), now: t(2) })
+            .await
+            .then_expect_events(vec![
+                StaffEvent::RoleChanged { role: Role::Auditor, by: "admin".into(), at: t(2) },
+                StaffEvent::SessionsRevoked { kept: None, at: t(2) },
+            ]);
+        TestFramework::<Staff>::with(())
+            .given(vec![created(), StaffEvent::Disabled { by: "admin".into(), at: t(0) }])
+            .when_async(login(true))
+            .await
+            .then_expect_error(StaffError::Disabled);
+    }
+
     #[test]
     fn usernames_and_roles_parse() {
         assert!(valid_username("rev.one_2"));

@@ -496,3 +496,123 @@ fn stored_events_of_version_one_still_deserialize() {
     let json = r#"{"SessionsRevoked":{"kept":null,"at":"2026-05-10T01:00:00Z"}}"#;
     assert!(serde_json::from_str::<AccountEvent>(json).is_ok());
 }
+
+#[tokio::test]
+async fn a_wrong_current_password_is_a_failed_login_and_locks_at_the_threshold() {
+    let mut given = vec![registered(), started("s1", t(1, 0, 0))];
+    given.extend((0..4).map(|_| AccountEvent::LoginFailed { at: t(1, 1, 0) }));
+    Fx::with(())
+        .given(given)
+        .when_async(AccountCommand::ChangePassword {
+            proof: proof(false),
+            new_password_hash: String::new(),
+            keep_session: "s1".into(),
+            now: t(2, 0, 0),
+        })
+        .await
+        .then_expect_events(vec![
+            AccountEvent::LoginFailed { at: t(2, 0, 0) },
+            AccountEvent::Locked { at: t(2, 0, 0), until: t(2, 15, 0) },
+        ]);
+}
+
+#[tokio::test]
+async fn an_eleventh_session_ends_the_oldest() {
+    let mut given = vec![registered()];
+    given.extend((0..10).map(|i| started(&format!("s{i}"), t(1, i, 0))));
+    let mut login = login(true, t(2, 0, 0));
+    if let AccountCommand::LogIn { session, .. } = &mut login {
+        session.session_id = "s10".into();
+    }
+    let result = Fx::with(()).given(given).when_async(login).await.inspect_result();
+    let events = result.unwrap_or_default();
+    assert_eq!(events.first(), Some(&AccountEvent::SessionEnded { session_id: "s0".into(), at: t(2, 0, 0) }));
+    assert!(matches!(events.get(1), Some(AccountEvent::SessionStarted { .. })));
+}
+
+#[tokio::test]
+async fn a_fourth_pending_reset_withdraws_the_oldest() {
+    let mut given = vec![registered()];
+    given.extend((0..3).map(|i| AccountEvent::PasswordResetRequested { reset_id: format!("r{i}"), at: t(1, i, 0) }));
+    Fx::with(())
+        .given(given)
+        .when_async(AccountCommand::RequestPasswordReset {
+            reset_id: "r3".into(), name: name("张三"), now: t(2, 0, 0)
+        })
+        .await
+        .then_expect_events(vec![
+            AccountEvent::ResetWithdrawn { reset_id: "r0".into(), at: t(2, 0, 0) },
+            AccountEvent::PasswordResetRequested { reset_id: "r3".into(), at: t(2, 0, 0) },
+        ]);
+}
+
+fn support_action(agent: &str) -> SupportAction {
+    SupportAction { agent: agent.into(), reason: "邮件 #1".into(), evidence_ref: "mail-1".into() }
+}
+
+#[tokio::test]
+async fn a_contact_change_needs_a_second_agent_and_ends_pending_resets() {
+    let requested = AccountEvent::ContactChangeRequested {
+        request_id: "scr1".into(),
+        mobile: Some(Mobile::parse("13900139000").expect("mobile")),
+        email: None,
+        by: support_action("agent-1"),
+        at: t(1, 0, 0),
+    };
+    let reset = AccountEvent::PasswordResetRequested { reset_id: "r1".into(), at: t(1, 1, 0) };
+    Fx::with(())
+        .given(vec![registered(), requested.clone()])
+        .when_async(AccountCommand::ApproveContactChange {
+            request_id: "scr1".into(),
+            approver: "agent-1".into(),
+            now: t(2, 0, 0),
+        })
+        .await
+        .then_expect_error(AccountError::SameAgent);
+    Fx::with(())
+        .given(vec![registered(), requested, reset])
+        .when_async(AccountCommand::ApproveContactChange {
+            request_id: "scr1".into(),
+            approver: "agent-2".into(),
+            now: t(2, 0, 0),
+        })
+        .await
+        .then_expect_events(vec![
+            AccountEvent::ContactChangedBySupport {
+                mobile: Some(Mobile::parse("13900139000").expect("mobile")),
+                email: None,
+                by: support_action("agent-1"),
+                at: t(2, 0, 0),
+                request_id: Some("scr1".into()),
+                approved_by: Some("agent-2".into()),
+            },
+            AccountEvent::ResetWithdrawn { reset_id: "r1".into(), at: t(2, 0, 0) },
+        ]);
+}
+
+#[tokio::test]
+async fn correcting_a_verified_name_tells_downstream_services() {
+    let verified = AccountEvent::RealNameStatusChanged {
+        status: RealNameStatus::Verified,
+        verification_sequence: 2,
+        at: t(1, 0, 0),
+    };
+    Fx::with(())
+        .given(vec![registered(), verified])
+        .when_async(AccountCommand::SupportCorrect {
+            gender: None,
+            name: Some(name("张叁")),
+            by: support_action("agent-1"),
+            now: t(2, 0, 0),
+        })
+        .await
+        .then_expect_events(vec![
+            AccountEvent::CorrectedBySupport {
+                gender: None,
+                name: Some(name("张叁")),
+                by: support_action("agent-1"),
+                at: t(2, 0, 0),
+            },
+            AccountEvent::ResubmissionRequired { reason: "name_corrected".into(), at: t(2, 0, 0) },
+        ]);
+}

@@ -462,6 +462,25 @@ mod tests {
     }
 
     #[test]
+    fn other_cannot_hold_a_number_valid_for_another_type() {
+        for (number, actual) in [
+            ("11010519491231002X", DocumentType::ResidentIdCard),
+            ("H12345678", DocumentType::HkMacauPermit),
+            ("12345678", DocumentType::TaiwanPermit),
+        ] {
+            assert_eq!(
+                parse(DocumentType::Other, number),
+                Err(DocumentError::WrongDocumentType { actual }),
+                "{number}"
+            );
+            assert_eq!(DocumentError::WrongDocumentType { actual }.code(), "wrong_document_type");
+        }
+        // A number of no other type is fine, and one of another type's shape but invalid too.
+        assert!(parse(DocumentType::Other, "AB1234567").is_ok());
+        assert!(parse(DocumentType::Other, "110105194912310021").is_ok(), "a wrong check character");
+    }
+
+    #[test]
     fn the_check_character_follows_gb_11643() {
         assert_eq!(check_char("11010519491231002"), 'X');
         assert_eq!(check_char("44052418800101001"), '4');
