@@ -72,3 +72,13 @@ pub struct Settings {
     #[arg(long, env = "SHENFEN_METRICS_LISTEN")]
     pub metrics_listen: Option<String>,
 }
+
+impl Settings {
+    /// How many consecutive failures lock an account or staff member, and for how long.
+    pub fn lockout(&self) -> shenfen_domain::account::LockoutPolicy {
+        shenfen_domain::account::LockoutPolicy {
+            threshold: self.lockout_threshold,
+            duration: chrono::Duration::seconds(self.lockout_seconds),
+        }
+    }
+}

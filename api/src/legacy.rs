@@ -67,7 +67,13 @@ pub async fn import(settings: &crate::config::Settings, file: &Path) -> anyhow::
             }
         };
         let id = shenfen_domain::ids::account_id(&key, document_type, &document_number);
-        let command = AccountCommand::ImportLegacy { document_type, document_number, name, registered_at, now };
+        let command = AccountCommand::ImportLegacy(shenfen_domain::account::ImportLegacy {
+            document_type,
+            document_number,
+            name,
+            registered_at,
+            now,
+        });
         match bus.execute(&id, command, &meta).await {
             Ok(_) => imported += 1,
             Err(BusError::Domain(AccountError::AlreadyRegistered)) => present += 1,

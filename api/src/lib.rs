@@ -7,6 +7,7 @@
 // so its size costs nothing where it matters.
 #![allow(clippy::result_large_err)]
 
+pub mod app;
 pub mod authority;
 pub mod blobs;
 pub mod cli;

@@ -5,12 +5,12 @@
 //! stream itself: disabling a member, changing their role, their password change or their
 //! logout ends their sessions at once, in every process, without waiting for a read model.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
-use crate::account::{NewSession, PasswordProof, Session};
+use crate::account::{Checked, NewSession, PasswordCheck, Session};
 use crate::kind::ErrorKind;
 use crate::lockout::Lockout;
 
@@ -67,33 +67,68 @@ pub fn valid_username(username: &str) -> bool {
 /// Commands on a staff member.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StaffCommand {
-    Create {
-        username: String,
-        role: Role,
-        password_hash: String,
-        /// The staff member's own applicant account, if they have one (they never review it).
-        account_id: Option<String>,
-        created_by: String,
-        now: DateTime<Utc>,
-    },
-    LogIn {
-        password_matched: bool,
-        checked_hash: String,
-        session: NewSession,
-        lockout_threshold: u32,
-        lockout: Duration,
-        now: DateTime<Utc>,
-    },
-    /// Ends one session (logout).
-    EndSession { session_id: String, now: DateTime<Utc> },
-    /// An admin disables the member: every session ends, no login until enabled.
-    Disable { by: String, now: DateTime<Utc> },
-    /// An admin enables the member again.
-    Enable { by: String, now: DateTime<Utc> },
-    /// An admin changes the member's role: every session ends.
-    ChangeRole { role: Role, by: String, now: DateTime<Utc> },
-    /// The member changes their password, proving the current one; their other sessions end.
-    ChangePassword { proof: PasswordProof, new_password_hash: String, keep_session: String, now: DateTime<Utc> },
+    Create(CreateStaff),
+    LogIn(StaffLogIn),
+    EndSession(EndStaffSession),
+    Disable(Disable),
+    Enable(Enable),
+    ChangeRole(ChangeRole),
+    ChangePassword(ChangeStaffPassword),
+}
+
+/// Creates a staff member.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreateStaff {
+    pub username: String,
+    pub role: Role,
+    pub password_hash: String,
+    /// The staff member's own applicant account, if they have one (they never review it).
+    pub account_id: Option<String>,
+    pub created_by: String,
+    pub now: DateTime<Utc>,
+}
+
+/// A staff login attempt: a session to start if the password was right.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StaffLogIn {
+    pub password: Checked<NewSession>,
+    pub now: DateTime<Utc>,
+}
+
+/// Ends one session (logout).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EndStaffSession {
+    pub session_id: String,
+    pub now: DateTime<Utc>,
+}
+
+/// An admin disables the member: every session ends, no login until enabled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Disable {
+    pub by: String,
+    pub now: DateTime<Utc>,
+}
+
+/// An admin enables the member again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Enable {
+    pub by: String,
+    pub now: DateTime<Utc>,
+}
+
+/// An admin changes the member's role: every session ends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeRole {
+    pub role: Role,
+    pub by: String,
+    pub now: DateTime<Utc>,
+}
+
+/// The member changes their password, proving the current one; their other sessions end.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeStaffPassword {
+    pub password: Checked<crate::account::NewPassword>,
+    pub now: DateTime<Utc>,
 }
 
 /// Live sessions per staff member: a new one beyond this ends the oldest.
@@ -246,14 +281,14 @@ impl Staff {
         Ok(())
     }
 
-    /// Checks a password proven outside (see [`PasswordProof`]); a wrong one counts as a failed
-    /// login. Returns whether it matched.
-    async fn prove(
+    /// Checks a password checked outside (see [`Checked`]); a wrong one counts as a failed
+    /// login. Returns what the command does when it was right.
+    async fn prove<T>(
         &mut self,
-        proof: &PasswordProof,
+        checked: Checked<T>,
         now: DateTime<Utc>,
         sink: &EventSink<Self>,
-    ) -> Result<bool, StaffError> {
+    ) -> Result<Option<T>, StaffError> {
         self.exists()?;
         if self.disabled {
             return Err(StaffError::Disabled);
@@ -261,17 +296,20 @@ impl Staff {
         if let Some(until) = self.lockout.locked_at(now) {
             return Err(StaffError::Locked { until });
         }
-        if self.password_hash.as_deref() != Some(proof.checked_hash.as_str()) {
+        if self.password_hash.as_deref() != Some(checked.checked_hash.as_str()) {
             return Err(StaffError::StaleCredentials);
         }
-        if proof.matched {
-            return Ok(true);
+        match checked.check {
+            PasswordCheck::Right(then) => Ok(Some(then)),
+            PasswordCheck::Wrong => {
+                sink.write(StaffEvent::LoginFailed { at: now }, self).await;
+                if self.lockout.must_lock(checked.lockout.threshold) {
+                    let until = now + checked.lockout.duration;
+                    sink.write(StaffEvent::Locked { at: now, until }, self).await;
+                }
+                Ok(None)
+            }
         }
-        sink.write(StaffEvent::LoginFailed { at: now }, self).await;
-        if self.lockout.must_lock(proof.lockout_threshold) {
-            sink.write(StaffEvent::Locked { at: now, until: now + proof.lockout }, self).await;
-        }
-        Ok(false)
     }
 
     async fn revoke_all(&mut self, now: DateTime<Utc>, sink: &EventSink<Self>) {
@@ -290,17 +328,17 @@ impl Aggregate for Staff {
 
     async fn handle(&mut self, command: StaffCommand, _: &(), sink: &EventSink<Self>) -> Result<(), StaffError> {
         match command {
-            StaffCommand::Create { username, role, password_hash, account_id, created_by, now } => {
+            StaffCommand::Create(c) => {
                 if self.username.is_some() {
                     return Err(StaffError::UsernameTaken);
                 }
+                let CreateStaff { username, role, password_hash, account_id, created_by, now } = c;
                 let event = StaffEvent::Created { username, role, password_hash, account_id, created_by, at: now };
                 sink.write(event, self).await;
-                Ok(())
             }
-            StaffCommand::LogIn { password_matched, checked_hash, session, lockout_threshold, lockout, now } => {
-                let proof = PasswordProof { matched: password_matched, checked_hash, lockout_threshold, lockout };
-                if self.prove(&proof, now, sink).await? {
+            StaffCommand::LogIn(c) => {
+                let now = c.now;
+                if let Some(session) = self.prove(c.password, now, sink).await? {
                     let live: Vec<String> =
                         self.sessions.iter().filter(|s| s.expires_at > now).map(|s| s.session_id.clone()).collect();
                     for oldest in live.iter().take((live.len() + 1).saturating_sub(MAX_STAFF_SESSIONS)) {
@@ -309,50 +347,47 @@ impl Aggregate for Staff {
                     let NewSession { session_id, token_hash, expires_at } = session;
                     sink.write(StaffEvent::SessionStarted { session_id, token_hash, expires_at, at: now }, self).await;
                 }
-                Ok(())
             }
-            StaffCommand::EndSession { session_id, now } => {
+            StaffCommand::EndSession(c) => {
                 self.exists()?;
-                if !self.sessions.iter().any(|s| s.session_id == session_id) {
+                if !self.sessions.iter().any(|s| s.session_id == c.session_id) {
                     return Err(StaffError::SessionNotFound);
                 }
-                sink.write(StaffEvent::SessionEnded { session_id, at: now }, self).await;
-                Ok(())
+                sink.write(StaffEvent::SessionEnded { session_id: c.session_id, at: c.now }, self).await;
             }
-            StaffCommand::Disable { by, now } => {
+            StaffCommand::Disable(c) => {
                 self.exists()?;
                 if !self.disabled {
-                    sink.write(StaffEvent::Disabled { by, at: now }, self).await;
+                    sink.write(StaffEvent::Disabled { by: c.by, at: c.now }, self).await;
                 }
-                self.revoke_all(now, sink).await;
-                Ok(())
+                self.revoke_all(c.now, sink).await;
             }
-            StaffCommand::Enable { by, now } => {
+            StaffCommand::Enable(c) => {
                 self.exists()?;
                 if self.disabled {
-                    sink.write(StaffEvent::Enabled { by, at: now }, self).await;
+                    sink.write(StaffEvent::Enabled { by: c.by, at: c.now }, self).await;
                 }
-                Ok(())
             }
-            StaffCommand::ChangeRole { role, by, now } => {
+            StaffCommand::ChangeRole(c) => {
                 self.exists()?;
-                if self.role != Some(role) {
-                    sink.write(StaffEvent::RoleChanged { role, by, at: now }, self).await;
+                if self.role != Some(c.role) {
+                    sink.write(StaffEvent::RoleChanged { role: c.role, by: c.by, at: c.now }, self).await;
                 }
-                self.revoke_all(now, sink).await;
-                Ok(())
+                self.revoke_all(c.now, sink).await;
             }
-            StaffCommand::ChangePassword { proof, new_password_hash, keep_session, now } => {
-                if !self.prove(&proof, now, sink).await? {
-                    return Ok(());
+            StaffCommand::ChangePassword(c) => {
+                let now = c.now;
+                if let Some(change) = self.prove(c.password, now, sink).await? {
+                    let event = StaffEvent::PasswordChanged { password_hash: change.new_password_hash, at: now };
+                    sink.write(event, self).await;
+                    if self.sessions.iter().any(|s| s.session_id != change.keep_session) {
+                        let event = StaffEvent::SessionsRevoked { kept: Some(change.keep_session), at: now };
+                        sink.write(event, self).await;
+                    }
                 }
-                sink.write(StaffEvent::PasswordChanged { password_hash: new_password_hash, at: now }, self).await;
-                if self.sessions.iter().any(|s| s.session_id != keep_session) {
-                    sink.write(StaffEvent::SessionsRevoked { kept: Some(keep_session), at: now }, self).await;
-                }
-                Ok(())
             }
         }
+        Ok(())
     }
 
     fn apply(&mut self, event: StaffEvent) {
@@ -387,7 +422,7 @@ impl Aggregate for Staff {
 
 #[cfg(test)]
 mod tests {
-    use chrono::TimeZone;
+    use chrono::{Duration, TimeZone};
     use cqrs_es::test::TestFramework;
 
     use super::*;
@@ -408,28 +443,24 @@ mod tests {
     }
 
     fn login(ok: bool) -> StaffCommand {
-        StaffCommand::LogIn {
-            password_matched: ok,
-            checked_hash: "H".into(),
-            session: NewSession { session_id: "s".into(), token_hash: "th".into(), expires_at: t(50) },
-            lockout_threshold: 5,
-            lockout: Duration::minutes(15),
-            now: t(1),
-        }
+        let session = NewSession { session_id: "s".into(), token_hash: "th".into(), expires_at: t(50) };
+        let check = if ok { PasswordCheck::Right(session) } else { PasswordCheck::Wrong };
+        let lockout = crate::account::LockoutPolicy { threshold: 5, duration: Duration::minutes(15) };
+        StaffCommand::LogIn(StaffLogIn { password: Checked { checked_hash: "H".into(), lockout, check }, now: t(1) })
     }
 
     #[tokio::test]
     async fn a_username_is_created_once() {
         TestFramework::<Staff>::with(())
             .given(vec![created()])
-            .when_async(StaffCommand::Create {
+            .when_async(StaffCommand::Create(CreateStaff {
                 username: "rev1".into(),
                 role: Role::Admin,
                 password_hash: "H2".into(),
                 account_id: None,
                 created_by: "cli".into(),
                 now: t(1),
-            })
+            }))
             .await
             .then_expect_error(StaffError::UsernameTaken);
     }
@@ -453,7 +484,7 @@ mod tests {
             StaffEvent::SessionStarted { session_id: "s".into(), token_hash: "th".into(), expires_at: t(50), at: t(1) };
         TestFramework::<Staff>::with(())
             .given(vec![created(), session.clone()])
-            .when_async(StaffCommand::Disable { by: "admin".into(), now: t(2) })
+            .when_async(StaffCommand::Disable(Disable { by: "admin".into(), now: t(2) }))
             .await
             .then_expect_events(vec![
                 StaffEvent::Disabled { by: "admin".into(), at: t(2) },
@@ -461,7 +492,7 @@ mod tests {
             ]);
         TestFramework::<Staff>::with(())
             .given(vec![created(), session])
-            .when_async(StaffCommand::ChangeRole { role: Role::Auditor, by: "admin".into(), now: t(2) })
+            .when_async(StaffCommand::ChangeRole(ChangeRole { role: Role::Auditor, by: "admin".into(), now: t(2) }))
             .await
             .then_expect_events(vec![
                 StaffEvent::RoleChanged { role: Role::Auditor, by: "admin".into(), at: t(2) },

@@ -85,7 +85,10 @@ impl Projection for HandOver {
         };
         let request_id = e.metadata.get("request_id").and_then(|v| v.as_str()).unwrap_or_default().to_string();
         let meta = EventMetadata { actor: Actor::System { id: Self::NAME.into() }, request_id, at };
-        let command = AccountCommand::HandOver { claim_id: e.aggregate_id.clone(), registration };
+        let command = AccountCommand::HandOver(shenfen_domain::account::HandOver {
+            claim_id: e.aggregate_id.clone(),
+            registration,
+        });
         match self.accounts.execute(&account_id, command, &meta).await {
             Ok(_) => Ok(()),
             Err(err) => failed(err),

@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use shenfen_domain::account::{Account, AccountCommand, AccountEvent, IdentityOutcome};
 use shenfen_domain::metadata::{Actor, EventMetadata};
-use shenfen_domain::verification::{Verification, VerificationCommand, VerificationEvent};
+use shenfen_domain::verification::{Reset, Verification, VerificationCommand, VerificationEvent};
 
 use crate::db::DbTx;
 use crate::log::{EventKind, StoredEvent};
@@ -77,7 +77,7 @@ impl IdentityProcess {
     async fn carry_reregistration(&self, e: &StoredEvent, event: AccountEvent) -> Result<(), ProjectionError> {
         let AccountEvent::Reregistered { at, generation, claim_id, .. } = event else { return Ok(()) };
         let source = format!("account#{}", e.sequence);
-        let command = VerificationCommand::Reset { source, generation, claim_id, now: at };
+        let command = VerificationCommand::Reset(Reset { source, generation, claim_id, now: at });
         match self.verifications.execute(&e.aggregate_id, command, &Self::meta(e)).await {
             Ok(_) => Ok(()),
             Err(err) => failed(err),

@@ -51,16 +51,21 @@ impl Stores {
 
     /// A real-name attempt with this name and the authority's answer.
     async fn attempt(&self, id: &str, as_name: &str, answer: AuthorityAnswer) {
-        self.verification(VerificationCommand::StartAttempt {
+        self.verification(VerificationCommand::StartAttempt(shenfen_domain::verification::StartAttempt {
             account_id: "acc".into(),
             attempt_id: id.into(),
             name: name(as_name),
             validity: None,
             abandon_before: now() - chrono::Duration::minutes(2),
             now: now(),
-        })
+        }))
         .await;
-        self.verification(VerificationCommand::RecordAnswer { attempt_id: id.into(), answer, now: now() }).await;
+        self.verification(VerificationCommand::RecordAnswer(shenfen_domain::verification::RecordAnswer {
+            attempt_id: id.into(),
+            answer,
+            now: now(),
+        }))
+        .await;
     }
 
     /// Runs the process manager from its checkpoint until it has handled every event.
@@ -119,31 +124,33 @@ async fn a_process_manager_that_runs_behind_carries_every_event_as_it_happened(d
     s.attempt("a1", "张叁", AuthorityAnswer::Failed { reason: "name_mismatch".into() }).await;
     let start = NaiveDate::from_ymd_opt(2020, 1, 1).expect("date");
     let today = NaiveDate::from_ymd_opt(2026, 5, 10).expect("date");
-    s.verification(VerificationCommand::Apply {
-        account_id: "acc".into(),
-        review_id: "rev1".into(),
+    let request = shenfen_domain::verification::ReviewRequest {
         document_type: DocumentType::ResidentIdCard,
         name: name("张三"),
         validity: Validity::parse("20y", start, DocumentType::ResidentIdCard, None, today).expect("validity"),
         photos: Photos { front: "f".into(), back: "b".into(), handheld: "h".into() },
+    };
+    s.verification(VerificationCommand::Apply(shenfen_domain::verification::Apply {
+        account_id: "acc".into(),
+        review_id: "rev1".into(),
+        request,
         due_by: today + chrono::Duration::days(9),
         now: now(),
-    })
+    }))
     .await;
-    s.verification(VerificationCommand::Claim {
+    s.verification(VerificationCommand::Claim(shenfen_domain::verification::ClaimApplication {
         review_id: "rev1".into(),
         reviewer: "r1".into(),
         reviewer_account: None,
         now: now(),
-    })
+    }))
     .await;
-    s.verification(VerificationCommand::Decide {
+    s.verification(VerificationCommand::Decide(shenfen_domain::verification::DecideApplication {
         review_id: "rev1".into(),
         reviewer: "r1".into(),
-        approve: true,
-        reason: None,
+        decision: shenfen_domain::verification::Decision::Approve,
         now: now(),
-    })
+    }))
     .await;
 
     s.run_process_manager().await;

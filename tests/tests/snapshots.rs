@@ -6,7 +6,7 @@ mod common;
 
 use common::{meta, registration};
 use serde_json::Value;
-use shenfen_domain::account::{Account, AccountCommand, NewSession};
+use shenfen_domain::account::{Account, AccountCommand, Checked, LockoutPolicy, LogIn, NewSession, PasswordCheck};
 use shenfen_projections::chain::ChainKey;
 use shenfen_projections::commits::Commits;
 use shenfen_projections::db::Db;
@@ -49,14 +49,12 @@ async fn only_snapshots_the_server_wrote_are_trusted(db: Db) {
             expires_at: meta().at + chrono::Duration::hours(1),
         };
         let hash = "H".to_string();
-        let login = AccountCommand::LogIn {
-            password_matched: true,
+        let password = Checked {
             checked_hash: hash,
-            session,
-            lockout_threshold: 5,
-            lockout: chrono::Duration::minutes(15),
-            now: meta().at,
+            lockout: LockoutPolicy { threshold: 5, duration: chrono::Duration::minutes(15) },
+            check: PasswordCheck::Right(session),
         };
+        let login = AccountCommand::LogIn(LogIn { password, now: meta().at });
         bus.execute("acc", login, &meta()).await.expect("log in");
     }
     bus.write_snapshot("acc").await.expect("write a snapshot");

@@ -230,13 +230,13 @@ async fn open_claim(
     let claim_token = crate::crypto::claim_token(claim_id.trim_start_matches("clm_"));
     let Registration { document_type, name, validity, email, mobile, password_hash, now, .. } = registration;
     let claimed = Claimed { name, validity, email, mobile, password_hash };
-    let command = ClaimCommand::Open {
+    let command = ClaimCommand::Open(shenfen_domain::claim::OpenClaim {
         account_id: account_id.to_string(),
         document_type,
         claimed,
         token_hash: ids::token_hash(&claim_token),
         now,
-    };
+    });
     let body = serde_json::json!({ "claim_id": claim_id, "at": now }).to_string();
     let notice = |channel: &str, to: &str| NewMessage {
         channel: channel.into(),
@@ -269,7 +269,11 @@ async fn open_claim(
 pub async fn consume_code(state: &AppState, ctx: &Ctx, mobile: &str, code: &str, account_id: &str) -> ApiResult<()> {
     let channel_id = ids::code_channel_id(&state.key, Purpose::Register.as_str(), mobile);
     let code_hash = ids::code_hash(&state.key, &channel_id, code);
-    let command = CodeCommand::Consume { code_hash, claimant: account_id.to_string(), now: ctx.now };
+    let command = CodeCommand::Consume(shenfen_domain::code::ConsumeCode {
+        code_hash,
+        claimant: account_id.to_string(),
+        now: ctx.now,
+    });
     let committed = state
         .codes
         .execute(&channel_id, command, &ctx.meta(Actor::Anonymous))

@@ -14,8 +14,9 @@ use axum::Json;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use shenfen_domain::calendar::REVIEW_WORKING_DAYS;
-use shenfen_domain::claim::{Claim, ClaimCommand, ClaimError};
+use shenfen_domain::claim::{Claim, ClaimCommand, ClaimError, SubmitProof};
 use shenfen_domain::time::cst_date;
+use shenfen_domain::verification::ReviewRequest;
 use shenfen_projections::claims::Claims;
 use shenfen_projections::review_queue::{claim_review_id, ReviewQueue};
 use shenfen_projections::store::Loaded;
@@ -144,15 +145,9 @@ pub async fn submit_proof(
     let photos = store_photos(&state, form.photos).await?;
     let review_id = claim_review_id(&claimant.claim_id);
     let due_by = state.calendar.add_working_days(today, REVIEW_WORKING_DAYS);
-    let command = ClaimCommand::SubmitProof {
-        review_id: review_id.clone(),
-        document_type: form.document_type,
-        name: form.name,
-        validity: form.validity,
-        photos,
-        due_by,
-        now: ctx.now,
-    };
+    let request = ReviewRequest { document_type: form.document_type, name: form.name, validity: form.validity, photos };
+    let command =
+        ClaimCommand::SubmitProof(SubmitProof { review_id: review_id.clone(), request, due_by, now: ctx.now });
     let actor = shenfen_domain::metadata::Actor::Claimant { id: claimant.claim_id.clone() };
     let committed = state
         .claims
@@ -214,7 +209,11 @@ pub async fn refuse(
     }
     let committed = state
         .claims
-        .execute(&claim_id, ClaimCommand::Refuse { now: ctx.now }, &ctx.meta(holder.actor()))
+        .execute(
+            &claim_id,
+            ClaimCommand::Refuse(shenfen_domain::claim::Refuse { now: ctx.now }),
+            &ctx.meta(holder.actor()),
+        )
         .await
         .map_err(|e| super::bus_problem(e, super::claim_problem))?;
     state.caught_up(committed.position, &[ReviewQueue::NAME, Claims::NAME]).await;

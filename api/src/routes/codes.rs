@@ -69,7 +69,7 @@ pub async fn request_code(
     let code = crate::crypto::random_code();
     let code_hash = ids::code_hash(&state.key, &channel_id, &code);
     let ttl = Duration::seconds(state.settings.code_ttl_seconds);
-    let command = CodeCommand::Issue { channel, code_hash, now: ctx.now, ttl };
+    let command = CodeCommand::Issue(shenfen_domain::code::IssueCode { channel, code_hash, now: ctx.now, ttl });
     let message = NewMessage {
         channel: channel.as_str().into(),
         destination: mobile.as_str().into(),

@@ -7,9 +7,12 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
-use shenfen_domain::account::{Account, AccountCommand, AccountError, AccountEvent, PasswordProof, ProfileInput};
+use shenfen_domain::account::{
+    Account, AccountCommand, AccountError, AccountEvent, BindWechat, ChangePassword, Checked, ConfirmEmailChange,
+    EmailChange, NewPassword, ProfileInput, RequestEmailChange, UnbindWechat, UpdateProfile,
+};
 use shenfen_domain::ports::WechatAnswer;
-use shenfen_domain::shared::ethnicity::is_valid_ethnicity;
+use shenfen_domain::shared::ethnicity::Ethnicity;
 use shenfen_domain::shared::mask::{mask_document, mask_email, mask_mobile};
 use shenfen_domain::shared::Gender;
 use shenfen_domain::time::cst_date;
@@ -81,25 +84,23 @@ impl AccountSummary {
     }
 }
 
-/// Checks the holder's current password (off the runtime) and returns the proof for the
-/// command that needs it. A locked account is refused before any hashing.
-pub async fn prove_password(
+/// Checks the holder's current password for a sensitive change: `then` gives the change
+/// when it is right. A locked account is refused before any hashing.
+pub async fn check_password<T, Fut>(
     state: &AppState,
     ctx: &Ctx,
     account: &Account,
     password: String,
-) -> ApiResult<PasswordProof> {
+    then: impl FnOnce() -> Fut,
+) -> ApiResult<Checked<T>>
+where
+    Fut: std::future::Future<Output = ApiResult<T>>,
+{
     if let Some(until) = account.locked_at(ctx.now) {
         return Err(super::account_problem(AccountError::Locked { until }));
     }
     let hash = account.password_hash.clone().ok_or_else(|| ApiError::internal("account without password"))?;
-    let matched = state.hashing.verify(password, hash.clone()).await.map_err(ApiError::internal)?;
-    Ok(PasswordProof {
-        matched,
-        checked_hash: hash,
-        lockout_threshold: state.settings.lockout_threshold,
-        lockout: chrono::Duration::seconds(state.settings.lockout_seconds),
-    })
+    crate::app::password::check(state, password, hash, then).await
 }
 
 /// 401 `login_failed` when a command recorded a wrong password (it counted as a failed login).
@@ -204,14 +205,12 @@ pub async fn update_profile(
             errors.add(field, "field_not_modifiable");
         }
     }
-    let ethnicity = body.ethnicity.as_deref().map(str::trim).filter(|e| !e.is_empty()).and_then(|e| {
-        if is_valid_ethnicity(e) {
-            Some(e.to_string())
-        } else {
-            errors.add("ethnicity", "invalid_ethnicity");
-            None
-        }
-    });
+    let ethnicity = body
+        .ethnicity
+        .as_deref()
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .and_then(|e| Ethnicity::parse(e).map_err(|err| errors.add("ethnicity", err.code())).ok());
     let gender = body.gender.as_deref().map(str::trim).filter(|g| !g.is_empty()).and_then(|g| match Gender::parse(g) {
         Ok(g) => Some(g),
         Err(_) => {
@@ -246,9 +245,11 @@ pub async fn update_profile(
     errors.finish()?;
     let mut first = Some(holder.current());
     if let (Some(email), Some(password)) = (email, current_password) {
-        let proof = prove_password(&state, &ctx, account, password).await?;
         let code = crate::crypto::random_code();
         let ttl = chrono::Duration::seconds(state.settings.code_ttl_seconds);
+        let code_hash = email_code_hash(&state, &holder.account_id, &code);
+        let change = EmailChange { email: email.clone(), code_hash, ttl };
+        let password = check_password(&state, &ctx, account, password, || async { Ok(change) }).await?;
         let message = NewMessage {
             channel: "email".into(),
             destination: email.as_str().into(),
@@ -257,8 +258,7 @@ pub async fn update_profile(
             created_at: ctx.now,
             expires_at: ctx.now + ttl,
         };
-        let code_hash = email_code_hash(&state, &holder.account_id, &code);
-        let command = AccountCommand::RequestEmailChange { proof, email, code_hash, ttl, now: ctx.now };
+        let command = AccountCommand::RequestEmailChange(RequestEmailChange { password, now: ctx.now });
         let options = CommitOptions {
             messages: vec![message],
             messages_with: Some("EmailChangeRequested"),
@@ -279,12 +279,8 @@ pub async fn update_profile(
         refused_password(&committed.events)?;
         state.outbox_wake.notify_one();
     }
-    let command = AccountCommand::UpdateProfile {
-        profile: ProfileInput { ethnicity, gender, birth_date, local_id_number, permit_number },
-        validity,
-        email: None,
-        now: ctx.now,
-    };
+    let profile = ProfileInput { ethnicity, gender, birth_date, local_id_number, permit_number };
+    let command = AccountCommand::UpdateProfile(UpdateProfile { profile, validity, now: ctx.now });
     let committed = state
         .accounts
         .execute_checked(&holder.account_id, first, &holder.session_live(ctx.now), command, &ctx.meta(holder.actor()))
@@ -318,10 +314,8 @@ pub async fn confirm_email(
     let code = errors.required("code", &body.code).map(|c| c.trim().to_string());
     errors.finish()?;
     let code = code.unwrap_or_default();
-    let command = AccountCommand::ConfirmEmailChange {
-        code_hash: email_code_hash(&state, &holder.account_id, &code),
-        now: ctx.now,
-    };
+    let code_hash = email_code_hash(&state, &holder.account_id, &code);
+    let command = AccountCommand::ConfirmEmailChange(ConfirmEmailChange { code_hash, now: ctx.now });
     let committed = state
         .accounts
         .execute_from(&holder.account_id, Some(holder.loaded.clone()), command, &ctx.meta(holder.actor()))
@@ -369,15 +363,12 @@ pub async fn change_password(
     let (Some(old), Some(new)) = (old, new) else {
         return Err(ApiError::internal("validated password change incomplete"));
     };
-    let proof = prove_password(&state, &ctx, account, old).await?;
-    let new_password_hash =
-        if proof.matched { state.hashing.hash(new).await.map_err(ApiError::internal)? } else { String::new() };
-    let command = AccountCommand::ChangePassword {
-        proof,
-        new_password_hash,
-        keep_session: holder.session_id.clone(),
-        now: ctx.now,
-    };
+    let password = check_password(&state, &ctx, account, old, || async {
+        let new_password_hash = state.hashing.hash(new).await.map_err(ApiError::internal)?;
+        Ok(NewPassword { new_password_hash, keep_session: holder.session_id.clone() })
+    })
+    .await?;
+    let command = AccountCommand::ChangePassword(ChangePassword { password, now: ctx.now });
     let committed = state
         .accounts
         .execute_from(&holder.account_id, Some(holder.loaded.clone()), command, &ctx.meta(holder.actor()))
@@ -418,25 +409,21 @@ pub async fn bind_wechat(
     let (Some(code), Some(password)) = (code, password) else {
         return Err(ApiError::internal("validated binding incomplete"));
     };
-    let proof = prove_password(&state, &ctx, holder.account(), password).await?;
     // A wrong password is recorded (and refused) before WeChat is asked: the code stays unused.
-    let openid = if proof.matched {
+    let password = check_password(&state, &ctx, holder.account(), password, || async {
         match state.wechat.openid(&code).await {
-            WechatAnswer::Openid(openid) => openid,
-            WechatAnswer::InvalidCode => return Err(ApiError::field("oauth_code", "invalid_oauth_code")),
-            WechatAnswer::Unavailable => {
-                return Err(ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "wechat_unavailable",
-                    "WeChat cannot be reached; try again later.",
-                    "微信服务暂不可用，请稍后再试。",
-                ))
-            }
+            WechatAnswer::Openid(openid) => Ok(openid),
+            WechatAnswer::InvalidCode => Err(ApiError::field("oauth_code", "invalid_oauth_code")),
+            WechatAnswer::Unavailable => Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "wechat_unavailable",
+                "WeChat cannot be reached; try again later.",
+                "微信服务暂不可用，请稍后再试。",
+            )),
         }
-    } else {
-        String::new()
-    };
-    let command = AccountCommand::BindWechat { proof, openid, now: ctx.now };
+    })
+    .await?;
+    let command = AccountCommand::BindWechat(BindWechat { password, now: ctx.now });
     let committed = state
         .accounts
         .execute_from(&holder.account_id, Some(holder.loaded.clone()), command, &ctx.meta(holder.actor()))
@@ -451,7 +438,7 @@ pub async fn bind_wechat(
 #[utoipa::path(delete, path = "/v1/me/wechat", tag = "holder", security(("bearer" = [])),
     responses((status = 204), (status = 409, description = "wechat_not_bound", body = crate::error::Problem)))]
 pub async fn unbind_wechat(State(state): State<Arc<AppState>>, ctx: Ctx, holder: Holder) -> ApiResult<StatusCode> {
-    let command = AccountCommand::UnbindWechat { now: ctx.now };
+    let command = AccountCommand::UnbindWechat(UnbindWechat { now: ctx.now });
     state
         .accounts
         .execute_from(&holder.account_id, Some(holder.loaded.clone()), command, &ctx.meta(holder.actor()))

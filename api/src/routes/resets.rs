@@ -116,7 +116,11 @@ pub async fn start(
         return Err(super::account_problem(AccountError::LegacyMustReregister));
     }
     let reset_id = super::id_for("rst_", &account_id);
-    let command = AccountCommand::RequestPasswordReset { reset_id: reset_id.clone(), name, now: ctx.now };
+    let command = AccountCommand::RequestPasswordReset(shenfen_domain::account::RequestPasswordReset {
+        reset_id: reset_id.clone(),
+        name,
+        now: ctx.now,
+    });
     let committed = state
         .accounts
         .execute(&account_id, command, &ctx.meta(Actor::Anonymous))
@@ -174,8 +178,13 @@ pub async fn deliver(
         }
     };
     let ttl = Duration::seconds(state.settings.code_ttl_seconds);
-    let command =
-        AccountCommand::IssueResetSecret { reset_id: reset_id.clone(), method, secret_hash, ttl, now: ctx.now };
+    let command = AccountCommand::IssueResetSecret(shenfen_domain::account::IssueResetSecret {
+        reset_id: reset_id.clone(),
+        method,
+        secret_hash,
+        ttl,
+        now: ctx.now,
+    });
     let message = NewMessage {
         channel: method.as_str().into(),
         destination: to,
@@ -238,20 +247,20 @@ pub async fn complete(
     let live = account.resets.iter().find(|r| r.reset_id == reset_id);
     let plausible = live.is_some_and(|r| !r.completed && r.secret_hash.as_deref() == Some(hash.as_str()));
     let mut new_password_hash =
-        if plausible { state.hashing.hash(password.clone()).await.map_err(ApiError::internal)? } else { String::new() };
+        if plausible { Some(state.hashing.hash(password.clone()).await.map_err(ApiError::internal)?) } else { None };
     let mut attempt = 0;
     let committed = loop {
-        let command = AccountCommand::CompletePasswordReset {
+        let command = AccountCommand::CompletePasswordReset(shenfen_domain::account::CompletePasswordReset {
             reset_id: reset_id.clone(),
             secret_hash: hash.clone(),
             new_password_hash: new_password_hash.clone(),
             now: ctx.now,
-        };
+        });
         match state.accounts.execute(&account_id, command, &ctx.meta(Actor::Anonymous)).await {
             Err(BusError::Domain(AccountError::StaleCredentials)) if attempt == 0 => {
                 // The secret was issued after we looked: hash after all and try again.
                 attempt += 1;
-                new_password_hash = state.hashing.hash(password.clone()).await.map_err(ApiError::internal)?;
+                new_password_hash = Some(state.hashing.hash(password.clone()).await.map_err(ApiError::internal)?);
             }
             other => break other.map_err(|e| super::bus_problem(e, super::account_problem))?,
         }

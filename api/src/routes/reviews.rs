@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 use shenfen_domain::claim::{ClaimCommand, ClaimError, ClaimStatus};
 use shenfen_domain::staff::Role;
 use shenfen_domain::time::cst_date;
-use shenfen_domain::verification::{VerificationCommand, VerificationError};
+use shenfen_domain::verification::{
+    ClaimApplication, DecideApplication, Decision as Verdict, VerificationCommand, VerificationError,
+};
 use shenfen_projections::claims::Claims;
 use shenfen_projections::handover::HandOver;
 use shenfen_projections::identity::IdentityProcess;
@@ -97,7 +99,7 @@ pub struct ReviewState {
 /// What a reviewer does, for either kind of review.
 enum Act {
     Claim { reviewer_account: Option<String> },
-    Decide { approve: bool, reason: Option<String> },
+    Decide(Verdict),
 }
 
 async fn act(
@@ -111,22 +113,31 @@ async fn act(
     match target(&review_id)? {
         Target::Application(account_id) => {
             let command = match act {
-                Act::Claim { reviewer_account } => {
-                    VerificationCommand::Claim { review_id: review_id.clone(), reviewer, reviewer_account, now }
-                }
-                Act::Decide { approve, reason } => {
-                    VerificationCommand::Decide { review_id: review_id.clone(), reviewer, approve, reason, now }
-                }
+                Act::Claim { reviewer_account } => VerificationCommand::Claim(ClaimApplication {
+                    review_id: review_id.clone(),
+                    reviewer,
+                    reviewer_account,
+                    now,
+                }),
+                Act::Decide(decision) => VerificationCommand::Decide(DecideApplication {
+                    review_id: review_id.clone(),
+                    reviewer,
+                    decision,
+                    now,
+                }),
             };
             run(state, ctx, staff, &account_id, &review_id, command).await
         }
         Target::Claim(claim_id) => {
             let command = match act {
-                Act::Claim { reviewer_account } => {
-                    ClaimCommand::ClaimReview { review_id: review_id.clone(), reviewer, reviewer_account, now }
-                }
-                Act::Decide { approve, reason } => {
-                    ClaimCommand::Decide { review_id: review_id.clone(), reviewer, approve, reason, now }
+                Act::Claim { reviewer_account } => ClaimCommand::ClaimReview(ClaimApplication {
+                    review_id: review_id.clone(),
+                    reviewer,
+                    reviewer_account,
+                    now,
+                }),
+                Act::Decide(decision) => {
+                    ClaimCommand::Decide(DecideApplication { review_id: review_id.clone(), reviewer, decision, now })
                 }
             };
             run_claim(state, ctx, staff, &claim_id, &review_id, command).await
@@ -237,16 +248,18 @@ pub async fn decide(
     AppJson(body): AppJson<Decision>,
 ) -> ApiResult<Json<ReviewState>> {
     staff.require(&[Role::Reviewer])?;
-    let approve = match body.decision.as_deref().map(str::trim) {
-        Some("approve") => true,
-        Some("reject") => false,
+    // An approval's reason is not recorded; a rejection without one is refused by the stream.
+    let reason = body.reason.clone().unwrap_or_default();
+    let decision = match body.decision.as_deref().map(str::trim) {
+        Some("approve") => Verdict::Approve,
+        Some("reject") => Verdict::Reject { reason },
         Some(_) => return Err(ApiError::field("decision", "invalid_decision")),
         None => return Err(ApiError::field("decision", "required")),
     };
     if body.reason.as_deref().is_some_and(|r| r.chars().count() > 500) {
         return Err(ApiError::field("reason", "too_long"));
     }
-    act(&state, &ctx, &staff, &review_id, Act::Decide { approve, reason: body.reason.clone() }).await
+    act(&state, &ctx, &staff, &review_id, Act::Decide(decision)).await
 }
 
 /// One photo of an application.

@@ -15,7 +15,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
-use shenfen_domain::account::{AccountCommand, AccountError, AccountEvent, NewSession};
+use shenfen_domain::account::{AccountCommand, AccountError, AccountEvent, LogIn, NewSession};
 use shenfen_domain::metadata::Actor;
 use shenfen_projections::store::CommitOptions;
 use utoipa::ToSchema;
@@ -149,21 +149,14 @@ pub async fn log_in(
             continue;
         }
         let Some(hash) = account.password_hash.clone() else { return Err(login_failed()) };
-        let matched = state.hashing.verify(password.clone(), hash.clone()).await.map_err(ApiError::internal)?;
         let token = crate::crypto::session_token(&account_id);
         let session = NewSession {
             session_id: uuid::Uuid::new_v4().to_string(),
             token_hash: shenfen_domain::ids::token_hash(&token),
             expires_at: ctx.now + Duration::seconds(settings.session_ttl_seconds),
         };
-        let command = AccountCommand::LogIn {
-            password_matched: matched,
-            checked_hash: hash,
-            session,
-            lockout_threshold: settings.lockout_threshold,
-            lockout: Duration::seconds(settings.lockout_seconds),
-            now: ctx.now,
-        };
+        let password = crate::app::password::check(&state, password.clone(), hash, || async { Ok(session) }).await?;
+        let command = AccountCommand::LogIn(LogIn { password, now: ctx.now });
         // While other logins are hashing, this one's commit may wait a little to share theirs.
         let linger = if state.hashing.pending() > 0 { COMMIT_LINGER } else { std::time::Duration::ZERO };
         let result = state
@@ -212,7 +205,10 @@ pub async fn log_in(
 #[utoipa::path(delete, path = "/v1/sessions/current", tag = "holder", security(("bearer" = [])),
     responses((status = 204), (status = 401, body = crate::error::Problem)))]
 pub async fn log_out(State(state): State<Arc<AppState>>, ctx: Ctx, holder: Holder) -> ApiResult<StatusCode> {
-    let command = AccountCommand::EndSession { session_id: holder.session_id.clone(), now: ctx.now };
+    let command = AccountCommand::EndSession(shenfen_domain::account::EndSession {
+        session_id: holder.session_id.clone(),
+        now: ctx.now,
+    });
     state
         .accounts
         .execute_from(&holder.account_id, Some(holder.loaded.clone()), command, &ctx.meta(holder.actor()))

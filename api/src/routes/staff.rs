@@ -12,11 +12,13 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
-use shenfen_domain::account::NewSession;
+use shenfen_domain::account::{NewPassword, NewSession};
 use shenfen_domain::ids;
 use shenfen_domain::metadata::{Actor, EventMetadata};
 use shenfen_domain::shared::password;
-use shenfen_domain::staff::{valid_username, Role, StaffCommand, StaffError, StaffEvent};
+use shenfen_domain::staff::{
+    valid_username, ChangeStaffPassword, Role, StaffCommand, StaffError, StaffEvent, StaffLogIn,
+};
 use shenfen_projections::store::BusError;
 use utoipa::ToSchema;
 
@@ -67,21 +69,12 @@ pub async fn log_in(
     if let Some(until) = staff.lockout.locked_at(ctx.now) {
         return Err(super::staff_problem(StaffError::Locked { until }));
     }
-    let matched = state.hashing.verify(password, hash.clone()).await.map_err(ApiError::internal)?;
     let token = crate::crypto::staff_token(&staff_id);
     let expires_at = ctx.now + Duration::seconds(state.settings.session_ttl_seconds);
-    let command = StaffCommand::LogIn {
-        password_matched: matched,
-        checked_hash: hash,
-        session: NewSession {
-            session_id: uuid::Uuid::new_v4().to_string(),
-            token_hash: ids::token_hash(&token),
-            expires_at,
-        },
-        lockout_threshold: state.settings.lockout_threshold,
-        lockout: Duration::seconds(state.settings.lockout_seconds),
-        now: ctx.now,
-    };
+    let session =
+        NewSession { session_id: uuid::Uuid::new_v4().to_string(), token_hash: ids::token_hash(&token), expires_at };
+    let password = crate::app::password::check(&state, password, hash, || async { Ok(session) }).await?;
+    let command = StaffCommand::LogIn(StaffLogIn { password, now: ctx.now });
     let committed = state
         .staff
         .execute(&staff_id, command, &ctx.meta(Actor::Anonymous))
@@ -161,14 +154,14 @@ pub async fn create_staff(
 ) -> ApiResult<StaffCreated> {
     let staff_id = ids::staff_id(&state.key, &input.username);
     let password_hash = state.hashing.hash(input.password).await.map_err(ApiError::internal)?;
-    let command = StaffCommand::Create {
+    let command = StaffCommand::Create(shenfen_domain::staff::CreateStaff {
         username: input.username.clone(),
         role: input.role,
         password_hash,
         account_id: input.account_id,
         created_by: created_by.to_string(),
         now: meta.at,
-    };
+    });
     match state.staff.execute(&staff_id, command, meta).await {
         Ok(_) => {}
         Err(BusError::Domain(e)) => return Err(super::staff_problem(e)),
@@ -242,7 +235,7 @@ pub async fn disable(
     admin: StaffMember,
     Path(username): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let command = StaffCommand::Disable { by: admin.staff_id.clone(), now: ctx.now };
+    let command = StaffCommand::Disable(shenfen_domain::staff::Disable { by: admin.staff_id.clone(), now: ctx.now });
     administer(&state, &ctx, &admin, &username, command).await
 }
 
@@ -258,7 +251,7 @@ pub async fn enable(
     admin: StaffMember,
     Path(username): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let command = StaffCommand::Enable { by: admin.staff_id.clone(), now: ctx.now };
+    let command = StaffCommand::Enable(shenfen_domain::staff::Enable { by: admin.staff_id.clone(), now: ctx.now });
     administer(&state, &ctx, &admin, &username, command).await
 }
 
@@ -297,7 +290,8 @@ pub async fn change_role(
     });
     errors.finish()?;
     let role = role.ok_or_else(|| ApiError::internal("validated role missing"))?;
-    let command = StaffCommand::ChangeRole { role, by: admin.staff_id.clone(), now: ctx.now };
+    let command =
+        StaffCommand::ChangeRole(shenfen_domain::staff::ChangeRole { role, by: admin.staff_id.clone(), now: ctx.now });
     administer(&state, &ctx, &admin, &username, command).await
 }
 
@@ -305,7 +299,10 @@ pub async fn change_role(
 #[utoipa::path(delete, path = "/v1/staff/sessions/current", tag = "staff", security(("bearer" = [])),
     responses((status = 204), (status = 401, body = crate::error::Problem)))]
 pub async fn log_out(State(state): State<Arc<AppState>>, ctx: Ctx, staff: StaffMember) -> ApiResult<StatusCode> {
-    let command = StaffCommand::EndSession { session_id: staff.session_id.clone(), now: ctx.now };
+    let command = StaffCommand::EndSession(shenfen_domain::staff::EndStaffSession {
+        session_id: staff.session_id.clone(),
+        now: ctx.now,
+    });
     state
         .staff
         .execute_from(&staff.staff_id, Some(staff.loaded.clone()), command, &ctx.meta(staff.actor()))
@@ -352,17 +349,12 @@ pub async fn change_password(
         return Err(super::staff_problem(StaffError::Locked { until }));
     }
     let hash = member.password_hash.clone().ok_or_else(|| ApiError::internal("staff without password"))?;
-    let matched = state.hashing.verify(old, hash.clone()).await.map_err(ApiError::internal)?;
-    let new_password_hash =
-        if matched { state.hashing.hash(new).await.map_err(ApiError::internal)? } else { String::new() };
-    let proof = shenfen_domain::account::PasswordProof {
-        matched,
-        checked_hash: hash,
-        lockout_threshold: state.settings.lockout_threshold,
-        lockout: Duration::seconds(state.settings.lockout_seconds),
-    };
-    let command =
-        StaffCommand::ChangePassword { proof, new_password_hash, keep_session: staff.session_id.clone(), now: ctx.now };
+    let password = crate::app::password::check(&state, old, hash, || async {
+        let new_password_hash = state.hashing.hash(new).await.map_err(ApiError::internal)?;
+        Ok(NewPassword { new_password_hash, keep_session: staff.session_id.clone() })
+    })
+    .await?;
+    let command = StaffCommand::ChangePassword(ChangeStaffPassword { password, now: ctx.now });
     let committed = state
         .staff
         .execute_from(&staff.staff_id, Some(staff.loaded.clone()), command, &ctx.meta(staff.actor()))

@@ -149,8 +149,13 @@ pub async fn change_contact(
     errors.finish()?;
     let by = by.ok_or_else(|| ApiError::internal("validated action missing"))?;
     let request_id = super::id_for("scr_", &account_id);
-    let command =
-        AccountCommand::RequestContactChange { request_id: request_id.clone(), mobile, email, by, now: ctx.now };
+    let command = AccountCommand::RequestContactChange(shenfen_domain::account::RequestContactChange {
+        request_id: request_id.clone(),
+        mobile,
+        email,
+        by,
+        now: ctx.now,
+    });
     run(&state, &ctx, &staff, &account_id, command).await?;
     Ok((StatusCode::ACCEPTED, Json(ContactChangeRequested { request_id, status: "awaiting_second_approval".into() })))
 }
@@ -169,7 +174,11 @@ pub async fn approve(
     staff.require(&[Role::Support])?;
     let account_id = super::account_of("scr_", &request_id)
         .ok_or_else(|| super::account_problem(AccountError::ContactRequestNotFound))?;
-    let command = AccountCommand::ApproveContactChange { request_id, approver: staff.staff_id.clone(), now: ctx.now };
+    let command = AccountCommand::ApproveContactChange(shenfen_domain::account::ApproveContactChange {
+        request_id,
+        approver: staff.staff_id.clone(),
+        now: ctx.now,
+    });
     run(&state, &ctx, &staff, &account_id, command).await?;
     state.outbox_wake.notify_one();
     Ok(StatusCode::NO_CONTENT)
@@ -213,6 +222,13 @@ pub async fn correct(
     let by = action(&mut errors, &staff, &body.reason, &body.evidence_ref);
     errors.finish()?;
     let by = by.ok_or_else(|| ApiError::internal("validated action missing"))?;
-    run(&state, &ctx, &staff, &account_id, AccountCommand::SupportCorrect { gender, name, by, now: ctx.now }).await?;
+    run(
+        &state,
+        &ctx,
+        &staff,
+        &account_id,
+        AccountCommand::SupportCorrect(shenfen_domain::account::SupportCorrect { gender, name, by, now: ctx.now }),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }

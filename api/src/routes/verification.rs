@@ -18,7 +18,7 @@ use shenfen_domain::calendar::REVIEW_WORKING_DAYS;
 use shenfen_domain::ports::IdentityQuery;
 use shenfen_domain::shared::document::DocumentType;
 use shenfen_domain::time::cst_date;
-use shenfen_domain::verification::{AuthorityAnswer, Photos, VerificationCommand};
+use shenfen_domain::verification::{Apply, AuthorityAnswer, Photos, ReviewRequest, VerificationCommand};
 use shenfen_projections::identity::IdentityProcess;
 use shenfen_projections::log::Position;
 use shenfen_projections::quotas::Quotas;
@@ -139,14 +139,14 @@ pub async fn verify(
     errors.finish()?;
     let name = name.ok_or_else(|| ApiError::internal("validated name missing"))?;
     let attempt_id = uuid::Uuid::new_v4().to_string();
-    let start = VerificationCommand::StartAttempt {
+    let start = VerificationCommand::StartAttempt(shenfen_domain::verification::StartAttempt {
         account_id: holder.account_id.clone(),
         attempt_id: attempt_id.clone(),
         name: name.clone(),
         validity,
         abandon_before: ctx.now - chrono::Duration::seconds(ABANDON_AFTER_SECONDS),
         now: ctx.now,
-    };
+    });
     state
         .verifications
         .execute(&holder.account_id, start, &ctx.meta(holder.actor()))
@@ -167,7 +167,11 @@ pub async fn verify(
         AuthorityAnswer::Unavailable => "unavailable",
     })
     .increment(1);
-    let record = VerificationCommand::RecordAnswer { attempt_id, answer: answer.clone(), now: state.clock.now() };
+    let record = VerificationCommand::RecordAnswer(shenfen_domain::verification::RecordAnswer {
+        attempt_id,
+        answer: answer.clone(),
+        now: state.clock.now(),
+    });
     let committed = state
         .verifications
         .execute(&holder.account_id, record, &ctx.meta(holder.actor()))
@@ -268,16 +272,14 @@ pub async fn apply_for_review(
     let photos = store_photos(&state, form.photos).await?;
     let review_id = super::id_for("rev_", &holder.account_id);
     let due_by = state.calendar.add_working_days(cst_date(ctx.now), REVIEW_WORKING_DAYS);
-    let command = VerificationCommand::Apply {
+    let request = ReviewRequest { document_type: form.document_type, name: form.name, validity: form.validity, photos };
+    let command = VerificationCommand::Apply(Apply {
         account_id: holder.account_id.clone(),
         review_id: review_id.clone(),
-        document_type: form.document_type,
-        name: form.name,
-        validity: form.validity,
-        photos,
+        request,
         due_by,
         now: ctx.now,
-    };
+    });
     let committed = state
         .verifications
         .execute(&holder.account_id, command, &ctx.meta(holder.actor()))

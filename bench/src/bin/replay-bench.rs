@@ -29,9 +29,10 @@ use futures::StreamExt;
 use pgtemp::{PgTempDB, PgTempDBBuilder};
 use serde_json::Value;
 use shenfen_bench::database::find_bin_dir;
-use shenfen_domain::account::{Account, AccountCommand, AccountEvent, ProfileInput, Registration};
+use shenfen_domain::account::{Account, AccountCommand, AccountEvent, ProfileInput, Registration, UpdateProfile};
 use shenfen_domain::metadata::{Actor, EventMetadata};
 use shenfen_domain::shared::document::check_char;
+use shenfen_domain::shared::ethnicity::Ethnicity;
 use shenfen_domain::shared::{DocumentNumber, DocumentType, Email, Mobile, PersonName, Validity};
 use shenfen_projections::db::Db;
 use shenfen_projections::store::CommandBus;
@@ -478,16 +479,11 @@ async fn load_times(args: &Args, db: &Db) -> anyhow::Result<()> {
         let mut sequence = 1i64;
         while sequence < i64::from(length) {
             now += chrono::Duration::seconds(1);
-            let profile = if sequence == 1 {
-                ProfileInput { ethnicity: Some("01".into()), ..ProfileInput::default() }
-            } else {
-                ProfileInput::default()
-            };
-            let email = (sequence > 1)
-                .then(|| Email::parse(&format!("load{sequence}@example.com")))
-                .transpose()
-                .map_err(|e| anyhow::anyhow!("e-mail: {e:?}"))?;
-            let command = AccountCommand::UpdateProfile { profile, validity: None, email, now };
+            // Completion, then edits that alternate the ethnicity: one event each.
+            let code = if sequence % 2 == 1 { "01" } else { "02" };
+            let ethnicity = Ethnicity::parse(code).map_err(|e| anyhow::anyhow!("ethnicity: {e:?}"))?;
+            let profile = ProfileInput { ethnicity: Some(ethnicity), ..ProfileInput::default() };
+            let command = AccountCommand::UpdateProfile(UpdateProfile { profile, validity: None, now });
             let committed =
                 bus.execute(&id, command, &meta(now)).await.map_err(|e| anyhow::anyhow!("editing {id}: {e}"))?;
             sequence += committed.events.len() as i64;

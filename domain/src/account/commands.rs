@@ -1,15 +1,40 @@
-//! Account commands. Each carries the instant it happens at and any secret already hashed.
+//! Account commands: one type per command, each carrying the instant it happens at and any
+//! secret already hashed (hashing is slow and happens outside the aggregate).
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 use crate::shared::contact::{Email, Mobile};
 use crate::shared::document::{DocumentNumber, DocumentType};
+use crate::shared::ethnicity::Ethnicity;
 use crate::shared::name::PersonName;
 use crate::shared::validity::Validity;
 use crate::shared::Gender;
 
-use super::aggregate::RealNameStatus;
-use super::events::ResetMethod;
+use super::events::{RealNameStatus, ResetMethod, SupportAction};
+
+/// Commands on an account.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AccountCommand {
+    Register(Registration),
+    Reregister(Registration),
+    ImportLegacy(ImportLegacy),
+    LogIn(LogIn),
+    EndSession(EndSession),
+    UpdateProfile(UpdateProfile),
+    ChangePassword(ChangePassword),
+    RequestEmailChange(RequestEmailChange),
+    ConfirmEmailChange(ConfirmEmailChange),
+    RequestPasswordReset(RequestPasswordReset),
+    IssueResetSecret(IssueResetSecret),
+    CompletePasswordReset(CompletePasswordReset),
+    RecordIdentity(IdentityOutcome),
+    RequestContactChange(RequestContactChange),
+    ApproveContactChange(ApproveContactChange),
+    SupportCorrect(SupportCorrect),
+    BindWechat(BindWechat),
+    UnbindWechat(UnbindWechat),
+    HandOver(HandOver),
+}
 
 /// Everything a (re-)registration sets.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,6 +49,40 @@ pub struct Registration {
     pub now: DateTime<Utc>,
 }
 
+/// An account from before the cut-over, imported by an operator.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportLegacy {
+    pub document_type: DocumentType,
+    pub document_number: DocumentNumber,
+    pub name: PersonName,
+    pub registered_at: DateTime<Utc>,
+    pub now: DateTime<Utc>,
+}
+
+/// How many consecutive failures lock an account, and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockoutPolicy {
+    pub threshold: u32,
+    pub duration: Duration,
+}
+
+/// What a password checked outside the aggregate gave: `Right` with what the command does
+/// then, or `Wrong` — a failed login, counted towards the lock.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PasswordCheck<T> {
+    Right(T),
+    Wrong,
+}
+
+/// A password checked against `checked_hash`, the hash the account had when it was checked (a
+/// password changed in between makes the command stale), under `lockout`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checked<T> {
+    pub checked_hash: String,
+    pub lockout: LockoutPolicy,
+    pub check: PasswordCheck<T>,
+}
+
 /// A session to start on a successful login.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewSession {
@@ -32,126 +91,101 @@ pub struct NewSession {
     pub expires_at: DateTime<Utc>,
 }
 
+/// A login attempt: a session to start if the password was right.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogIn {
+    pub password: Checked<NewSession>,
+    pub now: DateTime<Utc>,
+}
+
+/// A logout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EndSession {
+    pub session_id: String,
+    pub now: DateTime<Utc>,
+}
+
 /// The first-login profile (fields by document type).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ProfileInput {
-    pub ethnicity: Option<String>,
+    pub ethnicity: Option<Ethnicity>,
     pub gender: Option<Gender>,
     pub birth_date: Option<NaiveDate>,
     pub local_id_number: Option<String>,
     pub permit_number: Option<String>,
 }
 
-/// Commands on an account.
+/// Complete or edit the profile; which one is decided by the state.
 #[derive(Debug, Clone, PartialEq)]
-pub enum AccountCommand {
-    Register(Registration),
-    Reregister(Registration),
-    ImportLegacy {
-        document_type: DocumentType,
-        document_number: DocumentNumber,
-        name: PersonName,
-        registered_at: DateTime<Utc>,
-        now: DateTime<Utc>,
-    },
-    /// A login attempt whose password was checked against `checked_hash`.
-    LogIn {
-        password_matched: bool,
-        checked_hash: String,
-        session: NewSession,
-        lockout_threshold: u32,
-        lockout: Duration,
-        now: DateTime<Utc>,
-    },
-    EndSession {
-        session_id: String,
-        now: DateTime<Utc>,
-    },
-    /// Complete or edit the profile; which one is decided by the state. (`email` is only
-    /// set by commands of earlier versions: an e-mail change is [`AccountCommand::RequestEmailChange`].)
-    UpdateProfile {
-        profile: ProfileInput,
-        validity: Option<Validity>,
-        email: Option<Email>,
-        now: DateTime<Utc>,
-    },
-    /// The holder changes the password, proving the current one.
-    ChangePassword {
-        proof: PasswordProof,
-        new_password_hash: String,
-        keep_session: String,
-        now: DateTime<Utc>,
-    },
-    /// The holder asks to change the e-mail address, proving the password; the change applies
-    /// once the code sent to the new address is confirmed.
-    RequestEmailChange {
-        proof: PasswordProof,
-        email: Email,
-        code_hash: String,
-        ttl: Duration,
-        now: DateTime<Utc>,
-    },
-    /// The code sent to the new address, entered by the holder.
-    ConfirmEmailChange {
-        code_hash: String,
-        now: DateTime<Utc>,
-    },
-    RequestPasswordReset {
-        reset_id: String,
-        name: PersonName,
-        now: DateTime<Utc>,
-    },
-    IssueResetSecret {
-        reset_id: String,
-        method: ResetMethod,
-        secret_hash: String,
-        ttl: Duration,
-        now: DateTime<Utc>,
-    },
-    CompletePasswordReset {
-        reset_id: String,
-        secret_hash: String,
-        new_password_hash: String,
-        now: DateTime<Utc>,
-    },
-    /// The verification stream's outcome, forwarded by the identity process manager.
-    RecordIdentity(IdentityOutcome),
-    /// A support agent asks to change the contact, on the holder's e-mailed request.
-    RequestContactChange {
-        request_id: String,
-        mobile: Option<Mobile>,
-        email: Option<Email>,
-        by: SupportAction,
-        now: DateTime<Utc>,
-    },
-    /// A second support agent approves a contact change: it applies now.
-    ApproveContactChange {
-        request_id: String,
-        approver: String,
-        now: DateTime<Utc>,
-    },
-    /// A support agent corrects the gender or a garbled name.
-    SupportCorrect {
-        gender: Option<Gender>,
-        name: Option<PersonName>,
-        by: SupportAction,
-        now: DateTime<Utc>,
-    },
-    /// Binds WeChat, proving the password; the openid comes from the WeChat port.
-    BindWechat {
-        proof: PasswordProof,
-        openid: String,
-        now: DateTime<Utc>,
-    },
-    /// A re-registration claim was approved: the claimant's credentials, contacts, name and
-    /// validity replace the holder's, every session ends, WeChat is unbound.
-    HandOver {
-        claim_id: String,
-        registration: Registration,
-    },
-    UnbindWechat {
-        now: DateTime<Utc>,
-    },
+pub struct UpdateProfile {
+    pub profile: ProfileInput,
+    pub validity: Option<Validity>,
+    pub now: DateTime<Utc>,
+}
+
+/// A new password, and the session that stays signed in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewPassword {
+    pub new_password_hash: String,
+    pub keep_session: String,
+}
+
+/// The holder changes the password, proving the current one; other sessions end.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangePassword {
+    pub password: Checked<NewPassword>,
+    pub now: DateTime<Utc>,
+}
+
+/// A new e-mail address and the (hashed) code sent to it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmailChange {
+    pub email: Email,
+    pub code_hash: String,
+    pub ttl: Duration,
+}
+
+/// The holder asks to change the e-mail address, proving the password; the change applies
+/// once the code sent to the new address is confirmed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestEmailChange {
+    pub password: Checked<EmailChange>,
+    pub now: DateTime<Utc>,
+}
+
+/// The code sent to the new address, entered by the holder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfirmEmailChange {
+    pub code_hash: String,
+    pub now: DateTime<Utc>,
+}
+
+/// Forgot password: who asks must give the registered name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestPasswordReset {
+    pub reset_id: String,
+    pub name: PersonName,
+    pub now: DateTime<Utc>,
+}
+
+/// A reset secret (its hash) to send by `method`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IssueResetSecret {
+    pub reset_id: String,
+    pub method: ResetMethod,
+    pub secret_hash: String,
+    pub ttl: Duration,
+    pub now: DateTime<Utc>,
+}
+
+/// The secret entered to complete a reset, and the new password's hash — `None` when it was not
+/// hashed because the secret looked wrong (a right secret then asks for it: `StaleCredentials`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompletePasswordReset {
+    pub reset_id: String,
+    pub secret_hash: String,
+    pub new_password_hash: Option<String>,
+    pub now: DateTime<Utc>,
 }
 
 /// One verification event's outcome, as the identity process manager carries it to the
@@ -172,21 +206,50 @@ pub struct IdentityOutcome {
     pub now: DateTime<Utc>,
 }
 
-/// A password checked outside the aggregate (hashing is slow): whether it matched
-/// `checked_hash`, the hash the account had when it was checked. A wrong password counts as a
-/// failed login, with the lockout rules given.
+/// A support agent asks to change the contact, on the holder's e-mailed request.
 #[derive(Debug, Clone, PartialEq)]
-pub struct PasswordProof {
-    pub matched: bool,
-    pub checked_hash: String,
-    pub lockout_threshold: u32,
-    pub lockout: Duration,
+pub struct RequestContactChange {
+    pub request_id: String,
+    pub mobile: Option<Mobile>,
+    pub email: Option<Email>,
+    pub by: SupportAction,
+    pub now: DateTime<Utc>,
 }
 
-/// Who did a support action, why, and on what evidence.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct SupportAction {
-    pub agent: String,
-    pub reason: String,
-    pub evidence_ref: String,
+/// A second support agent approves a contact change: it applies now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApproveContactChange {
+    pub request_id: String,
+    pub approver: String,
+    pub now: DateTime<Utc>,
+}
+
+/// A support agent corrects the gender or a garbled name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SupportCorrect {
+    pub gender: Option<Gender>,
+    pub name: Option<PersonName>,
+    pub by: SupportAction,
+    pub now: DateTime<Utc>,
+}
+
+/// Binds WeChat, proving the password; the openid comes from the WeChat port.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BindWechat {
+    pub password: Checked<String>,
+    pub now: DateTime<Utc>,
+}
+
+/// Unbinds WeChat.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnbindWechat {
+    pub now: DateTime<Utc>,
+}
+
+/// A re-registration claim was approved: the claimant's credentials, contacts, name and
+/// validity replace the holder's, every session ends, WeChat is unbound.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HandOver {
+    pub claim_id: String,
+    pub registration: Registration,
 }

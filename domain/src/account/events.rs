@@ -1,5 +1,6 @@
-//! Account events: the schema of the account stream. Never rename or drop a variant or a
-//! field; change one through a new version and an upcaster.
+//! Account events: the schema of the account stream, with every type they carry (so the schema
+//! depends on the value types only). Never rename or drop a variant or a field; change one
+//! through a new version and an upcaster.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use cqrs_es::DomainEvent;
@@ -7,12 +8,50 @@ use serde::{Deserialize, Serialize};
 
 use crate::shared::contact::{Email, Mobile};
 use crate::shared::document::{DocumentNumber, DocumentType};
+use crate::shared::ethnicity::Ethnicity;
 use crate::shared::name::PersonName;
 use crate::shared::validity::Validity;
 use crate::shared::Gender;
 
-use super::aggregate::RealNameStatus;
-use super::commands::SupportAction;
+/// Where the account stands on real-name verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RealNameStatus {
+    #[default]
+    Unverified,
+    Failed,
+    Verified,
+    ManualReviewPending,
+    ManualReviewApproved,
+    ManualReviewRejected,
+}
+
+impl RealNameStatus {
+    /// The wire name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RealNameStatus::Unverified => "unverified",
+            RealNameStatus::Failed => "failed",
+            RealNameStatus::Verified => "verified",
+            RealNameStatus::ManualReviewPending => "manual_review_pending",
+            RealNameStatus::ManualReviewApproved => "manual_review_approved",
+            RealNameStatus::ManualReviewRejected => "manual_review_rejected",
+        }
+    }
+
+    /// Whether the identity is proven (a pass or an approval).
+    pub fn is_proven(&self) -> bool {
+        matches!(self, RealNameStatus::Verified | RealNameStatus::ManualReviewApproved)
+    }
+}
+
+/// Who did a support action, why, and on what evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SupportAction {
+    pub agent: String,
+    pub reason: String,
+    pub evidence_ref: String,
+}
 
 /// A way to recover a password.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,9 +79,9 @@ impl ResetMethod {
 }
 
 /// The completed first-login profile.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Profile {
-    pub ethnicity: String,
+    pub ethnicity: Ethnicity,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gender: Option<Gender>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -119,7 +158,7 @@ pub enum AccountEvent {
     },
     ProfileEdited {
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        ethnicity: Option<String>,
+        ethnicity: Option<Ethnicity>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         validity: Option<Validity>,
         #[serde(default, skip_serializing_if = "Option::is_none")]

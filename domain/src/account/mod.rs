@@ -20,11 +20,12 @@ mod aggregate;
 mod commands;
 mod errors;
 mod events;
+mod state;
 
-pub use aggregate::*;
 pub use commands::*;
 pub use errors::*;
 pub use events::*;
+pub use state::*;
 
 #[cfg(test)]
 mod tests;

@@ -6,6 +6,7 @@ use cqrs_es::test::TestFramework;
 use super::*;
 use crate::shared::contact::{Email, Mobile};
 use crate::shared::document::{check_char, DocumentNumber, DocumentType};
+use crate::shared::ethnicity::Ethnicity;
 use crate::shared::name::PersonName;
 use crate::shared::validity::Validity;
 use crate::shared::Gender;
@@ -71,19 +72,29 @@ fn session(id: &str) -> NewSession {
     NewSession { session_id: id.into(), token_hash: format!("tok-{id}"), expires_at: t(12, 0, 0) }
 }
 
-fn login(matched: bool, at: DateTime<Utc>) -> AccountCommand {
-    AccountCommand::LogIn {
-        password_matched: matched,
+/// A password checked against `H1`: right (then `then`) or wrong.
+fn checked<T>(then: Option<T>) -> Checked<T> {
+    let check = match then {
+        Some(then) => PasswordCheck::Right(then),
+        None => PasswordCheck::Wrong,
+    };
+    Checked {
         checked_hash: "H1".into(),
-        session: session("s1"),
-        lockout_threshold: 5,
-        lockout: Duration::minutes(15),
-        now: at,
+        lockout: LockoutPolicy { threshold: 5, duration: Duration::minutes(15) },
+        check,
     }
 }
 
-fn proof(matched: bool) -> PasswordProof {
-    PasswordProof { matched, checked_hash: "H1".into(), lockout_threshold: 5, lockout: Duration::minutes(15) }
+fn login(matched: bool, at: DateTime<Utc>) -> AccountCommand {
+    AccountCommand::LogIn(LogIn { password: checked(matched.then(|| session("s1"))), now: at })
+}
+
+fn eth(code: &str) -> Ethnicity {
+    Ethnicity::parse(code).expect("an ethnicity code")
+}
+
+fn profile(ethnicity: &str) -> Profile {
+    Profile { ethnicity: eth(ethnicity), gender: None, birth_date: None, local_id_number: None, permit_number: None }
 }
 
 fn started(id: &str, at: DateTime<Utc>) -> AccountEvent {
@@ -137,9 +148,11 @@ async fn a_legacy_account_cannot_log_in_or_reset() {
         .then_expect_error(AccountError::LegacyMustReregister);
     Fx::with(())
         .given(vec![legacy()])
-        .when_async(AccountCommand::RequestPasswordReset {
-            reset_id: "r".into(), name: name("张三"), now: t(1, 0, 0)
-        })
+        .when_async(AccountCommand::RequestPasswordReset(RequestPasswordReset {
+            reset_id: "r".into(),
+            name: name("张三"),
+            now: t(1, 0, 0),
+        }))
         .await
         .then_expect_error(AccountError::LegacyMustReregister);
 }
@@ -148,13 +161,13 @@ async fn a_legacy_account_cannot_log_in_or_reset() {
 async fn importing_a_legacy_account_twice_is_refused() {
     Fx::with(())
         .given(vec![legacy()])
-        .when_async(AccountCommand::ImportLegacy {
+        .when_async(AccountCommand::ImportLegacy(ImportLegacy {
             document_type: DocumentType::ResidentIdCard,
             document_number: number(),
             name: name("张三"),
             registered_at: t(0, 0, 0),
             now: t(0, 0, 0),
-        })
+        }))
         .await
         .then_expect_error(AccountError::AlreadyRegistered);
 }
@@ -230,30 +243,27 @@ async fn a_login_checked_against_an_old_hash_must_be_retried() {
 async fn logging_out_ends_the_session() {
     Fx::with(())
         .given(vec![registered(), started("s1", t(1, 0, 0))])
-        .when_async(AccountCommand::EndSession { session_id: "s1".into(), now: t(2, 0, 0) })
+        .when_async(AccountCommand::EndSession(EndSession { session_id: "s1".into(), now: t(2, 0, 0) }))
         .await
         .then_expect_events(vec![AccountEvent::SessionEnded { session_id: "s1".into(), at: t(2, 0, 0) }]);
     Fx::with(())
         .given(vec![registered()])
-        .when_async(AccountCommand::EndSession { session_id: "s1".into(), now: t(2, 0, 0) })
+        .when_async(AccountCommand::EndSession(EndSession { session_id: "s1".into(), now: t(2, 0, 0) }))
         .await
         .then_expect_error(AccountError::SessionNotFound);
 }
 
 fn update(profile: ProfileInput) -> AccountCommand {
-    AccountCommand::UpdateProfile { profile, validity: None, email: None, now: t(2, 0, 0) }
+    AccountCommand::UpdateProfile(UpdateProfile { profile, validity: None, now: t(2, 0, 0) })
 }
 
 #[tokio::test]
 async fn a_resident_card_profile_needs_only_the_ethnicity() {
     Fx::with(())
         .given(vec![registered()])
-        .when_async(update(ProfileInput { ethnicity: Some("01".into()), ..Default::default() }))
+        .when_async(update(ProfileInput { ethnicity: Some(eth("01")), ..Default::default() }))
         .await
-        .then_expect_events(vec![AccountEvent::ProfileCompleted {
-            profile: Profile { ethnicity: "01".into(), ..Default::default() },
-            at: t(2, 0, 0),
-        }]);
+        .then_expect_events(vec![AccountEvent::ProfileCompleted { profile: profile("01"), at: t(2, 0, 0) }]);
     Fx::with(())
         .given(vec![registered()])
         .when_async(update(ProfileInput::default()))
@@ -281,7 +291,7 @@ async fn a_permit_profile_lists_every_missing_field() {
     Fx::with(())
         .given(vec![permit])
         .when_async(update(ProfileInput {
-            ethnicity: Some("01".into()),
+            ethnicity: Some(eth("01")),
             gender: Some(Gender::Male),
             ..Default::default()
         }))
@@ -292,7 +302,7 @@ async fn a_permit_profile_lists_every_missing_field() {
 #[tokio::test]
 async fn after_completion_the_gender_is_not_modifiable_but_the_ethnicity_is() {
     let completed = AccountEvent::ProfileCompleted {
-        profile: Profile { ethnicity: "01".into(), gender: Some(Gender::Male), ..Default::default() },
+        profile: Profile { gender: Some(Gender::Male), ..profile("01") },
         at: t(1, 0, 0),
     };
     Fx::with(())
@@ -302,10 +312,10 @@ async fn after_completion_the_gender_is_not_modifiable_but_the_ethnicity_is() {
         .then_expect_error(AccountError::FieldNotModifiable("gender"));
     Fx::with(())
         .given(vec![registered(), completed])
-        .when_async(update(ProfileInput { ethnicity: Some("02".into()), ..Default::default() }))
+        .when_async(update(ProfileInput { ethnicity: Some(eth("02")), ..Default::default() }))
         .await
         .then_expect_events(vec![AccountEvent::ProfileEdited {
-            ethnicity: Some("02".into()),
+            ethnicity: Some(eth("02")),
             validity: None,
             email: None,
             at: t(2, 0, 0),
@@ -316,12 +326,10 @@ async fn after_completion_the_gender_is_not_modifiable_but_the_ethnicity_is() {
 async fn changing_the_password_ends_every_other_session() {
     Fx::with(())
         .given(vec![registered(), started("s1", t(1, 0, 0)), started("s2", t(1, 1, 0))])
-        .when_async(AccountCommand::ChangePassword {
-            proof: proof(true),
-            new_password_hash: "H2".into(),
-            keep_session: "s2".into(),
+        .when_async(AccountCommand::ChangePassword(ChangePassword {
+            password: checked(Some(NewPassword { new_password_hash: "H2".into(), keep_session: "s2".into() })),
             now: t(2, 0, 0),
-        })
+        }))
         .await
         .then_expect_events(vec![
             AccountEvent::PasswordChanged { password_hash: "H2".into(), at: t(2, 0, 0) },
@@ -347,28 +355,32 @@ fn secret_issued(at: DateTime<Utc>) -> AccountEvent {
 async fn a_reset_needs_the_right_name() {
     Fx::with(())
         .given(vec![registered()])
-        .when_async(AccountCommand::RequestPasswordReset {
-            reset_id: "r1".into(), name: name("李四"), now: t(3, 0, 0)
-        })
+        .when_async(AccountCommand::RequestPasswordReset(RequestPasswordReset {
+            reset_id: "r1".into(),
+            name: name("李四"),
+            now: t(3, 0, 0),
+        }))
         .await
         .then_expect_error(AccountError::NotFound);
     Fx::with(())
         .given(vec![registered()])
-        .when_async(AccountCommand::RequestPasswordReset {
-            reset_id: "r1".into(), name: name("张三"), now: t(3, 0, 0)
-        })
+        .when_async(AccountCommand::RequestPasswordReset(RequestPasswordReset {
+            reset_id: "r1".into(),
+            name: name("张三"),
+            now: t(3, 0, 0),
+        }))
         .await
         .then_expect_events(vec![reset_requested()]);
 }
 
 fn issue(method: ResetMethod, at: DateTime<Utc>) -> AccountCommand {
-    AccountCommand::IssueResetSecret {
+    AccountCommand::IssueResetSecret(IssueResetSecret {
         reset_id: "r1".into(),
         method,
         secret_hash: "S".into(),
         ttl: Duration::hours(24),
         now: at,
-    }
+    })
 }
 
 #[tokio::test]
@@ -396,12 +408,12 @@ async fn reset_secrets_are_sent_at_most_once_a_minute() {
 }
 
 fn complete(secret: &str, at: DateTime<Utc>) -> AccountCommand {
-    AccountCommand::CompletePasswordReset {
+    AccountCommand::CompletePasswordReset(CompletePasswordReset {
         reset_id: "r1".into(),
         secret_hash: secret.into(),
-        new_password_hash: "H9".into(),
+        new_password_hash: Some("H9".into()),
         now: at,
-    }
+    })
 }
 
 #[tokio::test]
@@ -477,12 +489,15 @@ async fn reregistration_supersedes_credentials_and_ends_sessions() {
 async fn wechat_binds_and_unbinds() {
     Fx::with(())
         .given(vec![registered()])
-        .when_async(AccountCommand::BindWechat { proof: proof(true), openid: "o1".into(), now: t(2, 0, 0) })
+        .when_async(AccountCommand::BindWechat(BindWechat {
+            password: checked(Some("o1".to_string())),
+            now: t(2, 0, 0),
+        }))
         .await
         .then_expect_events(vec![AccountEvent::WechatBound { openid: "o1".into(), at: t(2, 0, 0) }]);
     Fx::with(())
         .given(vec![registered()])
-        .when_async(AccountCommand::UnbindWechat { now: t(2, 0, 0) })
+        .when_async(AccountCommand::UnbindWechat(UnbindWechat { now: t(2, 0, 0) }))
         .await
         .then_expect_error(AccountError::WechatNotBound);
 }
@@ -497,18 +512,32 @@ fn stored_events_of_version_one_still_deserialize() {
     assert!(serde_json::from_str::<AccountEvent>(json).is_ok());
 }
 
+#[test]
+fn a_profile_keeps_its_ethnicity_as_the_plain_code() {
+    // Profiles were stored with the ethnicity as a string before it became a value type.
+    let json = r#"{"ProfileCompleted":{"profile":{"ethnicity":"01"},"at":"2026-05-10T01:00:00Z"}}"#;
+    let event: AccountEvent = serde_json::from_str(json).expect("stored shape");
+    assert_eq!(event, AccountEvent::ProfileCompleted { profile: profile("01"), at: t(1, 0, 0) });
+    assert_eq!(serde_json::to_string(&event).expect("serialise"), json, "written as it was read");
+    let with_nulls = r#"{"ProfileCompleted":{"profile":{"ethnicity":"01","gender":null},"at":"2026-05-10T01:00:00Z"}}"#;
+    assert_eq!(serde_json::from_str::<AccountEvent>(with_nulls).expect("stored shape"), event);
+    let json = r#"{"ProfileEdited":{"ethnicity":"56","at":"2026-05-10T01:00:00Z"}}"#;
+    let event: AccountEvent = serde_json::from_str(json).expect("stored shape");
+    assert_eq!(
+        event,
+        AccountEvent::ProfileEdited { ethnicity: Some(eth("56")), validity: None, email: None, at: t(1, 0, 0) }
+    );
+    let unknown = r#"{"ProfileEdited":{"ethnicity":"57","at":"2026-05-10T01:00:00Z"}}"#;
+    assert!(serde_json::from_str::<AccountEvent>(unknown).is_err(), "a code outside GB/T 3304 is refused");
+}
+
 #[tokio::test]
 async fn a_wrong_current_password_is_a_failed_login_and_locks_at_the_threshold() {
     let mut given = vec![registered(), started("s1", t(1, 0, 0))];
     given.extend((0..4).map(|_| AccountEvent::LoginFailed { at: t(1, 1, 0) }));
     Fx::with(())
         .given(given)
-        .when_async(AccountCommand::ChangePassword {
-            proof: proof(false),
-            new_password_hash: String::new(),
-            keep_session: "s1".into(),
-            now: t(2, 0, 0),
-        })
+        .when_async(AccountCommand::ChangePassword(ChangePassword { password: checked(None), now: t(2, 0, 0) }))
         .await
         .then_expect_events(vec![
             AccountEvent::LoginFailed { at: t(2, 0, 0) },
@@ -520,10 +549,9 @@ async fn a_wrong_current_password_is_a_failed_login_and_locks_at_the_threshold()
 async fn an_eleventh_session_ends_the_oldest() {
     let mut given = vec![registered()];
     given.extend((0..10).map(|i| started(&format!("s{i}"), t(1, i, 0))));
-    let mut login = login(true, t(2, 0, 0));
-    if let AccountCommand::LogIn { session, .. } = &mut login {
-        session.session_id = "s10".into();
-    }
+    let mut ten = session("s10");
+    ten.expires_at = t(12, 0, 0);
+    let login = AccountCommand::LogIn(LogIn { password: checked(Some(ten)), now: t(2, 0, 0) });
     let result = Fx::with(()).given(given).when_async(login).await.inspect_result();
     let events = result.unwrap_or_default();
     assert_eq!(events.first(), Some(&AccountEvent::SessionEnded { session_id: "s0".into(), at: t(2, 0, 0) }));
@@ -536,9 +564,11 @@ async fn a_fourth_pending_reset_withdraws_the_oldest() {
     given.extend((0..3).map(|i| AccountEvent::PasswordResetRequested { reset_id: format!("r{i}"), at: t(1, i, 0) }));
     Fx::with(())
         .given(given)
-        .when_async(AccountCommand::RequestPasswordReset {
-            reset_id: "r3".into(), name: name("张三"), now: t(2, 0, 0)
-        })
+        .when_async(AccountCommand::RequestPasswordReset(RequestPasswordReset {
+            reset_id: "r3".into(),
+            name: name("张三"),
+            now: t(2, 0, 0),
+        }))
         .await
         .then_expect_events(vec![
             AccountEvent::ResetWithdrawn { reset_id: "r0".into(), at: t(2, 0, 0) },
@@ -562,20 +592,20 @@ async fn a_contact_change_needs_a_second_agent_and_ends_pending_resets() {
     let reset = AccountEvent::PasswordResetRequested { reset_id: "r1".into(), at: t(1, 1, 0) };
     Fx::with(())
         .given(vec![registered(), requested.clone()])
-        .when_async(AccountCommand::ApproveContactChange {
+        .when_async(AccountCommand::ApproveContactChange(ApproveContactChange {
             request_id: "scr1".into(),
             approver: "agent-1".into(),
             now: t(2, 0, 0),
-        })
+        }))
         .await
         .then_expect_error(AccountError::SameAgent);
     Fx::with(())
         .given(vec![registered(), requested, reset])
-        .when_async(AccountCommand::ApproveContactChange {
+        .when_async(AccountCommand::ApproveContactChange(ApproveContactChange {
             request_id: "scr1".into(),
             approver: "agent-2".into(),
             now: t(2, 0, 0),
-        })
+        }))
         .await
         .then_expect_events(vec![
             AccountEvent::ContactChangedBySupport {
@@ -599,12 +629,12 @@ async fn correcting_a_verified_name_tells_downstream_services() {
     };
     Fx::with(())
         .given(vec![registered(), verified])
-        .when_async(AccountCommand::SupportCorrect {
+        .when_async(AccountCommand::SupportCorrect(SupportCorrect {
             gender: None,
             name: Some(name("张叁")),
             by: support_action("agent-1"),
             now: t(2, 0, 0),
-        })
+        }))
         .await
         .then_expect_events(vec![
             AccountEvent::CorrectedBySupport {

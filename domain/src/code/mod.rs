@@ -84,11 +84,26 @@ impl Channel {
 /// Commands on a code channel.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CodeCommand {
-    /// Send a new code (already generated and hashed by the caller).
-    Issue { channel: Channel, code_hash: String, now: DateTime<Utc>, ttl: Duration },
-    /// Use the live code for `claimant`. A wrong code is recorded, not refused: the outcome
-    /// is read from the events (`Consumed` or `WrongEntry`).
-    Consume { code_hash: String, claimant: String, now: DateTime<Utc> },
+    Issue(IssueCode),
+    Consume(ConsumeCode),
+}
+
+/// Send a new code (already generated and hashed by the caller).
+#[derive(Debug, Clone, PartialEq)]
+pub struct IssueCode {
+    pub channel: Channel,
+    pub code_hash: String,
+    pub ttl: Duration,
+    pub now: DateTime<Utc>,
+}
+
+/// Use the live code for `claimant`. A wrong code is recorded, not refused: the outcome is
+/// read from the events (`Consumed` or `WrongEntry`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConsumeCode {
+    pub code_hash: String,
+    pub claimant: String,
+    pub now: DateTime<Utc>,
 }
 
 /// Events of a code channel.
@@ -185,13 +200,13 @@ impl Aggregate for CodeChannel {
 
     async fn handle(&mut self, command: CodeCommand, _: &(), sink: &EventSink<Self>) -> Result<(), CodeError> {
         match command {
-            CodeCommand::Issue { channel, code_hash, now, ttl } => {
+            CodeCommand::Issue(IssueCode { channel, code_hash, ttl, now }) => {
                 self.issue(now)?;
                 let event = CodeEvent::Issued { channel, code_hash, issued_at: now, expires_at: now + ttl };
                 sink.write(event, self).await;
                 Ok(())
             }
-            CodeCommand::Consume { code_hash, claimant, now } => {
+            CodeCommand::Consume(ConsumeCode { code_hash, claimant, now }) => {
                 let Some(live) = &self.latest else { return Err(CodeError::Invalid) };
                 if live.expires_at <= now || live.wrong_entries >= MAX_WRONG_ENTRIES {
                     return Err(CodeError::Invalid);

@@ -21,11 +21,11 @@ fn issued(t: DateTime<Utc>, hash: &str) -> CodeEvent {
 }
 
 fn issue(t: DateTime<Utc>, hash: &str) -> CodeCommand {
-    CodeCommand::Issue { channel: Channel::Sms, code_hash: hash.into(), now: t, ttl: Duration::hours(24) }
+    CodeCommand::Issue(IssueCode { channel: Channel::Sms, code_hash: hash.into(), now: t, ttl: Duration::hours(24) })
 }
 
 fn consume(t: DateTime<Utc>, hash: &str, who: &str) -> CodeCommand {
-    CodeCommand::Consume { code_hash: hash.into(), claimant: who.into(), now: t }
+    CodeCommand::Consume(ConsumeCode { code_hash: hash.into(), claimant: who.into(), now: t })
 }
 
 #[tokio::test]

@@ -1,4 +1,4 @@
-//! Verification commands.
+//! Verification commands: one type per command.
 
 use chrono::{DateTime, NaiveDate, Utc};
 
@@ -11,36 +11,87 @@ use super::events::{AuthorityAnswer, Photos};
 /// Commands on a verification stream.
 #[derive(Debug, Clone, PartialEq)]
 pub enum VerificationCommand {
-    /// Record a real-name attempt before calling the authority.
-    StartAttempt {
-        account_id: String,
-        attempt_id: String,
-        name: PersonName,
-        validity: Option<Validity>,
-        /// Attempts whose start is older than this instant and still in flight are abandoned.
-        abandon_before: DateTime<Utc>,
-        now: DateTime<Utc>,
-    },
-    /// Record the authority's answer to an attempt.
-    RecordAnswer { attempt_id: String, answer: AuthorityAnswer, now: DateTime<Utc> },
-    /// Apply for manual review.
-    Apply {
-        account_id: String,
-        review_id: String,
-        document_type: DocumentType,
-        name: PersonName,
-        validity: Validity,
-        photos: Photos,
-        due_by: NaiveDate,
-        now: DateTime<Utc>,
-    },
-    /// A reviewer claims an application.
-    Claim { review_id: String, reviewer: String, reviewer_account: Option<String>, now: DateTime<Utc> },
-    /// The claiming reviewer decides.
-    Decide { review_id: String, reviewer: String, approve: bool, reason: Option<String>, now: DateTime<Utc> },
-    /// The account registered again: identity must be proven again. `generation` is the
-    /// account's identity generation after the re-registration (`None` for re-registrations
-    /// recorded before generations existed).
-    /// `claim_id` names the approved re-registration claim that made the new holder.
-    Reset { source: String, generation: Option<u32>, claim_id: Option<String>, now: DateTime<Utc> },
+    StartAttempt(StartAttempt),
+    RecordAnswer(RecordAnswer),
+    Apply(Apply),
+    Claim(ClaimApplication),
+    Decide(DecideApplication),
+    Reset(Reset),
+}
+
+/// Record a real-name attempt before calling the authority.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StartAttempt {
+    pub account_id: String,
+    pub attempt_id: String,
+    pub name: PersonName,
+    pub validity: Option<Validity>,
+    /// Attempts whose start is older than this instant and still in flight are abandoned.
+    pub abandon_before: DateTime<Utc>,
+    pub now: DateTime<Utc>,
+}
+
+/// Record the authority's answer to an attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordAnswer {
+    pub attempt_id: String,
+    pub answer: AuthorityAnswer,
+    pub now: DateTime<Utc>,
+}
+
+/// What a manual review is asked to accept: the document type, the name and validity, and the
+/// digests of the three photos.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReviewRequest {
+    pub document_type: DocumentType,
+    pub name: PersonName,
+    pub validity: Validity,
+    pub photos: Photos,
+}
+
+/// Apply for manual review.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Apply {
+    pub account_id: String,
+    pub review_id: String,
+    pub request: ReviewRequest,
+    pub due_by: NaiveDate,
+    pub now: DateTime<Utc>,
+}
+
+/// A reviewer claims an application (never one of their own account).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimApplication {
+    pub review_id: String,
+    pub reviewer: String,
+    pub reviewer_account: Option<String>,
+    pub now: DateTime<Utc>,
+}
+
+/// A reviewer's decision: approval, or rejection with the reason the applicant is shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Approve,
+    Reject { reason: String },
+}
+
+/// The claiming reviewer decides.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecideApplication {
+    pub review_id: String,
+    pub reviewer: String,
+    pub decision: Decision,
+    pub now: DateTime<Utc>,
+}
+
+/// The account registered again: identity must be proven again. `generation` is the
+/// account's identity generation after the re-registration (`None` for re-registrations
+/// recorded before generations existed); `claim_id` names the approved re-registration claim
+/// that made the new holder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reset {
+    pub source: String,
+    pub generation: Option<u32>,
+    pub claim_id: Option<String>,
+    pub now: DateTime<Utc>,
 }

@@ -30,14 +30,14 @@ fn photos() -> Photos {
 }
 
 fn start(id: &str, at: DateTime<Utc>) -> VerificationCommand {
-    VerificationCommand::StartAttempt {
+    VerificationCommand::StartAttempt(StartAttempt {
         account_id: "acc".into(),
         attempt_id: id.into(),
         name: name(),
         validity: None,
         abandon_before: at - Duration::minutes(2),
         now: at,
-    }
+    })
 }
 
 fn started(id: &str, at: DateTime<Utc>) -> VerificationEvent {
@@ -59,16 +59,13 @@ fn three_failures(day_at: impl Fn(u32) -> DateTime<Utc>) -> Vec<VerificationEven
 }
 
 fn apply(id: &str, doc: DocumentType, at: DateTime<Utc>) -> VerificationCommand {
-    VerificationCommand::Apply {
+    VerificationCommand::Apply(Apply {
         account_id: "acc".into(),
         review_id: id.into(),
-        document_type: doc,
-        name: name(),
-        validity: validity(),
-        photos: photos(),
+        request: ReviewRequest { document_type: doc, name: name(), validity: validity(), photos: photos() },
         due_by: NaiveDate::from_ymd_opt(2026, 12, 31).unwrap_or_default(),
         now: at,
-    }
+    })
 }
 
 fn submitted(id: &str, at: DateTime<Utc>) -> VerificationEvent {
@@ -149,11 +146,11 @@ async fn answers_are_recorded_for_the_attempt_in_flight_only() {
     let at = cst(2026, 5, 10, 9, 0, 0);
     Fx::with(())
         .given(vec![started("a1", at)])
-        .when_async(VerificationCommand::RecordAnswer {
+        .when_async(VerificationCommand::RecordAnswer(RecordAnswer {
             attempt_id: "a1".into(),
             answer: AuthorityAnswer::Passed,
             now: at,
-        })
+        }))
         .await
         .then_expect_events(vec![VerificationEvent::AttemptPassed {
             attempt_id: "a1".into(),
@@ -163,11 +160,11 @@ async fn answers_are_recorded_for_the_attempt_in_flight_only() {
         }]);
     Fx::with(())
         .given_no_previous_events()
-        .when_async(VerificationCommand::RecordAnswer {
+        .when_async(VerificationCommand::RecordAnswer(RecordAnswer {
             attempt_id: "a1".into(),
             answer: AuthorityAnswer::Passed,
             now: at,
-        })
+        }))
         .await
         .then_expect_error(VerificationError::NoSuchAttempt);
 }
@@ -262,11 +259,13 @@ async fn the_autumn_period_ends_on_the_thirty_first_of_december() {
 #[tokio::test]
 async fn one_reviewer_claims_and_only_they_decide() {
     let at = cst(2026, 5, 10, 9, 0, 0);
-    let claim = |who: &str| VerificationCommand::Claim {
-        review_id: "r1".into(),
-        reviewer: who.into(),
-        reviewer_account: None,
-        now: at,
+    let claim = |who: &str| {
+        VerificationCommand::Claim(ClaimApplication {
+            review_id: "r1".into(),
+            reviewer: who.into(),
+            reviewer_account: None,
+            now: at,
+        })
     };
     Fx::with(()).given(vec![submitted("r1", at)]).when_async(claim("rev1")).await.then_expect_events(vec![
         VerificationEvent::ApplicationClaimed { review_id: "r1".into(), reviewer: "rev1".into(), at },
@@ -280,12 +279,18 @@ async fn one_reviewer_claims_and_only_they_decide() {
         .when_async(claim("rev2"))
         .await
         .then_expect_error(VerificationError::AlreadyClaimed);
-    let decide = |who: &str, approve: bool, reason: Option<&str>| VerificationCommand::Decide {
-        review_id: "r1".into(),
-        reviewer: who.into(),
-        approve,
-        reason: reason.map(str::to_string),
-        now: at,
+    let decide = |who: &str, approve: bool, reason: Option<&str>| {
+        let decision = if approve {
+            Decision::Approve
+        } else {
+            Decision::Reject { reason: reason.unwrap_or_default().to_string() }
+        };
+        VerificationCommand::Decide(DecideApplication {
+            review_id: "r1".into(),
+            reviewer: who.into(),
+            decision,
+            now: at,
+        })
     };
     Fx::with(())
         .given(claimed.clone())
@@ -314,12 +319,12 @@ async fn a_reviewer_never_claims_their_own_account() {
     let at = cst(2026, 5, 10, 9, 0, 0);
     Fx::with(())
         .given(vec![submitted("r1", at)])
-        .when_async(VerificationCommand::Claim {
+        .when_async(VerificationCommand::Claim(ClaimApplication {
             review_id: "r1".into(),
             reviewer: "rev1".into(),
             reviewer_account: Some("acc".into()),
             now: at,
-        })
+        }))
         .await
         .then_expect_error(VerificationError::OwnAccount);
 }
@@ -368,11 +373,8 @@ fn quotas_count_the_attempt_in_flight_and_reset_at_midnight_and_on_the_first_of_
 #[test]
 fn every_reregistration_resets_the_stream_once_even_with_nothing_to_undo() {
     let at = cst(2026, 5, 10, 9, 0, 0);
-    let reset = |source: &str, generation| VerificationCommand::Reset {
-        source: source.into(),
-        generation,
-        claim_id: None,
-        now: at,
+    let reset = |source: &str, generation| {
+        VerificationCommand::Reset(Reset { source: source.into(), generation, claim_id: None, now: at })
     };
     Fx::with(()).given_no_previous_events().when(reset("account#7", Some(1))).then_expect_events(vec![
         VerificationEvent::Reset { source: "account#7".into(), at, generation: Some(1), claim_id: None },
@@ -391,6 +393,10 @@ fn an_answer_awaited_when_the_stream_is_reset_is_not_recorded() {
             started("a1", at),
             VerificationEvent::Reset { source: "account#7".into(), at, generation: Some(1), claim_id: None },
         ])
-        .when(VerificationCommand::RecordAnswer { attempt_id: "a1".into(), answer: AuthorityAnswer::Passed, now: at })
+        .when(VerificationCommand::RecordAnswer(RecordAnswer {
+            attempt_id: "a1".into(),
+            answer: AuthorityAnswer::Passed,
+            now: at,
+        }))
         .then_expect_error(VerificationError::NoSuchAttempt);
 }

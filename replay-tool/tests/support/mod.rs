@@ -10,12 +10,19 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use serde_json::Value;
-use shenfen_domain::account::{Account, AccountCommand, NewSession, ProfileInput, Registration};
+use shenfen_domain::account::{
+    Account, AccountCommand, BindWechat, Checked, ConfirmEmailChange, EmailChange, EndSession, LockoutPolicy, LogIn,
+    NewSession, PasswordCheck, ProfileInput, Registration, RequestEmailChange, UpdateProfile,
+};
 use shenfen_domain::metadata::{Actor, EventMetadata};
 use shenfen_domain::shared::document::check_char;
+use shenfen_domain::shared::ethnicity::Ethnicity;
 use shenfen_domain::shared::{DocumentNumber, DocumentType, Email, Mobile, PersonName, Validity};
-use shenfen_domain::staff::{Role, Staff, StaffCommand};
-use shenfen_domain::verification::{AuthorityAnswer, Photos, Verification, VerificationCommand};
+use shenfen_domain::staff::{CreateStaff, Role, Staff, StaffCommand, StaffLogIn};
+use shenfen_domain::verification::{
+    Apply, AuthorityAnswer, ClaimApplication, DecideApplication, Decision, Photos, RecordAnswer, ReviewRequest,
+    StartAttempt, Verification, VerificationCommand,
+};
 use shenfen_projections::chain::ChainKey;
 use shenfen_projections::db::Db;
 use shenfen_projections::seal::ChainSeal;
@@ -255,19 +262,23 @@ fn validity() -> Validity {
         .unwrap()
 }
 
-fn login(i: usize, matched: bool, now: DateTime<Utc>) -> AccountCommand {
-    AccountCommand::LogIn {
-        password_matched: matched,
-        checked_hash: format!("argon-hash-{i}"),
-        session: NewSession {
-            session_id: format!("s-{i}"),
-            token_hash: format!("tok-{i}"),
-            expires_at: now + chrono::Duration::hours(12),
-        },
-        lockout_threshold: 5,
-        lockout: chrono::Duration::minutes(15),
-        now,
+/// A password checked against `hash`: right (then `then`) or wrong.
+fn checked<T>(hash: &str, right: Option<T>) -> Checked<T> {
+    Checked {
+        checked_hash: hash.into(),
+        lockout: LockoutPolicy { threshold: 5, duration: chrono::Duration::minutes(15) },
+        check: right.map_or(PasswordCheck::Wrong, PasswordCheck::Right),
     }
+}
+
+fn login(i: usize, matched: bool, now: DateTime<Utc>) -> AccountCommand {
+    let session = NewSession {
+        session_id: format!("s-{i}"),
+        token_hash: format!("tok-{i}"),
+        expires_at: now + chrono::Duration::hours(12),
+    };
+    let password = checked(&format!("argon-hash-{i}"), matched.then_some(session));
+    AccountCommand::LogIn(LogIn { password, now })
 }
 
 /// Registers accounts, logs in and fails, completes and edits profiles, ends sessions, binds
@@ -302,81 +313,70 @@ pub async fn workload(db: &Db, key: ChainKey) -> Workload {
         let now = clock.tick();
         accounts_bus.execute(id, login(i, true, now), &meta(Actor::Anonymous, now)).await.unwrap();
         let now = clock.tick();
-        let complete = AccountCommand::UpdateProfile {
-            profile: ProfileInput { ethnicity: Some("01".into()), ..ProfileInput::default() },
-            validity: None,
-            email: None,
-            now,
-        };
+        let profile = ProfileInput { ethnicity: Some(Ethnicity::parse("01").unwrap()), ..ProfileInput::default() };
+        let complete = AccountCommand::UpdateProfile(UpdateProfile { profile, validity: None, now });
         accounts_bus.execute(id, complete, &meta(holder.clone(), now)).await.unwrap();
+        let now = clock.tick();
+        let change = EmailChange {
+            email: Email::parse(&format!("new{i}@example.com")).unwrap(),
+            code_hash: format!("code-{i}"),
+            ttl: chrono::Duration::hours(1),
+        };
+        let password = checked(&format!("argon-hash-{i}"), Some(change));
+        let request = AccountCommand::RequestEmailChange(RequestEmailChange { password, now });
+        accounts_bus.execute(id, request, &meta(holder.clone(), now)).await.unwrap();
         let now = clock.tick();
         if i == 0 {
             edited_at = now;
         }
-        let edit = AccountCommand::UpdateProfile {
-            profile: ProfileInput::default(),
-            validity: None,
-            email: Some(Email::parse(&format!("new{i}@example.com")).unwrap()),
-            now,
-        };
-        accounts_bus.execute(id, edit, &meta(holder.clone(), now)).await.unwrap();
+        let confirm = AccountCommand::ConfirmEmailChange(ConfirmEmailChange { code_hash: format!("code-{i}"), now });
+        accounts_bus.execute(id, confirm, &meta(holder.clone(), now)).await.unwrap();
         if i % 2 == 0 {
             let now = clock.tick();
-            let end = AccountCommand::EndSession { session_id: format!("s-{i}"), now };
+            let end = AccountCommand::EndSession(EndSession { session_id: format!("s-{i}"), now });
             accounts_bus.execute(id, end, &meta(holder.clone(), now)).await.unwrap();
         }
         if i == 1 {
             let now = clock.tick();
-            let proof = shenfen_domain::account::PasswordProof {
-                matched: true,
-                checked_hash: "argon-hash-1".into(),
-                lockout_threshold: 5,
-                lockout: chrono::Duration::minutes(15),
-            };
-            let bind = AccountCommand::BindWechat { proof, openid: "openid-1".into(), now };
+            let password = checked("argon-hash-1", Some("openid-1".to_string()));
+            let bind = AccountCommand::BindWechat(BindWechat { password, now });
             accounts_bus.execute(id, bind, &meta(holder.clone(), now)).await.unwrap();
         }
     }
 
     let staff = "staff-1";
     let now = clock.tick();
-    let create = StaffCommand::Create {
+    let create = StaffCommand::Create(CreateStaff {
         username: "reviewer1".into(),
         role: Role::Reviewer,
         password_hash: "argon-staff".into(),
         account_id: None,
         created_by: "admin".into(),
         now,
-    };
+    });
     let admin = Actor::System { id: "bootstrap".into() };
     staff_bus.execute(staff, create, &meta(admin, now)).await.unwrap();
     let now = clock.tick();
-    let staff_login = StaffCommand::LogIn {
-        password_matched: true,
-        checked_hash: "argon-staff".into(),
-        session: NewSession {
-            session_id: "ss-1".into(),
-            token_hash: "stok-1".into(),
-            expires_at: now + chrono::Duration::hours(8),
-        },
-        lockout_threshold: 5,
-        lockout: chrono::Duration::minutes(15),
-        now,
+    let session = NewSession {
+        session_id: "ss-1".into(),
+        token_hash: "stok-1".into(),
+        expires_at: now + chrono::Duration::hours(8),
     };
+    let staff_login = StaffCommand::LogIn(StaffLogIn { password: checked("argon-staff", Some(session)), now });
     staff_bus.execute(staff, staff_login, &meta(Actor::Anonymous, now)).await.unwrap();
 
     let reviewer = Actor::Staff { id: staff.into(), role: "reviewer".into() };
     for (i, id) in ids.iter().enumerate().take(4) {
         let holder = Actor::Account { id: id.clone() };
         let now = clock.tick();
-        let start = VerificationCommand::StartAttempt {
+        let start = VerificationCommand::StartAttempt(StartAttempt {
             account_id: id.clone(),
             attempt_id: format!("att-{i}"),
             name: PersonName::parse("张三").unwrap(),
             validity: None,
             abandon_before: now - chrono::Duration::minutes(2),
             now,
-        };
+        });
         verification_bus.execute(id, start, &meta(holder.clone(), now)).await.unwrap();
         let answer = match i {
             2 => AuthorityAnswer::Passed,
@@ -384,40 +384,43 @@ pub async fn workload(db: &Db, key: ChainKey) -> Workload {
             _ => AuthorityAnswer::Failed { reason: "mismatch".into() },
         };
         let now = clock.tick();
-        let record = VerificationCommand::RecordAnswer { attempt_id: format!("att-{i}"), answer, now };
+        let record = VerificationCommand::RecordAnswer(RecordAnswer { attempt_id: format!("att-{i}"), answer, now });
         verification_bus.execute(id, record, &meta(Actor::System { id: "authority".into() }, now)).await.unwrap();
         if i < 2 {
             let review = format!("rev-{i}");
             let now = clock.tick();
-            let apply = VerificationCommand::Apply {
-                account_id: id.clone(),
-                review_id: review.clone(),
+            let request = ReviewRequest {
                 document_type: DocumentType::ResidentIdCard,
                 name: PersonName::parse("张三").unwrap(),
                 validity: validity(),
                 photos: Photos { front: "f".repeat(64), back: "b".repeat(64), handheld: "h".repeat(64) },
+            };
+            let apply = VerificationCommand::Apply(Apply {
+                account_id: id.clone(),
+                review_id: review.clone(),
+                request,
                 due_by: NaiveDate::from_ymd_opt(2026, 5, 20).unwrap(),
                 now,
-            };
+            });
             verification_bus.execute(id, apply, &meta(holder.clone(), now)).await.unwrap();
             clock.0 += chrono::Duration::days(1);
             let now = clock.tick();
-            let claim = VerificationCommand::Claim {
+            let claim = VerificationCommand::Claim(ClaimApplication {
                 review_id: review.clone(),
                 reviewer: staff.into(),
                 reviewer_account: None,
                 now,
-            };
+            });
             verification_bus.execute(id, claim, &meta(reviewer.clone(), now)).await.unwrap();
             clock.0 += chrono::Duration::days(1);
             let now = clock.tick();
-            let decide = VerificationCommand::Decide {
+            let decision = if i == 0 { Decision::Approve } else { Decision::Reject { reason: "blurry photo".into() } };
+            let decide = VerificationCommand::Decide(DecideApplication {
                 review_id: review,
                 reviewer: staff.into(),
-                approve: i == 0,
-                reason: (i == 1).then(|| "blurry photo".to_string()),
+                decision,
                 now,
-            };
+            });
             verification_bus.execute(id, decide, &meta(reviewer.clone(), now)).await.unwrap();
         }
     }

@@ -19,7 +19,7 @@ use crate::shared::contact::{Email, Mobile};
 use crate::shared::document::DocumentType;
 use crate::shared::name::PersonName;
 use crate::shared::validity::Validity;
-use crate::verification::Photos;
+use crate::verification::{ClaimApplication, DecideApplication, Decision, Photos, ReviewRequest};
 
 /// Days a claim waits for its proof.
 pub const CLAIM_DAYS: i64 = 30;
@@ -84,27 +84,40 @@ pub struct ClaimReview {
     pub decided_at: Option<DateTime<Utc>>,
 }
 
-/// Commands on a claim.
+/// Commands on a claim. A reviewer claims and decides a claimant's proof with the same
+/// commands as an application ([`ClaimApplication`], [`DecideApplication`]).
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClaimCommand {
-    /// Opens the claim on `account_id`; `token_hash` is the hash of the claimant's token.
-    Open { account_id: String, document_type: DocumentType, claimed: Claimed, token_hash: String, now: DateTime<Utc> },
-    /// The claimant's photos, for a manual review.
-    SubmitProof {
-        review_id: String,
-        document_type: DocumentType,
-        name: PersonName,
-        validity: Validity,
-        photos: Photos,
-        due_by: NaiveDate,
-        now: DateTime<Utc>,
-    },
-    /// A reviewer claims the review (never one linked to the account itself).
-    ClaimReview { review_id: String, reviewer: String, reviewer_account: Option<String>, now: DateTime<Utc> },
-    /// The claiming reviewer decides.
-    Decide { review_id: String, reviewer: String, approve: bool, reason: Option<String>, now: DateTime<Utc> },
-    /// The account's holder refuses the claim.
-    Refuse { now: DateTime<Utc> },
+    Open(OpenClaim),
+    SubmitProof(SubmitProof),
+    ClaimReview(ClaimApplication),
+    Decide(DecideApplication),
+    Refuse(Refuse),
+}
+
+/// Opens the claim on `account_id`; `token_hash` is the hash of the claimant's token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenClaim {
+    pub account_id: String,
+    pub document_type: DocumentType,
+    pub claimed: Claimed,
+    pub token_hash: String,
+    pub now: DateTime<Utc>,
+}
+
+/// The claimant's photos, for a manual review.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubmitProof {
+    pub review_id: String,
+    pub request: ReviewRequest,
+    pub due_by: NaiveDate,
+    pub now: DateTime<Utc>,
+}
+
+/// The account's holder refuses the claim.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refuse {
+    pub now: DateTime<Utc>,
 }
 
 /// Events of a claim stream.
@@ -289,21 +302,24 @@ impl Aggregate for Claim {
 
     async fn handle(&mut self, command: ClaimCommand, _: &(), sink: &EventSink<Self>) -> Result<(), ClaimError> {
         match command {
-            ClaimCommand::Open { account_id, document_type, claimed, token_hash, now } => {
+            ClaimCommand::Open(c) => {
                 if self.status.is_some() {
                     return Err(ClaimError::AlreadyOpen);
                 }
+                let OpenClaim { account_id, document_type, claimed, token_hash, now } = c;
                 let expires_at = now + Duration::days(CLAIM_DAYS);
                 let event = ClaimEvent::Opened { account_id, document_type, claimed, token_hash, expires_at, at: now };
                 sink.write(event, self).await;
             }
-            ClaimCommand::SubmitProof { review_id, document_type, name, validity, photos, due_by, now } => {
+            ClaimCommand::SubmitProof(c) => {
+                let SubmitProof { review_id, request, due_by, now } = c;
                 if self.open_at(now)? != ClaimStatus::ProofRequired {
                     return Err(ClaimError::ProofAlreadySubmitted);
                 }
-                if Some(document_type) != self.document_type {
+                if Some(request.document_type) != self.document_type {
                     return Err(ClaimError::DocumentTypeMismatch);
                 }
+                let ReviewRequest { document_type, name, validity, photos } = request;
                 let account_id = self.account_id.clone().unwrap_or_default();
                 let event = ClaimEvent::ProofSubmitted {
                     account_id,
@@ -317,7 +333,8 @@ impl Aggregate for Claim {
                 };
                 sink.write(event, self).await;
             }
-            ClaimCommand::ClaimReview { review_id, reviewer, reviewer_account, now } => {
+            ClaimCommand::ClaimReview(c) => {
+                let ClaimApplication { review_id, reviewer, reviewer_account, now } = c;
                 let review = self.pending_review(&review_id)?;
                 if reviewer_account.is_some() && reviewer_account == self.account_id {
                     return Err(ClaimError::OwnAccount);
@@ -328,24 +345,30 @@ impl Aggregate for Claim {
                     None => sink.write(ClaimEvent::ReviewClaimed { review_id, reviewer, at: now }, self).await,
                 }
             }
-            ClaimCommand::Decide { review_id, reviewer, approve, reason, now } => {
+            ClaimCommand::Decide(c) => {
+                let DecideApplication { review_id, reviewer, decision, now } = c;
                 let review = self.pending_review(&review_id)?;
                 if review.claimed_by.as_ref() != Some(&reviewer) {
                     return Err(ClaimError::NotClaimedByYou);
                 }
-                let reason = reason.map(|r| r.trim().to_string()).filter(|r| !r.is_empty());
-                let event = if approve {
-                    let (name, validity) = (review.name.clone(), review.validity);
-                    ClaimEvent::Approved { review_id, reviewer, reason, name, validity, at: now }
-                } else {
-                    let reason = reason.ok_or(ClaimError::ReasonRequired)?;
-                    ClaimEvent::Rejected { review_id, reviewer, reason, at: now }
+                let event = match decision {
+                    Decision::Approve => {
+                        let (name, validity) = (review.name.clone(), review.validity);
+                        ClaimEvent::Approved { review_id, reviewer, reason: None, name, validity, at: now }
+                    }
+                    Decision::Reject { reason } => {
+                        let reason = reason.trim().to_string();
+                        if reason.is_empty() {
+                            return Err(ClaimError::ReasonRequired);
+                        }
+                        ClaimEvent::Rejected { review_id, reviewer, reason, at: now }
+                    }
                 };
                 sink.write(event, self).await;
             }
-            ClaimCommand::Refuse { now } => {
-                self.open_at(now)?;
-                sink.write(ClaimEvent::Refused { at: now }, self).await;
+            ClaimCommand::Refuse(c) => {
+                self.open_at(c.now)?;
+                sink.write(ClaimEvent::Refused { at: c.now }, self).await;
             }
         }
         Ok(())
@@ -402,151 +425,4 @@ impl Aggregate for Claim {
 }
 
 #[cfg(test)]
-mod tests {
-    use chrono::TimeZone;
-    use cqrs_es::test::TestFramework;
-
-    use super::*;
-
-    type Fx = TestFramework<Claim>;
-
-    fn t(d: u32, h: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 5, d, h, 0, 0).single().unwrap_or_default()
-    }
-
-    fn name() -> PersonName {
-        PersonName::parse("李四").expect("name")
-    }
-
-    fn validity() -> Validity {
-        let start = NaiveDate::from_ymd_opt(2020, 1, 1).unwrap_or_default();
-        Validity::parse("20y", start, DocumentType::ResidentIdCard, None, start).expect("validity")
-    }
-
-    fn opened() -> ClaimEvent {
-        ClaimEvent::Opened {
-            account_id: "acc".into(),
-            document_type: DocumentType::ResidentIdCard,
-            claimed: Claimed {
-                name: name(),
-                validity: validity(),
-                email: Email::parse("a@example.com").expect("email"),
-                mobile: Mobile::parse("13900139000").expect("mobile"),
-                password_hash: "H".into(),
-            },
-            token_hash: "tok".into(),
-            expires_at: t(1, 0) + Duration::days(CLAIM_DAYS),
-            at: t(1, 0),
-        }
-    }
-
-    fn proof(at: DateTime<Utc>) -> ClaimCommand {
-        ClaimCommand::SubmitProof {
-            review_id: "rvc".into(),
-            document_type: DocumentType::ResidentIdCard,
-            name: name(),
-            validity: validity(),
-            photos: Photos { front: "f".into(), back: "b".into(), handheld: "h".into() },
-            due_by: NaiveDate::from_ymd_opt(2026, 5, 12).unwrap_or_default(),
-            now: at,
-        }
-    }
-
-    fn submitted() -> ClaimEvent {
-        ClaimEvent::ProofSubmitted {
-            account_id: "acc".into(),
-            review_id: "rvc".into(),
-            document_type: DocumentType::ResidentIdCard,
-            name: name(),
-            validity: validity(),
-            photos: Photos { front: "f".into(), back: "b".into(), handheld: "h".into() },
-            due_by: NaiveDate::from_ymd_opt(2026, 5, 12).unwrap_or_default(),
-            at: t(2, 0),
-        }
-    }
-
-    #[test]
-    fn a_claim_without_proof_expires_after_thirty_days_and_its_token_dies() {
-        let mut claim = Claim::default();
-        claim.apply(opened());
-        let day_29 = t(1, 0) + Duration::days(29);
-        assert_eq!(claim.status_at(day_29), Some(ClaimStatus::ProofRequired));
-        assert!(claim.token_alive("tok", day_29));
-        let day_30 = t(1, 0) + Duration::days(30);
-        assert_eq!(claim.status_at(day_30), Some(ClaimStatus::Expired));
-        assert!(!claim.token_alive("tok", day_30));
-        assert!(!claim.token_alive("other", day_29));
-    }
-
-    #[tokio::test]
-    async fn proof_is_refused_after_expiry_or_refusal() {
-        Fx::with(())
-            .given(vec![opened()])
-            .when_async(proof(t(1, 0) + Duration::days(31)))
-            .await
-            .then_expect_error(ClaimError::NotOpen);
-        Fx::with(())
-            .given(vec![opened(), ClaimEvent::Refused { at: t(1, 5) }])
-            .when_async(proof(t(2, 0)))
-            .await
-            .then_expect_error(ClaimError::NotOpen);
-    }
-
-    #[tokio::test]
-    async fn the_holder_may_refuse_an_open_claim_once() {
-        Fx::with(())
-            .given(vec![opened(), submitted()])
-            .when_async(ClaimCommand::Refuse { now: t(3, 0) })
-            .await
-            .then_expect_events(vec![ClaimEvent::Refused { at: t(3, 0) }]);
-        Fx::with(())
-            .given(vec![opened(), ClaimEvent::Refused { at: t(3, 0) }])
-            .when_async(ClaimCommand::Refuse { now: t(3, 1) })
-            .await
-            .then_expect_error(ClaimError::NotOpen);
-    }
-
-    #[tokio::test]
-    async fn only_the_claiming_reviewer_decides_and_never_on_the_account_itself() {
-        Fx::with(())
-            .given(vec![opened(), submitted()])
-            .when_async(ClaimCommand::ClaimReview {
-                review_id: "rvc".into(),
-                reviewer: "r1".into(),
-                reviewer_account: Some("acc".into()),
-                now: t(3, 0),
-            })
-            .await
-            .then_expect_error(ClaimError::OwnAccount);
-        let claimed = ClaimEvent::ReviewClaimed { review_id: "rvc".into(), reviewer: "r1".into(), at: t(3, 0) };
-        Fx::with(())
-            .given(vec![opened(), submitted(), claimed.clone()])
-            .when_async(ClaimCommand::Decide {
-                review_id: "rvc".into(),
-                reviewer: "r2".into(),
-                approve: true,
-                reason: None,
-                now: t(3, 1),
-            })
-            .await
-            .then_expect_error(ClaimError::NotClaimedByYou);
-        Fx::with(())
-            .given(vec![opened(), submitted(), claimed])
-            .when_async(ClaimCommand::Decide {
-                review_id: "rvc".into(),
-                reviewer: "r1".into(),
-                approve: true,
-                reason: None,
-                now: t(3, 1),
-            })
-            .await
-            .then_expect_events(vec![ClaimEvent::Approved {
-                review_id: "rvc".into(),
-                reviewer: "r1".into(),
-                reason: None,
-                name: name(),
-                validity: validity(),
-                at: t(3, 1),
-            }]);
-    }
-}
+mod tests;
