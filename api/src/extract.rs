@@ -35,40 +35,20 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for AppJson<T> {
                 v == "application/json" || (v.starts_with("application/") && v.ends_with("+json"))
             });
         if !is_json {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "Send the body as application/json.",
-                "请求内容类型须为 application/json。",
-            ));
+            return Err(ApiError::unsupported_media_type("application/json"));
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    "The request body is larger than 64 KiB.",
-                    "请求内容超过 64 KiB。",
-                )
+                ApiError::payload_too_large("The request body", "64 KiB")
             } else {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "bad_request",
-                    "The body could not be read.",
-                    "无法读取请求内容。",
-                )
+                ApiError::bad_request()
             }
         })?;
         let mut de = serde_json::Deserializer::from_slice(&bytes);
         let parsed = serde_path_to_error::deserialize(&mut de);
         let trailing_garbage = parsed.is_ok() && de.end().is_err();
         if trailing_garbage {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "malformed_json",
-                "The body is not valid JSON.",
-                "请求内容不是有效的 JSON。",
-            ));
+            return Err(ApiError::malformed_json());
         }
         match parsed {
             Ok(value) => Ok(AppJson(value)),
@@ -78,12 +58,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for AppJson<T> {
                 if inner.is_data() && path != "." {
                     Err(ApiError::field(&path, "invalid_type"))
                 } else {
-                    Err(ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "malformed_json",
-                        "The body is not valid JSON of the expected shape.",
-                        "请求内容不是有效的 JSON。",
-                    ))
+                    Err(ApiError::malformed_json())
                 }
             }
         }
@@ -289,14 +264,9 @@ impl StaffMember {
         if roles.contains(&self.role) {
             Ok(())
         } else {
-            Err(forbidden())
+            Err(ApiError::forbidden())
         }
     }
-}
-
-/// 403 `forbidden`.
-pub fn forbidden() -> ApiError {
-    ApiError::new(StatusCode::FORBIDDEN, "forbidden", "Your role may not do this.", "您没有执行此操作的权限。")
 }
 
 impl FromRequestParts<Arc<AppState>> for StaffMember {
@@ -306,7 +276,7 @@ impl FromRequestParts<Arc<AppState>> for StaffMember {
         let token = bearer(parts).ok_or_else(ApiError::unauthenticated)?;
         let Some(staff_id) = crate::crypto::staff_of_token(token) else {
             if holder_of(state, token, false).await?.is_some() {
-                return Err(forbidden());
+                return Err(ApiError::forbidden());
             }
             return Err(ApiError::unauthenticated());
         };

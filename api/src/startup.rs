@@ -243,10 +243,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(claimant)
         .merge(staff)
         .merge(ops)
-        .route_layer(middleware::from_fn(http_metrics))
-        .fallback(|| async {
-            ApiError::new(StatusCode::NOT_FOUND, "not_found", "No such resource.", "请求的资源不存在。")
-        })
+        .route_layer(middleware::from_fn(crate::telemetry::observe))
+        .fallback(|| async { ApiError::not_found() })
         .layer(DefaultBodyLimit::max(64 * 1024))
         .layer(middleware::from_fn(crate::error::localize))
         .layer(middleware::from_fn(run_to_completion))
@@ -255,9 +253,16 @@ pub fn router(state: Arc<AppState>) -> Router {
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {
                     let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %request_id)
+                    tracing::info_span!(
+                        "request",
+                        method = %req.method(),
+                        route = tracing::field::Empty,
+                        request_id = %request_id
+                    )
                 })
-                .on_response(DefaultOnResponse::new().level(tracing::Level::DEBUG)),
+                .on_response(DefaultOnResponse::new().level(tracing::Level::DEBUG))
+                // A failed request is logged once, by `telemetry::observe`.
+                .on_failure(()),
         )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(middleware::from_fn(drop_unacceptable_request_id))
@@ -288,28 +293,12 @@ async fn run_to_completion(request: Request, next: Next) -> Response {
     use tracing::Instrument;
     match tokio::spawn(next.run(request).in_current_span()).await {
         Ok(response) => response,
-        Err(err) => ApiError::internal(format!("request task failed: {err}")).into_response(),
+        Err(err) => {
+            // The handler panicked: no middleware inside saw an answer, so it is logged here.
+            tracing::error!(error = %err, "request task failed");
+            ApiError::internal(err).into_response()
+        }
     }
-}
-
-async fn http_metrics(request: Request, next: Next) -> Response {
-    let started = std::time::Instant::now();
-    let method = request.method().to_string();
-    let path = request
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
-    let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("shenfen_http_requests_total", "method" => method.clone(), "path" => path.clone(), "status" => status)
-        .increment(1);
-    metrics::histogram!("shenfen_http_request_duration_seconds", "method" => method, "path" => path)
-        .record(started.elapsed().as_secs_f64());
-    if response.status().is_server_error() {
-        tracing::error!(status = %response.status(), "request failed");
-    }
-    response
 }
 
 /// Fixed one-minute windows of requests per client address.

@@ -179,12 +179,12 @@ async fn run(state: &AppState, ctx: &Ctx, body: RegistrationRequest, again: bool
     let Valid { mut registration, password, code } = validate(body, ctx)?;
     let account_id = ids::account_id(&state.key, registration.document_type, &registration.document_number);
     consume_code(state, ctx, registration.mobile.as_str(), &code, &account_id).await?;
-    let current = state.accounts.load(&account_id).await.map_err(|e| super::bus_problem(e, super::account_problem))?;
+    let current = state.accounts.load(&account_id).await?;
     if !again && current.is_active() {
-        return Err(super::account_problem(AccountError::AlreadyRegistered));
+        return Err(ApiError::from(AccountError::AlreadyRegistered));
     }
     if again && !current.exists() {
-        return Err(super::account_problem(AccountError::NotFound));
+        return Err(ApiError::from(AccountError::NotFound));
     }
     registration.password_hash = state.hashing.hash(password).await.map_err(ApiError::internal)?;
     if again && current.is_active() {
@@ -192,11 +192,7 @@ async fn run(state: &AppState, ctx: &Ctx, body: RegistrationRequest, again: bool
     }
     let validity = ValidityView::from(&registration.validity);
     let command = if again { AccountCommand::Reregister(registration) } else { AccountCommand::Register(registration) };
-    let committed = state
-        .accounts
-        .execute(&account_id, command, &ctx.meta(Actor::Anonymous))
-        .await
-        .map_err(|e| super::bus_problem(e, super::account_problem))?;
+    let committed = state.accounts.execute(&account_id, command, &ctx.meta(Actor::Anonymous)).await?;
     if again {
         // The identity must be proven again: wait until the verification stream has heard.
         let position = committed.position;
@@ -253,11 +249,8 @@ async fn open_claim(
     if let Some(email) = &holder.email {
         messages.push(notice("email", email.as_str()));
     }
-    let committed = state
-        .claims
-        .execute_sending(&claim_id, command, &ctx.meta(Actor::Anonymous), messages, "Opened")
-        .await
-        .map_err(|e| super::bus_problem(e, super::claim_problem))?;
+    let committed =
+        state.claims.execute_sending(&claim_id, command, &ctx.meta(Actor::Anonymous), messages, "Opened").await?;
     state.outbox_wake.notify_one();
     state.caught_up(committed.position, &[shenfen_projections::claims::Claims::NAME]).await;
     let expires_at = committed.state.expires_at.unwrap_or(now);
@@ -274,13 +267,9 @@ pub async fn consume_code(state: &AppState, ctx: &Ctx, mobile: &str, code: &str,
         claimant: account_id.to_string(),
         now: ctx.now,
     });
-    let committed = state
-        .codes
-        .execute(&channel_id, command, &ctx.meta(Actor::Anonymous))
-        .await
-        .map_err(|e| super::bus_problem(e, super::code_problem))?;
+    let committed = state.codes.execute(&channel_id, command, &ctx.meta(Actor::Anonymous)).await?;
     if committed.events.iter().any(|e| matches!(e, CodeEvent::WrongEntry { .. })) {
-        return Err(super::code_problem(shenfen_domain::code::CodeError::Invalid));
+        return Err(ApiError::from(shenfen_domain::code::CodeError::Invalid));
     }
     Ok(())
 }
@@ -367,9 +356,11 @@ async fn find_account(
     for candidate in candidates {
         let Ok(parsed) = DocumentNumber::parse(candidate, number, today) else { continue };
         let id = ids::account_id(&state.key, candidate, &parsed);
-        let current =
-            if optimistic { state.accounts.load_optimistic(&id).await } else { state.accounts.load_current(&id).await }
-                .map_err(|e| super::bus_problem(e, super::account_problem))?;
+        let current = if optimistic {
+            state.accounts.load_optimistic(&id).await
+        } else {
+            state.accounts.load_current(&id).await
+        }?;
         if current.loaded.state.exists() {
             return Ok(Some((id, current)));
         }

@@ -131,13 +131,9 @@ pub async fn submit_proof(
 ) -> ApiResult<(StatusCode, Json<ProofSubmitted>)> {
     let claim = &claimant.loaded.state;
     let birth = match (&claim.account_id, claim.document_type) {
-        (Some(account_id), Some(_)) => state
-            .accounts
-            .load(account_id)
-            .await
-            .map_err(|e| super::bus_problem(e, super::account_problem))?
-            .document_number
-            .and_then(|n| n.birth_date()),
+        (Some(account_id), Some(_)) => {
+            state.accounts.load(account_id).await?.document_number.and_then(|n| n.birth_date())
+        }
         _ => None,
     };
     let today = cst_date(ctx.now);
@@ -149,11 +145,8 @@ pub async fn submit_proof(
     let command =
         ClaimCommand::SubmitProof(SubmitProof { review_id: review_id.clone(), request, due_by, now: ctx.now });
     let actor = shenfen_domain::metadata::Actor::Claimant { id: claimant.claim_id.clone() };
-    let committed = state
-        .claims
-        .execute_from(&claimant.claim_id, Some(claimant.loaded.clone()), command, &ctx.meta(actor))
-        .await
-        .map_err(|e| super::bus_problem(e, super::claim_problem))?;
+    let committed =
+        state.claims.execute_from(&claimant.claim_id, Some(claimant.loaded.clone()), command, &ctx.meta(actor)).await?;
     state.caught_up(committed.position, &[ReviewQueue::NAME, Claims::NAME]).await;
     tracing::info!(claim_id = %claimant.claim_id, "claim proof submitted");
     Ok((StatusCode::CREATED, Json(ProofSubmitted { review_id, status: "pending".into(), due_by })))
@@ -205,7 +198,7 @@ pub async fn refuse(
     // The claim id names its account: a claim on another account is not found.
     let on_this_account = super::account_of("clm_", &claim_id).as_deref() == Some(holder.account_id.as_str());
     if !on_this_account {
-        return Err(super::claim_problem(ClaimError::NotFound));
+        return Err(ApiError::from(ClaimError::NotFound));
     }
     let committed = state
         .claims
@@ -214,8 +207,7 @@ pub async fn refuse(
             ClaimCommand::Refuse(shenfen_domain::claim::Refuse { now: ctx.now }),
             &ctx.meta(holder.actor()),
         )
-        .await
-        .map_err(|e| super::bus_problem(e, super::claim_problem))?;
+        .await?;
     state.caught_up(committed.position, &[ReviewQueue::NAME, Claims::NAME]).await;
     tracing::info!(account_id = %holder.account_id, claim_id = %claim_id, "re-registration claim refused");
     Ok(StatusCode::NO_CONTENT)

@@ -78,11 +78,8 @@ pub async fn request_code(
         created_at: ctx.now,
         expires_at: ctx.now + ttl,
     };
-    let committed = state
-        .codes
-        .execute_sending(&channel_id, command, &ctx.meta(Actor::Anonymous), vec![message], "Issued")
-        .await
-        .map_err(|e| super::bus_problem(e, super::code_problem))?;
+    let committed =
+        state.codes.execute_sending(&channel_id, command, &ctx.meta(Actor::Anonymous), vec![message], "Issued").await?;
     let Some(CodeEvent::Issued { issued_at, expires_at, .. }) = committed.events.first().cloned() else {
         return Err(ApiError::internal("code was not issued"));
     };

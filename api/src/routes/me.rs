@@ -97,7 +97,7 @@ where
     Fut: std::future::Future<Output = ApiResult<T>>,
 {
     if let Some(until) = account.locked_at(ctx.now) {
-        return Err(super::account_problem(AccountError::Locked { until }));
+        return Err(ApiError::from(AccountError::Locked { until }));
     }
     let hash = account.password_hash.clone().ok_or_else(|| ApiError::internal("account without password"))?;
     crate::app::password::check(state, password, hash, then).await
@@ -106,12 +106,7 @@ where
 /// 401 `login_failed` when a command recorded a wrong password (it counted as a failed login).
 pub fn refused_password(events: &[AccountEvent]) -> ApiResult<()> {
     if events.iter().any(|e| matches!(e, AccountEvent::LoginFailed { .. })) {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "login_failed",
-            "The current password is wrong.",
-            "当前密码错误。",
-        ));
+        return Err(ApiError::wrong_current_password());
     }
     Ok(())
 }
@@ -274,8 +269,7 @@ pub async fn update_profile(
                 &ctx.meta(holder.actor()),
                 options,
             )
-            .await
-            .map_err(|e| super::bus_problem(e, super::account_problem))?;
+            .await?;
         refused_password(&committed.events)?;
         state.outbox_wake.notify_one();
     }
@@ -284,8 +278,7 @@ pub async fn update_profile(
     let committed = state
         .accounts
         .execute_checked(&holder.account_id, first, &holder.session_live(ctx.now), command, &ctx.meta(holder.actor()))
-        .await
-        .map_err(|e| super::bus_problem(e, super::account_problem))?;
+        .await?;
     Ok(Json(AccountSummary::of(&holder.account_id, &committed.state)))
 }
 
@@ -319,10 +312,9 @@ pub async fn confirm_email(
     let committed = state
         .accounts
         .execute_from(&holder.account_id, Some(holder.loaded.clone()), command, &ctx.meta(holder.actor()))
-        .await
-        .map_err(|e| super::bus_problem(e, super::account_problem))?;
+        .await?;
     if !committed.events.iter().any(|e| matches!(e, AccountEvent::EmailChanged { .. })) {
-        return Err(super::account_problem(AccountError::InvalidOrExpiredSecret));
+        return Err(ApiError::from(AccountError::InvalidOrExpiredSecret));
     }
     state.outbox_wake.notify_one();
     Ok(StatusCode::NO_CONTENT)
@@ -372,8 +364,7 @@ pub async fn change_password(
     let committed = state
         .accounts
         .execute_from(&holder.account_id, Some(holder.loaded.clone()), command, &ctx.meta(holder.actor()))
-        .await
-        .map_err(|e| super::bus_problem(e, super::account_problem))?;
+        .await?;
     refused_password(&committed.events)?;
     state.outbox_wake.notify_one();
     Ok(StatusCode::NO_CONTENT)
@@ -414,8 +405,7 @@ pub async fn bind_wechat(
         match state.wechat.openid(&code).await {
             WechatAnswer::Openid(openid) => Ok(openid),
             WechatAnswer::InvalidCode => Err(ApiError::field("oauth_code", "invalid_oauth_code")),
-            WechatAnswer::Unavailable => Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
+            WechatAnswer::Unavailable => Err(ApiError::unavailable(
                 "wechat_unavailable",
                 "WeChat cannot be reached; try again later.",
                 "微信服务暂不可用，请稍后再试。",
@@ -427,8 +417,7 @@ pub async fn bind_wechat(
     let committed = state
         .accounts
         .execute_from(&holder.account_id, Some(holder.loaded.clone()), command, &ctx.meta(holder.actor()))
-        .await
-        .map_err(|e| super::bus_problem(e, super::account_problem))?;
+        .await?;
     refused_password(&committed.events)?;
     state.outbox_wake.notify_one();
     Ok(StatusCode::NO_CONTENT)
@@ -442,7 +431,6 @@ pub async fn unbind_wechat(State(state): State<Arc<AppState>>, ctx: Ctx, holder:
     state
         .accounts
         .execute_from(&holder.account_id, Some(holder.loaded.clone()), command, &ctx.meta(holder.actor()))
-        .await
-        .map_err(|e| super::bus_problem(e, super::account_problem))?;
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

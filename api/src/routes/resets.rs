@@ -66,7 +66,7 @@ pub struct CompletionRequest {
 }
 
 fn not_found() -> ApiError {
-    super::account_problem(AccountError::NotFound)
+    ApiError::from(AccountError::NotFound)
 }
 
 fn destination(account: &Account, method: ResetMethod) -> Option<String> {
@@ -89,7 +89,7 @@ fn masked(method: ResetMethod, to: &str) -> String {
 }
 
 fn reset_not_found() -> ApiError {
-    super::account_problem(AccountError::ResetNotFound)
+    ApiError::from(AccountError::ResetNotFound)
 }
 
 /// Starts a password reset.
@@ -113,7 +113,7 @@ pub async fn start(
         return Err(not_found());
     };
     if account.state.legacy {
-        return Err(super::account_problem(AccountError::LegacyMustReregister));
+        return Err(ApiError::from(AccountError::LegacyMustReregister));
     }
     let reset_id = super::id_for("rst_", &account_id);
     let command = AccountCommand::RequestPasswordReset(shenfen_domain::account::RequestPasswordReset {
@@ -121,11 +121,7 @@ pub async fn start(
         name,
         now: ctx.now,
     });
-    let committed = state
-        .accounts
-        .execute(&account_id, command, &ctx.meta(Actor::Anonymous))
-        .await
-        .map_err(|e| super::bus_problem(e, super::account_problem))?;
+    let committed = state.accounts.execute(&account_id, command, &ctx.meta(Actor::Anonymous)).await?;
     let account = committed.state;
     let methods = account
         .reset_methods()
@@ -156,9 +152,9 @@ pub async fn deliver(
     let method = method
         .as_deref()
         .and_then(|m| ResetMethod::parse(m.trim()))
-        .ok_or_else(|| super::account_problem(AccountError::MethodNotAvailable))?;
-    let account = state.accounts.load(&account_id).await.map_err(|e| super::bus_problem(e, super::account_problem))?;
-    let to = destination(&account, method).ok_or_else(|| super::account_problem(AccountError::MethodNotAvailable))?;
+        .ok_or_else(|| ApiError::from(AccountError::MethodNotAvailable))?;
+    let account = state.accounts.load(&account_id).await?;
+    let to = destination(&account, method).ok_or_else(|| ApiError::from(AccountError::MethodNotAvailable))?;
     let (secret_hash, message) = match method {
         ResetMethod::Email => {
             // The token travels in the fragment: browsers never send it to a server, so it
@@ -196,8 +192,7 @@ pub async fn deliver(
     state
         .accounts
         .execute_sending(&account_id, command, &ctx.meta(Actor::Anonymous), vec![message], "ResetSecretIssued")
-        .await
-        .map_err(|e| super::bus_problem(e, super::account_problem))?;
+        .await?;
     state.outbox_wake.notify_one();
     tracing::info!(account_id = %account_id, method = method.as_str(), "reset secret issued");
     Ok(StatusCode::ACCEPTED)
@@ -214,7 +209,7 @@ fn secret_hash(state: &AppState, reset_id: &str, secret: &str) -> String {
 }
 
 fn bad_secret() -> ApiError {
-    super::account_problem(AccountError::InvalidOrExpiredSecret)
+    ApiError::from(AccountError::InvalidOrExpiredSecret)
 }
 
 /// Sets a new password with the code or token.
@@ -229,7 +224,7 @@ pub async fn complete(
     AppJson(body): AppJson<CompletionRequest>,
 ) -> ApiResult<StatusCode> {
     let account_id = super::account_of("rst_", &reset_id).ok_or_else(bad_secret)?;
-    let account = state.accounts.load(&account_id).await.map_err(|e| super::bus_problem(e, super::account_problem))?;
+    let account = state.accounts.load(&account_id).await?;
     let mut errors = Errors::default();
     let secret = errors.required("secret", &body.secret).map(|s| s.trim().to_string());
     let password = validate::new_password(
@@ -262,7 +257,7 @@ pub async fn complete(
                 attempt += 1;
                 new_password_hash = Some(state.hashing.hash(password.clone()).await.map_err(ApiError::internal)?);
             }
-            other => break other.map_err(|e| super::bus_problem(e, super::account_problem))?,
+            other => break other?,
         }
     };
     if !committed.events.iter().any(|e| matches!(e, AccountEvent::PasswordReset { .. })) {

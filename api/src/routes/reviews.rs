@@ -85,7 +85,7 @@ fn target(review_id: &str) -> ApiResult<Target> {
     }
     super::account_of("rev_", review_id)
         .map(Target::Application)
-        .ok_or_else(|| super::verification_problem(VerificationError::ReviewNotFound))
+        .ok_or_else(|| ApiError::from(VerificationError::ReviewNotFound))
 }
 
 /// A claimed or decided application.
@@ -155,15 +155,11 @@ async fn run_claim(
     review_id: &str,
     command: ClaimCommand,
 ) -> ApiResult<Json<ReviewState>> {
-    let committed = state
-        .claims
-        .execute(claim_id, command, &ctx.meta(staff.actor()))
-        .await
-        .map_err(|e| super::bus_problem(e, super::claim_problem))?;
+    let committed = state.claims.execute(claim_id, command, &ctx.meta(staff.actor())).await?;
     state.caught_up(committed.position, &[ReviewQueue::NAME, Claims::NAME, HandOver::NAME]).await;
     let claim = committed.state;
     let review = claim.review.as_ref().filter(|r| r.review_id == review_id);
-    let review = review.ok_or_else(|| super::claim_problem(ClaimError::ReviewNotFound))?;
+    let review = review.ok_or_else(|| ApiError::from(ClaimError::ReviewNotFound))?;
     let status = match claim.status {
         Some(ClaimStatus::Approved) => "approved",
         Some(ClaimStatus::Rejected) => "rejected",
@@ -191,18 +187,14 @@ async fn run(
     review_id: &str,
     command: VerificationCommand,
 ) -> ApiResult<Json<ReviewState>> {
-    let committed = state
-        .verifications
-        .execute(account_id, command, &ctx.meta(staff.actor()))
-        .await
-        .map_err(|e| super::bus_problem(e, super::verification_problem))?;
+    let committed = state.verifications.execute(account_id, command, &ctx.meta(staff.actor())).await?;
     super::verification::settle(state, committed.position).await;
     let application = committed
         .state
         .applications
         .iter()
         .find(|a| a.review_id == review_id)
-        .ok_or_else(|| super::verification_problem(VerificationError::ReviewNotFound))?;
+        .ok_or_else(|| ApiError::from(VerificationError::ReviewNotFound))?;
     Ok(Json(ReviewState {
         review_id: review_id.to_string(),
         status: application.status.as_str().into(),
@@ -274,24 +266,20 @@ pub async fn photo(
     staff.require(&[Role::Reviewer])?;
     let photos = match target(&review_id)? {
         Target::Application(account_id) => {
-            let verification = state
-                .verifications
-                .load(&account_id)
-                .await
-                .map_err(|e| super::bus_problem(e, super::verification_problem))?;
+            let verification = state.verifications.load(&account_id).await?;
             verification
                 .applications
                 .into_iter()
                 .find(|a| a.review_id == review_id)
-                .ok_or_else(|| super::verification_problem(VerificationError::ReviewNotFound))?
+                .ok_or_else(|| ApiError::from(VerificationError::ReviewNotFound))?
                 .photos
         }
         Target::Claim(claim_id) => {
-            let claim = state.claims.load(&claim_id).await.map_err(|e| super::bus_problem(e, super::claim_problem))?;
+            let claim = state.claims.load(&claim_id).await?;
             claim
                 .review
                 .filter(|r| r.review_id == review_id)
-                .ok_or_else(|| super::claim_problem(ClaimError::ReviewNotFound))?
+                .ok_or_else(|| ApiError::from(ClaimError::ReviewNotFound))?
                 .photos
         }
     };

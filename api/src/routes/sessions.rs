@@ -125,17 +125,13 @@ pub async fn log_in(
     for _ in 0..4 {
         let current = match next.take() {
             Some(current) => current,
-            None => state
-                .accounts
-                .load_current(&account_id)
-                .await
-                .map_err(|e| super::bus_problem(e, super::account_problem))?,
+            None => state.accounts.load_current(&account_id).await?,
         };
         let account = &current.loaded.state;
         let refusal = if account.legacy {
-            Some(super::account_problem(AccountError::LegacyMustReregister))
+            Some(ApiError::from(AccountError::LegacyMustReregister))
         } else if let Some(until) = account.locked_at(ctx.now) {
-            Some(super::account_problem(AccountError::Locked { until }))
+            Some(ApiError::from(AccountError::Locked { until }))
         } else if account.password_hash.is_none() {
             Some(login_failed())
         } else {
@@ -172,7 +168,7 @@ pub async fn log_in(
             .await;
         let committed = match result {
             Err(shenfen_projections::store::BusError::Domain(AccountError::StaleCredentials)) => continue,
-            other => other.map_err(|e| super::bus_problem(e, super::account_problem))?,
+            other => other?,
         };
         let started = committed.events.iter().find_map(|e| match e {
             AccountEvent::SessionStarted { expires_at, .. } => Some(*expires_at),
@@ -198,7 +194,7 @@ pub async fn log_in(
             }),
         ));
     }
-    Err(super::account_problem(AccountError::StaleCredentials))
+    Err(ApiError::from(AccountError::StaleCredentials))
 }
 
 /// Ends the current session.
@@ -212,7 +208,6 @@ pub async fn log_out(State(state): State<Arc<AppState>>, ctx: Ctx, holder: Holde
     state
         .accounts
         .execute_from(&holder.account_id, Some(holder.loaded.clone()), command, &ctx.meta(holder.actor()))
-        .await
-        .map_err(|e| super::bus_problem(e, super::account_problem))?;
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -19,7 +19,6 @@ use shenfen_domain::shared::password;
 use shenfen_domain::staff::{
     valid_username, ChangeStaffPassword, Role, StaffCommand, StaffError, StaffEvent, StaffLogIn,
 };
-use shenfen_projections::store::BusError;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult};
@@ -43,7 +42,7 @@ pub struct StaffSession {
 }
 
 fn login_failed() -> ApiError {
-    super::staff_problem(StaffError::NotFound)
+    ApiError::from(StaffError::NotFound)
 }
 
 /// Signs a staff member in.
@@ -61,13 +60,13 @@ pub async fn log_in(
     errors.finish()?;
     let (Some(username), Some(password)) = (username, password) else { return Err(login_failed()) };
     let staff_id = ids::staff_id(&state.key, &username);
-    let staff = state.staff.load(&staff_id).await.map_err(|e| super::bus_problem(e, super::staff_problem))?;
+    let staff = state.staff.load(&staff_id).await?;
     let Some(hash) = staff.password_hash.clone() else {
         state.hashing.verify_dummy(password).await.map_err(ApiError::internal)?;
         return Err(login_failed());
     };
     if let Some(until) = staff.lockout.locked_at(ctx.now) {
-        return Err(super::staff_problem(StaffError::Locked { until }));
+        return Err(ApiError::from(StaffError::Locked { until }));
     }
     let token = crate::crypto::staff_token(&staff_id);
     let expires_at = ctx.now + Duration::seconds(state.settings.session_ttl_seconds);
@@ -75,11 +74,7 @@ pub async fn log_in(
         NewSession { session_id: uuid::Uuid::new_v4().to_string(), token_hash: ids::token_hash(&token), expires_at };
     let password = crate::app::password::check(&state, password, hash, || async { Ok(session) }).await?;
     let command = StaffCommand::LogIn(StaffLogIn { password, now: ctx.now });
-    let committed = state
-        .staff
-        .execute(&staff_id, command, &ctx.meta(Actor::Anonymous))
-        .await
-        .map_err(|e| super::bus_problem(e, super::staff_problem))?;
+    let committed = state.staff.execute(&staff_id, command, &ctx.meta(Actor::Anonymous)).await?;
     if !committed.events.iter().any(|e| matches!(e, StaffEvent::SessionStarted { .. })) {
         return Err(login_failed());
     }
@@ -162,11 +157,7 @@ pub async fn create_staff(
         created_by: created_by.to_string(),
         now: meta.at,
     });
-    match state.staff.execute(&staff_id, command, meta).await {
-        Ok(_) => {}
-        Err(BusError::Domain(e)) => return Err(super::staff_problem(e)),
-        Err(e) => return Err(super::bus_problem(e, super::staff_problem)),
-    }
+    state.staff.execute(&staff_id, command, meta).await?;
     Ok(StaffCreated { staff_id, username: input.username, role: input.role.as_str().into() })
 }
 
@@ -210,15 +201,11 @@ async fn administer(
             "管理员不能停用本人账号或修改本人角色。",
         ));
     }
-    let member = state.staff.load(&staff_id).await.map_err(|e| super::bus_problem(e, super::staff_problem))?;
+    let member = state.staff.load(&staff_id).await?;
     if member.username.is_none() {
         return Err(staff_not_found());
     }
-    state
-        .staff
-        .execute(&staff_id, command, &ctx.meta(admin.actor()))
-        .await
-        .map_err(|e| super::bus_problem(e, super::staff_problem))?;
+    state.staff.execute(&staff_id, command, &ctx.meta(admin.actor())).await?;
     tracing::info!(by = %admin.staff_id, staff_id = %staff_id, "staff account changed");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -303,11 +290,7 @@ pub async fn log_out(State(state): State<Arc<AppState>>, ctx: Ctx, staff: StaffM
         session_id: staff.session_id.clone(),
         now: ctx.now,
     });
-    state
-        .staff
-        .execute_from(&staff.staff_id, Some(staff.loaded.clone()), command, &ctx.meta(staff.actor()))
-        .await
-        .map_err(|e| super::bus_problem(e, super::staff_problem))?;
+    state.staff.execute_from(&staff.staff_id, Some(staff.loaded.clone()), command, &ctx.meta(staff.actor())).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -346,7 +329,7 @@ pub async fn change_password(
     let (Some(old), Some(new)) = (old, new) else { return Err(ApiError::internal("validated change incomplete")) };
     let member = &staff.loaded.state;
     if let Some(until) = member.lockout.locked_at(ctx.now) {
-        return Err(super::staff_problem(StaffError::Locked { until }));
+        return Err(ApiError::from(StaffError::Locked { until }));
     }
     let hash = member.password_hash.clone().ok_or_else(|| ApiError::internal("staff without password"))?;
     let password = crate::app::password::check(&state, old, hash, || async {
@@ -358,15 +341,9 @@ pub async fn change_password(
     let committed = state
         .staff
         .execute_from(&staff.staff_id, Some(staff.loaded.clone()), command, &ctx.meta(staff.actor()))
-        .await
-        .map_err(|e| super::bus_problem(e, super::staff_problem))?;
+        .await?;
     if committed.events.iter().any(|e| matches!(e, StaffEvent::LoginFailed { .. })) {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "login_failed",
-            "The current password is wrong.",
-            "当前密码错误。",
-        ));
+        return Err(ApiError::wrong_current_password());
     }
     Ok(StatusCode::NO_CONTENT)
 }

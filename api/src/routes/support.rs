@@ -73,7 +73,7 @@ pub async fn lookup(
 }
 
 fn not_found() -> ApiError {
-    super::account_problem(AccountError::NotFound)
+    ApiError::from(AccountError::NotFound)
 }
 
 /// A contact change.
@@ -109,11 +109,7 @@ async fn run(
     account_id: &str,
     command: AccountCommand,
 ) -> ApiResult<()> {
-    state
-        .accounts
-        .execute(account_id, command, &ctx.meta(staff.actor()))
-        .await
-        .map_err(|e| super::bus_problem(e, super::account_problem))?;
+    state.accounts.execute(account_id, command, &ctx.meta(staff.actor())).await?;
     tracing::info!(staff_id = %staff.staff_id, account_id = %account_id, "support change");
     Ok(())
 }
@@ -172,8 +168,8 @@ pub async fn approve(
     Path(request_id): Path<String>,
 ) -> ApiResult<StatusCode> {
     staff.require(&[Role::Support])?;
-    let account_id = super::account_of("scr_", &request_id)
-        .ok_or_else(|| super::account_problem(AccountError::ContactRequestNotFound))?;
+    let account_id =
+        super::account_of("scr_", &request_id).ok_or_else(|| ApiError::from(AccountError::ContactRequestNotFound))?;
     let command = AccountCommand::ApproveContactChange(shenfen_domain::account::ApproveContactChange {
         request_id,
         approver: staff.staff_id.clone(),

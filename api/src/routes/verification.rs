@@ -42,7 +42,7 @@ pub const MAX_PHOTO_BYTES: usize = 190 * 1024;
 pub const MAX_PART_BYTES: usize = 1024 * 1024;
 
 fn profile_incomplete() -> ApiError {
-    super::account_problem(AccountError::ProfileIncomplete)
+    ApiError::from(AccountError::ProfileIncomplete)
 }
 
 /// Waits until a verification event is reflected where the holder and reviewers read: the
@@ -147,11 +147,7 @@ pub async fn verify(
         abandon_before: ctx.now - chrono::Duration::seconds(ABANDON_AFTER_SECONDS),
         now: ctx.now,
     });
-    state
-        .verifications
-        .execute(&holder.account_id, start, &ctx.meta(holder.actor()))
-        .await
-        .map_err(|e| super::bus_problem(e, super::verification_problem))?;
+    state.verifications.execute(&holder.account_id, start, &ctx.meta(holder.actor())).await?;
     let query = IdentityQuery {
         document_type: doc_type,
         document_number: number,
@@ -172,11 +168,7 @@ pub async fn verify(
         answer: answer.clone(),
         now: state.clock.now(),
     });
-    let committed = state
-        .verifications
-        .execute(&holder.account_id, record, &ctx.meta(holder.actor()))
-        .await
-        .map_err(|e| super::bus_problem(e, super::verification_problem))?;
+    let committed = state.verifications.execute(&holder.account_id, record, &ctx.meta(holder.actor())).await?;
     let left = committed.state.quotas(ctx.now).attempts_left_today;
     settle(&state, committed.position).await;
     tracing::info!(account_id = %holder.account_id, result = ?committed.events.first().map(|e| e.name()), "real-name attempt");
@@ -193,8 +185,7 @@ pub async fn verify(
             attempts_left_today: left,
             guidance: Some(guidance()),
         })),
-        AuthorityAnswer::Unavailable => Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
+        AuthorityAnswer::Unavailable => Err(ApiError::unavailable(
             "identity_authority_unavailable",
             "The identity authority is unavailable; this attempt was not counted. Try again later.",
             "身份核验服务暂不可用，本次不计入次数，请稍后再试。",
@@ -242,14 +233,9 @@ pub struct ReviewForm {
 
 fn multipart_problem(err: axum::extract::multipart::MultipartError) -> ApiError {
     if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            "A part of the form is larger than 1 MiB.",
-            "上传内容过大。",
-        )
+        ApiError::payload_too_large("A part of the form", "1 MiB")
     } else {
-        ApiError::new(StatusCode::BAD_REQUEST, "malformed_multipart", "The form could not be read.", "表单格式错误。")
+        ApiError::malformed_multipart()
     }
 }
 
@@ -280,11 +266,7 @@ pub async fn apply_for_review(
         due_by,
         now: ctx.now,
     });
-    let committed = state
-        .verifications
-        .execute(&holder.account_id, command, &ctx.meta(holder.actor()))
-        .await
-        .map_err(|e| super::bus_problem(e, super::verification_problem))?;
+    let committed = state.verifications.execute(&holder.account_id, command, &ctx.meta(holder.actor())).await?;
     settle(&state, committed.position).await;
     let left = committed.state.quotas(ctx.now).applications_left_in_period;
     tracing::info!(account_id = %holder.account_id, review_id = %review_id, "manual review applied for");
@@ -318,22 +300,11 @@ pub async fn read_review_form(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
     if !is_multipart {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "Send the application as multipart/form-data.",
-            "请以 multipart/form-data 格式提交。",
-        ));
+        return Err(ApiError::unsupported_media_type("multipart/form-data"));
     }
-    let mut multipart =
-        <Multipart as axum::extract::FromRequest<()>>::from_request(request, &()).await.map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "malformed_multipart",
-                "The form could not be read.",
-                "表单格式错误。",
-            )
-        })?;
+    let mut multipart = <Multipart as axum::extract::FromRequest<()>>::from_request(request, &())
+        .await
+        .map_err(|_| ApiError::malformed_multipart())?;
     let mut fields: std::collections::HashMap<String, String> = Default::default();
     let mut photos: std::collections::HashMap<String, Vec<u8>> = Default::default();
     while let Some(field) = multipart.next_field().await.map_err(multipart_problem)? {
@@ -341,12 +312,7 @@ pub async fn read_review_form(
         if name.starts_with("photo_") {
             let bytes = field.bytes().await.map_err(multipart_problem)?;
             if bytes.len() > MAX_PART_BYTES {
-                return Err(ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    "A part of the form is larger than 1 MiB.",
-                    "上传内容过大。",
-                ));
+                return Err(ApiError::payload_too_large("A part of the form", "1 MiB"));
             }
             photos.insert(name, bytes.to_vec());
         } else {
@@ -414,11 +380,7 @@ pub async fn store_photos(state: &AppState, photos: [Vec<u8>; 3]) -> ApiResult<P
 #[utoipa::path(get, path = "/v1/me/manual-reviews", tag = "holder", security(("bearer" = [])),
     responses((status = 200, body = [ReviewView])))]
 pub async fn my_reviews(State(state): State<Arc<AppState>>, holder: Holder) -> ApiResult<Json<Vec<ReviewView>>> {
-    let verification = state
-        .verifications
-        .load(&holder.account_id)
-        .await
-        .map_err(|e| super::bus_problem(e, super::verification_problem))?;
+    let verification = state.verifications.load(&holder.account_id).await?;
     let mut list: Vec<ReviewView> = verification
         .applications
         .iter()
@@ -450,11 +412,7 @@ pub async fn eligibility(State(state): State<Arc<AppState>>, holder: Holder) -> 
     if !account.profile_complete() {
         return Err(profile_incomplete());
     }
-    let verification = state
-        .verifications
-        .load(&holder.account_id)
-        .await
-        .map_err(|e| super::bus_problem(e, super::verification_problem))?;
+    let verification = state.verifications.load(&holder.account_id).await?;
     // Both streams: until a re-registration has reached the verification stream, the proof
     // there belongs to the earlier holder.
     if !verification.proves(&account) {
