@@ -15,6 +15,7 @@ pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod extract;
+pub mod ids;
 pub mod legacy;
 pub mod notices;
 pub mod notifier;

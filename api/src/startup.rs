@@ -80,7 +80,7 @@ pub struct AppState {
     pub outbox_wake: Arc<Notify>,
     pub limiter: IpLimiter,
     /// How long recent failed logins took (an unknown document's login lasts as long).
-    pub failed_logins: crate::routes::sessions::FailedLoginTimes,
+    pub failed_logins: crate::app::sessions::FailedLoginTimes,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
 }
 

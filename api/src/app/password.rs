@@ -3,9 +3,10 @@
 
 use std::future::Future;
 
-use shenfen_domain::account::{Checked, PasswordCheck};
+use shenfen_domain::account::{Account, AccountError, AccountEvent, Checked, PasswordCheck};
 
 use crate::error::{ApiError, ApiResult};
+use crate::extract::Ctx;
 use crate::startup::AppState;
 
 /// Checks `password` against `hash` (off the runtime). When it is right, `then` gives what
@@ -23,4 +24,31 @@ where
     let matched = state.hashing.verify(password, hash.clone()).await.map_err(ApiError::internal)?;
     let check = if matched { PasswordCheck::Right(then().await?) } else { PasswordCheck::Wrong };
     Ok(Checked { checked_hash: hash, lockout: state.settings.lockout(), check })
+}
+
+/// Checks the holder's current password for a sensitive change: `then` gives the change
+/// when it is right. A locked account is refused before any hashing.
+pub async fn check_current<T, Fut>(
+    state: &AppState,
+    ctx: &Ctx,
+    account: &Account,
+    password: String,
+    then: impl FnOnce() -> Fut,
+) -> ApiResult<Checked<T>>
+where
+    Fut: std::future::Future<Output = ApiResult<T>>,
+{
+    if let Some(until) = account.locked_at(ctx.now) {
+        return Err(ApiError::from(AccountError::Locked { until }));
+    }
+    let hash = account.password_hash.clone().ok_or_else(|| ApiError::internal("account without password"))?;
+    check(state, password, hash, then).await
+}
+
+/// 401 `login_failed` when a command recorded a wrong password (it counted as a failed login).
+pub fn refused(events: &[AccountEvent]) -> ApiResult<()> {
+    if events.iter().any(|e| matches!(e, AccountEvent::LoginFailed { .. })) {
+        return Err(ApiError::wrong_current_password());
+    }
+    Ok(())
 }

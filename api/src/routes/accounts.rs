@@ -1,11 +1,5 @@
-//! `POST /v1/accounts` (register) and `POST /v1/accounts/reregistration`.
-//!
-//! Order of work: validate every field; consume the code for this account id (a retried
-//! request for the same document may consume it again); only then say whether the document is
-//! taken (409) or, for a re-registration, unknown (404) — so nobody learns which documents are
-//! registered without a code sent to a mobile of their own; hash the password; then let the
-//! account aggregate decide. Of many concurrent registrations of one document exactly one
-//! commits; the others conflict on the stream, reload, and are refused by the aggregate.
+//! `POST /v1/accounts` (register) and `POST /v1/accounts/reregistration`: every field is
+//! validated here, then [`crate::app::registration`] does the work.
 
 use std::sync::Arc;
 
@@ -14,17 +8,15 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use shenfen_domain::account::{Account, AccountCommand, AccountError, Registration};
-use shenfen_domain::claim::{ClaimCommand, Claimed, CLAIM_DAYS};
-use shenfen_domain::code::{CodeCommand, CodeEvent, Purpose};
+use shenfen_domain::account::Account;
 use shenfen_domain::ids;
-use shenfen_domain::metadata::Actor;
+use shenfen_domain::shared::document::{infer_types, DocumentNumber, DocumentType};
 use shenfen_domain::shared::validity::Validity;
 use shenfen_domain::time::cst_date;
-use shenfen_projections::outbox::NewMessage;
 use shenfen_projections::store::{Current, Loaded};
 use utoipa::ToSchema;
 
+use crate::app::registration::{self, NewAccount, OpenedClaim, RegistrationInput, Reregistered};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AppJson, Ctx};
 use crate::startup::AppState;
@@ -84,14 +76,8 @@ pub struct Registered {
     pub validity: ValidityView,
 }
 
-struct Valid {
-    registration: Registration,
-    password: String,
-    code: String,
-}
-
-fn validate(body: RegistrationRequest, ctx: &Ctx) -> ApiResult<Valid> {
-    let today = cst_date(ctx.now);
+/// Validates a registration; every bad field is named at once.
+fn parse(body: RegistrationRequest, today: NaiveDate) -> ApiResult<RegistrationInput> {
     let mut errors = Errors::default();
     if body.agreement_accepted != Some(true) {
         errors.add("agreement_accepted", "agreement_required");
@@ -117,28 +103,7 @@ fn validate(body: RegistrationRequest, ctx: &Ctx) -> ApiResult<Valid> {
     );
     let email = validate::email(&mut errors, "email", &body.email);
     let mobile = validate::mobile(&mut errors, "mobile", &body.mobile);
-    let code = match &body.verification {
-        None => {
-            errors.add("verification.code", "required");
-            None
-        }
-        Some(v) => {
-            if v.channel.as_deref().is_some_and(|c| shenfen_domain::code::Channel::parse(c).is_none()) {
-                errors.add("verification.channel", "invalid_channel");
-            }
-            match v.code.as_deref().map(str::trim) {
-                Some(c) if c.len() == 6 && c.bytes().all(|b| b.is_ascii_digit()) => Some(c.to_string()),
-                Some(_) => {
-                    errors.add("verification.code", "invalid_verification_code");
-                    None
-                }
-                None => {
-                    errors.add("verification.code", "required");
-                    None
-                }
-            }
-        }
-    };
+    let code = parse_code(&mut errors, body.verification.as_ref());
     errors.finish()?;
     match (document, name, validity, password, email, mobile, code) {
         (
@@ -149,57 +114,31 @@ fn validate(body: RegistrationRequest, ctx: &Ctx) -> ApiResult<Valid> {
             Some(email),
             Some(mobile),
             Some(code),
-        ) => Ok(Valid {
-            registration: Registration {
-                document_type,
-                document_number,
-                name,
-                validity,
-                email,
-                mobile,
-                password_hash: String::new(),
-                now: ctx.now,
-            },
-            password,
-            code,
-        }),
+        ) => Ok(RegistrationInput { document_type, document_number, name, validity, email, mobile, password, code }),
         _ => Err(ApiError::internal("validated registration incomplete")),
     }
 }
 
-/// What a registration or re-registration led to.
-enum Outcome {
-    /// The account is registered (a new document, or a legacy one registered again).
-    Registered(Registered),
-    /// The account is in use: a re-registration claim was opened instead.
-    Claimed(ClaimOpened),
-}
-
-async fn run(state: &AppState, ctx: &Ctx, body: RegistrationRequest, again: bool) -> ApiResult<Outcome> {
-    let Valid { mut registration, password, code } = validate(body, ctx)?;
-    let account_id = ids::account_id(&state.key, registration.document_type, &registration.document_number);
-    consume_code(state, ctx, registration.mobile.as_str(), &code, &account_id).await?;
-    let current = state.accounts.load(&account_id).await?;
-    if !again && current.is_active() {
-        return Err(ApiError::from(AccountError::AlreadyRegistered));
+/// The six-digit code sent to the mobile (and its channel, when given).
+fn parse_code(errors: &mut Errors, verification: Option<&CodeInput>) -> Option<String> {
+    let Some(v) = verification else {
+        errors.add("verification.code", "required");
+        return None;
+    };
+    if v.channel.as_deref().is_some_and(|c| shenfen_domain::code::Channel::parse(c).is_none()) {
+        errors.add("verification.channel", "invalid_channel");
     }
-    if again && !current.exists() {
-        return Err(ApiError::from(AccountError::NotFound));
+    match v.code.as_deref().map(str::trim) {
+        Some(c) if c.len() == 6 && c.bytes().all(|b| b.is_ascii_digit()) => Some(c.to_string()),
+        Some(_) => {
+            errors.add("verification.code", "invalid_verification_code");
+            None
+        }
+        None => {
+            errors.add("verification.code", "required");
+            None
+        }
     }
-    registration.password_hash = state.hashing.hash(password).await.map_err(ApiError::internal)?;
-    if again && current.is_active() {
-        return Ok(Outcome::Claimed(open_claim(state, ctx, &account_id, &current, registration).await?));
-    }
-    let validity = ValidityView::from(&registration.validity);
-    let command = if again { AccountCommand::Reregister(registration) } else { AccountCommand::Register(registration) };
-    let committed = state.accounts.execute(&account_id, command, &ctx.meta(Actor::Anonymous)).await?;
-    if again {
-        // The identity must be proven again: wait until the verification stream has heard.
-        let position = committed.position;
-        state.caught_up(position, &[shenfen_projections::identity::IdentityProcess::NAME]).await;
-    }
-    tracing::info!(account_id = %account_id, reregistration = again, "account registered");
-    Ok(Outcome::Registered(Registered { account_id, validity }))
 }
 
 /// An opened re-registration claim.
@@ -213,65 +152,10 @@ pub struct ClaimOpened {
     pub expires_at: DateTime<Utc>,
 }
 
-/// Opens a claim on the account in use `account_id` for `registration`; the holder is told on
-/// the registered mobile and e-mail, in the same transaction.
-async fn open_claim(
-    state: &AppState,
-    ctx: &Ctx,
-    account_id: &str,
-    holder: &Account,
-    registration: Registration,
-) -> ApiResult<ClaimOpened> {
-    let claim_id = super::id_for("clm_", account_id);
-    let claim_token = crate::crypto::claim_token(claim_id.trim_start_matches("clm_"));
-    let Registration { document_type, name, validity, email, mobile, password_hash, now, .. } = registration;
-    let claimed = Claimed { name, validity, email, mobile, password_hash };
-    let command = ClaimCommand::Open(shenfen_domain::claim::OpenClaim {
-        account_id: account_id.to_string(),
-        document_type,
-        claimed,
-        token_hash: ids::token_hash(&claim_token),
-        now,
-    });
-    let body = serde_json::json!({ "claim_id": claim_id, "at": now }).to_string();
-    let notice = |channel: &str, to: &str| NewMessage {
-        channel: channel.into(),
-        destination: to.into(),
-        purpose: "reregistration_claim".into(),
-        body: body.clone(),
-        created_at: now,
-        expires_at: now + chrono::Duration::days(CLAIM_DAYS),
-    };
-    let mut messages = Vec::new();
-    if let Some(mobile) = &holder.mobile {
-        messages.push(notice("sms", mobile.as_str()));
+impl From<NewAccount> for Registered {
+    fn from(account: NewAccount) -> Self {
+        Registered { account_id: account.account_id, validity: ValidityView::from(&account.validity) }
     }
-    if let Some(email) = &holder.email {
-        messages.push(notice("email", email.as_str()));
-    }
-    let committed =
-        state.claims.execute_sending(&claim_id, command, &ctx.meta(Actor::Anonymous), messages, "Opened").await?;
-    state.outbox_wake.notify_one();
-    state.caught_up(committed.position, &[shenfen_projections::claims::Claims::NAME]).await;
-    let expires_at = committed.state.expires_at.unwrap_or(now);
-    tracing::info!(account_id = %account_id, claim_id = %claim_id, "re-registration claim opened");
-    Ok(ClaimOpened { claim_id, claim_token, status: "proof_required".into(), expires_at })
-}
-
-/// Uses the register code sent to `mobile` for `account_id`.
-pub async fn consume_code(state: &AppState, ctx: &Ctx, mobile: &str, code: &str, account_id: &str) -> ApiResult<()> {
-    let channel_id = ids::code_channel_id(&state.key, Purpose::Register.as_str(), mobile);
-    let code_hash = ids::code_hash(&state.key, &channel_id, code);
-    let command = CodeCommand::Consume(shenfen_domain::code::ConsumeCode {
-        code_hash,
-        claimant: account_id.to_string(),
-        now: ctx.now,
-    });
-    let committed = state.codes.execute(&channel_id, command, &ctx.meta(Actor::Anonymous)).await?;
-    if committed.events.iter().any(|e| matches!(e, CodeEvent::WrongEntry { .. })) {
-        return Err(ApiError::from(shenfen_domain::code::CodeError::Invalid));
-    }
-    Ok(())
 }
 
 /// Registers an account.
@@ -283,10 +167,9 @@ pub async fn register(
     ctx: Ctx,
     AppJson(body): AppJson<RegistrationRequest>,
 ) -> ApiResult<(StatusCode, Json<Registered>)> {
-    match run(&state, &ctx, body, false).await? {
-        Outcome::Registered(registered) => Ok((StatusCode::CREATED, Json(registered))),
-        Outcome::Claimed(_) => Err(ApiError::internal("a registration opened a claim")),
-    }
+    let input = parse(body, cst_date(ctx.now))?;
+    let account = registration::register(&state, &ctx, input).await?;
+    Ok((StatusCode::CREATED, Json(Registered::from(account))))
 }
 
 /// Registers an already registered document again (我要重新注册). For an account in use it
@@ -304,22 +187,46 @@ pub async fn reregister(
     AppJson(body): AppJson<RegistrationRequest>,
 ) -> ApiResult<axum::response::Response> {
     use axum::response::IntoResponse;
-    Ok(match run(&state, &ctx, body, true).await? {
-        Outcome::Registered(registered) => (StatusCode::CREATED, Json(registered)).into_response(),
-        Outcome::Claimed(claim) => (StatusCode::ACCEPTED, Json(claim)).into_response(),
+    let input = parse(body, cst_date(ctx.now))?;
+    Ok(match registration::reregister(&state, &ctx, input).await? {
+        Reregistered::Account(account) => (StatusCode::CREATED, Json(Registered::from(account))).into_response(),
+        Reregistered::Claim(claim) => {
+            let OpenedClaim { claim_id, claim_token, expires_at } = claim;
+            let opened = ClaimOpened { claim_id, claim_token, status: "proof_required".into(), expires_at };
+            (StatusCode::ACCEPTED, Json(opened)).into_response()
+        }
     })
 }
 
+/// The ids of the accounts a document number may belong to: of its type when given, else of
+/// every type its format allows, in that order.
+fn candidate_ids(state: &AppState, number: &str, doc_type: Option<&str>, today: NaiveDate) -> Vec<String> {
+    let types = match doc_type {
+        Some(t) => DocumentType::parse(t.trim()).into_iter().collect(),
+        None => infer_types(number),
+    };
+    types
+        .into_iter()
+        .filter_map(|t| DocumentNumber::parse(t, number, today).ok().map(|n| ids::account_id(&state.key, t, &n)))
+        .collect()
+}
+
 /// Finds the account of a document number whose type may be left out, trying the types its
-/// format allows. Returns the id and the loaded stream of the first that exists.
+/// format allows. Returns the id and the stream as the store has it now, of the first that
+/// exists.
 pub async fn find_by_document(
     state: &AppState,
     number: &str,
     doc_type: Option<&str>,
     ctx: &Ctx,
 ) -> ApiResult<Option<(String, Loaded<Account>)>> {
-    let found = find_account(state, number, doc_type, ctx, false).await?;
-    Ok(found.map(|(id, current)| (id, current.loaded)))
+    for id in candidate_ids(state, number, doc_type, cst_date(ctx.now)) {
+        let current = state.accounts.load_current(&id).await?;
+        if current.loaded.state.exists() {
+            return Ok(Some((id, current.loaded)));
+        }
+    }
+    Ok(None)
 }
 
 /// Like [`find_by_document`], for a command: an account this process has seen is taken as
@@ -334,33 +241,8 @@ pub async fn find_for_command(
     doc_type: Option<&str>,
     ctx: &Ctx,
 ) -> ApiResult<Option<(String, Current<Account>)>> {
-    find_account(state, number, doc_type, ctx, true).await
-}
-
-async fn find_account(
-    state: &AppState,
-    number: &str,
-    doc_type: Option<&str>,
-    ctx: &Ctx,
-    optimistic: bool,
-) -> ApiResult<Option<(String, Current<Account>)>> {
-    use shenfen_domain::shared::document::{infer_types, DocumentNumber, DocumentType};
-    let candidates = match doc_type {
-        Some(t) => match DocumentType::parse(t.trim()) {
-            Some(t) => vec![t],
-            None => return Ok(None),
-        },
-        None => infer_types(number),
-    };
-    let today = cst_date(ctx.now);
-    for candidate in candidates {
-        let Ok(parsed) = DocumentNumber::parse(candidate, number, today) else { continue };
-        let id = ids::account_id(&state.key, candidate, &parsed);
-        let current = if optimistic {
-            state.accounts.load_optimistic(&id).await
-        } else {
-            state.accounts.load_current(&id).await
-        }?;
+    for id in candidate_ids(state, number, doc_type, cst_date(ctx.now)) {
+        let current = state.accounts.load_optimistic(&id).await?;
         if current.loaded.state.exists() {
             return Ok(Some((id, current)));
         }

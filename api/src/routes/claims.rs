@@ -13,18 +13,17 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
-use shenfen_domain::calendar::REVIEW_WORKING_DAYS;
-use shenfen_domain::claim::{Claim, ClaimCommand, ClaimError, SubmitProof};
+use shenfen_domain::claim::{Claim, ClaimCommand, ClaimError};
 use shenfen_domain::time::cst_date;
-use shenfen_domain::verification::ReviewRequest;
 use shenfen_projections::claims::Claims;
-use shenfen_projections::review_queue::{claim_review_id, ReviewQueue};
+use shenfen_projections::review_queue::ReviewQueue;
 use shenfen_projections::store::Loaded;
 use utoipa::ToSchema;
 
-use super::verification::{read_review_form, store_photos};
+use super::verification::parse_review_form;
+use crate::app::review;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Ctx, Holder};
+use crate::extract::{Ctx, Holder, MultipartForm};
 use crate::startup::AppState;
 
 /// The claimant, from `Authorization: Bearer <claim token>`: a claim whose token is still
@@ -127,7 +126,7 @@ pub async fn submit_proof(
     State(state): State<Arc<AppState>>,
     ctx: Ctx,
     claimant: Claimant,
-    request: axum::extract::Request,
+    form: MultipartForm,
 ) -> ApiResult<(StatusCode, Json<ProofSubmitted>)> {
     let claim = &claimant.loaded.state;
     let birth = match (&claim.account_id, claim.document_type) {
@@ -136,19 +135,9 @@ pub async fn submit_proof(
         }
         _ => None,
     };
-    let today = cst_date(ctx.now);
-    let form = read_review_form(request, claim.document_type, birth, today).await?;
-    let photos = store_photos(&state, form.photos).await?;
-    let review_id = claim_review_id(&claimant.claim_id);
-    let due_by = state.calendar.add_working_days(today, REVIEW_WORKING_DAYS);
-    let request = ReviewRequest { document_type: form.document_type, name: form.name, validity: form.validity, photos };
-    let command =
-        ClaimCommand::SubmitProof(SubmitProof { review_id: review_id.clone(), request, due_by, now: ctx.now });
-    let actor = shenfen_domain::metadata::Actor::Claimant { id: claimant.claim_id.clone() };
-    let committed =
-        state.claims.execute_from(&claimant.claim_id, Some(claimant.loaded.clone()), command, &ctx.meta(actor)).await?;
-    state.caught_up(committed.position, &[ReviewQueue::NAME, Claims::NAME]).await;
-    tracing::info!(claim_id = %claimant.claim_id, "claim proof submitted");
+    let form = parse_review_form(form, claim.document_type, birth, cst_date(ctx.now))?;
+    let submitted = review::submit_proof(&state, &ctx, &claimant.claim_id, claimant.loaded.clone(), form).await?;
+    let review::Submitted { review_id, due_by } = submitted;
     Ok((StatusCode::CREATED, Json(ProofSubmitted { review_id, status: "pending".into(), due_by })))
 }
 
@@ -196,7 +185,7 @@ pub async fn refuse(
     Path(claim_id): Path<String>,
 ) -> ApiResult<StatusCode> {
     // The claim id names its account: a claim on another account is not found.
-    let on_this_account = super::account_of("clm_", &claim_id).as_deref() == Some(holder.account_id.as_str());
+    let on_this_account = crate::ids::account_of("clm_", &claim_id).as_deref() == Some(holder.account_id.as_str());
     if !on_this_account {
         return Err(ApiError::from(ClaimError::NotFound));
     }

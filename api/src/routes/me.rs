@@ -8,24 +8,24 @@ use axum::Json;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use shenfen_domain::account::{
-    Account, AccountCommand, AccountError, AccountEvent, BindWechat, ChangePassword, Checked, ConfirmEmailChange,
-    EmailChange, NewPassword, ProfileInput, RequestEmailChange, UnbindWechat, UpdateProfile,
+    Account, AccountCommand, AccountError, AccountEvent, BindWechat, ChangePassword, ConfirmEmailChange, NewPassword,
+    ProfileInput, UnbindWechat,
 };
 use shenfen_domain::ports::WechatAnswer;
 use shenfen_domain::shared::ethnicity::Ethnicity;
 use shenfen_domain::shared::mask::{mask_document, mask_email, mask_mobile};
 use shenfen_domain::shared::Gender;
 use shenfen_domain::time::cst_date;
-use shenfen_projections::outbox::NewMessage;
 use shenfen_projections::quotas::Quotas;
 use utoipa::ToSchema;
 
 use super::accounts::ValidityInput;
+use crate::app::password;
+use crate::app::profile::{self, ProfileChange};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AppJson, CommandHolder, Ctx, Holder};
 use crate::startup::AppState;
 use crate::validate::{self, Errors};
-use shenfen_projections::store::CommitOptions;
 
 /// A review period.
 #[derive(Debug, Serialize, ToSchema)]
@@ -82,33 +82,6 @@ impl AccountSummary {
             pending_email: account.pending_email.as_ref().map(|p| p.email.as_str().to_string()),
         }
     }
-}
-
-/// Checks the holder's current password for a sensitive change: `then` gives the change
-/// when it is right. A locked account is refused before any hashing.
-pub async fn check_password<T, Fut>(
-    state: &AppState,
-    ctx: &Ctx,
-    account: &Account,
-    password: String,
-    then: impl FnOnce() -> Fut,
-) -> ApiResult<Checked<T>>
-where
-    Fut: std::future::Future<Output = ApiResult<T>>,
-{
-    if let Some(until) = account.locked_at(ctx.now) {
-        return Err(ApiError::from(AccountError::Locked { until }));
-    }
-    let hash = account.password_hash.clone().ok_or_else(|| ApiError::internal("account without password"))?;
-    crate::app::password::check(state, password, hash, then).await
-}
-
-/// 401 `login_failed` when a command recorded a wrong password (it counted as a failed login).
-pub fn refused_password(events: &[AccountEvent]) -> ApiResult<()> {
-    if events.iter().any(|e| matches!(e, AccountEvent::LoginFailed { .. })) {
-        return Err(ApiError::wrong_current_password());
-    }
-    Ok(())
 }
 
 /// The holder's account.
@@ -189,7 +162,13 @@ pub async fn update_profile(
     CommandHolder(holder): CommandHolder,
     AppJson(body): AppJson<ProfileRequest>,
 ) -> ApiResult<Json<AccountSummary>> {
-    let account = holder.account();
+    let change = parse_profile(&body, holder.account(), cst_date(ctx.now))?;
+    let account = profile::change(&state, &ctx, &holder, change).await?;
+    Ok(Json(AccountSummary::of(&holder.account_id, &account)))
+}
+
+/// Validates a profile change for `account`; every bad field is named at once.
+fn parse_profile(body: &ProfileRequest, account: &Account, today: NaiveDate) -> ApiResult<ProfileChange> {
     let mut errors = Errors::default();
     for (field, present) in [
         ("name", body.name.is_some()),
@@ -200,22 +179,11 @@ pub async fn update_profile(
             errors.add(field, "field_not_modifiable");
         }
     }
-    let ethnicity = body
-        .ethnicity
-        .as_deref()
-        .map(str::trim)
-        .filter(|e| !e.is_empty())
+    let ethnicity = optional(&body.ethnicity)
         .and_then(|e| Ethnicity::parse(e).map_err(|err| errors.add("ethnicity", err.code())).ok());
-    let gender = body.gender.as_deref().map(str::trim).filter(|g| !g.is_empty()).and_then(|g| match Gender::parse(g) {
-        Ok(g) => Some(g),
-        Err(_) => {
-            errors.add("gender", "invalid_gender");
-            None
-        }
-    });
-    let birth_date =
-        validate::date(&mut errors, "birth_date", body.birth_date.as_deref().filter(|d| !d.trim().is_empty()));
-    let today = cst_date(ctx.now);
+    let gender =
+        optional(&body.gender).and_then(|g| Gender::parse(g).map_err(|_| errors.add("gender", "invalid_gender")).ok());
+    let birth_date = validate::date(&mut errors, "birth_date", optional(&body.birth_date));
     if birth_date.is_some_and(|b| b > today) {
         errors.add("birth_date", "invalid_date");
     }
@@ -238,53 +206,13 @@ pub async fn update_profile(
         validate::validity(&mut errors, v.period.as_deref(), v.start.as_deref(), Some((doc_type, birth)), today)
     });
     errors.finish()?;
-    let mut first = Some(holder.current());
-    if let (Some(email), Some(password)) = (email, current_password) {
-        let code = crate::crypto::random_code();
-        let ttl = chrono::Duration::seconds(state.settings.code_ttl_seconds);
-        let code_hash = email_code_hash(&state, &holder.account_id, &code);
-        let change = EmailChange { email: email.clone(), code_hash, ttl };
-        let password = check_password(&state, &ctx, account, password, || async { Ok(change) }).await?;
-        let message = NewMessage {
-            channel: "email".into(),
-            destination: email.as_str().into(),
-            purpose: "change_contact".into(),
-            body: serde_json::json!({ "code": code }).to_string(),
-            created_at: ctx.now,
-            expires_at: ctx.now + ttl,
-        };
-        let command = AccountCommand::RequestEmailChange(RequestEmailChange { password, now: ctx.now });
-        let options = CommitOptions {
-            messages: vec![message],
-            messages_with: Some("EmailChangeRequested"),
-            ..CommitOptions::default()
-        };
-        let committed = state
-            .accounts
-            .execute_with(
-                &holder.account_id,
-                first.take(),
-                &holder.session_live(ctx.now),
-                command,
-                &ctx.meta(holder.actor()),
-                options,
-            )
-            .await?;
-        refused_password(&committed.events)?;
-        state.outbox_wake.notify_one();
-    }
     let profile = ProfileInput { ethnicity, gender, birth_date, local_id_number, permit_number };
-    let command = AccountCommand::UpdateProfile(UpdateProfile { profile, validity, now: ctx.now });
-    let committed = state
-        .accounts
-        .execute_checked(&holder.account_id, first, &holder.session_live(ctx.now), command, &ctx.meta(holder.actor()))
-        .await?;
-    Ok(Json(AccountSummary::of(&holder.account_id, &committed.state)))
+    Ok(ProfileChange { profile, validity, new_email: email.zip(current_password) })
 }
 
-/// The hash an e-mail change code is kept as (keyed, bound to the account).
-fn email_code_hash(state: &AppState, account_id: &str, code: &str) -> String {
-    shenfen_domain::ids::code_hash(&state.key, &format!("email-change:{account_id}"), code)
+/// A trimmed optional text field; blank is absent.
+fn optional(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
 }
 
 /// The code sent to a new e-mail address.
@@ -307,7 +235,7 @@ pub async fn confirm_email(
     let code = errors.required("code", &body.code).map(|c| c.trim().to_string());
     errors.finish()?;
     let code = code.unwrap_or_default();
-    let code_hash = email_code_hash(&state, &holder.account_id, &code);
+    let code_hash = profile::email_code_hash(&state, &holder.account_id, &code);
     let command = AccountCommand::ConfirmEmailChange(ConfirmEmailChange { code_hash, now: ctx.now });
     let committed = state
         .accounts
@@ -355,7 +283,7 @@ pub async fn change_password(
     let (Some(old), Some(new)) = (old, new) else {
         return Err(ApiError::internal("validated password change incomplete"));
     };
-    let password = check_password(&state, &ctx, account, old, || async {
+    let password = password::check_current(&state, &ctx, account, old, || async {
         let new_password_hash = state.hashing.hash(new).await.map_err(ApiError::internal)?;
         Ok(NewPassword { new_password_hash, keep_session: holder.session_id.clone() })
     })
@@ -365,7 +293,7 @@ pub async fn change_password(
         .accounts
         .execute_from(&holder.account_id, Some(holder.loaded.clone()), command, &ctx.meta(holder.actor()))
         .await?;
-    refused_password(&committed.events)?;
+    password::refused(&committed.events)?;
     state.outbox_wake.notify_one();
     Ok(StatusCode::NO_CONTENT)
 }
@@ -401,7 +329,7 @@ pub async fn bind_wechat(
         return Err(ApiError::internal("validated binding incomplete"));
     };
     // A wrong password is recorded (and refused) before WeChat is asked: the code stays unused.
-    let password = check_password(&state, &ctx, holder.account(), password, || async {
+    let password = password::check_current(&state, &ctx, holder.account(), password, || async {
         match state.wechat.openid(&code).await {
             WechatAnswer::Openid(openid) => Ok(openid),
             WechatAnswer::InvalidCode => Err(ApiError::field("oauth_code", "invalid_oauth_code")),
@@ -418,7 +346,7 @@ pub async fn bind_wechat(
         .accounts
         .execute_from(&holder.account_id, Some(holder.loaded.clone()), command, &ctx.meta(holder.actor()))
         .await?;
-    refused_password(&committed.events)?;
+    password::refused(&committed.events)?;
     state.outbox_wake.notify_one();
     Ok(StatusCode::NO_CONTENT)
 }

@@ -115,7 +115,7 @@ pub async fn start(
     if account.state.legacy {
         return Err(ApiError::from(AccountError::LegacyMustReregister));
     }
-    let reset_id = super::id_for("rst_", &account_id);
+    let reset_id = crate::ids::id_for("rst_", &account_id);
     let command = AccountCommand::RequestPasswordReset(shenfen_domain::account::RequestPasswordReset {
         reset_id: reset_id.clone(),
         name,
@@ -145,7 +145,7 @@ pub async fn deliver(
     Path(reset_id): Path<String>,
     AppJson(body): AppJson<DeliveryRequest>,
 ) -> ApiResult<StatusCode> {
-    let account_id = super::account_of("rst_", &reset_id).ok_or_else(reset_not_found)?;
+    let account_id = crate::ids::account_of("rst_", &reset_id).ok_or_else(reset_not_found)?;
     let mut errors = Errors::default();
     let method = errors.required("method", &body.method).map(str::to_string);
     errors.finish()?;
@@ -155,24 +155,7 @@ pub async fn deliver(
         .ok_or_else(|| ApiError::from(AccountError::MethodNotAvailable))?;
     let account = state.accounts.load(&account_id).await?;
     let to = destination(&account, method).ok_or_else(|| ApiError::from(AccountError::MethodNotAvailable))?;
-    let (secret_hash, message) = match method {
-        ResetMethod::Email => {
-            // The token travels in the fragment: browsers never send it to a server, so it
-            // never lands in a web server's or proxy's access log.
-            let token = crate::crypto::random_token();
-            let link = format!(
-                "{}/reset-password#reset_id={}&token={}",
-                state.settings.public_url.trim_end_matches('/'),
-                reset_id,
-                token
-            );
-            (ids::token_hash(&token), json!({ "link": link, "token": token }))
-        }
-        ResetMethod::Sms | ResetMethod::Wechat => {
-            let code = crate::crypto::random_code();
-            (ids::code_hash(&state.key, &reset_id, &code), json!({ "code": code }))
-        }
-    };
+    let (secret_hash, message) = new_secret(&state, &reset_id, method);
     let ttl = Duration::seconds(state.settings.code_ttl_seconds);
     let command = AccountCommand::IssueResetSecret(shenfen_domain::account::IssueResetSecret {
         reset_id: reset_id.clone(),
@@ -196,6 +179,25 @@ pub async fn deliver(
     state.outbox_wake.notify_one();
     tracing::info!(account_id = %account_id, method = method.as_str(), "reset secret issued");
     Ok(StatusCode::ACCEPTED)
+}
+
+/// A new reset secret for `method`: its hash, and the message that carries it — a link for
+/// e-mail, a six-digit code otherwise.
+fn new_secret(state: &AppState, reset_id: &str, method: ResetMethod) -> (String, serde_json::Value) {
+    match method {
+        ResetMethod::Email => {
+            // The token travels in the fragment: browsers never send it to a server, so it
+            // never lands in a web server's or proxy's access log.
+            let token = crate::crypto::random_token();
+            let base = state.settings.public_url.trim_end_matches('/');
+            let link = format!("{base}/reset-password#reset_id={reset_id}&token={token}");
+            (ids::token_hash(&token), json!({ "link": link, "token": token }))
+        }
+        ResetMethod::Sms | ResetMethod::Wechat => {
+            let code = crate::crypto::random_code();
+            (ids::code_hash(&state.key, reset_id, &code), json!({ "code": code }))
+        }
+    }
 }
 
 /// The hash a completion secret is compared by: codes are keyed hashes bound to the reset,
@@ -223,7 +225,7 @@ pub async fn complete(
     Path(reset_id): Path<String>,
     AppJson(body): AppJson<CompletionRequest>,
 ) -> ApiResult<StatusCode> {
-    let account_id = super::account_of("rst_", &reset_id).ok_or_else(bad_secret)?;
+    let account_id = crate::ids::account_of("rst_", &reset_id).ok_or_else(bad_secret)?;
     let account = state.accounts.load(&account_id).await?;
     let mut errors = Errors::default();
     let secret = errors.required("secret", &body.secret).map(|s| s.trim().to_string());

@@ -80,10 +80,10 @@ enum Target {
 }
 
 fn target(review_id: &str) -> ApiResult<Target> {
-    if let Some(claim_id) = claim_of_review(review_id).filter(|c| super::account_of("clm_", c).is_some()) {
+    if let Some(claim_id) = claim_of_review(review_id).filter(|c| crate::ids::account_of("clm_", c).is_some()) {
         return Ok(Target::Claim(claim_id));
     }
-    super::account_of("rev_", review_id)
+    crate::ids::account_of("rev_", review_id)
         .map(Target::Application)
         .ok_or_else(|| ApiError::from(VerificationError::ReviewNotFound))
 }
@@ -188,7 +188,7 @@ async fn run(
     command: VerificationCommand,
 ) -> ApiResult<Json<ReviewState>> {
     let committed = state.verifications.execute(account_id, command, &ctx.meta(staff.actor())).await?;
-    super::verification::settle(state, committed.position).await;
+    crate::app::settle_verification(state, committed.position).await;
     let application = committed
         .state
         .applications

@@ -144,7 +144,7 @@ pub async fn change_contact(
     let by = action(&mut errors, &staff, &body.reason, &body.evidence_ref);
     errors.finish()?;
     let by = by.ok_or_else(|| ApiError::internal("validated action missing"))?;
-    let request_id = super::id_for("scr_", &account_id);
+    let request_id = crate::ids::id_for("scr_", &account_id);
     let command = AccountCommand::RequestContactChange(shenfen_domain::account::RequestContactChange {
         request_id: request_id.clone(),
         mobile,
@@ -168,8 +168,8 @@ pub async fn approve(
     Path(request_id): Path<String>,
 ) -> ApiResult<StatusCode> {
     staff.require(&[Role::Support])?;
-    let account_id =
-        super::account_of("scr_", &request_id).ok_or_else(|| ApiError::from(AccountError::ContactRequestNotFound))?;
+    let account_id = crate::ids::account_of("scr_", &request_id)
+        .ok_or_else(|| ApiError::from(AccountError::ContactRequestNotFound))?;
     let command = AccountCommand::ApproveContactChange(shenfen_domain::account::ApproveContactChange {
         request_id,
         approver: staff.staff_id.clone(),

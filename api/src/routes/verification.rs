@@ -1,55 +1,33 @@
-//! The holder's real-name verification, manual-review applications and business gate.
-//!
-//! A real-name attempt is recorded on the verification stream before the authority is
-//! called (so the authority is called at most once per counted attempt), then its answer is
-//! recorded. The verification stream enforces the quotas; the `verification_quotas` read
-//! model shows them in `GET /v1/me`.
+//! The holder's real-name verification, manual-review applications and business gate. The
+//! work is in [`crate::app::identity`] and [`crate::app::review`]; the verification stream
+//! enforces the quotas, and the `verification_quotas` read model shows them in `GET /v1/me`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum::extract::{Multipart, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use shenfen_domain::account::AccountError;
-use shenfen_domain::calendar::REVIEW_WORKING_DAYS;
-use shenfen_domain::ports::IdentityQuery;
+use shenfen_domain::account::{Account, AccountError};
 use shenfen_domain::shared::document::DocumentType;
 use shenfen_domain::time::cst_date;
-use shenfen_domain::verification::{Apply, AuthorityAnswer, Photos, ReviewRequest, VerificationCommand};
-use shenfen_projections::identity::IdentityProcess;
-use shenfen_projections::log::Position;
-use shenfen_projections::quotas::Quotas;
-use shenfen_projections::review_queue::ReviewQueue;
+use shenfen_domain::verification::AuthorityAnswer;
 use utoipa::ToSchema;
 
 use super::accounts::ValidityInput;
+use crate::app::identity::{self, AttemptInput};
+use crate::app::review::{self, ReviewForm as ValidForm};
 use crate::error::{ApiError, ApiResult, FieldError};
-use crate::extract::{AppJson, Ctx, Holder};
+use crate::extract::{Ctx, Holder, MultipartForm, OptionalJson};
 use crate::startup::AppState;
 use crate::validate::{self, Errors};
 
-/// How long an attempt may stay in flight before it counts as abandoned (a process that died
-/// between calling the authority and recording its answer). A request runs to its end even
-/// when its client hangs up, so only a crash leaves an attempt in flight; this is well above
-/// the authority's timeout.
-const ABANDON_AFTER_SECONDS: i64 = 30;
 /// The largest photo accepted (小于190KB).
 pub const MAX_PHOTO_BYTES: usize = 190 * 1024;
-/// The largest part of a multipart form.
-pub const MAX_PART_BYTES: usize = 1024 * 1024;
 
 fn profile_incomplete() -> ApiError {
     ApiError::from(AccountError::ProfileIncomplete)
-}
-
-/// Waits until a verification event is reflected where the holder and reviewers read: the
-/// quotas and the review queue, and the account (name, status) once the identity process
-/// manager has carried it over.
-pub async fn settle(state: &AppState, position: Option<Position>) {
-    state.caught_up(position, &[Quotas::NAME, ReviewQueue::NAME, IdentityProcess::NAME]).await;
 }
 
 /// An optional correction of name and validity.
@@ -92,86 +70,10 @@ pub async fn verify(
     State(state): State<Arc<AppState>>,
     ctx: Ctx,
     holder: Holder,
-    request: axum::extract::Request,
+    OptionalJson(body): OptionalJson<VerificationRequest>,
 ) -> ApiResult<Json<VerificationResult>> {
-    // The body is optional: no body means "verify the registered data".
-    let empty = request.headers().get(axum::http::header::CONTENT_TYPE).is_none()
-        && request.headers().get(axum::http::header::CONTENT_LENGTH).is_none_or(|v| v.as_bytes() == b"0");
-    let body = if empty {
-        VerificationRequest::default()
-    } else {
-        let AppJson(body) =
-            <AppJson<VerificationRequest> as axum::extract::FromRequest<()>>::from_request(request, &()).await?;
-        body
-    };
-    let account = holder.account().clone();
-    if !account.profile_complete() {
-        return Err(profile_incomplete());
-    }
-    let (Some(doc_type), Some(number), Some(current_name)) =
-        (account.document_type, account.document_number.clone(), account.name.clone())
-    else {
-        return Err(ApiError::internal("registered account without document"));
-    };
-    if !doc_type.auto_verifiable() {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "manual_review_required",
-            "This document type cannot be checked automatically: apply for manual review.",
-            "该证件类型无法自动核验，请申请人工审核。",
-        ));
-    }
-    let today = cst_date(ctx.now);
-    let mut errors = Errors::default();
-    let name = match &body.name {
-        Some(_) => validate::name(&mut errors, "name", &body.name),
-        None => Some(current_name),
-    };
-    let validity = body.validity.as_ref().and_then(|v| {
-        validate::validity(
-            &mut errors,
-            v.period.as_deref(),
-            v.start.as_deref(),
-            Some((doc_type, number.birth_date())),
-            today,
-        )
-    });
-    errors.finish()?;
-    let name = name.ok_or_else(|| ApiError::internal("validated name missing"))?;
-    let attempt_id = uuid::Uuid::new_v4().to_string();
-    let start = VerificationCommand::StartAttempt(shenfen_domain::verification::StartAttempt {
-        account_id: holder.account_id.clone(),
-        attempt_id: attempt_id.clone(),
-        name: name.clone(),
-        validity,
-        abandon_before: ctx.now - chrono::Duration::seconds(ABANDON_AFTER_SECONDS),
-        now: ctx.now,
-    });
-    state.verifications.execute(&holder.account_id, start, &ctx.meta(holder.actor())).await?;
-    let query = IdentityQuery {
-        document_type: doc_type,
-        document_number: number,
-        name,
-        validity: validity.or(account.validity),
-    };
-    let answer = tokio::time::timeout(Duration::from_secs(10), state.authority.check(&query))
-        .await
-        .unwrap_or(AuthorityAnswer::Unavailable);
-    metrics::counter!("shenfen_authority_answers_total", "result" => match &answer {
-        AuthorityAnswer::Passed => "passed",
-        AuthorityAnswer::Failed { .. } => "failed",
-        AuthorityAnswer::Unavailable => "unavailable",
-    })
-    .increment(1);
-    let record = VerificationCommand::RecordAnswer(shenfen_domain::verification::RecordAnswer {
-        attempt_id,
-        answer: answer.clone(),
-        now: state.clock.now(),
-    });
-    let committed = state.verifications.execute(&holder.account_id, record, &ctx.meta(holder.actor())).await?;
-    let left = committed.state.quotas(ctx.now).attempts_left_today;
-    settle(&state, committed.position).await;
-    tracing::info!(account_id = %holder.account_id, result = ?committed.events.first().map(|e| e.name()), "real-name attempt");
+    let input = parse_attempt(holder.account(), &body, cst_date(ctx.now))?;
+    let (answer, left) = identity::attempt(&state, &ctx, &holder, input).await?;
     match answer {
         AuthorityAnswer::Passed => Ok(Json(VerificationResult {
             result: "passed".into(),
@@ -192,6 +94,41 @@ pub async fn verify(
         )
         .with("attempts_left_today", left)),
     }
+}
+
+/// What to verify for `account`: its document, and the registered name and validity unless
+/// the request corrects them. Only a complete profile of an automatically verifiable document
+/// type is verified.
+fn parse_attempt(account: &Account, body: &VerificationRequest, today: NaiveDate) -> ApiResult<AttemptInput> {
+    if !account.profile_complete() {
+        return Err(profile_incomplete());
+    }
+    let (Some(document_type), Some(document_number), Some(registered_name)) =
+        (account.document_type, account.document_number.clone(), account.name.clone())
+    else {
+        return Err(ApiError::internal("registered account without document"));
+    };
+    if !document_type.auto_verifiable() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "manual_review_required",
+            "This document type cannot be checked automatically: apply for manual review.",
+            "该证件类型无法自动核验，请申请人工审核。",
+        ));
+    }
+    let mut errors = Errors::default();
+    let name = match &body.name {
+        Some(_) => validate::name(&mut errors, "name", &body.name),
+        None => Some(registered_name),
+    };
+    let birth = document_number.birth_date();
+    let corrected_validity = body.validity.as_ref().and_then(|v| {
+        validate::validity(&mut errors, v.period.as_deref(), v.start.as_deref(), Some((document_type, birth)), today)
+    });
+    errors.finish()?;
+    let name = name.ok_or_else(|| ApiError::internal("validated name missing"))?;
+    let validity = corrected_validity.or(account.validity);
+    Ok(AttemptInput { document_type, document_number, name, corrected_validity, validity })
 }
 
 /// An application as shown to its holder.
@@ -231,14 +168,6 @@ pub struct ReviewForm {
     photo_handheld: Vec<u8>,
 }
 
-fn multipart_problem(err: axum::extract::multipart::MultipartError) -> ApiError {
-    if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::payload_too_large("A part of the form", "1 MiB")
-    } else {
-        ApiError::malformed_multipart()
-    }
-}
-
 /// Applies for manual review (multipart form with three JPEG photos under 190 KB).
 #[utoipa::path(post, path = "/v1/me/manual-reviews", tag = "holder", security(("bearer" = [])),
     request_body(content = ReviewForm, content_type = "multipart/form-data"),
@@ -250,80 +179,31 @@ pub async fn apply_for_review(
     State(state): State<Arc<AppState>>,
     ctx: Ctx,
     holder: Holder,
-    request: axum::extract::Request,
+    form: MultipartForm,
 ) -> ApiResult<(StatusCode, Json<ReviewSubmitted>)> {
-    let account = holder.account().clone();
+    let account = holder.account();
     let birth = account.document_number.as_ref().and_then(|n| n.birth_date());
-    let form = read_review_form(request, account.document_type, birth, cst_date(ctx.now)).await?;
-    let photos = store_photos(&state, form.photos).await?;
-    let review_id = super::id_for("rev_", &holder.account_id);
-    let due_by = state.calendar.add_working_days(cst_date(ctx.now), REVIEW_WORKING_DAYS);
-    let request = ReviewRequest { document_type: form.document_type, name: form.name, validity: form.validity, photos };
-    let command = VerificationCommand::Apply(Apply {
-        account_id: holder.account_id.clone(),
-        review_id: review_id.clone(),
-        request,
-        due_by,
-        now: ctx.now,
-    });
-    let committed = state.verifications.execute(&holder.account_id, command, &ctx.meta(holder.actor())).await?;
-    settle(&state, committed.position).await;
-    let left = committed.state.quotas(ctx.now).applications_left_in_period;
-    tracing::info!(account_id = %holder.account_id, review_id = %review_id, "manual review applied for");
+    let form = parse_review_form(form, account.document_type, birth, cst_date(ctx.now))?;
+    let (submitted, left) = review::apply(&state, &ctx, &holder, form).await?;
+    let review::Submitted { review_id, due_by } = submitted;
     Ok((
         StatusCode::CREATED,
         Json(ReviewSubmitted { review_id, status: "pending".into(), due_by, applications_left_in_period: left }),
     ))
 }
 
-/// A manual-review form as read and checked: the document type (the account's), the name and
-/// validity to prove, and the three photos (front, back, handheld), each a real JPEG under
-/// 190 KB.
-pub struct ReviewFormInput {
-    pub document_type: DocumentType,
-    pub name: shenfen_domain::shared::name::PersonName,
-    pub validity: shenfen_domain::shared::validity::Validity,
-    pub photos: [Vec<u8>; 3],
-}
-
-/// Reads and checks a manual-review form (multipart), for the account's document type
-/// `expected` (whose number embeds `birth`, if any). Every bad field is named at once.
-pub async fn read_review_form(
-    request: axum::extract::Request,
+/// Checks a manual-review form for the account's document type `expected` (whose number
+/// embeds `birth`, if any). Every bad field is named at once.
+pub fn parse_review_form(
+    mut form: MultipartForm,
     expected: Option<DocumentType>,
     birth: Option<NaiveDate>,
     today: NaiveDate,
-) -> ApiResult<ReviewFormInput> {
-    let is_multipart = request
-        .headers()
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
-    if !is_multipart {
-        return Err(ApiError::unsupported_media_type("multipart/form-data"));
-    }
-    let mut multipart = <Multipart as axum::extract::FromRequest<()>>::from_request(request, &())
-        .await
-        .map_err(|_| ApiError::malformed_multipart())?;
-    let mut fields: std::collections::HashMap<String, String> = Default::default();
-    let mut photos: std::collections::HashMap<String, Vec<u8>> = Default::default();
-    while let Some(field) = multipart.next_field().await.map_err(multipart_problem)? {
-        let name = field.name().unwrap_or_default().to_string();
-        if name.starts_with("photo_") {
-            let bytes = field.bytes().await.map_err(multipart_problem)?;
-            if bytes.len() > MAX_PART_BYTES {
-                return Err(ApiError::payload_too_large("A part of the form", "1 MiB"));
-            }
-            photos.insert(name, bytes.to_vec());
-        } else {
-            let text = field.text().await.map_err(multipart_problem)?;
-            fields.insert(name, text);
-        }
-    }
+) -> ApiResult<ValidForm> {
     let mut errors = Errors::default();
     let doc_type =
-        errors.required("document_type", &fields.get("document_type").cloned()).and_then(
-            |t| match DocumentType::parse(t.trim()) {
+        errors.required("document_type", &form.field("document_type")).and_then(|t| {
+            match DocumentType::parse(t.trim()) {
                 Some(t) if Some(t) == expected => Some(t),
                 Some(_) => {
                     errors.add("document_type", "document_type_mismatch");
@@ -333,23 +213,23 @@ pub async fn read_review_form(
                     errors.add("document_type", "invalid_document_type");
                     None
                 }
-            },
-        );
-    let name = validate::name(&mut errors, "name", &fields.get("name").cloned());
+            }
+        });
+    let name = validate::name(&mut errors, "name", &form.field("name"));
     let validity = validate::validity(
         &mut errors,
-        fields.get("validity_period").map(String::as_str),
-        fields.get("validity_start").map(String::as_str),
+        form.fields.get("validity_period").map(String::as_str),
+        form.fields.get("validity_start").map(String::as_str),
         doc_type.map(|t| (t, birth)),
         today,
     );
-    for error in errors.0.iter_mut() {
+    for error in &mut errors.0 {
         error.field =
             error.field.replace("validity.period", "validity_period").replace("validity.start", "validity_start");
     }
     let mut good = Vec::new();
     for part in ["photo_front", "photo_back", "photo_handheld"] {
-        match photos.remove(part) {
+        match form.files.remove(part) {
             None => errors.add(part, "photo_missing"),
             Some(bytes) if bytes.is_empty() => errors.add(part, "photo_missing"),
             Some(bytes) if bytes.len() >= MAX_PHOTO_BYTES => errors.add(part, "photo_too_large"),
@@ -363,17 +243,7 @@ pub async fn read_review_form(
     else {
         return Err(ApiError::invalid(vec![FieldError { field: "form".into(), code: "invalid".into(), hint: None }]));
     };
-    Ok(ReviewFormInput { document_type, name, validity, photos })
-}
-
-/// Stores the three photos of a form; returns their digests.
-pub async fn store_photos(state: &AppState, photos: [Vec<u8>; 3]) -> ApiResult<Photos> {
-    let [front, back, handheld] = photos;
-    Ok(Photos {
-        front: state.blobs.put(front).await.map_err(ApiError::internal)?,
-        back: state.blobs.put(back).await.map_err(ApiError::internal)?,
-        handheld: state.blobs.put(handheld).await.map_err(ApiError::internal)?,
-    })
+    Ok(ValidForm { document_type, name, validity, photos })
 }
 
 /// The holder's applications, newest first.
