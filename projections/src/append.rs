@@ -48,9 +48,10 @@ use cqrs_es::persist::{PersistenceError, SerializedEvent};
 use sqlx::{PgConnection, PgPool, SqlitePool};
 use tokio::sync::{mpsc, oneshot, watch, Mutex};
 
-use crate::commits::{announce, Notice, Peers, Wakes};
+use crate::commits::Wakes;
 use crate::db::{Db, OwnConnection};
 use crate::log::Position;
+use crate::notify::{Notice, Peers};
 use crate::outbox::NewMessage;
 
 /// Most commands written in one transaction.
@@ -165,7 +166,7 @@ async fn notify_loop(pool: PgPool, mut committed: watch::Receiver<Position>, pee
             continue;
         }
         let at = *committed.borrow_and_update();
-        match announce(&pool, Notice::Committed(at)).await {
+        match crate::notify::send(&pool, Notice::Committed(at)).await {
             Ok(_) => metrics::counter!("shenfen_commit_notices_sent_total").increment(1),
             Err(err) => tracing::warn!(error = %err, "NOTIFY failed; other processes' projections will poll"),
         }

@@ -9,12 +9,10 @@
 //! wake or poll.
 //!
 //! Other processes sharing the database hear of commits through `NOTIFY shenfen_events`
-//! (sent by the appender after committing). A NOTIFY is itself a transaction with its own
-//! commit record, so it is only sent while another process is known to be listening:
-//! [`Peers`] tracks that from the heartbeats every listening process sends.
+//! (sent by the appender after committing, see [`notify`](crate::notify)).
 
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use cqrs_es::persist::{PersistenceError, SerializedEvent};
 use tokio::sync::watch;
@@ -23,69 +21,8 @@ use crate::append::Appender;
 use crate::chain::ChainKey;
 use crate::db::Db;
 use crate::log::{EventKind, Position};
+use crate::notify::Peers;
 use crate::runner::Projection;
-
-/// How often a listening process announces itself to the others (one small transaction).
-pub const HEARTBEAT: Duration = Duration::from_secs(2);
-/// How long a process counts as present after its last NOTIFY (five heartbeats).
-pub const PEER_GRACE: Duration = Duration::from_secs(10);
-/// How long after its listener connects a process notifies regardless: it greets the others
-/// when it starts listening and they answer at once, and should a greeting or an answer be
-/// lost, every peer still announces itself within a [`HEARTBEAT`].
-pub const GREETING_GRACE: Duration = Duration::from_secs(3);
-
-/// Whether other processes listen on the database, as far as this one can tell.
-#[derive(Debug, Default)]
-pub struct Peers {
-    state: Mutex<PeerState>,
-}
-
-#[derive(Debug, Default, Clone, Copy)]
-struct PeerState {
-    /// Since when this process's own listener has been connected (`None`: it is not).
-    listening_since: Option<Instant>,
-    /// When another process was last heard from.
-    heard: Option<Instant>,
-}
-
-impl Peers {
-    /// Whether commits must be announced with a NOTIFY: unless this process has been listening
-    /// for [`GREETING_GRACE`] and heard no other process for [`PEER_GRACE`]. Without a
-    /// listener of its own it cannot tell, and notifies.
-    pub fn notify_needed(&self) -> bool {
-        self.needed_at(Instant::now())
-    }
-
-    fn needed_at(&self, now: Instant) -> bool {
-        let state = self.state.lock().map(|s| *s).unwrap_or_default();
-        let recent = |at: Instant| now.saturating_duration_since(at) < PEER_GRACE;
-        match state.listening_since {
-            None => true,
-            Some(since) => now.saturating_duration_since(since) < GREETING_GRACE || state.heard.is_some_and(recent),
-        }
-    }
-
-    /// This process's listener is connected (from `now`).
-    pub fn listening(&self, now: Instant) {
-        if let Ok(mut s) = self.state.lock() {
-            s.listening_since = Some(now);
-        }
-    }
-
-    /// This process's listener lost its connection.
-    pub fn deaf(&self) {
-        if let Ok(mut s) = self.state.lock() {
-            s.listening_since = None;
-        }
-    }
-
-    /// Another process was heard from at `now`.
-    pub fn heard(&self, now: Instant) {
-        if let Ok(mut s) = self.state.lock() {
-            s.heard = Some(now);
-        }
-    }
-}
 
 /// A projection runner of this process, and the target it is woken with.
 struct Runner {
@@ -227,59 +164,6 @@ fn raise(target: &watch::Sender<Position>, at: Position) {
     });
 }
 
-/// A random name of this process, carried by its NOTIFYs so that it can ignore its own.
-pub fn process_token() -> &'static str {
-    static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    TOKEN.get_or_init(|| format!("{:032x}", rand::random::<u128>()))
-}
-
-/// Sends `notice` from this process on `shenfen_events`.
-pub(crate) async fn announce(pool: &sqlx::PgPool, notice: Notice) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_notify('shenfen_events', $1)")
-        .bind(payload(process_token(), notice))
-        .execute(pool)
-        .await
-        .map(|_| ())
-}
-
-/// What a NOTIFY on `shenfen_events` says, after the sender's process token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Notice {
-    /// The sender committed events, up to this position.
-    Committed(Position),
-    /// The sender has just started listening (others answer with a [`Notice::Here`]).
-    Hello,
-    /// The sender is there (its heartbeat, or an answer to a hello).
-    Here,
-}
-
-/// The payload of a NOTIFY: `TOKEN TX POS`, `TOKEN hello` or `TOKEN here`.
-pub fn payload(token: &str, notice: Notice) -> String {
-    match notice {
-        Notice::Committed(at) => format!("{token} {} {}", at.tx, at.pos),
-        Notice::Hello => format!("{token} hello"),
-        Notice::Here => format!("{token} here"),
-    }
-}
-
-/// Reads a payload: the sender's token and what it says. Anything else after the token —
-/// nothing at all is what processes of earlier versions send after a commit — counts as a
-/// commit at an unknown position (`None`).
-pub fn parse_payload(payload: &str) -> (&str, Option<Notice>) {
-    let mut parts = payload.split_whitespace();
-    let token = parts.next().unwrap_or_default();
-    let notice = match (parts.next(), parts.next()) {
-        (Some("here"), None) => Some(Notice::Here),
-        (Some("hello"), None) => Some(Notice::Hello),
-        (Some(tx), Some(pos)) => match (tx.parse(), pos.parse()) {
-            (Ok(tx), Ok(pos)) => Some(Notice::Committed(Position { tx, pos })),
-            _ => None,
-        },
-        _ => None,
-    };
-    (token, notice)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,32 +172,6 @@ mod tests {
     use crate::db::DbTx;
     use crate::log::StoredEvent;
     use crate::runner::ProjectionError;
-
-    #[test]
-    fn a_lone_process_stops_notifying_after_the_grace_period() {
-        let peers = Peers::default();
-        let t0 = Instant::now();
-        assert!(peers.needed_at(t0), "without a listener it cannot tell");
-        peers.listening(t0);
-        assert!(peers.needed_at(t0 + Duration::from_secs(1)), "peers answer the greeting");
-        assert!(!peers.needed_at(t0 + GREETING_GRACE + Duration::from_secs(1)));
-        peers.heard(t0 + Duration::from_secs(40));
-        assert!(peers.needed_at(t0 + Duration::from_secs(41)));
-        assert!(peers.needed_at(t0 + Duration::from_secs(40) + PEER_GRACE - Duration::from_millis(1)));
-        assert!(!peers.needed_at(t0 + Duration::from_secs(40) + PEER_GRACE + Duration::from_secs(1)));
-        peers.deaf();
-        assert!(peers.needed_at(t0 + Duration::from_secs(200)), "a lost listener means notifying again");
-    }
-
-    #[test]
-    fn payloads_round_trip() {
-        for notice in [Notice::Committed(Position { tx: 781, pos: 12 }), Notice::Hello, Notice::Here] {
-            assert_eq!(parse_payload(&payload("abc", notice)), ("abc", Some(notice)));
-        }
-        assert_eq!(parse_payload("abc 1 x"), ("abc", None));
-        assert_eq!(parse_payload("abc what"), ("abc", None));
-        assert_eq!(parse_payload("abc"), ("abc", None), "an earlier version's commit notice");
-    }
 
     struct Wants(&'static str, &'static str);
 

@@ -21,7 +21,7 @@ impl PhotoRefs {
     /// Whether every application committed so far has been read (so [`is_referenced`](Self::is_referenced)
     /// knows all their photos): none is readable after the checkpoint.
     pub async fn caught_up(db: &Db) -> Result<bool, sqlx::Error> {
-        let at = crate::runner::checkpoint(db, Self::NAME).await?;
+        let at = crate::checkpoint::read(db, Self::NAME).await?;
         let row: Option<(i64,)> = match db {
             Db::Postgres(_) => crate::fetch_optional!(
                 db,

@@ -1,10 +1,10 @@
 //! `stuck`: the projections that stopped at an event they cannot apply (see
-//! [`runner::stuck`]), with that event, so that an operator can see what is wrong with it and
+//! [`checkpoint::stuck`](shenfen_projections::checkpoint::stuck)), with that event, so that an operator can see what is wrong with it and
 //! fix the cause (usually by deploying code that reads it). Nothing is skipped or changed.
 
+use shenfen_projections::checkpoint::Stuck;
 use shenfen_projections::db::Db;
 use shenfen_projections::log::{self, Position, StoredEvent};
-use shenfen_projections::runner::{self, Stuck};
 
 use crate::ReplayError;
 
@@ -19,7 +19,7 @@ pub struct Found {
 /// Every stuck projection, with its event.
 pub async fn find(db: &Db) -> Result<Vec<Found>, ReplayError> {
     let mut found = Vec::new();
-    for stuck in runner::stuck(db).await? {
+    for stuck in shenfen_projections::checkpoint::stuck(db).await? {
         let at = Position { tx: stuck.tx, pos: stuck.pos };
         // The event at `at` is the first one after the position just before it.
         let from = if stuck.exact { Position { tx: at.tx, pos: at.pos - 1 } } else { at };

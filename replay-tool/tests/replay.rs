@@ -214,7 +214,7 @@ async fn stuck_names_a_projection_stopped_at_an_event_and_shows_the_event(app: F
     let config = runner::RunnerConfig { batch_size: 500, poll_interval: std::time::Duration::from_millis(50) };
     runner::start(&app.db, read_models(), &commits, config).await.unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    while runner::stuck(&app.db).await.unwrap().is_empty() {
+    while shenfen_projections::checkpoint::stuck(&app.db).await.unwrap().is_empty() {
         assert!(std::time::Instant::now() < deadline, "no projection was recorded as stuck");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
@@ -343,7 +343,12 @@ async fn rebuilt_read_models_equal_the_live_ones_row_for_row(app: Fixture) {
     let events = shenfen_projections::log::read_after(&app.db, Position::default(), 100_000).await.unwrap();
     let head = events.last().unwrap().position();
     for projection in read_models() {
-        assert_eq!(runner::checkpoint(&app.db, projection.name()).await.unwrap(), head, "{}", projection.name());
+        assert_eq!(
+            shenfen_projections::checkpoint::read(&app.db, projection.name()).await.unwrap(),
+            head,
+            "{}",
+            projection.name()
+        );
     }
     // A server's runner carries on from there: nothing left to apply.
     for projection in read_models() {

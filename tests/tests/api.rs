@@ -973,7 +973,7 @@ async fn two_processes_share_one_postgres_database_and_the_survivor_takes_over_t
     // Each process knows the other is there and tells it of its commits, also after the first
     // seconds in which a process notifies regardless: `b` answered `a`'s greeting (or `a`
     // answered `b`'s), and a commit through `b` now reaches `a` as a NOTIFY.
-    tokio::time::sleep(shenfen_projections::commits::GREETING_GRACE + Duration::from_millis(500)).await;
+    tokio::time::sleep(shenfen_projections::notify::GREETING_GRACE + Duration::from_millis(500)).await;
     let before = commit_notices(&a).await;
     b.login(&account.document_number, &account.password).await.assert_status(201);
     let deadline = Instant::now() + wait;

@@ -295,9 +295,11 @@ fn slow_polling() -> RunnerConfig {
 }
 
 async fn checkpoint_reaches(db: &Db, name: &str, at: Position, within: Duration) -> bool {
-    eventually(within, || async { (runner::checkpoint(db, name).await.expect("checkpoint") >= at).then_some(()) })
-        .await
-        .is_some()
+    eventually(within, || async {
+        (shenfen_projections::checkpoint::read(db, name).await.expect("checkpoint") >= at).then_some(())
+    })
+    .await
+    .is_some()
 }
 
 /// A runner woken for events that are committed but not readable yet (an older transaction is
@@ -316,7 +318,10 @@ async fn a_woken_runner_reads_its_events_once_an_older_transaction_ends() {
     older.execute("SELECT pg_current_xact_id()").await.expect("an xid for the open transaction");
     let at = commits.append(command("late", 1, 1), Vec::new(), Duration::ZERO).await.expect("append");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(runner::checkpoint(&db, "wants_happened").await.expect("checkpoint") < at, "not readable yet");
+    assert!(
+        shenfen_projections::checkpoint::read(&db, "wants_happened").await.expect("checkpoint") < at,
+        "not readable yet"
+    );
 
     older.execute("COMMIT").await.expect("commit");
     assert!(checkpoint_reaches(&db, "wants_happened", at, Duration::from_secs(10)).await);
@@ -332,7 +337,10 @@ async fn a_wait_makes_a_runner_read_events_it_does_not_want(db: Db) {
 
     let at = commits.append(command("unwanted", 1, 2), Vec::new(), Duration::ZERO).await.expect("append");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(runner::checkpoint(&db, "wants_nothing").await.expect("checkpoint") < at, "the commit woke nobody");
+    assert!(
+        shenfen_projections::checkpoint::read(&db, "wants_nothing").await.expect("checkpoint") < at,
+        "the commit woke nobody"
+    );
     assert!(progress.wait_for(&["wants_nothing"], at, Duration::from_secs(10)).await, "the wait was answered");
 }
 
@@ -423,11 +431,11 @@ async fn a_caught_up_projection_has_no_lag_when_the_last_event_read_is_not_the_h
     early.commit().await.expect("commit");
 
     runner::catch_up(&db, Arc::new(Wanting("lagless", "Happened")), 100, |_| {}).await.expect("catch up");
-    let checkpoint = runner::checkpoint(&db, "lagless").await.expect("checkpoint");
+    let checkpoint = shenfen_projections::checkpoint::read(&db, "lagless").await.expect("checkpoint");
     let highest: (i64,) = sqlx::query_as("SELECT max(global_position) FROM events").fetch_one(pool).await.expect("max");
     assert!(highest.0 > checkpoint.pos, "the highest position is not the last event read");
-    assert_eq!(runner::lag(&db, "lagless").await.expect("lag"), 0, "caught up");
+    assert_eq!(shenfen_projections::checkpoint::lag(&db, "lagless").await.expect("lag"), 0, "caught up");
 
     sqlx::query(insert).bind("next").execute(pool).await.expect("insert");
-    assert_eq!(runner::lag(&db, "lagless").await.expect("lag"), 1, "one event to read");
+    assert_eq!(shenfen_projections::checkpoint::lag(&db, "lagless").await.expect("lag"), 1, "one event to read");
 }

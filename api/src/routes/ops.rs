@@ -8,8 +8,6 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::json;
 
-use shenfen_projections::runner;
-
 use crate::startup::AppState;
 
 /// The process is up.
@@ -25,7 +23,7 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     if !state.db.ping().await {
         return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "database unavailable" })));
     }
-    match runner::stuck(&state.db).await {
+    match shenfen_projections::checkpoint::stuck(&state.db).await {
         Ok(stuck) if stuck.is_empty() => (StatusCode::OK, Json(json!({ "status": "ready" }))),
         Ok(stuck) => {
             let projections: Vec<_> = stuck
