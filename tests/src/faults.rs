@@ -53,7 +53,7 @@ impl PgProxy {
     }
 
     /// Takes the marker if `window` contains it.
-    fn trips(&self, window: &[u8]) -> bool {
+    pub(crate) fn trips(&self, window: &[u8]) -> bool {
         let mut armed = self.armed.lock().unwrap_or_else(|p| p.into_inner());
         let hit = armed.as_ref().is_some_and(|m| !m.is_empty() && window.windows(m.len()).any(|w| w == m.as_slice()));
         if hit {
@@ -63,7 +63,7 @@ impl PgProxy {
         hit
     }
 
-    async fn relay(self: Arc<Self>, client: TcpStream, server: TcpStream) {
+    pub(crate) async fn relay(self: Arc<Self>, client: TcpStream, server: TcpStream) {
         let _ = client.set_nodelay(true);
         let _ = server.set_nodelay(true);
         let (mut client_read, mut client_write) = client.into_split();

@@ -439,5 +439,5 @@ pub async fn workload(db: &Db, key: ChainKey) -> Workload {
 
 /// Starts a throwaway PostgreSQL server (the end-to-end harness's, shared).
 async fn start_postgres() -> (pgtemp::PgTempDB, String) {
-    shenfen_tests::start_postgres().await
+    shenfen_test_postgres::start_postgres().await
 }

@@ -1,9 +1,7 @@
 //! Store fixtures shared by the tests that work below the HTTP API: a fresh store on each
-//! backend, and polling until something holds.
+//! backend, a fixed instant and a registration.
 
 #![allow(dead_code)]
-
-use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use shenfen_domain::account::Registration;
@@ -57,22 +55,4 @@ pub async fn sqlite(test: &str) -> Db {
     let path = dir.join("events.db");
     let _ = std::fs::remove_file(&path);
     Db::open(&format!("sqlite://{}", path.display()), 4).await.expect("open sqlite")
-}
-
-/// Asks `probe` every 50 ms until it answers something, for at most `within`.
-pub async fn eventually<T, F, Fut>(within: Duration, mut probe: F) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = std::time::Instant::now() + within;
-    loop {
-        if let Some(found) = probe().await {
-            return Some(found);
-        }
-        if std::time::Instant::now() > deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }

@@ -406,16 +406,13 @@ async fn the_http_identity_authority_passes_and_fails_verifications(app: &mut Te
     refused.assert_problem(503, "identity_authority_unavailable");
     // The failed request is logged once, at ERROR, in a span that names its route.
     let request_id = refused.header("x-request-id").expect("a request id").to_string();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    let errors = loop {
+    let error_lines = || async {
         let log = app.server_log();
-        let errors: Vec<String> =
-            log.lines().filter(|l| l.contains(&request_id) && l.contains("ERROR")).map(str::to_string).collect();
-        if !errors.is_empty() || std::time::Instant::now() > deadline {
-            break errors;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        log.lines().filter(|l| l.contains(&request_id) && l.contains("ERROR")).map(str::to_string).collect::<Vec<_>>()
     };
+    let errors =
+        shenfen_tests::eventually(std::time::Duration::from_secs(5), error_lines, |e: &Vec<String>| !e.is_empty())
+            .await;
     assert_eq!(errors.len(), 1, "one ERROR line for the request: {errors:#?}");
     assert!(errors[0].contains("route=/v1/me/real-name-verifications"), "{}", errors[0]);
     assert!(errors[0].contains("identity_authority_unavailable"), "{}", errors[0]);

@@ -3,12 +3,10 @@
 //! manager that runs behind carries every event as it happened, and proof given before a
 //! re-registration never reaches the re-registered account.
 
-mod common;
-
 use std::sync::Arc;
 
+use crate::common::{meta, now, registration};
 use chrono::NaiveDate;
-use common::{meta, now, registration};
 use shenfen_domain::account::{Account, AccountCommand, AccountEvent, RealNameStatus};
 use shenfen_domain::shared::document::DocumentType;
 use shenfen_domain::shared::name::PersonName;
@@ -220,12 +218,12 @@ macro_rules! on_both_stores {
             mod $scenario {
                 #[tokio::test]
                 async fn on_sqlite() {
-                    super::$scenario(super::common::sqlite(stringify!($scenario)).await).await;
+                    super::$scenario(crate::common::sqlite(stringify!($scenario)).await).await;
                 }
 
                 #[tokio::test]
                 async fn on_postgres() {
-                    let (_server, _, db) = super::common::postgres().await;
+                    let (_server, _, db) = crate::common::postgres().await;
                     super::$scenario(db).await;
                 }
             }

@@ -12,15 +12,14 @@ use cqrs_es::persist::{PersistenceError, SerializedEvent};
 use futures::future::join_all;
 use serde_json::json;
 
-mod common;
-
-use common::{eventually, postgres, sqlite};
+use crate::common::{postgres, sqlite};
 use shenfen_projections::chain::ChainKey;
 use shenfen_projections::commits::Commits;
 use shenfen_projections::db::{Db, DbTx};
 use shenfen_projections::log::{EventKind, Position, StoredEvent};
 use shenfen_projections::outbox::NewMessage;
 use shenfen_projections::runner::{self, Projection, ProjectionError, RunnerConfig};
+use shenfen_tests::eventually;
 
 fn event(stream: &str, sequence: usize) -> SerializedEvent {
     SerializedEvent::new(
@@ -295,9 +294,11 @@ fn slow_polling() -> RunnerConfig {
 }
 
 async fn checkpoint_reaches(db: &Db, name: &str, at: Position, within: Duration) -> bool {
-    eventually(within, || async {
-        (shenfen_projections::checkpoint::read(db, name).await.expect("checkpoint") >= at).then_some(())
-    })
+    eventually(
+        within,
+        || async { (shenfen_projections::checkpoint::read(db, name).await.expect("checkpoint") >= at).then_some(()) },
+        Option::is_some,
+    )
     .await
     .is_some()
 }
@@ -373,8 +374,11 @@ async fn a_commit_whose_caller_stopped_waiting_still_wakes_its_runners() {
     )
     .await;
     assert!(gave_up.is_err(), "the caller stopped waiting before the commit");
-    let committed =
-        eventually(Duration::from_secs(10), || async { (!sequences(&db, "abandoned").await.is_empty()).then_some(()) });
+    let committed = eventually(
+        Duration::from_secs(10),
+        || async { (!sequences(&db, "abandoned").await.is_empty()).then_some(()) },
+        Option::is_some,
+    );
     committed.await.expect("the abandoned command committed");
     let at = position(&db, "abandoned", 1).await;
     assert!(checkpoint_reaches(&db, "wants_happened", at, Duration::from_secs(10)).await);
@@ -395,7 +399,7 @@ async fn after_losing_its_listen_connection_a_process_reconnects_and_catches_up(
         let sql = "SELECT pid FROM pg_stat_activity WHERE query ILIKE 'LISTEN%' AND datname = current_database()";
         sqlx::query_as::<_, (i32,)>(sql).fetch_optional(pool).await.expect("pg_stat_activity").map(|(pid,)| pid)
     };
-    let old = eventually(Duration::from_secs(5), listener).await.expect("the listener connected");
+    let old = eventually(Duration::from_secs(5), listener, Option::is_some).await.expect("the listener connected");
 
     sqlx::query(
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
@@ -408,7 +412,7 @@ async fn after_losing_its_listen_connection_a_process_reconnects_and_catches_up(
 
     let at = position(&db, "elsewhere", 1).await;
     assert!(checkpoint_reaches(&db, "wants_happened", at, Duration::from_secs(10)).await, "caught up");
-    let new = eventually(Duration::from_secs(10), listener).await.expect("listening again");
+    let new = eventually(Duration::from_secs(10), listener, Option::is_some).await.expect("listening again");
     assert_ne!(new, old);
 }
 

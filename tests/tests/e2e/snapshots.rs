@@ -2,9 +2,7 @@
 //! database (its MAC under the chain key no longer holds), or one whose last event is not in
 //! the log as it claims, is ignored and the stream folded from its events. On both stores.
 
-mod common;
-
-use common::{meta, registration};
+use crate::common::{meta, registration};
 use serde_json::Value;
 use shenfen_domain::account::{Account, AccountCommand, Checked, LockoutPolicy, LogIn, NewSession, PasswordCheck};
 use shenfen_projections::chain::ChainKey;
@@ -88,11 +86,11 @@ async fn only_snapshots_the_server_wrote_are_trusted(db: Db) {
 
 #[tokio::test]
 async fn on_sqlite_only_snapshots_the_server_wrote_are_trusted() {
-    only_snapshots_the_server_wrote_are_trusted(common::sqlite("snapshots").await).await;
+    only_snapshots_the_server_wrote_are_trusted(crate::common::sqlite("snapshots").await).await;
 }
 
 #[tokio::test]
 async fn on_postgres_only_snapshots_the_server_wrote_are_trusted() {
-    let (_server, _, db) = common::postgres().await;
+    let (_server, _, db) = crate::common::postgres().await;
     only_snapshots_the_server_wrote_are_trusted(db).await;
 }

@@ -2,37 +2,21 @@
 //! SQLite and on PostgreSQL (see `both_stores!`). The one test binary for all API tests.
 #![allow(clippy::unwrap_used)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use reqwest::Method;
 use serde_json::json;
 use shenfen_tests::{
-    both_stores, email_address, masked, mobile_number, openid, password, resident_id_number, use_server_binary,
-    ApiResponse, Registered, Registration, Settings, Store, TestApp,
+    both_stores, email_address, eventually, masked, mobile_number, openid, password, resident_id_number,
+    use_server_binary, ApiResponse, Registered, Registration, Settings, Store, TestApp,
 };
 
 /// Starts a server for a scenario, telling the harness where cargo built the binary.
 async fn spawn(store: Store, settings: Settings) -> TestApp {
     use_server_binary(env!("CARGO_BIN_EXE_shenfen-server"));
     TestApp::spawn(store, settings).await
-}
-
-/// Retries `attempt` until `done` accepts its answer or `timeout` passes; returns the last answer.
-async fn eventually<F, Fut>(timeout: Duration, mut attempt: F, done: impl Fn(&ApiResponse) -> bool) -> ApiResponse
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = ApiResponse>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        let response = attempt().await;
-        if done(&response) || Instant::now() > deadline {
-            return response;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 fn instant(response: &ApiResponse, field: &str) -> DateTime<Utc> {
@@ -976,12 +960,7 @@ async fn two_processes_share_one_postgres_database_and_the_survivor_takes_over_t
     tokio::time::sleep(shenfen_projections::notify::GREETING_GRACE + Duration::from_millis(500)).await;
     let before = commit_notices(&a).await;
     b.login(&account.document_number, &account.password).await.assert_status(201);
-    let deadline = Instant::now() + wait;
-    let mut after = commit_notices(&a).await;
-    while after <= before && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        after = commit_notices(&a).await;
-    }
+    let after = eventually(wait, || commit_notices(&a), |after| *after > before).await;
     assert!(after > before, "a heard of b's commit: {before} then {after}");
 
     a.stop().await;

@@ -142,15 +142,10 @@ async fn postgres_killed_mid_write_and_started_again_loses_nothing_and_the_serve
     let back = Instant::now();
 
     // Every client gets an edit through again, on the same server process.
-    let deadline = back + Duration::from_secs(20);
-    loop {
-        let recovered = editors.iter().all(|(e, _)| e.tally.lock().unwrap().acked_at.iter().any(|t| *t > back));
-        if recovered {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the server did not write again within 20 s of PostgreSQL's return");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let recovered =
+        || async { editors.iter().all(|(e, _)| e.tally.lock().unwrap().acked_at.iter().any(|t| *t > back)) };
+    let recovered = shenfen_tests::eventually(Duration::from_secs(20), recovered, |done| *done).await;
+    assert!(recovered, "the server did not write again within 20 s of PostgreSQL's return");
     let recovered_after = back.elapsed();
     eprintln!("every client wrote again {recovered_after:?} after PostgreSQL came back");
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -1,0 +1,13 @@
+//! The end-to-end tests, in one binary (it links once): each module is one area, run against
+//! the real server binary and real databases, on SQLite and on PostgreSQL.
+
+mod analytics_audit;
+mod api;
+mod common;
+mod crash;
+mod event_store;
+mod identity_process;
+mod integrity;
+mod snapshots;
+mod takeover;
+mod verification;
