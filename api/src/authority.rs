@@ -64,8 +64,8 @@ impl ReferenceRegistry {
     }
 }
 
-fn filled(s: &Option<String>) -> Option<&str> {
-    s.as_deref().map(str::trim).filter(|s| !s.is_empty())
+fn filled(s: Option<&str>) -> Option<&str> {
+    s.map(str::trim).filter(|s| !s.is_empty())
 }
 
 #[async_trait]
@@ -84,8 +84,8 @@ impl IdentityAuthority for ReferenceRegistry {
         if let Some(v) = &q.validity {
             let start = v.start().to_string();
             let end = v.end().map(|e| e.to_string());
-            let start_ok = filled(&row.validity_start).is_none_or(|s| s == start);
-            let end_ok = filled(&row.validity_end).is_none_or(|e| Some(e) == end.as_deref());
+            let start_ok = filled(row.validity_start.as_deref()).is_none_or(|s| s == start);
+            let end_ok = filled(row.validity_end.as_deref()).is_none_or(|e| Some(e) == end.as_deref());
             if !start_ok || !end_ok {
                 return AuthorityAnswer::Failed { reason: "validity_mismatch".into() };
             }

@@ -95,7 +95,7 @@ pub fn verify_with(password: &[u8], phc: &str, blocks: &mut Vec<argon2::Block>) 
     argon2::password_hash::Output::new(&out).is_ok_and(|actual| actual == expected)
 }
 
-fn worker(jobs: Arc<std::sync::Mutex<std::sync::mpsc::Receiver<Job>>>) {
+fn worker(jobs: &std::sync::Mutex<std::sync::mpsc::Receiver<Job>>) {
     let mut blocks = vec![argon2::Block::default(); argon2::Params::default().block_count()];
     loop {
         let job = match jobs.lock() {
@@ -138,7 +138,7 @@ impl PasswordHashing {
                     if let Some(core) = core {
                         core_affinity::set_for_current(core);
                     }
-                    worker(rx)
+                    worker(&rx)
                 })
                 .context("starting a hashing thread")?;
         }

@@ -26,9 +26,9 @@ impl Errors {
     }
 
     /// A required field: records `required` when it is absent or blank.
-    pub fn required<'a>(&mut self, field: &str, value: &'a Option<String>) -> Option<&'a str> {
-        match value.as_deref().map(str::trim) {
-            Some(v) if !v.is_empty() => value.as_deref(),
+    pub fn required<'a>(&mut self, field: &str, value: Option<&'a str>) -> Option<&'a str> {
+        match value.map(str::trim) {
+            Some(v) if !v.is_empty() => value,
             _ => {
                 self.add(field, "required");
                 None
@@ -65,14 +65,14 @@ pub fn document(
     number: &Option<String>,
     today: NaiveDate,
 ) -> Option<(DocumentType, DocumentNumber)> {
-    let doc_type = errors.required("document_type", doc_type).and_then(|t| {
+    let doc_type = errors.required("document_type", doc_type.as_deref()).and_then(|t| {
         let parsed = DocumentType::parse(t.trim());
         if parsed.is_none() {
             errors.add("document_type", "invalid_document_type");
         }
         parsed
     });
-    let number = errors.required("document_number", number)?;
+    let number = errors.required("document_number", number.as_deref())?;
     let doc_type = doc_type?;
     match DocumentNumber::parse(doc_type, number, today) {
         Ok(n) => Some((doc_type, n)),
@@ -85,7 +85,7 @@ pub fn document(
 
 /// A person's name.
 pub fn name(errors: &mut Errors, field: &str, value: &Option<String>) -> Option<PersonName> {
-    let raw = errors.required(field, value)?;
+    let raw = errors.required(field, value.as_deref())?;
     match PersonName::parse(raw) {
         Ok(n) => Some(n),
         Err(e) => {
@@ -140,7 +140,7 @@ pub fn new_password(
     confirmation: &Option<String>,
     document_number: Option<&str>,
 ) -> Option<String> {
-    let pw = errors.required(field, value)?;
+    let pw = errors.required(field, value.as_deref())?;
     let mut ok = true;
     if let Err(e) = password::check_policy(pw, document_number) {
         errors.add_hint(field, e.code(), Some(e.reason()));
@@ -163,7 +163,7 @@ pub fn new_password(
 
 /// An e-mail address.
 pub fn email(errors: &mut Errors, field: &str, value: &Option<String>) -> Option<Email> {
-    let raw = errors.required(field, value)?;
+    let raw = errors.required(field, value.as_deref())?;
     match Email::parse(raw) {
         Ok(e) => Some(e),
         Err(e) => {
@@ -175,7 +175,7 @@ pub fn email(errors: &mut Errors, field: &str, value: &Option<String>) -> Option
 
 /// A mainland mobile number.
 pub fn mobile(errors: &mut Errors, field: &str, value: &Option<String>) -> Option<Mobile> {
-    let raw = errors.required(field, value)?;
+    let raw = errors.required(field, value.as_deref())?;
     match Mobile::parse(raw) {
         Ok(m) => Some(m),
         Err(e) => {

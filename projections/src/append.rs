@@ -132,8 +132,7 @@ impl Appender {
                 task.await.unwrap_or_else(|err| Err(PersistenceError::UnknownError(Box::new(err))))
             }
             Db::Postgres(pool) => {
-                let queue =
-                    self.queue.get_or_init(|| start_workers(pool.clone(), self.peers.clone(), self.wakes.clone()));
+                let queue = self.queue.get_or_init(|| start_workers(pool, self.peers.clone(), &self.wakes));
                 let (reply, answer) = oneshot::channel();
                 let request = Request { events, messages, wake, until: Instant::now() + linger, reply };
                 if queue.send(request).is_err() {
@@ -145,7 +144,7 @@ impl Appender {
     }
 }
 
-fn start_workers(pool: PgPool, peers: Arc<Peers>, wakes: Arc<Wakes>) -> mpsc::UnboundedSender<Request> {
+fn start_workers(pool: &PgPool, peers: Arc<Peers>, wakes: &Arc<Wakes>) -> mpsc::UnboundedSender<Request> {
     let (queue, receiver) = mpsc::unbounded_channel();
     let receiver = Arc::new(Mutex::new(receiver));
     let (committed, _) = watch::channel(Position::default());
@@ -290,7 +289,8 @@ async fn write_one(conn: &mut OwnConnection, request: &Request) -> Outcome {
                 tracing::warn!("a commit whose answer was lost was found in the log and answered as committed");
                 return Ok(at);
             }
-            Ok(None) if tries < 2 && !matches!(err, sqlx::Error::Database(_)) => continue,
+            // A failure that left nothing stored and may pass (not a constraint): try once more.
+            Ok(None) if tries < 2 && !matches!(err, sqlx::Error::Database(_)) => {}
             _ => return Err(classify(err)),
         }
     }

@@ -205,6 +205,9 @@ struct Fields<'a> {
     at: usize,
 }
 
+/// The data ended inside a row.
+struct Incomplete;
+
 impl<'a> Fields<'a> {
     fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         let bytes = self.data.get(self.at..self.at.checked_add(n)?)?;
@@ -216,13 +219,14 @@ impl<'a> Fields<'a> {
         self.take(N).and_then(|b| b.try_into().ok())
     }
 
-    /// One field: `None` when the data ends first, `Some(None)` for NULL.
-    fn field(&mut self) -> Option<Option<&'a [u8]>> {
-        let len = i32::from_be_bytes(self.int()?);
+    /// One field (`None` for NULL); `Err` when the data ends first (the row continues in the
+    /// next chunk).
+    fn field(&mut self) -> Result<Option<&'a [u8]>, Incomplete> {
+        let len = i32::from_be_bytes(self.int().ok_or(Incomplete)?);
         if len < 0 {
-            return Some(None);
+            return Ok(None);
         }
-        self.take(len as usize).map(Some)
+        self.take(len as usize).map(Some).ok_or(Incomplete)
     }
 }
 
@@ -288,7 +292,7 @@ where
         }
         let mut fields = [None; 12];
         for field in &mut fields {
-            let Some(value) = f.field() else { return Ok(None) };
+            let Ok(value) = f.field() else { return Ok(None) };
             *field = value;
         }
         let [tx, pos, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, at, request_id, hash, recorded_at] =

@@ -167,7 +167,8 @@ impl From<StaffError> for ApiError {
             StaffError::UsernameTaken => {
                 ApiError::new(status, err.code(), "This username is taken.", "该用户名已存在。")
             }
-            StaffError::NotFound => {
+            // A disabled member is told no more than a stranger.
+            StaffError::NotFound | StaffError::Disabled => {
                 ApiError::new(status, err.code(), "The username or password is wrong.", "用户名或密码错误。")
             }
             StaffError::Locked { until } => ApiError::new(
@@ -178,9 +179,6 @@ impl From<StaffError> for ApiError {
             )
             .with("locked_until", until),
             StaffError::StaleCredentials => ApiError::new(status, err.code(), "Try again.", "请重试。"),
-            StaffError::Disabled => {
-                ApiError::new(status, err.code(), "The username or password is wrong.", "用户名或密码错误。")
-            }
             StaffError::SessionNotFound => ApiError::unauthenticated(),
         }
     }

@@ -94,7 +94,7 @@ impl MultipartForm {
     }
 }
 
-fn part_problem(err: axum::extract::multipart::MultipartError) -> ApiError {
+fn part_problem(err: &axum::extract::multipart::MultipartError) -> ApiError {
     if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::payload_too_large("A part of the form", "1 MiB")
     } else {
@@ -116,16 +116,16 @@ impl<S: Send + Sync> FromRequest<S> for MultipartForm {
         }
         let mut multipart = Multipart::from_request(req, state).await.map_err(|_| ApiError::malformed_multipart())?;
         let mut form = MultipartForm { fields: HashMap::new(), files: HashMap::new() };
-        while let Some(field) = multipart.next_field().await.map_err(part_problem)? {
+        while let Some(field) = multipart.next_field().await.map_err(|e| part_problem(&e))? {
             let name = field.name().unwrap_or_default().to_string();
             if name.starts_with("photo_") {
-                let bytes = field.bytes().await.map_err(part_problem)?;
+                let bytes = field.bytes().await.map_err(|e| part_problem(&e))?;
                 if bytes.len() > MAX_PART_BYTES {
                     return Err(ApiError::payload_too_large("A part of the form", "1 MiB"));
                 }
                 form.files.insert(name, bytes.to_vec());
             } else {
-                let text = field.text().await.map_err(part_problem)?;
+                let text = field.text().await.map_err(|e| part_problem(&e))?;
                 form.fields.insert(name, text);
             }
         }

@@ -46,14 +46,14 @@ pub async fn request_code(
     AppJson(body): AppJson<CodeRequest>,
 ) -> ApiResult<(StatusCode, Json<CodeSent>)> {
     let mut errors = Errors::default();
-    let purpose = errors.required("purpose", &body.purpose).and_then(|p| {
+    let purpose = errors.required("purpose", body.purpose.as_deref()).and_then(|p| {
         let parsed = Purpose::parse(p.trim());
         if parsed.is_none() {
             errors.add("purpose", "invalid_purpose");
         }
         parsed
     });
-    let channel = errors.required("channel", &body.channel).and_then(|c| {
+    let channel = errors.required("channel", body.channel.as_deref()).and_then(|c| {
         let parsed = Channel::parse(c.trim());
         if parsed.is_none() {
             errors.add("channel", "invalid_channel");

@@ -139,8 +139,8 @@ pub struct ProfileRequest {
     pub document_type: Option<serde_json::Value>,
 }
 
-fn optional_text(errors: &mut Errors, field: &str, value: &Option<String>, max: usize) -> Option<String> {
-    let v = value.as_deref().map(str::trim).filter(|v| !v.is_empty())?;
+fn optional_text(errors: &mut Errors, field: &str, value: Option<&str>, max: usize) -> Option<String> {
+    let v = value.map(str::trim).filter(|v| !v.is_empty())?;
     if v.chars().count() > max || v.chars().any(char::is_control) {
         errors.add(field, "invalid_value");
         return None;
@@ -179,16 +179,16 @@ fn parse_profile(body: &ProfileRequest, account: &Account, today: NaiveDate) -> 
             errors.add(field, "field_not_modifiable");
         }
     }
-    let ethnicity = optional(&body.ethnicity)
+    let ethnicity = optional(body.ethnicity.as_deref())
         .and_then(|e| Ethnicity::parse(e).map_err(|err| errors.add("ethnicity", err.code())).ok());
-    let gender =
-        optional(&body.gender).and_then(|g| Gender::parse(g).map_err(|_| errors.add("gender", "invalid_gender")).ok());
-    let birth_date = validate::date(&mut errors, "birth_date", optional(&body.birth_date));
+    let gender = optional(body.gender.as_deref())
+        .and_then(|g| Gender::parse(g).map_err(|_| errors.add("gender", "invalid_gender")).ok());
+    let birth_date = validate::date(&mut errors, "birth_date", optional(body.birth_date.as_deref()));
     if birth_date.is_some_and(|b| b > today) {
         errors.add("birth_date", "invalid_date");
     }
-    let local_id_number = optional_text(&mut errors, "local_id_number", &body.local_id_number, 32);
-    let permit_number = optional_text(&mut errors, "permit_number", &body.permit_number, 32);
+    let local_id_number = optional_text(&mut errors, "local_id_number", body.local_id_number.as_deref(), 32);
+    let permit_number = optional_text(&mut errors, "permit_number", body.permit_number.as_deref(), 32);
     let email = body.email.as_ref().and_then(|_| validate::email(&mut errors, "email", &body.email));
     let email = email.filter(|e| Some(e) != account.email.as_ref());
     let current_password = body.current_password.clone().filter(|p| !p.is_empty());
@@ -211,8 +211,8 @@ fn parse_profile(body: &ProfileRequest, account: &Account, today: NaiveDate) -> 
 }
 
 /// A trimmed optional text field; blank is absent.
-fn optional(value: &Option<String>) -> Option<&str> {
-    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+fn optional(value: Option<&str>) -> Option<&str> {
+    value.map(str::trim).filter(|v| !v.is_empty())
 }
 
 /// The code sent to a new e-mail address.
@@ -232,7 +232,7 @@ pub async fn confirm_email(
     AppJson(body): AppJson<EmailConfirmation>,
 ) -> ApiResult<StatusCode> {
     let mut errors = Errors::default();
-    let code = errors.required("code", &body.code).map(|c| c.trim().to_string());
+    let code = errors.required("code", body.code.as_deref()).map(|c| c.trim().to_string());
     errors.finish()?;
     let code = code.unwrap_or_default();
     let code_hash = profile::email_code_hash(&state, &holder.account_id, &code);
@@ -270,7 +270,7 @@ pub async fn change_password(
 ) -> ApiResult<StatusCode> {
     let account = holder.account();
     let mut errors = Errors::default();
-    let old = errors.required("old_password", &body.old_password).map(str::to_string);
+    let old = errors.required("old_password", body.old_password.as_deref()).map(str::to_string);
     let new = validate::new_password(
         &mut errors,
         "new_password",
@@ -319,8 +319,8 @@ pub async fn bind_wechat(
     AppJson(body): AppJson<WechatBinding>,
 ) -> ApiResult<StatusCode> {
     let mut errors = Errors::default();
-    let code = errors.required("oauth_code", &body.oauth_code).map(|o| o.trim().to_string());
-    let password = errors.required("current_password", &body.current_password).map(str::to_string);
+    let code = errors.required("oauth_code", body.oauth_code.as_deref()).map(|o| o.trim().to_string());
+    let password = errors.required("current_password", body.current_password.as_deref()).map(str::to_string);
     if code.as_ref().is_some_and(|c| c.len() > 256 || c.chars().any(char::is_control)) {
         errors.add("oauth_code", "invalid_oauth_code");
     }

@@ -102,9 +102,9 @@ pub async fn start(
     AppJson(body): AppJson<ResetRequest>,
 ) -> ApiResult<(StatusCode, Json<ResetStarted>)> {
     let mut errors = Errors::default();
-    let doc_type = errors.required("document_type", &body.document_type).map(str::to_string);
-    let number = errors.required("document_number", &body.document_number).map(str::to_string);
-    let name = errors.required("name", &body.name).map(str::to_string);
+    let doc_type = errors.required("document_type", body.document_type.as_deref()).map(str::to_string);
+    let number = errors.required("document_number", body.document_number.as_deref()).map(str::to_string);
+    let name = errors.required("name", body.name.as_deref()).map(str::to_string);
     errors.finish()?;
     let (Some(doc_type), Some(number), Some(name)) = (doc_type, number, name) else { return Err(not_found()) };
     let Ok(name) = PersonName::parse(&name) else { return Err(not_found()) };
@@ -147,7 +147,7 @@ pub async fn deliver(
 ) -> ApiResult<StatusCode> {
     let account_id = crate::ids::account_of("rst_", &reset_id).ok_or_else(reset_not_found)?;
     let mut errors = Errors::default();
-    let method = errors.required("method", &body.method).map(str::to_string);
+    let method = errors.required("method", body.method.as_deref()).map(str::to_string);
     errors.finish()?;
     let method = method
         .as_deref()
@@ -228,7 +228,7 @@ pub async fn complete(
     let account_id = crate::ids::account_of("rst_", &reset_id).ok_or_else(bad_secret)?;
     let account = state.accounts.load(&account_id).await?;
     let mut errors = Errors::default();
-    let secret = errors.required("secret", &body.secret).map(|s| s.trim().to_string());
+    let secret = errors.required("secret", body.secret.as_deref()).map(|s| s.trim().to_string());
     let password = validate::new_password(
         &mut errors,
         "new_password",

@@ -47,8 +47,8 @@ pub async fn log_in(
 ) -> ApiResult<(StatusCode, Json<LoginResponse>)> {
     let begun = std::time::Instant::now();
     let mut errors = crate::validate::Errors::default();
-    let number = errors.required("document_number", &body.document_number).map(str::to_string);
-    let password = errors.required("password", &body.password).map(str::to_string);
+    let number = errors.required("document_number", body.document_number.as_deref()).map(str::to_string);
+    let password = errors.required("password", body.password.as_deref()).map(str::to_string);
     errors.finish()?;
     let (Some(number), Some(password)) = (number, password) else { return Err(sessions::login_failed()) };
     let doc_type = body.document_type.as_deref();

@@ -55,8 +55,8 @@ pub async fn log_in(
     AppJson(body): AppJson<StaffLogin>,
 ) -> ApiResult<(StatusCode, Json<StaffSession>)> {
     let mut errors = Errors::default();
-    let username = errors.required("username", &body.username).map(|u| u.trim().to_string());
-    let password = errors.required("password", &body.password).map(str::to_string);
+    let username = errors.required("username", body.username.as_deref()).map(|u| u.trim().to_string());
+    let password = errors.required("password", body.password.as_deref()).map(str::to_string);
     errors.finish()?;
     let (Some(username), Some(password)) = (username, password) else { return Err(login_failed()) };
     let staff_id = ids::staff_id(&state.key, &username);
@@ -114,18 +114,18 @@ pub struct StaffInput {
 /// Validates a new staff member.
 pub fn validate_staff(state: &AppState, body: &NewStaff, today: chrono::NaiveDate) -> ApiResult<StaffInput> {
     let mut errors = Errors::default();
-    let username = errors.required("username", &body.username).map(|u| u.trim().to_string());
+    let username = errors.required("username", body.username.as_deref()).map(|u| u.trim().to_string());
     if username.as_deref().is_some_and(|u| !valid_username(u)) {
         errors.add("username", "invalid_username");
     }
-    let role = errors.required("role", &body.role).and_then(|r| {
+    let role = errors.required("role", body.role.as_deref()).and_then(|r| {
         let parsed = Role::parse(r.trim());
         if parsed.is_none() {
             errors.add("role", "invalid_role");
         }
         parsed
     });
-    let password = errors.required("password", &body.password).map(str::to_string);
+    let password = errors.required("password", body.password.as_deref()).map(str::to_string);
     if let Some(Err(e)) = password.as_deref().map(|p| password::check_policy(p, None)) {
         errors.add_hint("password", e.code(), Some(e.reason()));
     }
@@ -268,7 +268,7 @@ pub async fn change_role(
 ) -> ApiResult<StatusCode> {
     admin.require(&[Role::Admin])?;
     let mut errors = Errors::default();
-    let role = errors.required("role", &body.role).and_then(|r| {
+    let role = errors.required("role", body.role.as_deref()).and_then(|r| {
         let parsed = Role::parse(r.trim());
         if parsed.is_none() {
             errors.add("role", "invalid_role");
@@ -316,7 +316,7 @@ pub async fn change_password(
     AppJson(body): AppJson<StaffPasswordChange>,
 ) -> ApiResult<StatusCode> {
     let mut errors = Errors::default();
-    let old = errors.required("old_password", &body.old_password).map(str::to_string);
+    let old = errors.required("old_password", body.old_password.as_deref()).map(str::to_string);
     let new = crate::validate::new_password(
         &mut errors,
         "new_password",

@@ -52,8 +52,8 @@ pub async fn lookup(
 ) -> ApiResult<Json<LookupResult>> {
     staff.require(&[Role::Support])?;
     let mut errors = Errors::default();
-    let doc_type = errors.required("document_type", &body.document_type).map(str::to_string);
-    let number = errors.required("document_number", &body.document_number).map(str::to_string);
+    let doc_type = errors.required("document_type", body.document_type.as_deref()).map(str::to_string);
+    let number = errors.required("document_number", body.document_number.as_deref()).map(str::to_string);
     errors.finish()?;
     let (Some(doc_type), Some(number)) = (doc_type, number) else { return Err(not_found()) };
     let (account_id, loaded) =
@@ -89,8 +89,8 @@ pub struct ContactChange {
 fn action(
     errors: &mut Errors,
     staff: &StaffMember,
-    reason: &Option<String>,
-    evidence: &Option<String>,
+    reason: Option<&str>,
+    evidence: Option<&str>,
 ) -> Option<SupportAction> {
     let reason = errors.required("reason", reason).map(|r| r.trim().to_string());
     let evidence_ref = errors.required("evidence_ref", evidence).map(|r| r.trim().to_string());
@@ -141,7 +141,7 @@ pub async fn change_contact(
     if body.mobile.is_none() && body.email.is_none() {
         errors.add("mobile", "required");
     }
-    let by = action(&mut errors, &staff, &body.reason, &body.evidence_ref);
+    let by = action(&mut errors, &staff, body.reason.as_deref(), body.evidence_ref.as_deref());
     errors.finish()?;
     let by = by.ok_or_else(|| ApiError::internal("validated action missing"))?;
     let request_id = crate::ids::id_for("scr_", &account_id);
@@ -215,7 +215,7 @@ pub async fn correct(
     if body.gender.is_none() && body.name.is_none() {
         errors.add("name", "required");
     }
-    let by = action(&mut errors, &staff, &body.reason, &body.evidence_ref);
+    let by = action(&mut errors, &staff, body.reason.as_deref(), body.evidence_ref.as_deref());
     errors.finish()?;
     let by = by.ok_or_else(|| ApiError::internal("validated action missing"))?;
     run(

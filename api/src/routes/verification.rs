@@ -202,8 +202,8 @@ pub fn parse_review_form(
 ) -> ApiResult<ValidForm> {
     let mut errors = Errors::default();
     let doc_type =
-        errors.required("document_type", &form.field("document_type")).and_then(|t| {
-            match DocumentType::parse(t.trim()) {
+        errors.required("document_type", form.field("document_type").as_deref()).and_then(
+            |t| match DocumentType::parse(t.trim()) {
                 Some(t) if Some(t) == expected => Some(t),
                 Some(_) => {
                     errors.add("document_type", "document_type_mismatch");
@@ -213,8 +213,8 @@ pub fn parse_review_form(
                     errors.add("document_type", "invalid_document_type");
                     None
                 }
-            }
-        });
+            },
+        );
     let name = validate::name(&mut errors, "name", &form.field("name"));
     let validity = validate::validity(
         &mut errors,

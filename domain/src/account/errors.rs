@@ -59,13 +59,12 @@ impl AccountError {
             AccountError::FieldNotModifiable(_) => "field_not_modifiable",
             AccountError::MethodNotAvailable => "method_not_available",
             AccountError::ResetNotFound => "reset_not_found",
-            AccountError::InvalidOrExpiredSecret => "invalid_or_expired_secret",
+            AccountError::InvalidOrExpiredSecret | AccountError::NoEmailChangePending => "invalid_or_expired_secret",
             AccountError::RateLimited { .. } => "code_rate_limited",
             AccountError::SessionNotFound => "unauthenticated",
             AccountError::WechatNotBound => "wechat_not_bound",
             AccountError::ContactRequestNotFound => "request_not_found",
             AccountError::SameAgent => "same_agent",
-            AccountError::NoEmailChangePending => "invalid_or_expired_secret",
             AccountError::NothingToChange => "nothing_to_change",
         }
     }
@@ -73,19 +72,21 @@ impl AccountError {
     /// The kind of failure.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            AccountError::AlreadyRegistered => ErrorKind::Conflict,
-            AccountError::NotFound | AccountError::ResetNotFound => ErrorKind::NotFound,
+            AccountError::AlreadyRegistered
+            | AccountError::ProfileIncomplete
+            | AccountError::WechatNotBound
+            | AccountError::SameAgent => ErrorKind::Conflict,
+            AccountError::NotFound | AccountError::ResetNotFound | AccountError::ContactRequestNotFound => {
+                ErrorKind::NotFound
+            }
             AccountError::LegacyMustReregister => ErrorKind::Forbidden,
             AccountError::Locked { .. } => ErrorKind::Locked,
             AccountError::StaleCredentials => ErrorKind::Retry,
-            AccountError::ProfileIncomplete | AccountError::WechatNotBound => ErrorKind::Conflict,
             AccountError::MissingProfileFields(_)
             | AccountError::FieldNotModifiable(_)
             | AccountError::MethodNotAvailable
             | AccountError::NothingToChange => ErrorKind::Invalid,
             AccountError::InvalidOrExpiredSecret | AccountError::NoEmailChangePending => ErrorKind::BadSecret,
-            AccountError::ContactRequestNotFound => ErrorKind::NotFound,
-            AccountError::SameAgent => ErrorKind::Conflict,
             AccountError::RateLimited { .. } => ErrorKind::RateLimited,
             AccountError::SessionNotFound => ErrorKind::Unauthenticated,
         }

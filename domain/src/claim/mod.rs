@@ -19,7 +19,8 @@ use crate::shared::contact::{Email, Mobile};
 use crate::shared::document::DocumentType;
 use crate::shared::name::PersonName;
 use crate::shared::validity::Validity;
-use crate::verification::{ClaimApplication, DecideApplication, Decision, Photos, ReviewRequest};
+use crate::verification::review::{self, ReviewRefusal};
+use crate::verification::{ClaimApplication, DecideApplication, Photos, ReviewRequest};
 
 /// Days a claim waits for its proof.
 pub const CLAIM_DAYS: i64 = 30;
@@ -212,6 +213,17 @@ pub enum ClaimError {
     OwnAccount,
 }
 
+impl From<ReviewRefusal> for ClaimError {
+    fn from(refusal: ReviewRefusal) -> Self {
+        match refusal {
+            ReviewRefusal::OwnAccount => ClaimError::OwnAccount,
+            ReviewRefusal::AlreadyClaimed => ClaimError::AlreadyClaimed,
+            ReviewRefusal::NotClaimedByYou => ClaimError::NotClaimedByYou,
+            ReviewRefusal::ReasonRequired => ClaimError::ReasonRequired,
+        }
+    }
+}
+
 impl ClaimError {
     /// The stable API code.
     pub fn code(&self) -> &'static str {
@@ -336,33 +348,20 @@ impl Aggregate for Claim {
             ClaimCommand::ClaimReview(c) => {
                 let ClaimApplication { review_id, reviewer, reviewer_account, now } = c;
                 let review = self.pending_review(&review_id)?;
-                if reviewer_account.is_some() && reviewer_account == self.account_id {
-                    return Err(ClaimError::OwnAccount);
-                }
-                match &review.claimed_by {
-                    Some(by) if *by == reviewer => {}
-                    Some(_) => return Err(ClaimError::AlreadyClaimed),
-                    None => sink.write(ClaimEvent::ReviewClaimed { review_id, reviewer, at: now }, self).await,
+                review::not_own(reviewer_account.as_deref(), self.account_id.as_deref())?;
+                if review::may_claim(review.claimed_by.as_deref(), &reviewer)? {
+                    sink.write(ClaimEvent::ReviewClaimed { review_id, reviewer, at: now }, self).await;
                 }
             }
             ClaimCommand::Decide(c) => {
                 let DecideApplication { review_id, reviewer, decision, now } = c;
                 let review = self.pending_review(&review_id)?;
-                if review.claimed_by.as_ref() != Some(&reviewer) {
-                    return Err(ClaimError::NotClaimedByYou);
-                }
-                let event = match decision {
-                    Decision::Approve => {
+                let event = match review::verdict(review.claimed_by.as_deref(), &reviewer, decision)? {
+                    None => {
                         let (name, validity) = (review.name.clone(), review.validity);
                         ClaimEvent::Approved { review_id, reviewer, reason: None, name, validity, at: now }
                     }
-                    Decision::Reject { reason } => {
-                        let reason = reason.trim().to_string();
-                        if reason.is_empty() {
-                            return Err(ClaimError::ReasonRequired);
-                        }
-                        ClaimEvent::Rejected { review_id, reviewer, reason, at: now }
-                    }
+                    Some(reason) => ClaimEvent::Rejected { review_id, reviewer, reason, at: now },
                 };
                 sink.write(event, self).await;
             }

@@ -4,6 +4,7 @@ use chrono::TimeZone;
 use cqrs_es::test::TestFramework;
 
 use super::*;
+use crate::verification::Decision;
 
 type Fx = TestFramework<Claim>;
 

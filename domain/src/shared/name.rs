@@ -110,7 +110,7 @@ impl PersonName {
                     _ => {}
                 }
             } else if c == MIDDLE_DOT {
-                if matches!(prev, None | Some(' ') | Some(MIDDLE_DOT)) {
+                if matches!(prev, None | Some(' ' | MIDDLE_DOT)) {
                     return Err(NameError::MisplacedMiddleDot);
                 }
             } else if MIDDLE_DOT_LOOK_ALIKES.contains(&c) {

@@ -10,6 +10,7 @@ use crate::time::{cst_date, cst_midnight};
 use super::commands::*;
 use super::errors::VerificationError;
 use super::events::{AuthorityAnswer, VerificationEvent};
+use super::review;
 use super::state::*;
 
 type Sink = EventSink<Verification>;
@@ -99,20 +100,14 @@ impl Verification {
     async fn claim(&mut self, c: ClaimApplication, sink: &Sink) -> Decided {
         let ClaimApplication { review_id, reviewer, reviewer_account, now } = c;
         let application = self.application(&review_id)?;
-        if reviewer_account.is_some() && reviewer_account == self.account_id {
-            return Err(VerificationError::OwnAccount);
-        }
+        review::not_own(reviewer_account.as_deref(), self.account_id.as_deref())?;
         if application.status != ReviewStatus::Pending {
             return Err(VerificationError::NotPending);
         }
-        match &application.claimed_by {
-            Some(by) if *by == reviewer => Ok(()),
-            Some(_) => Err(VerificationError::AlreadyClaimed),
-            None => {
-                sink.write(VerificationEvent::ApplicationClaimed { review_id, reviewer, at: now }, self).await;
-                Ok(())
-            }
+        if review::may_claim(application.claimed_by.as_deref(), &reviewer)? {
+            sink.write(VerificationEvent::ApplicationClaimed { review_id, reviewer, at: now }, self).await;
         }
+        Ok(())
     }
 
     async fn decide(&mut self, c: DecideApplication, sink: &Sink) -> Decided {
@@ -121,21 +116,12 @@ impl Verification {
         if application.status != ReviewStatus::Pending {
             return Err(VerificationError::NotPending);
         }
-        if application.claimed_by.as_ref() != Some(&reviewer) {
-            return Err(VerificationError::NotClaimedByYou);
-        }
-        let event = match decision {
-            Decision::Approve => {
+        let event = match review::verdict(application.claimed_by.as_deref(), &reviewer, decision)? {
+            None => {
                 let (name, validity) = (application.name.clone(), application.validity);
                 VerificationEvent::ApplicationApproved { review_id, reviewer, reason: None, name, validity, at: now }
             }
-            Decision::Reject { reason } => {
-                let reason = reason.trim().to_string();
-                if reason.is_empty() {
-                    return Err(VerificationError::ReasonRequired);
-                }
-                VerificationEvent::ApplicationRejected { review_id, reviewer, reason, at: now }
-            }
+            Some(reason) => VerificationEvent::ApplicationRejected { review_id, reviewer, reason, at: now },
         };
         sink.write(event, self).await;
         Ok(())

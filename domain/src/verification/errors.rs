@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
+use super::review::ReviewRefusal;
 use crate::kind::ErrorKind;
 
 /// A refused verification command.
@@ -33,6 +34,17 @@ pub enum VerificationError {
     NotClaimedByYou,
     #[error("a rejection needs a reason")]
     ReasonRequired,
+}
+
+impl From<ReviewRefusal> for VerificationError {
+    fn from(refusal: ReviewRefusal) -> Self {
+        match refusal {
+            ReviewRefusal::OwnAccount => VerificationError::OwnAccount,
+            ReviewRefusal::AlreadyClaimed => VerificationError::AlreadyClaimed,
+            ReviewRefusal::NotClaimedByYou => VerificationError::NotClaimedByYou,
+            ReviewRefusal::ReasonRequired => VerificationError::ReasonRequired,
+        }
+    }
 }
 
 impl VerificationError {

@@ -23,6 +23,7 @@ mod aggregate;
 mod commands;
 mod errors;
 mod events;
+pub mod review;
 mod state;
 
 pub use commands::*;

@@ -32,7 +32,6 @@ pub fn parse_csv(text: &str) -> Vec<Vec<String>> {
                 field.push('"');
             }
             (true, '"') => quoted = false,
-            (true, c) => field.push(c),
             (false, '"') => quoted = true,
             (false, ',') => row.push(std::mem::take(&mut field)),
             (false, '\r') if chars.peek() == Some(&'\n') => {}
@@ -40,7 +39,7 @@ pub fn parse_csv(text: &str) -> Vec<Vec<String>> {
                 row.push(std::mem::take(&mut field));
                 rows.push(std::mem::take(&mut row));
             }
-            (false, c) => field.push(c),
+            (_, c) => field.push(c),
         }
     }
     if !field.is_empty() || !row.is_empty() {

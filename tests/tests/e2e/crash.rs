@@ -68,8 +68,8 @@ fn start_editors(
                             t.acked += 1;
                             t.acked_at.push(Instant::now());
                         }
-                        Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-                        Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                        // Refused or not answered (the server is down): try again shortly.
+                        _ => tokio::time::sleep(Duration::from_millis(50)).await,
                     }
                 }
             });

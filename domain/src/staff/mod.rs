@@ -231,10 +231,9 @@ impl StaffError {
     pub fn code(&self) -> &'static str {
         match self {
             StaffError::UsernameTaken => "username_taken",
-            StaffError::NotFound => "login_failed",
+            StaffError::NotFound | StaffError::Disabled => "login_failed",
             StaffError::Locked { .. } => "account_locked",
             StaffError::StaleCredentials => "conflict_retry",
-            StaffError::Disabled => "login_failed",
             StaffError::SessionNotFound => "unauthenticated",
         }
     }
@@ -243,10 +242,9 @@ impl StaffError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             StaffError::UsernameTaken => ErrorKind::Conflict,
-            StaffError::NotFound => ErrorKind::Unauthenticated,
             StaffError::Locked { .. } => ErrorKind::Locked,
             StaffError::StaleCredentials => ErrorKind::Retry,
-            StaffError::Disabled | StaffError::SessionNotFound => ErrorKind::Unauthenticated,
+            StaffError::NotFound | StaffError::Disabled | StaffError::SessionNotFound => ErrorKind::Unauthenticated,
         }
     }
 }
@@ -421,95 +419,4 @@ impl Aggregate for Staff {
 }
 
 #[cfg(test)]
-mod tests {
-    use chrono::{Duration, TimeZone};
-    use cqrs_es::test::TestFramework;
-
-    use super::*;
-
-    fn t(m: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 5, 10, 1, m, 0).single().unwrap_or_default()
-    }
-
-    fn created() -> StaffEvent {
-        StaffEvent::Created {
-            username: "rev1".into(),
-            role: Role::Reviewer,
-            password_hash: "H".into(),
-            account_id: None,
-            created_by: "cli".into(),
-            at: t(0),
-        }
-    }
-
-    fn login(ok: bool) -> StaffCommand {
-        let session = NewSession { session_id: "s".into(), token_hash: "th".into(), expires_at: t(50) };
-        let check = if ok { PasswordCheck::Right(session) } else { PasswordCheck::Wrong };
-        let lockout = crate::account::LockoutPolicy { threshold: 5, duration: Duration::minutes(15) };
-        StaffCommand::LogIn(StaffLogIn { password: Checked { checked_hash: "H".into(), lockout, check }, now: t(1) })
-    }
-
-    #[tokio::test]
-    async fn a_username_is_created_once() {
-        TestFramework::<Staff>::with(())
-            .given(vec![created()])
-            .when_async(StaffCommand::Create(CreateStaff {
-                username: "rev1".into(),
-                role: Role::Admin,
-                password_hash: "H2".into(),
-                account_id: None,
-                created_by: "cli".into(),
-                now: t(1),
-            }))
-            .await
-            .then_expect_error(StaffError::UsernameTaken);
-    }
-
-    #[tokio::test]
-    async fn staff_log_in_and_are_locked_after_five_failures() {
-        TestFramework::<Staff>::with(()).given(vec![created()]).when_async(login(true)).await.then_expect_events(vec![
-            StaffEvent::SessionStarted { session_id: "s".into(), token_hash: "th".into(), expires_at: t(50), at: t(1) },
-        ]);
-        let mut given = vec![created()];
-        given.extend((0..4).map(|_| StaffEvent::LoginFailed { at: t(0) }));
-        TestFramework::<Staff>::with(()).given(given).when_async(login(false)).await.then_expect_events(vec![
-            StaffEvent::LoginFailed { at: t(1) },
-            StaffEvent::Locked { at: t(1), until: t(16) },
-        ]);
-    }
-
-    #[tokio::test]
-    async fn disabling_or_a_new_role_ends_every_session_and_a_disabled_member_cannot_sign_in() {
-        let session =
-            StaffEvent::SessionStarted { session_id: "s".into(), token_hash: "th".into(), expires_at: t(50), at: t(1) };
-        TestFramework::<Staff>::with(())
-            .given(vec![created(), session.clone()])
-            .when_async(StaffCommand::Disable(Disable { by: "admin".into(), now: t(2) }))
-            .await
-            .then_expect_events(vec![
-                StaffEvent::Disabled { by: "admin".into(), at: t(2) },
-                StaffEvent::SessionsRevoked { kept: None, at: t(2) },
-            ]);
-        TestFramework::<Staff>::with(())
-            .given(vec![created(), session])
-            .when_async(StaffCommand::ChangeRole(ChangeRole { role: Role::Auditor, by: "admin".into(), now: t(2) }))
-            .await
-            .then_expect_events(vec![
-                StaffEvent::RoleChanged { role: Role::Auditor, by: "admin".into(), at: t(2) },
-                StaffEvent::SessionsRevoked { kept: None, at: t(2) },
-            ]);
-        TestFramework::<Staff>::with(())
-            .given(vec![created(), StaffEvent::Disabled { by: "admin".into(), at: t(0) }])
-            .when_async(login(true))
-            .await
-            .then_expect_error(StaffError::Disabled);
-    }
-
-    #[test]
-    fn usernames_and_roles_parse() {
-        assert!(valid_username("rev.one_2"));
-        assert!(!valid_username("Rev"));
-        assert_eq!(Role::parse("head_teacher"), Some(Role::HeadTeacher));
-        assert_eq!(Role::parse("root"), None);
-    }
-}
+mod tests;

@@ -13,15 +13,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cqrs_es::persist::{
-    EventUpcaster, PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent, SerializedSnapshot,
-};
+use cqrs_es::persist::{EventUpcaster, PersistedEventRepository, PersistenceError, SerializedEvent};
 use cqrs_es::{Aggregate, DomainEvent};
-use postgres_es::PostgresEventRepository;
 use serde_json::Value;
 use shenfen_domain::metadata::EventMetadata;
 use shenfen_domain::StateVersion;
-use sqlite_es::SqliteEventRepository;
 
 use crate::chain::{Link, GENESIS};
 use crate::commits::Commits;
@@ -29,82 +25,11 @@ use crate::db::Db;
 use crate::log::Position;
 use crate::outbox::NewMessage;
 
-/// The event repository of either backend.
-pub enum Repo {
-    Postgres(PostgresEventRepository),
-    Sqlite(SqliteEventRepository),
-}
+mod repo;
+mod snapshots;
 
-impl Repo {
-    /// The repository over `db`.
-    pub fn new(db: &Db) -> Repo {
-        match db {
-            Db::Postgres(p) => Repo::Postgres(PostgresEventRepository::new(p.clone())),
-            Db::Sqlite(p) => Repo::Sqlite(SqliteEventRepository::new(p.clone())),
-        }
-    }
-}
-
-/// sqlite-es reports a busy database or a UNIQUE violation as an unknown error; both mean
-/// another writer got there first, which callers must see as a conflict.
-fn sqlite_conflict(err: PersistenceError) -> PersistenceError {
-    if let PersistenceError::UnknownError(inner) = &err {
-        if inner.downcast_ref::<sqlx::Error>().is_some_and(crate::append::is_conflict) {
-            return PersistenceError::OptimisticLockError;
-        }
-    }
-    err
-}
-
-impl PersistedEventRepository for Repo {
-    async fn get_events<A: Aggregate>(&self, aggregate_id: &str) -> Result<Vec<SerializedEvent>, PersistenceError> {
-        match self {
-            Repo::Postgres(r) => r.get_events::<A>(aggregate_id).await,
-            Repo::Sqlite(r) => r.get_events::<A>(aggregate_id).await.map_err(sqlite_conflict),
-        }
-    }
-
-    async fn get_last_events<A: Aggregate>(
-        &self,
-        aggregate_id: &str,
-        last_sequence: usize,
-    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
-        match self {
-            Repo::Postgres(r) => r.get_last_events::<A>(aggregate_id, last_sequence).await,
-            Repo::Sqlite(r) => r.get_last_events::<A>(aggregate_id, last_sequence).await.map_err(sqlite_conflict),
-        }
-    }
-
-    async fn get_snapshot<A: Aggregate>(&self, _: &str) -> Result<Option<SerializedSnapshot>, PersistenceError> {
-        // Snapshots of cqrs-es are unsafe and never written.
-        Ok(None)
-    }
-
-    async fn persist<A: Aggregate>(
-        &self,
-        events: &[SerializedEvent],
-        snapshot_update: Option<(String, Value, usize)>,
-    ) -> Result<(), PersistenceError> {
-        if snapshot_update.is_some() {
-            return Err(PersistenceError::UnknownError("snapshot updates are not supported".into()));
-        }
-        match self {
-            Repo::Postgres(r) => r.persist::<A>(events, None).await,
-            Repo::Sqlite(r) => r.persist::<A>(events, None).await.map_err(sqlite_conflict),
-        }
-    }
-
-    async fn stream_events<A: Aggregate>(&self, aggregate_id: &str) -> Result<ReplayStream, PersistenceError> {
-        match self {
-            Repo::Postgres(r) => r.stream_events::<A>(aggregate_id).await,
-            Repo::Sqlite(r) => r.stream_events::<A>(aggregate_id).await,
-        }
-    }
-
-    async fn stream_all_events<A: Aggregate>(&self) -> Result<ReplayStream, PersistenceError> {
-        Err(PersistenceError::UnknownError("read the log through shenfen_projections::log instead".into()))
-    }
-}
+pub use repo::Repo;
+pub use snapshots::fingerprint;
 
 /// A command refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -169,35 +94,6 @@ pub struct CommitOptions {
     pub messages_with: Option<&'static str>,
 }
 
-/// The fingerprint of an aggregate's state: its type, its `STATE_VERSION` and the shape (the
-/// field names) of its serialized default. Snapshots with another fingerprint are ignored.
-pub fn fingerprint<A: Aggregate + StateVersion>() -> String {
-    use sha2::{Digest, Sha256};
-    fn shape(v: &Value, out: &mut String) {
-        if let Value::Object(map) = v {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            for k in keys {
-                out.push_str(k);
-                out.push('{');
-                shape(&map[k], out);
-                out.push('}');
-            }
-        }
-    }
-    let mut text = format!("{}:{}:", A::TYPE, A::STATE_VERSION);
-    shape(&serde_json::to_value(A::default()).unwrap_or(Value::Null), &mut text);
-    hex::encode(Sha256::digest(text.as_bytes()))
-}
-
-#[derive(sqlx::FromRow)]
-struct SnapshotRow {
-    last_sequence: i64,
-    last_hash: String,
-    state: Value,
-    mac: Option<String>,
-}
-
 /// Messages a command's events call for (security notices, say), from the state before the
 /// command, the events, and the command's metadata; queued in the events' own transaction.
 pub type Notices<A> =
@@ -250,19 +146,6 @@ where
     pub fn with_upcasters(mut self, upcasters: Vec<Box<dyn EventUpcaster>>) -> Self {
         self.upcasters = upcasters;
         self
-    }
-
-    async fn snapshot(&self, id: &str) -> Option<SnapshotRow> {
-        let row = crate::fetch_optional!(
-            &self.db,
-            SnapshotRow,
-            "SELECT last_sequence, last_hash, state, mac FROM aggregate_snapshots
-              WHERE aggregate_type = $1 AND aggregate_id = $2 AND fingerprint = $3",
-            A::TYPE,
-            id,
-            &self.fingerprint
-        );
-        row.ok().flatten()
     }
 
     fn cached(&self, id: &str) -> Option<Loaded<A>> {
@@ -335,47 +218,6 @@ where
         Ok(loaded)
     }
 
-    /// The stream's snapshot and the events after it, if the snapshot can be trusted: its MAC
-    /// (under the chain key) holds and the event it claims to end at is in the store with the
-    /// hash it names. A snapshot that fails either — edited in the database, or left from a
-    /// log that was changed — is ignored and counted (`shenfen_snapshots_rejected_total`).
-    async fn trusted_snapshot(
-        &self,
-        id: &str,
-    ) -> Result<Option<(Loaded<A>, Vec<SerializedEvent>)>, BusError<A::Error>> {
-        let Some(snap) = self.snapshot(id).await else { return Ok(None) };
-        let key = self.commits.key();
-        let genuine = snap.mac.as_deref()
-            == Some(
-                key.snapshot_mac(A::TYPE, id, snap.last_sequence, &self.fingerprint, &snap.last_hash, &snap.state)
-                    .as_str(),
-            );
-        let state = if genuine { serde_json::from_value::<A>(snap.state).ok() } else { None };
-        let Some(state) = state else {
-            if !genuine {
-                self.reject_snapshot(id, "its MAC does not hold");
-            }
-            return Ok(None);
-        };
-        let from = usize::try_from(snap.last_sequence - 1).unwrap_or_default();
-        let mut events =
-            self.repo.get_last_events::<A>(id, from).await.map_err(|e| BusError::Store(e.to_string()))?.into_iter();
-        let anchored = events.next().is_some_and(|e| {
-            e.sequence as i64 == snap.last_sequence
-                && e.metadata.get("hash").and_then(Value::as_str) == Some(snap.last_hash.as_str())
-        });
-        if !anchored {
-            self.reject_snapshot(id, "the event it ends at is not in the log as it claims");
-            return Ok(None);
-        }
-        Ok(Some((Loaded { state, sequence: snap.last_sequence, last_hash: snap.last_hash }, events.collect())))
-    }
-
-    fn reject_snapshot(&self, id: &str, why: &str) {
-        metrics::counter!("shenfen_snapshots_rejected_total", "aggregate" => A::TYPE).increment(1);
-        tracing::warn!(aggregate = A::TYPE, aggregate_id = %id, why, "snapshot ignored");
-    }
-
     fn fold(&self, mut loaded: Loaded<A>, events: Vec<SerializedEvent>) -> Result<Loaded<A>, BusError<A::Error>> {
         for event in events {
             let event = self.upcasters.iter().fold(event, |e, u| {
@@ -425,28 +267,6 @@ where
         let events = self.repo.get_events::<A>(id).await.map_err(|e| BusError::Store(e.to_string()))?;
         let upto = events.into_iter().take_while(|e| e.sequence as i64 <= sequence).collect();
         self.fold(Loaded { state: A::default(), sequence: 0, last_hash: GENESIS.into() }, upto)
-    }
-
-    /// Stores a snapshot of the aggregate's current state (outside the command path).
-    pub async fn write_snapshot(&self, id: &str) -> Result<(), BusError<A::Error>> {
-        let loaded = self.load_context(id).await?;
-        if loaded.sequence == 0 {
-            return Ok(());
-        }
-        let state = serde_json::to_value(&loaded.state).map_err(|e| BusError::Store(e.to_string()))?;
-        let mac =
-            self.commits.key().snapshot_mac(A::TYPE, id, loaded.sequence, &self.fingerprint, &loaded.last_hash, &state);
-        let sql = "INSERT INTO aggregate_snapshots (aggregate_type, aggregate_id, last_sequence, fingerprint, last_hash, state, mac)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7)
-                   ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE SET last_sequence = excluded.last_sequence,
-                       fingerprint = excluded.fingerprint, last_hash = excluded.last_hash, state = excluded.state,
-                       mac = excluded.mac
-                   WHERE aggregate_snapshots.last_sequence < excluded.last_sequence
-                      OR aggregate_snapshots.fingerprint <> excluded.fingerprint
-                      OR aggregate_snapshots.mac IS NULL OR aggregate_snapshots.mac <> excluded.mac";
-        crate::exec!(&self.db, sql, A::TYPE, id, loaded.sequence, &self.fingerprint, &loaded.last_hash, &state, &mac)
-            .map_err(|e| BusError::Store(e.to_string()))?;
-        Ok(())
     }
 
     fn serialize(
