@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: unit, given/when/then and end-to-end tests on SQLite and PostgreSQL.
-# Installs what a bare Debian machine lacks (the PostgreSQL server binaries, and sudo, which
-# pgtemp needs to run them as the postgres user when we are root), then runs `cargo test`.
+# Installs what a bare Debian machine lacks (the PostgreSQL server binaries; sudo, which pgtemp
+# needs to run them as the postgres user when we are root; curl and jq for the README's quick
+# start), then runs `cargo test`.
 # Fails — never skips — when the PostgreSQL tests could not run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +10,8 @@ cd "$(dirname "$0")/.."
 need_install=()
 if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then need_install+=(postgresql); fi
 if [ "$(id -u)" = 0 ] && ! command -v sudo >/dev/null; then need_install+=(sudo); fi
+# The README's quick start, which a test runs as written, uses curl and jq.
+for tool in curl jq; do command -v "$tool" >/dev/null || need_install+=("$tool"); done
 if [ ${#need_install[@]} -gt 0 ]; then
     echo "installing: ${need_install[*]}"
     export DEBIAN_FRONTEND=noninteractive

@@ -8,6 +8,7 @@ mod crash;
 mod event_store;
 mod identity_process;
 mod integrity;
+mod quickstart;
 mod snapshots;
 mod takeover;
 mod verification;
