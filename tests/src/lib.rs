@@ -28,6 +28,7 @@
 mod app;
 mod binary;
 mod calendar;
+pub mod contract;
 mod fakes;
 pub mod faults;
 mod generate;

@@ -39,7 +39,8 @@ pub struct Problem {
     pub status: u16,
     pub detail: String,
     pub code: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// For a 422: every bad field.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
 }
 

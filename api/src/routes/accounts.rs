@@ -26,8 +26,10 @@ use crate::validate::{self, Errors};
 #[derive(Debug, Deserialize, ToSchema, Default)]
 pub struct ValidityInput {
     /// `5y`, `10y`, `20y` or `long_term`.
+    #[schema(value_type = crate::openapi::values::ValidityPeriodName)]
     pub period: Option<String>,
     /// `YYYY-MM-DD`.
+    #[schema(value_type = String, format = Date)]
     pub start: Option<String>,
 }
 
@@ -35,22 +37,34 @@ pub struct ValidityInput {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CodeInput {
     /// `sms` or `wechat`.
+    #[schema(value_type = Option<crate::openapi::values::CodeChannelName>)]
     pub channel: Option<String>,
+    #[schema(value_type = String, pattern = "^\\s*[0-9]{6}\\s*$")]
     pub code: Option<String>,
 }
 
 /// A registration (also the body of a re-registration).
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RegistrationRequest {
+    #[schema(value_type = bool)]
     pub agreement_accepted: Option<bool>,
+    #[schema(value_type = crate::openapi::values::DocumentTypeName)]
     pub document_type: Option<String>,
+    #[schema(value_type = String, min_length = 1)]
     pub document_number: Option<String>,
+    #[schema(value_type = String, min_length = 1)]
     pub name: Option<String>,
+    #[schema(value_type = ValidityInput)]
     pub validity: Option<ValidityInput>,
+    #[schema(value_type = String, min_length = 8, max_length = 32)]
     pub password: Option<String>,
+    #[schema(value_type = String)]
     pub password_confirmation: Option<String>,
+    #[schema(value_type = String, format = Email)]
     pub email: Option<String>,
+    #[schema(value_type = String, pattern = "^\\s*1[3-9][0-9]{9}\\s*$")]
     pub mobile: Option<String>,
+    #[schema(value_type = CodeInput)]
     pub verification: Option<CodeInput>,
 }
 

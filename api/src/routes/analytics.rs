@@ -65,8 +65,9 @@ pub struct RegistrationRow {
 }
 
 /// Registrations by day and document type.
-#[utoipa::path(get, path = "/v1/analytics/registrations", tag = "analyst", security(("bearer" = [])), params(Range),
-    responses((status = 200, body = [RegistrationRow], description = "JSON, or CSV with `Accept: text/csv`")))]
+#[utoipa::path(get, path = "/v1/analytics/registrations", tag = "analyst", params(Range),
+    responses((status = 200, description = "JSON, or CSV with `Accept: text/csv`",
+        content((Vec<RegistrationRow> = "application/json"), (String = "text/csv")))))]
 pub async fn registrations(
     State(state): State<Arc<AppState>>,
     staff: StaffMember,
@@ -129,8 +130,9 @@ async fn attempt_rows(state: &AppState, range: &Range) -> ApiResult<Vec<AttemptR
 }
 
 /// Verification attempts and pass rate by day.
-#[utoipa::path(get, path = "/v1/analytics/verification-attempts", tag = "analyst", security(("bearer" = [])), params(Range),
-    responses((status = 200, body = [AttemptDay], description = "JSON, or CSV with `Accept: text/csv`")))]
+#[utoipa::path(get, path = "/v1/analytics/verification-attempts", tag = "analyst", params(Range),
+    responses((status = 200, description = "JSON, or CSV with `Accept: text/csv`",
+        content((Vec<AttemptDay> = "application/json"), (String = "text/csv")))))]
 pub async fn verification_attempts(
     State(state): State<Arc<AppState>>,
     staff: StaffMember,
@@ -159,8 +161,9 @@ pub async fn verification_attempts(
 }
 
 /// Failed attempts by day and failure reason.
-#[utoipa::path(get, path = "/v1/analytics/verification-failures", tag = "analyst", security(("bearer" = [])), params(Range),
-    responses((status = 200, body = [FailureRow], description = "JSON, or CSV with `Accept: text/csv`")))]
+#[utoipa::path(get, path = "/v1/analytics/verification-failures", tag = "analyst", params(Range),
+    responses((status = 200, description = "JSON, or CSV with `Accept: text/csv`",
+        content((Vec<FailureRow> = "application/json"), (String = "text/csv")))))]
 pub async fn verification_failures(
     State(state): State<Arc<AppState>>,
     staff: StaffMember,
@@ -187,8 +190,9 @@ pub struct ExhaustionRow {
 }
 
 /// Quota exhaustion by day.
-#[utoipa::path(get, path = "/v1/analytics/quota-exhaustion", tag = "analyst", security(("bearer" = [])), params(Range),
-    responses((status = 200, body = [ExhaustionRow], description = "JSON, or CSV with `Accept: text/csv`")))]
+#[utoipa::path(get, path = "/v1/analytics/quota-exhaustion", tag = "analyst", params(Range),
+    responses((status = 200, description = "JSON, or CSV with `Accept: text/csv`",
+        content((Vec<ExhaustionRow> = "application/json"), (String = "text/csv")))))]
 pub async fn quota_exhaustion(
     State(state): State<Arc<AppState>>,
     staff: StaffMember,
@@ -279,8 +283,9 @@ fn percentile(sorted: &[i32], q: f64) -> Option<f64> {
 }
 
 /// Volume, approval rate, turnaround against the 7-working-day promise, and what is overdue.
-#[utoipa::path(get, path = "/v1/analytics/manual-reviews", tag = "analyst", security(("bearer" = [])), params(Range),
-    responses((status = 200, body = ReviewSummary, description = "JSON, or CSV with `Accept: text/csv`")))]
+#[utoipa::path(get, path = "/v1/analytics/manual-reviews", tag = "analyst", params(Range),
+    responses((status = 200, description = "JSON, or CSV with `Accept: text/csv`",
+        content((ReviewSummary = "application/json"), (String = "text/csv")))))]
 pub async fn manual_reviews(
     State(state): State<Arc<AppState>>,
     ctx: Ctx,
@@ -317,8 +322,9 @@ pub async fn manual_reviews(
 }
 
 /// Manual reviews by submission day.
-#[utoipa::path(get, path = "/v1/analytics/manual-reviews/daily", tag = "analyst", security(("bearer" = [])), params(Range),
-    responses((status = 200, body = [ReviewDay], description = "JSON, or CSV with `Accept: text/csv`")))]
+#[utoipa::path(get, path = "/v1/analytics/manual-reviews/daily", tag = "analyst", params(Range),
+    responses((status = 200, description = "JSON, or CSV with `Accept: text/csv`",
+        content((Vec<ReviewDay> = "application/json"), (String = "text/csv")))))]
 pub async fn manual_reviews_daily(
     State(state): State<Arc<AppState>>,
     staff: StaffMember,
@@ -345,8 +351,9 @@ pub async fn manual_reviews_daily(
 }
 
 /// Pending applications past their due date, most overdue first.
-#[utoipa::path(get, path = "/v1/analytics/manual-reviews/overdue", tag = "analyst", security(("bearer" = [])),
-    responses((status = 200, body = [OverdueRow], description = "JSON, or CSV with `Accept: text/csv`")))]
+#[utoipa::path(get, path = "/v1/analytics/manual-reviews/overdue", tag = "analyst",
+    responses((status = 200, description = "JSON, or CSV with `Accept: text/csv`",
+        content((Vec<OverdueRow> = "application/json"), (String = "text/csv")))))]
 pub async fn overdue(
     State(state): State<Arc<AppState>>,
     ctx: Ctx,

@@ -58,7 +58,7 @@ fn text(meta: &Value, key: &str) -> Option<String> {
 }
 
 /// Every event of an aggregate.
-#[utoipa::path(get, path = "/v1/audit/aggregates/{type}/{id}/events", tag = "auditor", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/audit/aggregates/{type}/{id}/events", tag = "auditor",
     params(("type" = String, Path, description = "account or verification (an account's verification stream has the account's id)"),
            ("id" = String, Path)),
     responses((status = 200, body = [AuditEvent]), (status = 404, body = crate::error::Problem)))]
@@ -118,7 +118,7 @@ pub struct AuditState {
 }
 
 /// The state of an aggregate folded from its events up to an instant.
-#[utoipa::path(get, path = "/v1/audit/aggregates/{type}/{id}/state", tag = "auditor", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/audit/aggregates/{type}/{id}/state", tag = "auditor",
     params(("type" = String, Path), ("id" = String, Path), AsOf),
     responses((status = 200, body = AuditState), (status = 404, body = crate::error::Problem)))]
 pub async fn state(

@@ -100,7 +100,7 @@ fn view(claim_id: &str, claim: &Claim, now: DateTime<Utc>) -> ClaimView {
 }
 
 /// The claimant's claim and its review.
-#[utoipa::path(get, path = "/v1/claims/current", tag = "claimant", security(("claim_token" = [])),
+#[utoipa::path(get, path = "/v1/claims/current", tag = "claimant",
     responses((status = 200, body = ClaimView), (status = 401, description = "unauthenticated (no claim token, or a dead one)", body = crate::error::Problem)))]
 pub async fn current(State(state): State<Arc<AppState>>, claimant: Claimant) -> ApiResult<Json<ClaimView>> {
     Ok(Json(view(&claimant.claim_id, &claimant.loaded.state, state.clock.now())))
@@ -116,7 +116,7 @@ pub struct ProofSubmitted {
 
 /// The claimant's proof: a manual-review form with three JPEG photos (front, back and the
 /// claimant holding the document), as `POST /v1/me/manual-reviews`.
-#[utoipa::path(post, path = "/v1/claims/current/manual-review", tag = "claimant", security(("claim_token" = [])),
+#[utoipa::path(post, path = "/v1/claims/current/manual-review", tag = "claimant",
     request_body(content = super::verification::ReviewForm, content_type = "multipart/form-data"),
     responses((status = 201, body = ProofSubmitted),
               (status = 401, body = crate::error::Problem),
@@ -152,7 +152,7 @@ pub struct HolderClaimView {
 }
 
 /// The re-registration claims on the holder's account, newest first.
-#[utoipa::path(get, path = "/v1/me/reregistration-claims", tag = "holder", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/me/reregistration-claims", tag = "holder",
     responses((status = 200, body = [HolderClaimView]), (status = 401, body = crate::error::Problem)))]
 pub async fn of_holder(
     State(state): State<Arc<AppState>>,
@@ -173,7 +173,7 @@ pub async fn of_holder(
 }
 
 /// The holder refuses a claim on their account: it ends, and its token dies.
-#[utoipa::path(delete, path = "/v1/me/reregistration-claims/{claim_id}", tag = "holder", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/v1/me/reregistration-claims/{claim_id}", tag = "holder",
     params(("claim_id" = String, Path)),
     responses((status = 204), (status = 401, body = crate::error::Problem),
               (status = 404, description = "claim_not_found", body = crate::error::Problem),

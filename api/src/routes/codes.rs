@@ -23,9 +23,12 @@ use crate::validate::{self, Errors};
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CodeRequest {
     /// `register`, `reset_password`, `guardian_consent` or `change_contact`.
+    #[schema(value_type = crate::openapi::values::PurposeName)]
     pub purpose: Option<String>,
     /// `sms` or `wechat`.
+    #[schema(value_type = crate::openapi::values::CodeChannelName)]
     pub channel: Option<String>,
+    #[schema(value_type = String, pattern = "^\\s*1[3-9][0-9]{9}\\s*$")]
     pub mobile: Option<String>,
 }
 

@@ -107,7 +107,7 @@ async fn me_view(state: &AppState, ctx: &Ctx, account_id: &str, account: &Accoun
 }
 
 /// The holder's account.
-#[utoipa::path(get, path = "/v1/me", tag = "holder", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/me", tag = "holder",
     responses((status = 200, body = MeView), (status = 401, body = crate::error::Problem)))]
 pub async fn get_me(State(state): State<Arc<AppState>>, ctx: Ctx, holder: Holder) -> ApiResult<Json<MeView>> {
     Ok(Json(me_view(&state, &ctx, &holder.account_id, holder.account()).await?))
@@ -117,9 +117,12 @@ pub async fn get_me(State(state): State<Arc<AppState>>, ctx: Ctx, holder: Holder
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ProfileRequest {
     /// GB/T 3304 two-digit code ("01" 汉族 … "56", "97" other, "98" foreign-born Chinese).
+    #[schema(value_type = Option<String>, pattern = "^\\s*(0[1-9]|[1-4][0-9]|5[0-6]|9[78])\\s*$")]
     pub ethnicity: Option<String>,
     /// `male` or `female` (permits, at completion).
+    #[schema(value_type = Option<crate::openapi::values::GenderName>)]
     pub gender: Option<String>,
+    #[schema(value_type = Option<String>, format = Date)]
     pub birth_date: Option<String>,
     /// The local Hong Kong / Macau / Taiwan identity number (permits, at completion).
     pub local_id_number: Option<String>,
@@ -127,6 +130,7 @@ pub struct ProfileRequest {
     pub permit_number: Option<String>,
     /// A new e-mail address: needs `current_password`, and applies once the code sent to it is
     /// confirmed (`POST /v1/me/email-confirmation`).
+    #[schema(value_type = Option<String>, format = Email)]
     pub email: Option<String>,
     pub validity: Option<ValidityInput>,
     /// Required with `email`.
@@ -151,7 +155,7 @@ fn optional_text(errors: &mut Errors, field: &str, value: Option<&str>, max: usi
 /// Completes or edits the profile; answers the account as changed (`GET /v1/me` adds the
 /// quotas, which a profile change does not touch). A new e-mail address needs the current
 /// password and waits for the code sent to it (`pending_email`).
-#[utoipa::path(put, path = "/v1/me/profile", request_body = ProfileRequest, tag = "holder", security(("bearer" = [])),
+#[utoipa::path(put, path = "/v1/me/profile", request_body = ProfileRequest, tag = "holder",
     responses((status = 200, body = AccountSummary),
               (status = 401, description = "unauthenticated, or login_failed (current_password wrong)", body = crate::error::Problem),
               (status = 423, description = "account_locked", body = crate::error::Problem),
@@ -218,11 +222,12 @@ fn optional(value: Option<&str>) -> Option<&str> {
 /// The code sent to a new e-mail address.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct EmailConfirmation {
+    #[schema(value_type = String, min_length = 1)]
     pub code: Option<String>,
 }
 
 /// Confirms an e-mail change with the code sent to the new address; the old address is told.
-#[utoipa::path(post, path = "/v1/me/email-confirmation", request_body = EmailConfirmation, tag = "holder", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/me/email-confirmation", request_body = EmailConfirmation, tag = "holder",
     responses((status = 204), (status = 400, description = "invalid_or_expired_secret", body = crate::error::Problem),
               (status = 401, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn confirm_email(
@@ -251,14 +256,17 @@ pub async fn confirm_email(
 /// A password change.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct PasswordChange {
+    #[schema(value_type = String, min_length = 1)]
     pub old_password: Option<String>,
+    #[schema(value_type = String, min_length = 8, max_length = 32)]
     pub new_password: Option<String>,
+    #[schema(value_type = String)]
     pub new_password_confirmation: Option<String>,
 }
 
 /// Changes the password; every other session ends. A wrong old password counts as a failed
 /// login (the lockout applies).
-#[utoipa::path(post, path = "/v1/me/password", request_body = PasswordChange, tag = "holder", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/me/password", request_body = PasswordChange, tag = "holder",
     responses((status = 204), (status = 401, description = "login_failed (old password wrong)", body = crate::error::Problem),
               (status = 423, description = "account_locked", body = crate::error::Problem),
               (status = 422, body = crate::error::Problem)))]
@@ -302,12 +310,14 @@ pub async fn change_password(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct WechatBinding {
     /// Exchanged through WeChat for the openid to bind (never an openid sent by the client).
+    #[schema(value_type = String, min_length = 1)]
     pub oauth_code: Option<String>,
+    #[schema(value_type = String, min_length = 1)]
     pub current_password: Option<String>,
 }
 
 /// Binds WeChat (enables password recovery over WeChat); the holder is told.
-#[utoipa::path(put, path = "/v1/me/wechat", request_body = WechatBinding, tag = "holder", security(("bearer" = [])),
+#[utoipa::path(put, path = "/v1/me/wechat", request_body = WechatBinding, tag = "holder",
     responses((status = 204), (status = 401, description = "login_failed (current_password wrong)", body = crate::error::Problem),
               (status = 423, description = "account_locked", body = crate::error::Problem),
               (status = 422, description = "invalid_oauth_code and field errors", body = crate::error::Problem),
@@ -352,7 +362,7 @@ pub async fn bind_wechat(
 }
 
 /// Unbinds WeChat.
-#[utoipa::path(delete, path = "/v1/me/wechat", tag = "holder", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/v1/me/wechat", tag = "holder",
     responses((status = 204), (status = 409, description = "wechat_not_bound", body = crate::error::Problem)))]
 pub async fn unbind_wechat(State(state): State<Arc<AppState>>, ctx: Ctx, holder: Holder) -> ApiResult<StatusCode> {
     let command = AccountCommand::UnbindWechat(UnbindWechat { now: ctx.now });

@@ -11,6 +11,7 @@ use serde_json::json;
 use crate::startup::AppState;
 
 /// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "The process is up.")))]
 pub async fn healthz() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))
 }
@@ -19,6 +20,8 @@ pub async fn healthz() -> impl IntoResponse {
 /// apply makes the answer `degraded` (still 200: the write side and the holders' own reads
 /// work, and taking every process out of service would not move the projection on), with the
 /// projections named, where they stopped and why (no personal data).
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, description = "`ready`, or `degraded` with the stuck projections"), (status = 503, description = "The database does not answer.")))]
 pub async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     if !state.db.ping().await {
         return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "database unavailable" })));
@@ -44,11 +47,15 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 }
 
 /// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain; version=0.0.4", body = String),
+        (status = 404, description = "`SHENFEN_METRICS_LISTEN` serves `/metrics` on its own address instead")))]
 pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
 }
 
 /// The OpenAPI description, generated from the handlers and types.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "This description (OpenAPI 3.1)", body = Object)))]
 pub async fn openapi() -> impl IntoResponse {
-    Json(crate::openapi::document())
+    Json(crate::openapi::document().clone())
 }

@@ -30,8 +30,11 @@ use crate::validate::{self, Errors};
 /// Who wants to reset: all three must match.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ResetRequest {
+    #[schema(value_type = crate::openapi::values::DocumentTypeName)]
     pub document_type: Option<String>,
+    #[schema(value_type = String, min_length = 1)]
     pub document_number: Option<String>,
+    #[schema(value_type = String, min_length = 1)]
     pub name: Option<String>,
 }
 
@@ -53,6 +56,7 @@ pub struct ResetStarted {
 /// The chosen method.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct DeliveryRequest {
+    #[schema(value_type = crate::openapi::values::ResetMethodName)]
     pub method: Option<String>,
 }
 
@@ -60,8 +64,11 @@ pub struct DeliveryRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CompletionRequest {
     /// The code (SMS, WeChat) or the e-mailed token.
+    #[schema(value_type = String, min_length = 1)]
     pub secret: Option<String>,
+    #[schema(value_type = String, min_length = 8, max_length = 32)]
     pub new_password: Option<String>,
+    #[schema(value_type = String)]
     pub new_password_confirmation: Option<String>,
 }
 

@@ -43,7 +43,7 @@ pub struct QueueItem {
 }
 
 /// Pending applications, oldest due first.
-#[utoipa::path(get, path = "/v1/review-queue", tag = "reviewer", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/review-queue", tag = "reviewer",
     responses((status = 200, body = [QueueItem]), (status = 403, body = crate::error::Problem)))]
 pub async fn queue(
     State(state): State<Arc<AppState>>,
@@ -203,7 +203,7 @@ async fn run(
 }
 
 /// Claims an application; of many reviewers claiming at once exactly one wins.
-#[utoipa::path(post, path = "/v1/manual-reviews/{id}/claim", tag = "reviewer", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/manual-reviews/{id}/claim", tag = "reviewer",
     params(("id" = String, Path)),
     responses((status = 200, body = ReviewState), (status = 409, description = "already_claimed", body = crate::error::Problem)))]
 pub async fn claim(
@@ -221,6 +221,7 @@ pub async fn claim(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct Decision {
     /// `approve` or `reject`.
+    #[schema(value_type = crate::openapi::values::DecisionName)]
     pub decision: Option<String>,
     /// Required for a rejection; shown to the applicant.
     pub reason: Option<String>,
@@ -228,7 +229,7 @@ pub struct Decision {
 
 /// Approves or rejects a claimed application.
 #[utoipa::path(post, path = "/v1/manual-reviews/{id}/decision", request_body = Decision, tag = "reviewer",
-    security(("bearer" = [])), params(("id" = String, Path)),
+    params(("id" = String, Path)),
     responses((status = 200, body = ReviewState),
               (status = 409, description = "not_claimed_by_you", body = crate::error::Problem),
               (status = 422, description = "reason_required", body = crate::error::Problem)))]
@@ -255,7 +256,7 @@ pub async fn decide(
 }
 
 /// One photo of an application.
-#[utoipa::path(get, path = "/v1/manual-reviews/{id}/photos/{which}", tag = "reviewer", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/manual-reviews/{id}/photos/{which}", tag = "reviewer",
     params(("id" = String, Path), ("which" = String, Path, description = "front, back or handheld")),
     responses((status = 200, content_type = "image/jpeg", body = Vec<u8>), (status = 404, body = crate::error::Problem)))]
 pub async fn photo(

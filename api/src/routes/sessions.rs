@@ -19,9 +19,12 @@ use crate::startup::AppState;
 /// Credentials.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct LoginRequest {
+    #[schema(value_type = String, min_length = 1)]
     pub document_number: Option<String>,
+    #[schema(value_type = String, min_length = 1)]
     pub password: Option<String>,
     /// Optional: inferred from the number's format when left out.
+    #[schema(value_type = Option<crate::openapi::values::DocumentTypeName>)]
     pub document_type: Option<String>,
 }
 
@@ -60,7 +63,7 @@ pub async fn log_in(
 }
 
 /// Ends the current session.
-#[utoipa::path(delete, path = "/v1/sessions/current", tag = "holder", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/v1/sessions/current", tag = "holder",
     responses((status = 204), (status = 401, body = crate::error::Problem)))]
 pub async fn log_out(State(state): State<Arc<AppState>>, ctx: Ctx, holder: Holder) -> ApiResult<StatusCode> {
     let command = AccountCommand::EndSession(shenfen_domain::account::EndSession {

@@ -29,7 +29,9 @@ use crate::validate::Errors;
 /// Staff credentials.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct StaffLogin {
+    #[schema(value_type = String, min_length = 1)]
     pub username: Option<String>,
+    #[schema(value_type = String, min_length = 1)]
     pub password: Option<String>,
 }
 
@@ -46,7 +48,7 @@ fn login_failed() -> ApiError {
 }
 
 /// Signs a staff member in.
-#[utoipa::path(post, path = "/v1/staff/sessions", request_body = StaffLogin, tag = "staff",
+#[utoipa::path(post, path = "/v1/staff/sessions", operation_id = "staff_log_in", request_body = StaffLogin, tag = "staff",
     responses((status = 201, body = StaffSession), (status = 401, description = "login_failed", body = crate::error::Problem),
               (status = 423, description = "account_locked", body = crate::error::Problem)))]
 pub async fn log_in(
@@ -86,11 +88,15 @@ pub async fn log_in(
 /// A new staff account.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NewStaff {
+    #[schema(value_type = String, pattern = "^\\s*[a-z0-9._-]{3,32}\\s*$")]
     pub username: Option<String>,
     /// `reviewer`, `support`, `auditor`, `analyst`, `head_teacher`, `school_admin` or `admin`.
+    #[schema(value_type = crate::openapi::values::RoleName)]
     pub role: Option<String>,
+    #[schema(value_type = String, min_length = 8, max_length = 32)]
     pub password: Option<String>,
     /// The staff member's own applicant document, if any: they never review that account.
+    #[schema(value_type = Option<crate::openapi::values::DocumentTypeName>)]
     pub own_document_type: Option<String>,
     pub own_document_number: Option<String>,
 }
@@ -162,7 +168,7 @@ pub async fn create_staff(
 }
 
 /// Creates a staff account (admins only).
-#[utoipa::path(post, path = "/v1/staff/accounts", request_body = NewStaff, tag = "staff", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/staff/accounts", request_body = NewStaff, tag = "staff",
     responses((status = 201, body = StaffCreated), (status = 403, body = crate::error::Problem),
               (status = 409, description = "username_taken", body = crate::error::Problem)))]
 pub async fn create(
@@ -211,7 +217,7 @@ async fn administer(
 }
 
 /// Disables a staff member: their sessions end at once, and they cannot sign in until enabled.
-#[utoipa::path(post, path = "/v1/staff/accounts/{username}/disable", tag = "staff", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/staff/accounts/{username}/disable", tag = "staff",
     params(("username" = String, Path)),
     responses((status = 204), (status = 401, body = crate::error::Problem), (status = 403, body = crate::error::Problem),
               (status = 404, description = "staff_not_found", body = crate::error::Problem),
@@ -227,7 +233,7 @@ pub async fn disable(
 }
 
 /// Enables a disabled staff member again.
-#[utoipa::path(post, path = "/v1/staff/accounts/{username}/enable", tag = "staff", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/staff/accounts/{username}/enable", tag = "staff",
     params(("username" = String, Path)),
     responses((status = 204), (status = 401, body = crate::error::Problem), (status = 403, body = crate::error::Problem),
               (status = 404, description = "staff_not_found", body = crate::error::Problem),
@@ -246,6 +252,7 @@ pub async fn enable(
 /// verification).
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RoleChange {
+    #[schema(value_type = crate::openapi::values::RoleName)]
     pub role: Option<String>,
     pub school_code: Option<String>,
     pub grade: Option<String>,
@@ -254,7 +261,7 @@ pub struct RoleChange {
 
 /// Gives a staff member another role: their sessions end at once.
 #[utoipa::path(put, path = "/v1/staff/accounts/{username}/role", request_body = RoleChange, tag = "staff",
-    security(("bearer" = [])), params(("username" = String, Path)),
+    params(("username" = String, Path)),
     responses((status = 204), (status = 401, body = crate::error::Problem), (status = 403, body = crate::error::Problem),
               (status = 404, description = "staff_not_found", body = crate::error::Problem),
               (status = 409, description = "own_staff_account", body = crate::error::Problem),
@@ -283,7 +290,7 @@ pub async fn change_role(
 }
 
 /// Ends the staff member's current session.
-#[utoipa::path(delete, path = "/v1/staff/sessions/current", tag = "staff", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/v1/staff/sessions/current", operation_id = "staff_log_out", tag = "staff",
     responses((status = 204), (status = 401, body = crate::error::Problem)))]
 pub async fn log_out(State(state): State<Arc<AppState>>, ctx: Ctx, staff: StaffMember) -> ApiResult<StatusCode> {
     let command = StaffCommand::EndSession(shenfen_domain::staff::EndStaffSession {
@@ -297,15 +304,18 @@ pub async fn log_out(State(state): State<Arc<AppState>>, ctx: Ctx, staff: StaffM
 /// A staff password change.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct StaffPasswordChange {
+    #[schema(value_type = String, min_length = 1)]
     pub old_password: Option<String>,
+    #[schema(value_type = String, min_length = 8, max_length = 32)]
     pub new_password: Option<String>,
+    #[schema(value_type = String)]
     pub new_password_confirmation: Option<String>,
 }
 
 /// Changes the staff member's password; their other sessions end. A wrong old password counts
 /// as a failed login (the lockout applies).
-#[utoipa::path(post, path = "/v1/staff/password", request_body = StaffPasswordChange, tag = "staff",
-    security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/staff/password", operation_id = "staff_change_password", request_body = StaffPasswordChange, tag = "staff",
+
     responses((status = 204), (status = 401, description = "login_failed (old password wrong)", body = crate::error::Problem),
               (status = 423, description = "account_locked", body = crate::error::Problem),
               (status = 422, body = crate::error::Problem)))]

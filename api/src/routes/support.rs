@@ -24,7 +24,9 @@ use crate::validate::{self, Errors};
 /// A lookup by document.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct Lookup {
+    #[schema(value_type = crate::openapi::values::DocumentTypeName)]
     pub document_type: Option<String>,
+    #[schema(value_type = String, min_length = 1)]
     pub document_number: Option<String>,
 }
 
@@ -42,7 +44,7 @@ pub struct LookupResult {
 }
 
 /// Looks an account up by document.
-#[utoipa::path(post, path = "/v1/support/lookups", request_body = Lookup, tag = "support", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/support/lookups", request_body = Lookup, tag = "support",
     responses((status = 200, body = LookupResult), (status = 404, description = "account_not_found", body = crate::error::Problem)))]
 pub async fn lookup(
     State(state): State<Arc<AppState>>,
@@ -81,8 +83,10 @@ fn not_found() -> ApiError {
 pub struct ContactChange {
     pub mobile: Option<String>,
     pub email: Option<String>,
+    #[schema(value_type = String, min_length = 1)]
     pub reason: Option<String>,
     /// A reference to the evidence (e.g. the photo of the holder with the ID card).
+    #[schema(value_type = String, min_length = 1)]
     pub evidence_ref: Option<String>,
 }
 
@@ -124,7 +128,7 @@ pub struct ContactChangeRequested {
 
 /// Asks to change an account's mobile or e-mail; a second support agent approves it.
 #[utoipa::path(post, path = "/v1/support/accounts/{id}/contact", request_body = ContactChange, tag = "support",
-    security(("bearer" = [])), params(("id" = String, Path)),
+    params(("id" = String, Path)),
     responses((status = 202, body = ContactChangeRequested), (status = 404, body = crate::error::Problem),
               (status = 422, description = "field errors, nothing_to_change", body = crate::error::Problem)))]
 pub async fn change_contact(
@@ -158,7 +162,7 @@ pub async fn change_contact(
 
 /// A second support agent approves a contact change: it applies now.
 #[utoipa::path(post, path = "/v1/support/requests/{request_id}/approval", tag = "support",
-    security(("bearer" = [])), params(("request_id" = String, Path)),
+    params(("request_id" = String, Path)),
     responses((status = 204), (status = 404, description = "request_not_found", body = crate::error::Problem),
               (status = 409, description = "same_agent", body = crate::error::Problem)))]
 pub async fn approve(
@@ -184,16 +188,19 @@ pub async fn approve(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct Correction {
     /// `male` or `female`.
+    #[schema(value_type = Option<crate::openapi::values::GenderName>)]
     pub gender: Option<String>,
     /// The right spelling of a garbled name.
     pub name: Option<String>,
+    #[schema(value_type = String, min_length = 1)]
     pub reason: Option<String>,
+    #[schema(value_type = String, min_length = 1)]
     pub evidence_ref: Option<String>,
 }
 
 /// Corrects the gender or a garbled name.
 #[utoipa::path(post, path = "/v1/support/accounts/{id}/corrections", request_body = Correction, tag = "support",
-    security(("bearer" = [])), params(("id" = String, Path)),
+    params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn correct(
     State(state): State<Arc<AppState>>,

@@ -61,7 +61,7 @@ fn guidance() -> Vec<String> {
 
 /// Runs real-name verification against the identity authority.
 #[utoipa::path(post, path = "/v1/me/real-name-verifications", request_body = VerificationRequest, tag = "holder",
-    security(("bearer" = [])),
+
     responses((status = 200, body = VerificationResult),
               (status = 409, description = "profile_incomplete, manual_review_pending, attempt_in_progress, manual_review_required", body = crate::error::Problem),
               (status = 429, description = "daily_attempts_exhausted + next_attempt_at", body = crate::error::Problem),
@@ -153,12 +153,17 @@ pub struct ReviewSubmitted {
 }
 
 /// The multipart form of an application (documentation of the wire shape).
-#[derive(Debug, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct ReviewForm {
+    #[schema(value_type = crate::openapi::values::DocumentTypeName)]
     document_type: String,
+    #[schema(min_length = 1)]
     name: String,
+    #[schema(value_type = crate::openapi::values::ValidityPeriodName)]
     validity_period: String,
+    #[schema(format = Date)]
     validity_start: String,
     #[schema(format = Binary, value_type = String)]
     photo_front: Vec<u8>,
@@ -169,7 +174,7 @@ pub struct ReviewForm {
 }
 
 /// Applies for manual review (multipart form with three JPEG photos under 190 KB).
-#[utoipa::path(post, path = "/v1/me/manual-reviews", tag = "holder", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/me/manual-reviews", tag = "holder",
     request_body(content = ReviewForm, content_type = "multipart/form-data"),
     responses((status = 201, body = ReviewSubmitted),
               (status = 409, description = "real_name_verification_required_first, manual_review_pending", body = crate::error::Problem),
@@ -192,6 +197,10 @@ pub async fn apply_for_review(
     ))
 }
 
+/// The parts of a review form; any other part is refused (422 `unknown_field`).
+const REVIEW_FORM_PARTS: [&str; 7] =
+    ["document_type", "name", "validity_period", "validity_start", "photo_front", "photo_back", "photo_handheld"];
+
 /// Checks a manual-review form for the account's document type `expected` (whose number
 /// embeds `birth`, if any). Every bad field is named at once.
 pub fn parse_review_form(
@@ -201,6 +210,12 @@ pub fn parse_review_form(
     today: NaiveDate,
 ) -> ApiResult<ValidForm> {
     let mut errors = Errors::default();
+    let mut unknown: Vec<&String> =
+        form.fields.keys().chain(form.files.keys()).filter(|n| !REVIEW_FORM_PARTS.contains(&n.as_str())).collect();
+    unknown.sort();
+    for name in unknown {
+        errors.add(name, "unknown_field");
+    }
     let doc_type =
         errors.required("document_type", form.field("document_type").as_deref()).and_then(
             |t| match DocumentType::parse(t.trim()) {
@@ -247,7 +262,7 @@ pub fn parse_review_form(
 }
 
 /// The holder's applications, newest first.
-#[utoipa::path(get, path = "/v1/me/manual-reviews", tag = "holder", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/me/manual-reviews", tag = "holder",
     responses((status = 200, body = [ReviewView])))]
 pub async fn my_reviews(State(state): State<Arc<AppState>>, holder: Holder) -> ApiResult<Json<Vec<ReviewView>>> {
     let verification = state.verifications.load(&holder.account_id).await?;
@@ -273,7 +288,7 @@ pub struct Eligibility {
 }
 
 /// Whether the holder may do business: profile complete and identity proven.
-#[utoipa::path(get, path = "/v1/me/business-eligibility", tag = "holder", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/me/business-eligibility", tag = "holder",
     responses((status = 200, body = Eligibility),
               (status = 403, description = "real_name_verification_required", body = crate::error::Problem),
               (status = 409, description = "profile_incomplete", body = crate::error::Problem)))]

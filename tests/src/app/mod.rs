@@ -456,8 +456,19 @@ impl TestApp {
     /// Sends a request and reads the whole answer.
     pub async fn send(&self, what: impl Into<String>, request: RequestBuilder) -> ApiResponse {
         let what = what.into();
-        let response = request.send().await.unwrap_or_else(|e| panic!("{what}: request failed: {e}"));
-        ApiResponse::read(what, response).await
+        let request = request.build().unwrap_or_else(|e| panic!("{what}: cannot build the request: {e}"));
+        let (method, path) = (request.method().to_string(), request.url().path().to_string());
+        let response = self.client.execute(request).await.unwrap_or_else(|e| panic!("{what}: request failed: {e}"));
+        let answer = ApiResponse::read(what, response).await;
+        crate::contract::check(
+            &answer.what,
+            &method,
+            &path,
+            answer.status.as_u16(),
+            answer.content_type(),
+            &answer.body,
+        );
+        answer
     }
 
     /// `GET path`
