@@ -237,6 +237,20 @@ mod tests {
     }
 
     #[test]
+    fn enumerated_fields_list_the_domains_values() {
+        let schemas = &document()["components"]["schemas"];
+        assert_eq!(schemas["RoleName"]["enum"].as_array().map(Vec::len), Some(shenfen_domain::staff::Role::ALL.len()));
+        assert_eq!(
+            schemas["DocumentTypeName"]["enum"],
+            json!(["resident_id_card", "hk_macau_permit", "taiwan_permit", "hmt_residence_permit", "other"])
+        );
+        assert_eq!(
+            schemas["RegistrationRequest"]["properties"]["document_type"]["$ref"],
+            "#/components/schemas/DocumentTypeName"
+        );
+    }
+
+    #[test]
     fn operation_ids_are_unique() {
         let ids: Vec<&str> =
             operations().iter().map(|(_, op)| op["operationId"].as_str().expect("operationId")).collect();

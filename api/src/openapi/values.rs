@@ -1,86 +1,56 @@
-//! The wire names of the enumerated request fields, for the description only: the handlers
-//! read these fields as text and answer a 422 naming the field for any other value.
-#![allow(dead_code)]
+//! The wire names of the enumerated request fields, for the description: each schema is the
+//! domain's own list (`Role::ALL`…), so a new value appears here by itself. The handlers read
+//! these fields as text and answer a 422 naming the field for any other value.
 
-use serde::Serialize;
-use utoipa::ToSchema;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
 
-/// An identity document type.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum DocumentTypeName {
-    ResidentIdCard,
-    HkMacauPermit,
-    TaiwanPermit,
-    HmtResidencePermit,
-    Other,
+use shenfen_domain::account::ResetMethod;
+use shenfen_domain::code::{Channel, Purpose};
+use shenfen_domain::shared::document::DocumentType;
+use shenfen_domain::shared::person::Gender;
+use shenfen_domain::shared::validity::ValidityPeriod;
+use shenfen_domain::staff::Role;
+
+/// A reviewer's decisions (`POST /v1/manual-reviews/{id}/decision`).
+pub const DECISIONS: [&str; 2] = ["approve", "reject"];
+
+/// A string schema whose values are `names`.
+fn one_of(description: &str, names: impl IntoIterator<Item = &'static str>) -> RefOr<Schema> {
+    let names: Vec<&str> = names.into_iter().collect();
+    ObjectBuilder::new().schema_type(Type::String).description(Some(description)).enum_values(Some(names)).into()
 }
 
-/// A document's validity period.
-#[derive(Serialize, ToSchema)]
-pub enum ValidityPeriodName {
-    #[serde(rename = "5y")]
-    FiveYears,
-    #[serde(rename = "10y")]
-    TenYears,
-    #[serde(rename = "20y")]
-    TwentyYears,
-    #[serde(rename = "long_term")]
-    LongTerm,
+macro_rules! wire_names {
+    ($($(#[$doc:meta])* $name:ident: $description:literal => $names:expr;)*) => {$(
+        $(#[$doc])*
+        pub struct $name;
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> RefOr<Schema> {
+                one_of($description, $names)
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
+    )*};
 }
 
-/// How a verification code is delivered.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum CodeChannelName {
-    Sms,
-    Wechat,
-}
-
-/// What a verification code is for.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum PurposeName {
-    Register,
-    ResetPassword,
-    GuardianConsent,
-    ChangeContact,
-}
-
-/// How a password reset secret is delivered.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ResetMethodName {
-    Email,
-    Sms,
-    Wechat,
-}
-
-/// A gender.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum GenderName {
-    Male,
-    Female,
-}
-
-/// A staff role.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum RoleName {
-    Reviewer,
-    Support,
-    Auditor,
-    Analyst,
-    HeadTeacher,
-    SchoolAdmin,
-    Admin,
-}
-
-/// A reviewer's decision.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum DecisionName {
-    Approve,
-    Reject,
+wire_names! {
+    /// An identity document type.
+    DocumentTypeName: "An identity document type." => DocumentType::ALL.map(|t| t.as_str());
+    /// A document's validity period.
+    ValidityPeriodName: "A document's validity period." => ValidityPeriod::ALL.map(|p| p.as_str());
+    /// How a verification code is delivered.
+    CodeChannelName: "How a verification code is delivered." => Channel::ALL.map(|c| c.as_str());
+    /// What a verification code is for.
+    PurposeName: "What a verification code is for." => Purpose::ALL.map(|p| p.as_str());
+    /// How a password reset secret is delivered.
+    ResetMethodName: "How a password-reset secret is delivered." => ResetMethod::ALL.map(|m| m.as_str());
+    /// A gender.
+    GenderName: "A gender." => Gender::ALL.map(|g| g.as_str());
+    /// A staff role.
+    RoleName: "A staff role." => Role::ALL.map(|r| r.as_str());
+    /// A reviewer's decision.
+    DecisionName: "A reviewer's decision." => DECISIONS;
 }

@@ -31,7 +31,8 @@ impl Range {
     fn bounds(&self) -> (NaiveDate, NaiveDate) {
         let first = NaiveDate::from_ymd_opt(1900, 1, 1).unwrap_or_default();
         let last = NaiveDate::from_ymd_opt(9999, 12, 31).unwrap_or_default();
-        (self.from.unwrap_or(first), self.to.unwrap_or(last))
+        // Ends outside those dates are clamped (PostgreSQL refuses dates before 4713 BC).
+        (self.from.unwrap_or(first).clamp(first, last), self.to.unwrap_or(last).clamp(first, last))
     }
 }
 

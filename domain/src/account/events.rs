@@ -63,6 +63,9 @@ pub enum ResetMethod {
 }
 
 impl ResetMethod {
+    /// Every method.
+    pub const ALL: [ResetMethod; 3] = [ResetMethod::Email, ResetMethod::Sms, ResetMethod::Wechat];
+
     /// The wire name.
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -74,7 +77,7 @@ impl ResetMethod {
 
     /// Parses the wire name.
     pub fn parse(s: &str) -> Option<Self> {
-        [ResetMethod::Email, ResetMethod::Sms, ResetMethod::Wechat].into_iter().find(|m| m.as_str() == s)
+        ResetMethod::ALL.into_iter().find(|m| m.as_str() == s)
     }
 }
 

@@ -36,6 +36,10 @@ pub enum Purpose {
 }
 
 impl Purpose {
+    /// Every purpose.
+    pub const ALL: [Purpose; 4] =
+        [Purpose::Register, Purpose::ResetPassword, Purpose::GuardianConsent, Purpose::ChangeContact];
+
     /// The wire name.
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -48,9 +52,7 @@ impl Purpose {
 
     /// Parses the wire name.
     pub fn parse(s: &str) -> Option<Self> {
-        [Purpose::Register, Purpose::ResetPassword, Purpose::GuardianConsent, Purpose::ChangeContact]
-            .into_iter()
-            .find(|p| p.as_str() == s)
+        Purpose::ALL.into_iter().find(|p| p.as_str() == s)
     }
 }
 
@@ -63,6 +65,9 @@ pub enum Channel {
 }
 
 impl Channel {
+    /// Every channel.
+    pub const ALL: [Channel; 2] = [Channel::Sms, Channel::Wechat];
+
     /// The wire name.
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -73,11 +78,7 @@ impl Channel {
 
     /// Parses the wire name.
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "sms" => Some(Channel::Sms),
-            "wechat" => Some(Channel::Wechat),
-            _ => None,
-        }
+        Channel::ALL.into_iter().find(|c| c.as_str() == s)
     }
 }
 

@@ -16,6 +16,9 @@ pub enum Gender {
 }
 
 impl Gender {
+    /// Both genders.
+    pub const ALL: [Gender; 2] = [Gender::Male, Gender::Female];
+
     /// The wire name: `male` or `female`.
     pub fn as_str(&self) -> &'static str {
         match self {

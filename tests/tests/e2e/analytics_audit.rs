@@ -433,6 +433,15 @@ async fn a_third_application_in_a_period_counts_as_exhausting_the_period_quota(a
 }
 both_stores!(a_third_application_in_a_period_counts_as_exhausting_the_period_quota);
 
+async fn dates_no_database_stores_are_read_as_the_widest_range_not_a_server_error(app: &mut TestApp) {
+    let analyst = app.staff_member("analyst").await;
+    // PostgreSQL stores no date before 4713 BC; chrono reads years far beyond either end.
+    for range in ["from=0001-01-01&to=9999-12-31", "from=-5000-01-01", "to=%2B20000-01-01"] {
+        app.get_as(&analyst.token, &format!("{REGISTRATIONS}?{range}")).await.assert_status(200);
+    }
+}
+both_stores!(dates_no_database_stores_are_read_as_the_widest_range_not_a_server_error);
+
 // ---------------------------------------------------------------------------------------------
 // Audit
 // ---------------------------------------------------------------------------------------------
