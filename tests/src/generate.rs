@@ -141,6 +141,19 @@ impl Registration {
         }
     }
 
+    /// A fresh holder of another document (`other`: straight to manual review), validity 10
+    /// years from 2022-06-01.
+    pub fn other() -> Registration {
+        Registration {
+            document_type: "other".into(),
+            document_number: format!("P{:010}", next_unique() % 10_000_000_000),
+            name: "林美玲".into(),
+            period: "10y".into(),
+            start: "2022-06-01".into(),
+            ..Registration::resident()
+        }
+    }
+
     /// A fresh Hong Kong residence permit holder, validity 5 years from 2023-01-10.
     pub fn hmt_residence_permit() -> Registration {
         Registration {

@@ -190,6 +190,7 @@ pub(super) const CATALOGUE: &[(&str, &[Answer])] = &[
                     "conflict_retry",
                     "manual_review_pending",
                     "manual_review_required",
+                    "name_change_needs_support",
                     "profile_incomplete",
                 ],
             ),
@@ -243,7 +244,10 @@ pub(super) const CATALOGUE: &[(&str, &[Answer])] = &[
         ],
     ),
     ("GET /v1/me/manual-reviews", &[]),
-    ("GET /v1/me/business-eligibility", &[(403, &["real_name_verification_required"]), (409, &["profile_incomplete"])]),
+    (
+        "GET /v1/me/business-eligibility",
+        &[(403, &["document_type_not_eligible", "real_name_verification_required"]), (409, &["profile_incomplete"])],
+    ),
     // The claimant (claim token).
     ("GET /v1/claims/current", &[]),
     // 409 `manual_review_pending`: the proof is already with a reviewer; `claim_not_open`: decided.

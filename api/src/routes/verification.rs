@@ -9,8 +9,9 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use shenfen_domain::account::{Account, AccountError};
+use shenfen_domain::account::{Account, AccountError, RealNameStatus};
 use shenfen_domain::shared::document::DocumentType;
+use shenfen_domain::shared::name::PersonName;
 use shenfen_domain::time::cst_date;
 use shenfen_domain::verification::AuthorityAnswer;
 use utoipa::ToSchema;
@@ -114,6 +115,18 @@ fn parse_attempt(account: &Account, body: &VerificationRequest, today: NaiveDate
             "manual_review_required",
             "This document type cannot be checked automatically: apply for manual review.",
             "该证件类型无法自动核验，请申请人工审核。",
+        ));
+    }
+    // A proven name changes only through support (a name the authority also knows must not
+    // replace it by verifying again).
+    let proven = matches!(account.real_name_status, RealNameStatus::Verified | RealNameStatus::ManualReviewApproved);
+    let different = body.name.as_deref().is_some_and(|n| PersonName::parse(n).is_ok_and(|n| n != registered_name));
+    if proven && different {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "name_change_needs_support",
+            "The verified name can only be changed by support.",
+            "已实名的姓名只能由客服修改，请联系客服。",
         ));
     }
     let mut errors = Errors::default();
@@ -287,10 +300,11 @@ pub struct Eligibility {
     pub eligible: bool,
 }
 
-/// Whether the holder may do business: profile complete and identity proven.
+/// Whether the holder may do business: profile complete, identity proven, and a document type
+/// that business accepts (not `other`).
 #[utoipa::path(get, path = "/v1/me/business-eligibility", tag = "holder",
     responses((status = 200, body = Eligibility),
-              (status = 403, description = "real_name_verification_required", body = crate::error::Problem),
+              (status = 403, description = "real_name_verification_required, document_type_not_eligible", body = crate::error::Problem),
               (status = 409, description = "profile_incomplete", body = crate::error::Problem)))]
 pub async fn eligibility(State(state): State<Arc<AppState>>, holder: Holder) -> ApiResult<Json<Eligibility>> {
     let account = holder.account().clone();
@@ -306,6 +320,15 @@ pub async fn eligibility(State(state): State<Arc<AppState>>, holder: Holder) -> 
             "real_name_verification_required",
             "Pass real-name verification (or manual review) before doing business.",
             "您还未进行实名核验，需完成实名核验后再办理业务。",
+        ));
+    }
+    // Source document 004: an `other` document serves record queries only, never business.
+    if account.document_type == Some(DocumentType::Other) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "document_type_not_eligible",
+            "Accounts with this document type can query records but not do business.",
+            "使用其他证件注册的账号仅可查询，不能办理业务。",
         ));
     }
     Ok(Json(Eligibility { eligible: true }))

@@ -14,6 +14,7 @@ impl TestApp {
     pub async fn complete_profile(&self, token: &str, document_type: &str) {
         let body = match document_type {
             "resident_id_card" => json!({"ethnicity": "01"}),
+            "other" => json!({"ethnicity": "01", "gender": "female", "birth_date": "1990-05-20"}),
             "hmt_residence_permit" => {
                 panic!("complete_profile: give a residence permit's birth date by hand (it is in the number)")
             }

@@ -225,13 +225,13 @@ async fn analysts_see_the_days_registrations_attempts_quota_exhaustion_and_manua
     let identities = app.identities().to_vec();
     let (on_record, misnamed, unavailable) = (&identities[0], &identities[1], &identities[2]);
 
-    // Registrations: two resident ID cards and one Hong Kong/Macau permit.
+    // Registrations: two resident ID cards and one other document (straight to manual review).
     let (_, passer_token) = app.ready_applicant(on_record.registration("王小明")).await;
     let (_, misnamed_token) = app.ready_applicant(misnamed.registration("王小明")).await;
-    let permit = Registration::hk_macau_permit();
+    let permit = Registration::other();
     let (_, permit_token) = app.ready_applicant(permit.clone()).await;
 
-    let expected = counts(&[("hk_macau_permit", 1), ("resident_id_card", 2)]);
+    let expected = counts(&[("other", 1), ("resident_id_card", 2)]);
     let by_type = |r: &ApiResponse| counts_by(r, &today, "document_type", "registrations");
     let registrations = app.poll_as(&analyst.token, &on_day(REGISTRATIONS, &today), |r| by_type(r) == expected).await;
     registrations.assert_status(200);
@@ -378,7 +378,7 @@ async fn analysts_see_the_days_registrations_attempts_quota_exhaustion_and_manua
     // `lists_without_a_date_range_cover_every_day_and_nothing_from_today_is_overdue`.
 
     // In all: four resident ID cards and one permit.
-    let expected = counts(&[("hk_macau_permit", 1), ("resident_id_card", 4)]);
+    let expected = counts(&[("other", 1), ("resident_id_card", 4)]);
     let registrations = app.poll_as(&analyst.token, &on_day(REGISTRATIONS, &today), |r| by_type(r) == expected).await;
     assert_eq!(by_type(&registrations), expected, "{}", registrations.text);
 }
@@ -388,7 +388,7 @@ async fn a_third_application_in_a_period_counts_as_exhausting_the_period_quota(a
     let analyst = app.staff_member("analyst").await;
     let reviewer = app.staff_member("reviewer").await;
     let today = today();
-    let permit = Registration::hk_macau_permit();
+    let permit = Registration::other();
     let (_, token) = app.ready_applicant(permit.clone()).await;
     let application = ReviewApplication::for_registration(&permit, &permit.name);
 
@@ -704,7 +704,7 @@ async fn lists_without_a_date_range_cover_every_day_and_nothing_from_today_is_ov
     // A registration, a failed attempt (the authority knows nobody) and a pending review.
     let (_, resident_token) = app.ready_applicant(Registration::resident()).await;
     failed_attempt(app, &resident_token, "identity_not_found").await;
-    let permit = Registration::hk_macau_permit();
+    let permit = Registration::other();
     let (_, permit_token) = app.ready_applicant(permit.clone()).await;
     submit(app, &permit_token, &ReviewApplication::for_registration(&permit, &permit.name)).await;
 
@@ -735,7 +735,7 @@ both_stores!(lists_without_a_date_range_cover_every_day_and_nothing_from_today_i
 
 async fn a_pending_application_past_its_due_date_is_listed_as_overdue(app: &mut TestApp) {
     let analyst = app.staff_member("analyst").await;
-    let permit = Registration::hk_macau_permit();
+    let permit = Registration::other();
     let (_, token) = app.ready_applicant(permit.clone()).await;
     let review_id = submit(app, &token, &ReviewApplication::for_registration(&permit, &permit.name)).await;
     let today = china_today();

@@ -222,7 +222,7 @@ fn stored_blobs(app: &TestApp) -> usize {
 /// Photos of a refused application (one is already pending) are deleted once their grace
 /// period is over; the photos an event references stay and are served.
 async fn photos_no_event_references_are_swept_after_their_grace_period(app: &mut TestApp) {
-    let registration = shenfen_tests::Registration::hk_macau_permit();
+    let registration = shenfen_tests::Registration::other();
     let (_, token) = app.ready_applicant(registration.clone()).await;
     let application = shenfen_tests::ReviewApplication::for_registration(&registration, &registration.name);
     let submitted = app.apply_for_review(&token, &application).await;

@@ -76,10 +76,10 @@ fn assert_status_and_name(me: &ApiResponse, real_name_status: &str, name: &str) 
     assert_eq!(me.str("name"), name, "{}", me.text);
 }
 
-/// A Hong Kong/Macau permit holder (who may apply for manual review at once) with an
+/// The holder of an `other` document (who may apply for manual review at once) with an
 /// application pending; returns the registration, the account, its token and the review id.
-async fn permit_holder_with_a_pending_review(app: &TestApp) -> (Registration, Registered, String, String) {
-    let registration = Registration::hk_macau_permit();
+async fn other_holder_with_a_pending_review(app: &TestApp) -> (Registration, Registered, String, String) {
+    let registration = Registration::other();
     let (account, token) = app.ready_applicant(registration.clone()).await;
     let application = ReviewApplication::for_registration(&registration, &registration.name);
     let review_id = submit(app, &token, &application).await;
@@ -284,7 +284,7 @@ both_stores!(
 );
 
 async fn of_ten_reviewers_claiming_one_application_at_once_exactly_one_wins(app: &mut TestApp) {
-    let (_, _, _, review_id) = permit_holder_with_a_pending_review(app).await;
+    let (_, _, _, review_id) = other_holder_with_a_pending_review(app).await;
     let admin = app.staff_member("admin").await;
     let created = join_all((0..10).map(|_| app.create_staff(&admin.token, "reviewer", None))).await;
     for staff in &created {
@@ -435,10 +435,10 @@ both_stores!(the_http_identity_authority_passes_and_fails_verifications, Setting
 // Applications
 // ---------------------------------------------------------------------------------------------
 
-async fn photos_must_be_small_real_jpegs_and_only_a_permit_holder_may_apply_without_an_attempt(app: &mut TestApp) {
-    let registration = Registration::hk_macau_permit();
+async fn photos_must_be_small_real_jpegs_and_only_an_other_document_may_apply_without_an_attempt(app: &mut TestApp) {
+    let registration = Registration::other();
     let (_, token) = app.ready_applicant(registration.clone()).await;
-    // The authority cannot check a permit.
+    // The authority cannot check an `other` document.
     app.verify(&token).await.assert_problem(409, "manual_review_required");
     let good = ReviewApplication::for_registration(&registration, &registration.name)
         .with_photo("photo_back", jpeg_of_size(190 * 1024 - 1));
@@ -485,7 +485,7 @@ async fn photos_must_be_small_real_jpegs_and_only_a_permit_holder_may_apply_with
     let application = ReviewApplication::for_registration(&resident, &resident.name);
     app.apply_for_review(&token, &application).await.assert_problem(409, "real_name_verification_required_first");
     let mut other_type = application.clone();
-    other_type.document_type = "hk_macau_permit".into();
+    other_type.document_type = "other".into();
     let mismatch = app.apply_for_review(&token, &other_type).await;
     mismatch.assert_status(422);
     assert!(mismatch.field_errors().iter().any(|(f, _)| f == "document_type"), "{}", mismatch.text);
@@ -493,10 +493,73 @@ async fn photos_must_be_small_real_jpegs_and_only_a_permit_holder_may_apply_with
     failed_attempt(app, &token, "identity_not_found").await;
     submit(app, &token, &application).await;
 }
-both_stores!(photos_must_be_small_real_jpegs_and_only_a_permit_holder_may_apply_without_an_attempt);
+both_stores!(photos_must_be_small_real_jpegs_and_only_an_other_document_may_apply_without_an_attempt);
+
+/// Source document 001 (港澳台申请人实名核验问题): travel-permit holders verify against the
+/// identity authority first, like ID cards; manual review follows a failure.
+async fn travel_permit_holders_verify_against_the_authority_first(app: &mut TestApp) {
+    let on_record = app.identities()[0].clone();
+    let hk = Registration { document_number: on_record.document_number.clone(), ..Registration::hk_macau_permit() };
+    let (_, token) = app.ready_applicant(hk).await;
+    let passed = app.verify(&token).await;
+    passed.assert_status(200);
+    assert_eq!(passed.str("result"), "passed", "{}", passed.text);
+    assert_eq!(app.me(&token).await.str("real_name_status"), "verified");
+
+    let taiwan = Registration {
+        document_type: "taiwan_permit".into(),
+        document_number: shenfen_tests::hk_macau_permit_number()[1..].to_string(),
+        period: "5y".into(),
+        ..Registration::hk_macau_permit()
+    };
+    let (_, token) = app.ready_applicant(taiwan.clone()).await;
+    let application = ReviewApplication::for_registration(&taiwan, &taiwan.name);
+    app.apply_for_review(&token, &application).await.assert_problem(409, "real_name_verification_required_first");
+    failed_attempt(app, &token, "identity_not_found").await;
+    submit(app, &token, &application).await;
+}
+both_stores!(
+    travel_permit_holders_verify_against_the_authority_first,
+    Settings::with_identities(vec![Identity {
+        document_type: "hk_macau_permit".into(),
+        document_number: shenfen_tests::hk_macau_permit_number(),
+        name: "陈大文".into(),
+        validity_start: String::new(),
+        validity_end: String::new(),
+    }])
+);
+
+/// After a passed verification (or an approved review) the name changes only through support.
+async fn a_verified_name_is_not_changed_by_verifying_again(app: &mut TestApp) {
+    let on_record = app.identities()[0].clone();
+    let (_, token) = app.ready_applicant(on_record.registration(&on_record.name)).await;
+    app.verify(&token).await.assert_status(200);
+    assert_eq!(app.me(&token).await.str("real_name_status"), "verified");
+    // The authority knows the other name too: still refused, and nothing was counted.
+    let other_name = app.identities()[1].name.clone();
+    let again = app.verify_with(&token, &json!({"name": other_name})).await;
+    again.assert_problem(409, "name_change_needs_support");
+    let me = app.me(&token).await;
+    assert_eq!(me.str("name"), on_record.name, "{}", me.text);
+    assert_eq!(me.body["quotas"]["real_name_attempts_left_today"], json!(2), "{}", me.text);
+}
+both_stores!(
+    a_verified_name_is_not_changed_by_verifying_again,
+    Settings::with_identities(vec![Identity::resident("周杰"), Identity::resident("周杰伦")])
+);
+
+/// Source document 004: an `other` document serves record queries only, even approved.
+async fn an_approved_other_document_is_never_eligible_for_business(app: &mut TestApp) {
+    let reviewer = app.staff_member("reviewer").await;
+    let (_, _, token, review_id) = other_holder_with_a_pending_review(app).await;
+    claim_and_decide(app, &reviewer.token, &review_id, "approve", None).await;
+    assert_eq!(app.me(&token).await.str("real_name_status"), "manual_review_approved");
+    app.eligibility(&token).await.assert_problem(403, "document_type_not_eligible");
+}
+both_stores!(an_approved_other_document_is_never_eligible_for_business);
 
 async fn a_fourth_application_in_a_period_waits_for_the_next_period(app: &mut TestApp) {
-    let registration = Registration::hk_macau_permit();
+    let registration = Registration::other();
     let (_, token) = app.ready_applicant(registration.clone()).await;
     let application = ReviewApplication::for_registration(&registration, &registration.name);
     let reviewer = app.staff_member("reviewer").await;
@@ -538,7 +601,7 @@ both_stores!(business_eligibility_asks_for_the_profile_before_the_verification);
 // ---------------------------------------------------------------------------------------------
 
 async fn staff_endpoints_admit_only_staff_of_the_right_role(app: &mut TestApp) {
-    let (registration, _, applicant, review_id) = permit_holder_with_a_pending_review(app).await;
+    let (registration, _, applicant, review_id) = other_holder_with_a_pending_review(app).await;
 
     // No token, a made-up token, an account holder's token.
     app.get("/v1/review-queue").await.assert_problem(401, "unauthenticated");
@@ -697,10 +760,9 @@ async fn an_approval_outlives_a_failed_attempt_and_a_killed_server(app: &mut Tes
     claim_and_decide(app, &reviewer.token, &review_id, "approve", Some("照片清晰，信息一致")).await;
     assert_status_and_name(&app.me(&token).await, "manual_review_approved", "孙悦");
 
-    // A later failed self-verification leaves the approval in force.
-    let failed = app.verify_with(&token, &json!({"name": "孙月"})).await;
-    failed.assert_status(200);
-    assert_eq!(failed.str("result"), "failed", "{}", failed.text);
+    // Verifying the old name again is refused (a proven name changes only through support);
+    // the approval stays in force.
+    app.verify_with(&token, &json!({"name": "孙月"})).await.assert_problem(409, "name_change_needs_support");
     assert_status_and_name(&app.me(&token).await, "manual_review_approved", "孙悦");
     app.eligibility(&token).await.assert_status(200);
 
@@ -717,8 +779,8 @@ async fn an_approval_outlives_a_failed_attempt_and_a_killed_server(app: &mut Tes
     login.assert_status(201);
     assert_eq!(login.str("real_name_status"), "manual_review_approved");
     assert!(queue_item(&app.review_queue(&reviewer.token).await, &review_id).is_none());
-    // The restarted server still answers attempts (here: a permit it cannot check).
-    let (_, other) = app.ready_applicant(Registration::hk_macau_permit()).await;
+    // The restarted server still answers attempts (here: a document it cannot check).
+    let (_, other) = app.ready_applicant(Registration::other()).await;
     app.verify(&other).await.assert_problem(409, "manual_review_required");
 }
 both_stores!(

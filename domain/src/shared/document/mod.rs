@@ -80,10 +80,11 @@ impl DocumentType {
         }
     }
 
-    /// Whether the identity authority can check this document automatically (real-name
-    /// verification). The others (the travel permits and `other`) go to manual review at once.
+    /// Whether the identity authority checks this document (real-name verification first,
+    /// manual review after a failure): every type but `other`, which goes to manual review at
+    /// once (source document 001, 港澳台申请人实名核验问题).
     pub fn auto_verifiable(&self) -> bool {
-        matches!(self, DocumentType::ResidentIdCard | DocumentType::HmtResidencePermit)
+        !matches!(self, DocumentType::Other)
     }
 
     /// Whether numbers of this type are 18 characters that embed a birth date and a checksum.

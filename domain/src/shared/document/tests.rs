@@ -195,8 +195,8 @@ fn document_types_have_snake_case_wire_names() {
     assert_eq!(DocumentType::parse("passport"), None);
     assert!(DocumentType::ResidentIdCard.auto_verifiable());
     assert!(DocumentType::HmtResidencePermit.auto_verifiable());
-    assert!(!DocumentType::HkMacauPermit.auto_verifiable());
-    assert!(!DocumentType::TaiwanPermit.auto_verifiable());
+    assert!(DocumentType::HkMacauPermit.auto_verifiable());
+    assert!(DocumentType::TaiwanPermit.auto_verifiable());
     assert!(!DocumentType::Other.auto_verifiable());
 }
 
