@@ -64,6 +64,11 @@ pub struct Settings {
     /// demo file `api/data/wechat-oauth.csv`) or `http:URL`.
     #[arg(long, env = "SHENFEN_WECHAT", default_value = "reference:")]
     pub wechat: String,
+    /// The CAPTCHA port: `none` (no CAPTCHA), `reference:PATH` (CSV `token,valid`) or `http:URL`
+    /// (POST `{"token"}` → `{"valid": bool}`, 3 s timeout). When set, code requests,
+    /// registrations and logins need a `captcha_token`.
+    #[arg(long, env = "SHENFEN_CAPTCHA", default_value = "none")]
+    pub captcha: String,
     /// Comma-separated CIDRs of reverse proxies: only a request from one of them has its client
     /// address taken from `X-Forwarded-For` (the right-most address that is not a trusted proxy).
     #[arg(long, env = "SHENFEN_TRUSTED_PROXIES", default_value = "")]

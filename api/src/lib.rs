@@ -10,6 +10,7 @@
 pub mod app;
 pub mod authority;
 pub mod blobs;
+pub mod captcha;
 pub mod cli;
 pub mod config;
 pub mod crypto;

@@ -18,7 +18,7 @@ use shenfen_domain::account::Account;
 use shenfen_domain::calendar::WorkingCalendar;
 use shenfen_domain::claim::Claim;
 use shenfen_domain::code::CodeChannel;
-use shenfen_domain::ports::{IdentityAuthority, Wechat};
+use shenfen_domain::ports::{Captcha, IdentityAuthority, Wechat};
 use shenfen_domain::staff::Staff;
 use shenfen_domain::verification::Verification;
 use shenfen_projections::chain::ChainKey;
@@ -67,6 +67,8 @@ pub struct AppState {
     pub claims: Arc<CommandBus<Claim>>,
     pub authority: Box<dyn IdentityAuthority>,
     pub wechat: Box<dyn Wechat>,
+    /// The CAPTCHA port, when one is configured (`SHENFEN_CAPTCHA`).
+    pub captcha: Option<Box<dyn Captcha>>,
     /// Reverse proxies whose `X-Forwarded-For` is believed (`SHENFEN_TRUSTED_PROXIES`).
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub calendar: WorkingCalendar,
@@ -85,6 +87,11 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The CAPTCHA port, if one is configured.
+    pub fn captcha(&self) -> Option<&dyn Captcha> {
+        self.captcha.as_deref()
+    }
+
     /// Waits (bounded) until the named read models have applied `position`, so that the
     /// caller reads its own writes. A timeout is logged and counted, not an error: the
     /// command itself has committed.
@@ -118,6 +125,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<Arc<AppState>> {
         runner::start(&db, projections, &commits, RunnerConfig::default()).await.context("starting the projections")?;
     let authority = crate::authority::from_spec(&settings.identity_authority)?;
     let wechat = crate::wechat::from_spec(&settings.wechat)?;
+    let captcha = crate::captcha::from_spec(&settings.captcha)?;
     let trusted_proxies = crate::extract::parse_trusted_proxies(&settings.trusted_proxies)?;
     let blobs = crate::blobs::BlobStore::open(&settings.blob_dir)?;
     let grace = Duration::from_secs(settings.blob_grace_seconds);
@@ -140,6 +148,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<Arc<AppState>> {
         claims,
         authority,
         wechat,
+        captcha,
         trusted_proxies,
         calendar,
         blobs,

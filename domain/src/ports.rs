@@ -24,6 +24,25 @@ pub trait IdentityAuthority: Send + Sync {
     async fn check(&self, query: &IdentityQuery) -> AuthorityAnswer;
 }
 
+/// What the CAPTCHA service answered for a token the client got by solving the challenge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaptchaAnswer {
+    /// Solved: the request may go on.
+    Passed,
+    /// Unknown, used, expired or failed.
+    Refused,
+    /// The service could not be asked (the request is refused: the check fails closed).
+    Unavailable,
+}
+
+/// The CAPTCHA port (the slider in front of codes, registrations and logins, source document
+/// 000). Adapters must bound their time; a timeout is "unavailable".
+#[async_trait]
+pub trait Captcha: Send + Sync {
+    /// Checks one token.
+    async fn check(&self, token: &str) -> CaptchaAnswer;
+}
+
 /// What the WeChat open platform answered for an OAuth code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WechatAnswer {

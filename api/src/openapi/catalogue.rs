@@ -12,8 +12,20 @@ pub(super) const CATALOGUE: &[(&str, &[Answer])] = &[
         "POST /v1/verification-codes",
         &[
             (409, &["conflict_retry"]),
-            (422, &["invalid_channel", "invalid_mobile", "invalid_purpose", "invalid_type", "required"]),
+            (
+                422,
+                &[
+                    "captcha_failed",
+                    "captcha_required",
+                    "invalid_channel",
+                    "invalid_mobile",
+                    "invalid_purpose",
+                    "invalid_type",
+                    "required",
+                ],
+            ),
             (429, &["code_rate_limited"]),
+            (503, &["captcha_unavailable"]),
         ],
     ),
     (
@@ -24,6 +36,8 @@ pub(super) const CATALOGUE: &[(&str, &[Answer])] = &[
                 422,
                 &[
                     "agreement_required",
+                    "captcha_failed",
+                    "captcha_required",
                     "document_expired",
                     "invalid_channel",
                     "invalid_date",
@@ -42,6 +56,7 @@ pub(super) const CATALOGUE: &[(&str, &[Answer])] = &[
                     "wrong_document_type",
                 ],
             ),
+            (503, &["captcha_unavailable"]),
         ],
     ),
     // A claim is opened (202) on an account in use; a legacy account is registered again (201).
@@ -54,6 +69,8 @@ pub(super) const CATALOGUE: &[(&str, &[Answer])] = &[
                 422,
                 &[
                     "agreement_required",
+                    "captcha_failed",
+                    "captcha_required",
                     "document_expired",
                     "invalid_channel",
                     "invalid_date",
@@ -72,6 +89,7 @@ pub(super) const CATALOGUE: &[(&str, &[Answer])] = &[
                     "wrong_document_type",
                 ],
             ),
+            (503, &["captcha_unavailable"]),
         ],
     ),
     // 409 `conflict_retry` also when the password kept changing under the login.
@@ -81,8 +99,9 @@ pub(super) const CATALOGUE: &[(&str, &[Answer])] = &[
             (401, &["login_failed"]),
             (403, &["legacy_account_must_reregister"]),
             (409, &["conflict_retry"]),
-            (422, &["invalid_type", "required"]),
+            (422, &["captcha_failed", "captcha_required", "invalid_type", "required"]),
             (423, &["account_locked"]),
+            (503, &["captcha_unavailable"]),
         ],
     ),
     // An unknown document type, an unparsable name or a name that does not match: 404 too.

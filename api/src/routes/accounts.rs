@@ -10,6 +10,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use shenfen_domain::account::Account;
 use shenfen_domain::ids;
+use shenfen_domain::ports::Captcha;
 use shenfen_domain::shared::document::{infer_types, DocumentNumber, DocumentType};
 use shenfen_domain::shared::validity::Validity;
 use shenfen_domain::time::cst_date;
@@ -66,6 +67,8 @@ pub struct RegistrationRequest {
     pub mobile: Option<String>,
     #[schema(value_type = CodeInput)]
     pub verification: Option<CodeInput>,
+    /// The token of a solved CAPTCHA; required when the server has one (`SHENFEN_CAPTCHA`).
+    pub captcha_token: Option<String>,
 }
 
 /// A validity with its computed end.
@@ -91,8 +94,9 @@ pub struct Registered {
 }
 
 /// Validates a registration; every bad field is named at once.
-fn parse(body: RegistrationRequest, today: NaiveDate) -> ApiResult<RegistrationInput> {
+fn parse(body: RegistrationRequest, today: NaiveDate, captcha: Option<&dyn Captcha>) -> ApiResult<RegistrationInput> {
     let mut errors = Errors::default();
+    crate::captcha::require(captcha, &mut errors, body.captcha_token.as_deref());
     if body.agreement_accepted != Some(true) {
         errors.add("agreement_accepted", "agreement_required");
     }
@@ -181,7 +185,9 @@ pub async fn register(
     ctx: Ctx,
     AppJson(body): AppJson<RegistrationRequest>,
 ) -> ApiResult<(StatusCode, Json<Registered>)> {
-    let input = parse(body, cst_date(ctx.now))?;
+    let token = body.captcha_token.clone();
+    let input = parse(body, cst_date(ctx.now), state.captcha())?;
+    crate::captcha::check(state.captcha(), token.as_deref()).await?;
     let account = registration::register(&state, &ctx, input).await?;
     Ok((StatusCode::CREATED, Json(Registered::from(account))))
 }
@@ -201,7 +207,9 @@ pub async fn reregister(
     AppJson(body): AppJson<RegistrationRequest>,
 ) -> ApiResult<axum::response::Response> {
     use axum::response::IntoResponse;
-    let input = parse(body, cst_date(ctx.now))?;
+    let token = body.captcha_token.clone();
+    let input = parse(body, cst_date(ctx.now), state.captcha())?;
+    crate::captcha::check(state.captcha(), token.as_deref()).await?;
     Ok(match registration::reregister(&state, &ctx, input).await? {
         Reregistered::Account(account) => (StatusCode::CREATED, Json(Registered::from(account))).into_response(),
         Reregistered::Claim(claim) => {

@@ -30,6 +30,8 @@ pub struct CodeRequest {
     pub channel: Option<String>,
     #[schema(value_type = String, pattern = "^\\s*1[3-9][0-9]{9}\\s*$")]
     pub mobile: Option<String>,
+    /// The token of a solved CAPTCHA; required when the server has one (`SHENFEN_CAPTCHA`).
+    pub captcha_token: Option<String>,
 }
 
 /// When the code expires and when another may be asked for.
@@ -64,7 +66,9 @@ pub async fn request_code(
         parsed
     });
     let mobile = validate::mobile(&mut errors, "mobile", &body.mobile);
+    crate::captcha::require(state.captcha(), &mut errors, body.captcha_token.as_deref());
     errors.finish()?;
+    crate::captcha::check(state.captcha(), body.captcha_token.as_deref()).await?;
     let (Some(purpose), Some(channel), Some(mobile)) = (purpose, channel, mobile) else {
         return Err(ApiError::internal("validated fields missing"));
     };

@@ -26,6 +26,8 @@ pub struct LoginRequest {
     /// Optional: inferred from the number's format when left out.
     #[schema(value_type = Option<crate::openapi::values::DocumentTypeName>)]
     pub document_type: Option<String>,
+    /// The token of a solved CAPTCHA; required when the server has one (`SHENFEN_CAPTCHA`).
+    pub captcha_token: Option<String>,
 }
 
 /// A new session.
@@ -52,7 +54,9 @@ pub async fn log_in(
     let mut errors = crate::validate::Errors::default();
     let number = errors.required("document_number", body.document_number.as_deref()).map(str::to_string);
     let password = errors.required("password", body.password.as_deref()).map(str::to_string);
+    crate::captcha::require(state.captcha(), &mut errors, body.captcha_token.as_deref());
     errors.finish()?;
+    crate::captcha::check(state.captcha(), body.captcha_token.as_deref()).await?;
     let (Some(number), Some(password)) = (number, password) else { return Err(sessions::login_failed()) };
     let doc_type = body.document_type.as_deref();
     let LoggedIn { account_id, token, expires_at, account } =

@@ -3,6 +3,7 @@
 
 mod analytics_audit;
 mod api;
+mod captcha;
 mod common;
 mod crash;
 mod event_store;
