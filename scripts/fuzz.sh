@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
 # The contract gate: schemathesis fuzzes the server from its own `/openapi.json`, once per
-# caller role (anonymous, account holder, reviewer, support, auditor, analyst, admin), each
+# caller role (anonymous, account holder, reviewer, support, auditor, analyst, admin, service), each
 # with a real token, with every check, a fixed seed and a bounded number of examples.
 # Fails on any failure or server error. Runs alone as `scripts/fuzz.sh`; `.ci/run` runs it
 # after the test suite.
 #
 #   FUZZ_EXAMPLES  examples per operation and phase (default 20)
 #   FUZZ_SEED      the seed (default 20261202)
-#   FUZZ_ROLES     the roles to run (default: all seven)
+#   FUZZ_ROLES     the roles to run (default: all eight)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 examples=${FUZZ_EXAMPLES:-20}
 seed=${FUZZ_SEED:-20261202}
-roles=${FUZZ_ROLES:-"anonymous holder reviewer support auditor analyst admin"}
+roles=${FUZZ_ROLES:-"anonymous holder reviewer support auditor analyst admin service"}
 schemathesis_version=4.32.5
 
 # schemathesis, in a virtual environment under target/ (installed once).
@@ -51,7 +51,7 @@ export RUST_LOG=warn
 
 # Staff members, one per role, created before the server starts (the CLI writes to the store).
 staff_password='Fuzz-staff-pass-2026'
-for role in reviewer support auditor analyst admin; do
+for role in reviewer support auditor analyst admin service; do
     printf '%s\n' "$staff_password" | "$shenfen" staff add --username "fuzz_$role" --role "$role" >/dev/null
 done
 

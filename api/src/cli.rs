@@ -36,7 +36,7 @@ enum StaffCommand {
     Add {
         #[arg(long)]
         username: String,
-        /// reviewer, support, auditor, analyst, head_teacher, school_admin or admin.
+        /// reviewer, support, auditor, analyst, head_teacher, school_admin, admin or service.
         #[arg(long)]
         role: String,
         #[command(flatten)]

@@ -20,6 +20,7 @@ use shenfen_domain::claim::Claim;
 use shenfen_domain::code::CodeChannel;
 use shenfen_domain::ports::{Captcha, IdentityAuthority, Wechat};
 use shenfen_domain::staff::Staff;
+use shenfen_domain::support_case::SupportCase;
 use shenfen_domain::verification::Verification;
 use shenfen_projections::chain::ChainKey;
 use shenfen_projections::commits::Commits;
@@ -65,6 +66,7 @@ pub struct AppState {
     pub verifications: Arc<CommandBus<Verification>>,
     pub staff: CommandBus<Staff>,
     pub claims: Arc<CommandBus<Claim>>,
+    pub support_cases: CommandBus<SupportCase>,
     pub authority: Box<dyn IdentityAuthority>,
     pub wechat: Box<dyn Wechat>,
     /// The CAPTCHA port, when one is configured (`SHENFEN_CAPTCHA`).
@@ -146,6 +148,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<Arc<AppState>> {
         verifications,
         staff: CommandBus::new(&db, (), commits.clone()),
         claims,
+        support_cases: CommandBus::new(&db, (), commits.clone()),
         authority,
         wechat,
         captcha,
@@ -188,6 +191,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/password-resets", post(routes::resets::start))
         .route("/v1/password-resets/{reset_id}/deliveries", post(routes::resets::deliver))
         .route("/v1/password-resets/{reset_id}/completion", post(routes::resets::complete))
+        .route(
+            "/v1/support-cases",
+            post(routes::support_cases::open_case).layer(DefaultBodyLimit::max(2 * 1024 * 1024)),
+        )
         .route_layer(middleware::from_fn_with_state(state.clone(), ip_limit));
     let holder = Router::new()
         .route("/v1/sessions/current", delete(routes::sessions::log_out))
@@ -229,6 +236,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/support/accounts/{id}/contact", post(routes::support::change_contact))
         .route("/v1/support/accounts/{id}/corrections", post(routes::support::correct))
         .route("/v1/support/requests/{request_id}/approval", post(routes::support::approve))
+        .route("/v1/support/cases", get(routes::support_cases::list_cases))
+        .route("/v1/support/cases/{id}/reply", post(routes::support_cases::reply_to_case))
+        .route("/v1/support/cases/{id}/photo", get(routes::support_cases::case_photo))
+        .route("/v1/feeds/identity-changes", get(routes::feeds::identity_changes))
         .route("/v1/audit/aggregates/{type}/{id}/events", get(routes::audit::events))
         .route("/v1/audit/aggregates/{type}/{id}/state", get(routes::audit::state))
         .route("/v1/analytics/registrations", get(routes::analytics::registrations))

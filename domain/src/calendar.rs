@@ -7,7 +7,9 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use chrono::{Datelike, NaiveDate, Weekday};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc, Weekday};
+
+use crate::time::{cst_date, cst_midnight};
 
 /// The calendar shipped with Shenfen.
 pub const SHIPPED_CSV: &str = include_str!("../data/cn-calendar.csv");
@@ -116,6 +118,30 @@ impl WorkingCalendar {
             }
         }
         count
+    }
+
+    /// The instant `hours` working hours after `from`: only the hours of working days, in China
+    /// Standard Time, count. Time on a weekend or holiday stands still, so from a non-working day
+    /// the count starts at the next working day's 00:00; `hours` that end exactly at a working
+    /// day's end give the next midnight.
+    pub fn add_working_hours(&self, from: DateTime<Utc>, hours: u32) -> DateTime<Utc> {
+        let mut left = Duration::hours(i64::from(hours));
+        let mut at = from;
+        // A calendar cannot hold ten years without a working day (unlisted dates are Monday to
+        // Friday); the bound only keeps a corrupted one from looping forever.
+        for _ in 0..3660 {
+            let day = cst_date(at);
+            let end_of_day = cst_midnight(day.succ_opt().unwrap_or(day));
+            if self.is_working_day(day) {
+                let rest = end_of_day - at;
+                if left <= rest {
+                    return at + left;
+                }
+                left -= rest;
+            }
+            at = end_of_day;
+        }
+        at + left
     }
 }
 

@@ -14,6 +14,8 @@
 //! - [`claim::Claim`], one stream per re-registration claim: a claimant's proof that they are
 //!   the holder of a document whose account is in use, reviewed before anything changes.
 //! - [`staff::Staff`], one stream per staff member.
+//! - [`support_case::SupportCase`], one stream per support case: what someone who cannot help
+//!   themselves wrote to support, and the agents' replies.
 //!
 //! Time and secrets never come from inside `handle`/`apply`: commands carry the instant and
 //! the already-hashed secrets, so every rule is a pure function of events and command.
@@ -29,6 +31,7 @@ pub mod metadata;
 pub mod ports;
 pub mod shared;
 pub mod staff;
+pub mod support_case;
 pub mod time;
 pub mod verification;
 
@@ -57,4 +60,8 @@ impl StateVersion for claim::Claim {
 
 impl StateVersion for staff::Staff {
     const STATE_VERSION: u32 = 2;
+}
+
+impl StateVersion for support_case::SupportCase {
+    const STATE_VERSION: u32 = 1;
 }

@@ -7,6 +7,7 @@ use serde_json::Value;
 use shenfen_domain::account::Account;
 use shenfen_domain::code::CodeChannel;
 use shenfen_domain::staff::Staff;
+use shenfen_domain::support_case::SupportCase;
 use shenfen_domain::verification::Verification;
 
 use crate::chain::{BrokenLink, ChainKey, Link, Verifier};
@@ -15,12 +16,12 @@ use crate::log::{Position, StoredEvent};
 use crate::seal::{Head, Seal};
 
 /// The aggregate types auditors may read.
-pub const TYPES: [&str; 4] = ["account", "verification", "staff", "code_channel"];
+pub const TYPES: [&str; 5] = ["account", "verification", "staff", "code_channel", "support_case"];
 
 /// Why an audit read failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
-    #[error("unknown aggregate type {0} (expected account, verification, staff or code_channel)")]
+    #[error("unknown aggregate type {0} (expected account, verification, staff, code_channel or support_case)")]
     UnknownType(String),
     #[error("event {sequence} does not decode: {message}")]
     Decode { sequence: i64, message: String },
@@ -79,6 +80,7 @@ pub fn state_as_of(
         "verification" => fold::<Verification>(events, as_of),
         "staff" => fold::<Staff>(events, as_of),
         "code_channel" => fold::<CodeChannel>(events, as_of),
+        "support_case" => fold::<SupportCase>(events, as_of),
         other => Err(AuditError::UnknownType(other.to_string())),
     }
 }

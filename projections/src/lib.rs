@@ -1,7 +1,8 @@
 //! Everything below the binaries that touches the database: opening a store of either
 //! backend ([`db`]), the cqrs-es event store and command bus ([`store`]), reading the log in
 //! global order ([`log`]), the catch-up projection runner ([`runner`]), the read models
-//! ([`account_view`], [`quotas`], [`review_queue`], [`claims`], [`photo_refs`]), the
+//! ([`account_view`], [`quotas`], [`review_queue`], [`claims`], [`photo_refs`],
+//! [`support_cases`]), the
 //! [`identity`] process manager, and the outbox of messages ([`outbox`]).
 
 pub mod account_view;
@@ -13,6 +14,7 @@ pub mod checkpoint;
 pub mod claims;
 pub mod commits;
 pub mod db;
+pub mod feed;
 pub mod handover;
 pub mod identity;
 pub mod log;
@@ -25,6 +27,7 @@ pub mod runner;
 pub mod seal;
 pub mod snapshots;
 pub mod store;
+pub mod support_cases;
 
 use std::sync::Arc;
 
@@ -38,5 +41,7 @@ pub fn read_models() -> Vec<Arc<dyn runner::Projection>> {
         Arc::new(analytics::Analytics::new()),
         Arc::new(photo_refs::PhotoRefs),
         Arc::new(claims::Claims),
+        Arc::new(feed::IdentityChanges),
+        Arc::new(support_cases::SupportCases),
     ]
 }

@@ -1,9 +1,13 @@
 //! `photo_refs`: the digests of the photos the log references (the three photos of every
-//! manual-review application). The blob sweeper deletes stored photos that are not listed
-//! here after a grace period, so uploads whose command was refused cannot fill the disk.
+//! manual-review application and of every re-registration claim's proof, the handheld photo of
+//! every support case). The blob sweeper
+//! deletes stored photos that are not listed here after a grace period, so uploads whose
+//! command was refused cannot fill the disk.
 
 use async_trait::async_trait;
 use serde::Deserialize;
+use shenfen_domain::claim::{Claim, ClaimEvent};
+use shenfen_domain::support_case::{SupportCase, SupportCaseEvent};
 use shenfen_domain::verification::{Verification, VerificationEvent};
 
 use crate::db::{Db, DbTx};
@@ -18,8 +22,9 @@ impl PhotoRefs {
     /// The projection's name.
     pub const NAME: &'static str = "photo_refs";
 
-    /// Whether every application committed so far has been read (so [`is_referenced`](Self::is_referenced)
-    /// knows all their photos): none is readable after the checkpoint.
+    /// Whether every application and support case committed so far has been read (so
+    /// [`is_referenced`](Self::is_referenced) knows all their photos): none is readable after
+    /// the checkpoint.
     pub async fn caught_up(db: &Db) -> Result<bool, sqlx::Error> {
         let at = crate::checkpoint::read(db, Self::NAME).await?;
         let row: Option<(i64,)> = match db {
@@ -29,7 +34,9 @@ impl PhotoRefs {
                 "SELECT CAST(1 AS BIGINT) FROM events
                   WHERE (transaction_id, global_position) > ($1::text::xid8, $2)
                     AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-                    AND aggregate_type = 'verification' AND event_type = 'ApplicationSubmitted'
+                    AND ((aggregate_type = 'verification' AND event_type = 'ApplicationSubmitted')
+                      OR (aggregate_type = 'claim' AND event_type = 'ProofSubmitted')
+                      OR (aggregate_type = 'support_case' AND event_type = 'Opened'))
                   LIMIT 1",
                 at.tx.to_string(),
                 at.pos
@@ -38,7 +45,10 @@ impl PhotoRefs {
                 db,
                 (i64,),
                 "SELECT CAST(1 AS BIGINT) FROM events
-                  WHERE global_position > $1 AND aggregate_type = 'verification' AND event_type = 'ApplicationSubmitted'
+                  WHERE global_position > $1
+                    AND ((aggregate_type = 'verification' AND event_type = 'ApplicationSubmitted')
+                      OR (aggregate_type = 'claim' AND event_type = 'ProofSubmitted')
+                      OR (aggregate_type = 'support_case' AND event_type = 'Opened'))
                   LIMIT 1",
                 at.pos
             )?,
@@ -61,7 +71,9 @@ impl Projection for PhotoRefs {
     }
 
     fn wants(&self, e: EventKind<'_>) -> bool {
-        e.aggregate_type == "verification" && e.event_type == "ApplicationSubmitted"
+        (e.aggregate_type == "verification" && e.event_type == "ApplicationSubmitted")
+            || (e.aggregate_type == "claim" && e.event_type == "ProofSubmitted")
+            || (e.aggregate_type == "support_case" && e.event_type == "Opened")
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -69,11 +81,32 @@ impl Projection for PhotoRefs {
     }
 
     async fn apply(&self, tx: &mut DbTx, e: &StoredEvent) -> Result<(), ProjectionError> {
-        if e.aggregate_type != <Verification as cqrs_es::Aggregate>::TYPE {
+        if e.aggregate_type == <SupportCase as cqrs_es::Aggregate>::TYPE {
+            let event = SupportCaseEvent::deserialize(&e.payload).map_err(|err| ProjectionError::decode(e, err))?;
+            if let SupportCaseEvent::Opened { photo_handheld, at, .. } = event {
+                exec!(tx tx,
+                    "INSERT INTO photo_refs (digest, referenced_at) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING",
+                    photo_handheld, at)?;
+            }
             return Ok(());
         }
-        let event = VerificationEvent::deserialize(&e.payload).map_err(|err| ProjectionError::decode(e, err))?;
-        if let VerificationEvent::ApplicationSubmitted { photos, at, .. } = event {
+        let submitted = match e.aggregate_type.as_str() {
+            t if t == <Verification as cqrs_es::Aggregate>::TYPE => {
+                match VerificationEvent::deserialize(&e.payload).map_err(|err| ProjectionError::decode(e, err))? {
+                    VerificationEvent::ApplicationSubmitted { photos, at, .. } => Some((photos, at)),
+                    _ => None,
+                }
+            }
+            // A claimant's proof: the reviewer must still see it after the grace period.
+            t if t == <Claim as cqrs_es::Aggregate>::TYPE => {
+                match ClaimEvent::deserialize(&e.payload).map_err(|err| ProjectionError::decode(e, err))? {
+                    ClaimEvent::ProofSubmitted { photos, at, .. } => Some((photos, at)),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        if let Some((photos, at)) = submitted {
             for digest in [photos.front, photos.back, photos.handheld] {
                 exec!(tx tx,
                     "INSERT INTO photo_refs (digest, referenced_at) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING",

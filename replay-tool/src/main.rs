@@ -58,7 +58,7 @@ enum Verb {
     /// Every event of one stream, readable (password and secret hashes redacted).
     #[command(after_help = EXIT_CODES)]
     History {
-        /// The aggregate type: account, verification, staff or code_channel.
+        /// The aggregate type: account, verification, staff, code_channel or support_case.
         #[arg(value_name = "TYPE")]
         aggregate_type: String,
         /// The aggregate id.
@@ -71,7 +71,7 @@ enum Verb {
     /// A stream's state folded from its events up to an instant, as JSON (redacted).
     #[command(after_help = EXIT_CODES)]
     State {
-        /// The aggregate type: account, verification, staff or code_channel.
+        /// The aggregate type: account, verification, staff, code_channel or support_case.
         #[arg(value_name = "TYPE")]
         aggregate_type: String,
         /// The aggregate id.

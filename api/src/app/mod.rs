@@ -9,6 +9,7 @@ pub mod profile;
 pub mod registration;
 pub mod review;
 pub mod sessions;
+pub mod support_cases;
 
 use shenfen_projections::identity::IdentityProcess;
 use shenfen_projections::log::Position;

@@ -6,6 +6,7 @@ use shenfen_domain::account::AccountError;
 use shenfen_domain::claim::ClaimError;
 use shenfen_domain::code::CodeError;
 use shenfen_domain::staff::StaffError;
+use shenfen_domain::support_case::SupportCaseError;
 use shenfen_domain::verification::VerificationError;
 use shenfen_projections::store::BusError;
 
@@ -211,5 +212,17 @@ impl From<ClaimError> for ApiError {
             _ => ApiError::new(status, err.code(), en, zh),
         };
         ApiError { detail_en: en.into(), detail_zh: zh.into(), ..problem }
+    }
+}
+
+/// The problem for a refused support-case command.
+impl From<SupportCaseError> for ApiError {
+    fn from(err: SupportCaseError) -> Self {
+        let status = ApiError::status_of(err.kind());
+        let (en, zh): (&str, &str) = match &err {
+            SupportCaseError::NotFound => ("No such support case.", "该客服工单不存在。"),
+            SupportCaseError::AlreadyOpen => ("This support case is already open.", "该客服工单已存在。"),
+        };
+        ApiError::new(status, err.code(), en, zh)
     }
 }

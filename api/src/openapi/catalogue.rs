@@ -136,6 +136,31 @@ pub(super) const CATALOGUE: &[(&str, &[Answer])] = &[
             (422, &["invalid_type", "password_mismatch", "required", "weak_password"]),
         ],
     ),
+    // 409 `case_already_open` only if a new random case id collided with an existing one.
+    (
+        "POST /v1/support-cases",
+        &[
+            (409, &["case_already_open", "conflict_retry"]),
+            (
+                422,
+                &[
+                    "invalid_document_number",
+                    "invalid_document_type",
+                    "invalid_email",
+                    "invalid_kind",
+                    "invalid_mobile",
+                    "invalid_name",
+                    "photo_missing",
+                    "photo_not_jpeg",
+                    "photo_too_large",
+                    "required",
+                    "too_long",
+                    "unknown_field",
+                    "wrong_document_type",
+                ],
+            ),
+        ],
+    ),
     // The account holder. A session that ended meanwhile is 401 `unauthenticated` (the token's).
     ("DELETE /v1/sessions/current", &[(409, &["conflict_retry"])]),
     ("GET /v1/me", &[]),
@@ -269,6 +294,8 @@ pub(super) const CATALOGUE: &[(&str, &[Answer])] = &[
     ),
     // The claimant (claim token).
     ("GET /v1/claims/current", &[]),
+    // A downstream service (staff role `service`).
+    ("GET /v1/feeds/identity-changes", &[(403, &["forbidden"]), (422, &["invalid_cursor", "invalid_limit"])]),
     // 409 `manual_review_pending`: the proof is already with a reviewer; `claim_not_open`: decided.
     (
         "POST /v1/claims/current/manual-review",
@@ -384,7 +411,19 @@ pub(super) const CATALOGUE: &[(&str, &[Answer])] = &[
             (403, &["forbidden", "legacy_account_must_reregister"]),
             (404, &["account_not_found"]),
             (409, &["conflict_retry"]),
-            (422, &["invalid_email", "invalid_mobile", "invalid_type", "nothing_to_change", "required", "too_long"]),
+            (
+                422,
+                &[
+                    "case_of_another_account",
+                    "invalid_email",
+                    "invalid_mobile",
+                    "invalid_type",
+                    "nothing_to_change",
+                    "required",
+                    "too_long",
+                    "unknown_case",
+                ],
+            ),
         ],
     ),
     (
@@ -393,7 +432,18 @@ pub(super) const CATALOGUE: &[(&str, &[Answer])] = &[
             (403, &["forbidden"]),
             (404, &["account_not_found"]),
             (409, &["conflict_retry", "profile_incomplete"]),
-            (422, &["invalid_gender", "invalid_name", "invalid_type", "required", "too_long"]),
+            (
+                422,
+                &[
+                    "case_of_another_account",
+                    "invalid_gender",
+                    "invalid_name",
+                    "invalid_type",
+                    "required",
+                    "too_long",
+                    "unknown_case",
+                ],
+            ),
         ],
     ),
     // 403 `legacy_account_must_reregister`/404 `account_not_found`: a request id forged for a
@@ -406,6 +456,18 @@ pub(super) const CATALOGUE: &[(&str, &[Answer])] = &[
             (409, &["conflict_retry", "same_agent"]),
         ],
     ),
+    ("GET /v1/support/cases", &[(403, &["forbidden"]), (422, &["invalid_status"])]),
+    // A malformed case id is 404 `case_not_found` too (here and for the photo).
+    (
+        "POST /v1/support/cases/{id}/reply",
+        &[
+            (403, &["forbidden"]),
+            (404, &["case_not_found"]),
+            (409, &["conflict_retry"]),
+            (422, &["invalid_type", "required", "too_long"]),
+        ],
+    ),
+    ("GET /v1/support/cases/{id}/photo", &[(403, &["forbidden"]), (404, &["case_not_found"])]),
     (
         "GET /v1/audit/aggregates/{type}/{id}/events",
         &[(403, &["forbidden"]), (404, &["aggregate_not_found", "unknown_aggregate_type"])],

@@ -54,6 +54,10 @@ use crate::routes;
         routes::support::change_contact,
         routes::support::correct,
         routes::support::approve,
+        routes::support_cases::open_case,
+        routes::support_cases::list_cases,
+        routes::support_cases::reply_to_case,
+        routes::support_cases::case_photo,
         routes::analytics::registrations,
         routes::analytics::verification_attempts,
         routes::analytics::verification_failures,
@@ -63,6 +67,7 @@ use crate::routes;
         routes::analytics::overdue,
         routes::audit::events,
         routes::audit::state,
+        routes::feeds::identity_changes,
         routes::ops::healthz,
         routes::ops::readyz,
         routes::ops::metrics,
@@ -110,6 +115,7 @@ fn security_of(operation: &str, tag: &str) -> Option<Value> {
         "support" => staff(&["support"]),
         "analyst" => staff(&["analyst"]),
         "auditor" => staff(&["auditor"]),
+        "service" => staff(&["service"]),
         "staff" if operation.contains("/v1/staff/accounts") => staff(&["admin"]),
         "staff" if operation == "POST /v1/staff/sessions" => None,
         "staff" => staff(&[]),
@@ -284,6 +290,8 @@ mod tests {
         assert_eq!(security("GET /v1/claims/current"), json!([{"claim_token": []}]));
         assert_eq!(security("POST /v1/sessions"), Value::Null);
         assert_eq!(security("POST /v1/staff/sessions"), Value::Null);
+        assert_eq!(security("POST /v1/support-cases"), Value::Null);
+        assert_eq!(security("POST /v1/support/cases/{id}/reply"), json!([{"staff": ["support"]}]));
     }
 
     #[test]

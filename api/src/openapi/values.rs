@@ -11,6 +11,7 @@ use shenfen_domain::shared::document::DocumentType;
 use shenfen_domain::shared::person::Gender;
 use shenfen_domain::shared::validity::ValidityPeriod;
 use shenfen_domain::staff::Role;
+use shenfen_domain::support_case::{CaseKind, CaseStatus};
 
 /// A reviewer's decisions (`POST /v1/manual-reviews/{id}/decision`).
 pub const DECISIONS: [&str; 2] = ["approve", "reject"];
@@ -53,4 +54,10 @@ wire_names! {
     RoleName: "A staff role." => Role::ALL.map(|r| r.as_str());
     /// A reviewer's decision.
     DecisionName: "A reviewer's decision." => DECISIONS;
+    /// What an item of the identity-changes feed says changed.
+    ChangeKindName: "What changed." => shenfen_projections::feed::kind::ALL;
+    /// What a support case asks for.
+    SupportCaseKindName: "What a support case asks for." => CaseKind::ALL.map(|k| k.as_str());
+    /// Where a support case stands.
+    SupportCaseStatusName: "Where a support case stands." => CaseStatus::ALL.map(|s| s.as_str());
 }

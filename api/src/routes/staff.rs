@@ -90,7 +90,7 @@ pub async fn log_in(
 pub struct NewStaff {
     #[schema(value_type = String, pattern = "^\\s*[a-z0-9._-]{3,32}\\s*$")]
     pub username: Option<String>,
-    /// `reviewer`, `support`, `auditor`, `analyst`, `head_teacher`, `school_admin` or `admin`.
+    /// `reviewer`, `support`, `auditor`, `analyst`, `head_teacher`, `school_admin`, `admin` or `service`.
     #[schema(value_type = crate::openapi::values::RoleName)]
     pub role: Option<String>,
     #[schema(value_type = String, min_length = 8, max_length = 32)]

@@ -1,7 +1,8 @@
 //! Support agents (客服): account lookup, contact changes and corrections, each change an
-//! event naming the agent, the reason and the evidence. A support agent alone cannot move an
-//! account's contacts: a contact change is a request that a second agent approves; when it
-//! applies, the old mobile and e-mail are told and pending password resets end.
+//! event naming the agent, the reason and the evidence (which may be a support case, see
+//! [`super::support_cases`]). A support agent alone cannot move an account's contacts: a
+//! contact change is a request that a second agent approves; when it applies, the old mobile
+//! and e-mail are told and pending password resets end.
 
 use std::sync::Arc;
 
@@ -85,7 +86,8 @@ pub struct ContactChange {
     pub email: Option<String>,
     #[schema(value_type = String, min_length = 1)]
     pub reason: Option<String>,
-    /// A reference to the evidence (e.g. the photo of the holder with the ID card).
+    /// A reference to the evidence (e.g. the photo of the holder with the ID card); a support
+    /// case id (`spc_…`) must name a case opened for this account's document.
     #[schema(value_type = String, min_length = 1)]
     pub evidence_ref: Option<String>,
 }
@@ -104,6 +106,19 @@ fn action(
         }
     }
     Some(SupportAction { agent: staff.staff_id.clone(), reason: reason?, evidence_ref: evidence_ref? })
+}
+
+/// An `evidence_ref` that names a support case (`spc_…`) must name one that was opened for this
+/// account's document: 422 `unknown_case` or `case_of_another_account` otherwise. Any other
+/// reference is free text.
+async fn check_case(state: &AppState, errors: &mut Errors, evidence: Option<&str>, account_id: &str) -> ApiResult<()> {
+    let Some(evidence) = evidence.filter(|_| !errors.0.iter().any(|e| e.field == "evidence_ref")) else {
+        return Ok(());
+    };
+    if let Some(code) = crate::app::support_cases::evidence_problem(state, evidence, account_id).await? {
+        errors.add("evidence_ref", code);
+    }
+    Ok(())
 }
 
 async fn run(
@@ -146,6 +161,7 @@ pub async fn change_contact(
         errors.add("mobile", "required");
     }
     let by = action(&mut errors, &staff, body.reason.as_deref(), body.evidence_ref.as_deref());
+    check_case(&state, &mut errors, body.evidence_ref.as_deref(), &account_id).await?;
     errors.finish()?;
     let by = by.ok_or_else(|| ApiError::internal("validated action missing"))?;
     let request_id = crate::ids::id_for("scr_", &account_id);
@@ -194,6 +210,8 @@ pub struct Correction {
     pub name: Option<String>,
     #[schema(value_type = String, min_length = 1)]
     pub reason: Option<String>,
+    /// A reference to the evidence; a support case id (`spc_…`) must name a case opened for this
+    /// account's document.
     #[schema(value_type = String, min_length = 1)]
     pub evidence_ref: Option<String>,
 }
@@ -223,6 +241,7 @@ pub async fn correct(
         errors.add("name", "required");
     }
     let by = action(&mut errors, &staff, body.reason.as_deref(), body.evidence_ref.as_deref());
+    check_case(&state, &mut errors, body.evidence_ref.as_deref(), &account_id).await?;
     errors.finish()?;
     let by = by.ok_or_else(|| ApiError::internal("validated action missing"))?;
     run(

@@ -257,12 +257,9 @@ pub fn parse_review_form(
     }
     let mut good = Vec::new();
     for part in ["photo_front", "photo_back", "photo_handheld"] {
-        match form.files.remove(part) {
-            None => errors.add(part, "photo_missing"),
-            Some(bytes) if bytes.is_empty() => errors.add(part, "photo_missing"),
-            Some(bytes) if bytes.len() >= MAX_PHOTO_BYTES => errors.add(part, "photo_too_large"),
-            Some(bytes) if !crate::blobs::is_jpeg(&bytes) => errors.add(part, "photo_not_jpeg"),
-            Some(bytes) => good.push(bytes),
+        match check_photo(form.files.remove(part)) {
+            Ok(bytes) => good.push(bytes),
+            Err(code) => errors.add(part, code),
         }
     }
     errors.finish()?;
@@ -272,6 +269,19 @@ pub fn parse_review_form(
         return Err(ApiError::invalid(vec![FieldError { field: "form".into(), code: "invalid".into(), hint: None }]));
     };
     Ok(ValidForm { document_type, name, validity, photos })
+}
+
+/// A photo part as every form checks it: sent and not empty (`photo_missing`), under
+/// [`MAX_PHOTO_BYTES`] (`photo_too_large`), and a JPEG by its content, whatever its name or
+/// declared type (`photo_not_jpeg`).
+pub fn check_photo(part: Option<Vec<u8>>) -> Result<Vec<u8>, &'static str> {
+    match part {
+        None => Err("photo_missing"),
+        Some(bytes) if bytes.is_empty() => Err("photo_missing"),
+        Some(bytes) if bytes.len() >= MAX_PHOTO_BYTES => Err("photo_too_large"),
+        Some(bytes) if !crate::blobs::is_jpeg(&bytes) => Err("photo_not_jpeg"),
+        Some(bytes) => Ok(bytes),
+    }
 }
 
 /// The holder's applications, newest first.

@@ -102,6 +102,8 @@ impl Account {
         };
         sink.write(event, self).await;
         self.revoke_sessions(None, at, sink).await;
+        // The name and validity were replaced.
+        self.require_resubmission("reregistered", at, sink).await;
         Ok(())
     }
 
@@ -191,6 +193,14 @@ impl Account {
         self.edit_profile(input.ethnicity, validity, now, sink).await
     }
 
+    /// Tells downstream services that applications made with the identity information as it
+    /// was must be resubmitted (source document 001: after a change in 个人信息中心, 报名信息
+    /// must be confirmed again). Written after every change of name, validity, ethnicity,
+    /// gender, birth date or permit fields, by the holder, by support, or by a verification.
+    async fn require_resubmission(&mut self, reason: &str, now: DateTime<Utc>, sink: &Sink) {
+        sink.write(AccountEvent::ResubmissionRequired { reason: reason.into(), at: now }, self).await;
+    }
+
     async fn edit_profile(
         &mut self,
         ethnicity: Option<crate::shared::ethnicity::Ethnicity>,
@@ -203,6 +213,7 @@ impl Account {
         let validity = validity.filter(|v| Some(v) != self.validity.as_ref());
         if ethnicity.is_some() || validity.is_some() {
             sink.write(AccountEvent::ProfileEdited { ethnicity, validity, email: None, at: now }, self).await;
+            self.require_resubmission("profile_edited", now, sink).await;
         }
         Ok(())
     }
@@ -326,14 +337,18 @@ impl Account {
         }
         let name = name.filter(|n| Some(n) != self.name.as_ref());
         let validity = validity.filter(|v| Some(v) != self.validity.as_ref());
-        let name_changed = name.is_some();
+        let reason = match (&name, &validity) {
+            (Some(_), _) => Some("name_changed"),
+            (None, Some(_)) => Some("validity_changed"),
+            (None, None) => None,
+        };
         if name.is_some() || validity.is_some() {
             sink.write(AccountEvent::VerifiedIdentityApplied { name, validity, verification_sequence, at: now }, self)
                 .await;
         }
         sink.write(AccountEvent::RealNameStatusChanged { status, verification_sequence, at: now }, self).await;
-        if name_changed {
-            sink.write(AccountEvent::ResubmissionRequired { reason: "name_changed".into(), at: now }, self).await;
+        if let Some(reason) = reason {
+            self.require_resubmission(reason, now, sink).await;
         }
         Ok(())
     }
@@ -389,12 +404,10 @@ impl Account {
         }
         let gender = gender.filter(|g| self.profile.as_ref().and_then(|p| p.gender) != Some(*g));
         let name = name.filter(|n| Some(n) != self.name.as_ref());
-        let verified_name_changed = name.is_some() && self.real_name_status.is_proven();
+        let reason = if name.is_some() { "name_corrected" } else { "gender_corrected" };
         if gender.is_some() || name.is_some() {
             sink.write(AccountEvent::CorrectedBySupport { gender, name, by, at: now }, self).await;
-        }
-        if verified_name_changed {
-            sink.write(AccountEvent::ResubmissionRequired { reason: "name_corrected".into(), at: now }, self).await;
+            self.require_resubmission(reason, now, sink).await;
         }
         Ok(())
     }

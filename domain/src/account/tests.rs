@@ -314,12 +314,10 @@ async fn after_completion_the_gender_is_not_modifiable_but_the_ethnicity_is() {
         .given(vec![registered(), completed])
         .when_async(update(ProfileInput { ethnicity: Some(eth("02")), ..Default::default() }))
         .await
-        .then_expect_events(vec![AccountEvent::ProfileEdited {
-            ethnicity: Some(eth("02")),
-            validity: None,
-            email: None,
-            at: t(2, 0, 0),
-        }]);
+        .then_expect_events(vec![
+            AccountEvent::ProfileEdited { ethnicity: Some(eth("02")), validity: None, email: None, at: t(2, 0, 0) },
+            AccountEvent::ResubmissionRequired { reason: "profile_edited".into(), at: t(2, 0, 0) },
+        ]);
 }
 
 #[tokio::test]
@@ -477,6 +475,7 @@ async fn reregistration_supersedes_credentials_and_ends_sessions() {
                 claim_id: None,
             },
             AccountEvent::SessionsRevoked { kept: None, at: t(4, 0, 0) },
+            AccountEvent::ResubmissionRequired { reason: "reregistered".into(), at: t(4, 0, 0) },
         ]);
     Fx::with(())
         .given_no_previous_events()
@@ -629,6 +628,25 @@ async fn correcting_a_verified_name_tells_downstream_services() {
     };
     Fx::with(())
         .given(vec![registered(), verified])
+        .when_async(AccountCommand::SupportCorrect(SupportCorrect {
+            gender: None,
+            name: Some(name("张叁")),
+            by: support_action("agent-1"),
+            now: t(2, 0, 0),
+        }))
+        .await
+        .then_expect_events(vec![
+            AccountEvent::CorrectedBySupport {
+                gender: None,
+                name: Some(name("张叁")),
+                by: support_action("agent-1"),
+                at: t(2, 0, 0),
+            },
+            AccountEvent::ResubmissionRequired { reason: "name_corrected".into(), at: t(2, 0, 0) },
+        ]);
+    // Verified or not: every change of identity information is told.
+    Fx::with(())
+        .given(vec![registered()])
         .when_async(AccountCommand::SupportCorrect(SupportCorrect {
             gender: None,
             name: Some(name("张叁")),

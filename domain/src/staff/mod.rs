@@ -25,11 +25,13 @@ pub enum Role {
     HeadTeacher,
     SchoolAdmin,
     Admin,
+    /// A downstream service reading the identity-changes feed.
+    Service,
 }
 
 impl Role {
     /// Every role.
-    pub const ALL: [Role; 7] = [
+    pub const ALL: [Role; 8] = [
         Role::Reviewer,
         Role::Support,
         Role::Auditor,
@@ -37,6 +39,7 @@ impl Role {
         Role::HeadTeacher,
         Role::SchoolAdmin,
         Role::Admin,
+        Role::Service,
     ];
 
     /// The wire name.
@@ -49,6 +52,7 @@ impl Role {
             Role::HeadTeacher => "head_teacher",
             Role::SchoolAdmin => "school_admin",
             Role::Admin => "admin",
+            Role::Service => "service",
         }
     }
 

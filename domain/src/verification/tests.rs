@@ -72,7 +72,7 @@ fn submitted(id: &str, at: DateTime<Utc>) -> VerificationEvent {
     VerificationEvent::ApplicationSubmitted {
         account_id: "acc".into(),
         review_id: id.into(),
-        document_type: DocumentType::HkMacauPermit,
+        document_type: DocumentType::Other,
         name: name(),
         validity: validity(),
         photos: photos(),
@@ -186,13 +186,10 @@ async fn an_id_card_needs_a_failed_attempt_before_manual_review() {
 }
 
 #[tokio::test]
-async fn a_permit_may_apply_at_once_and_then_nothing_else_while_pending() {
+async fn an_other_document_may_apply_at_once_and_then_nothing_else_while_pending() {
     let at = cst(2026, 5, 10, 9, 0, 0);
-    let result = Fx::with(())
-        .given_no_previous_events()
-        .when_async(apply("r1", DocumentType::HkMacauPermit, at))
-        .await
-        .inspect_result();
+    let result =
+        Fx::with(()).given_no_previous_events().when_async(apply("r1", DocumentType::Other, at)).await.inspect_result();
     assert!(result.is_ok());
     Fx::with(())
         .given(vec![submitted("r1", at)])
@@ -201,7 +198,7 @@ async fn a_permit_may_apply_at_once_and_then_nothing_else_while_pending() {
         .then_expect_error(VerificationError::ManualReviewPending);
     Fx::with(())
         .given(vec![submitted("r1", at)])
-        .when_async(apply("r2", DocumentType::HkMacauPermit, at))
+        .when_async(apply("r2", DocumentType::Other, at))
         .await
         .then_expect_error(VerificationError::ManualReviewPending);
 }
@@ -218,14 +215,14 @@ async fn the_fourth_application_of_a_period_waits_for_the_first_of_september() {
     ];
     Fx::with(())
         .given(given.clone())
-        .when_async(apply("r4", DocumentType::HkMacauPermit, cst(2026, 8, 31, 23, 59, 59)))
+        .when_async(apply("r4", DocumentType::Other, cst(2026, 8, 31, 23, 59, 59)))
         .await
         .then_expect_error(VerificationError::PeriodQuotaExhausted {
             next_period_start: NaiveDate::from_ymd_opt(2026, 9, 1).unwrap_or_default(),
         });
     let result = Fx::with(())
         .given(given)
-        .when_async(apply("r4", DocumentType::HkMacauPermit, cst(2026, 9, 1, 0, 0, 0)))
+        .when_async(apply("r4", DocumentType::Other, cst(2026, 9, 1, 0, 0, 0)))
         .await
         .inspect_result();
     assert!(result.is_ok());
@@ -243,14 +240,14 @@ async fn the_autumn_period_ends_on_the_thirty_first_of_december() {
     ];
     Fx::with(())
         .given(given.clone())
-        .when_async(apply("r4", DocumentType::HkMacauPermit, cst(2026, 12, 31, 23, 59, 59)))
+        .when_async(apply("r4", DocumentType::Other, cst(2026, 12, 31, 23, 59, 59)))
         .await
         .then_expect_error(VerificationError::PeriodQuotaExhausted {
             next_period_start: NaiveDate::from_ymd_opt(2027, 1, 1).unwrap_or_default(),
         });
     let result = Fx::with(())
         .given(given)
-        .when_async(apply("r4", DocumentType::HkMacauPermit, cst(2027, 1, 1, 0, 0, 0)))
+        .when_async(apply("r4", DocumentType::Other, cst(2027, 1, 1, 0, 0, 0)))
         .await
         .inspect_result();
     assert!(result.is_ok());

@@ -206,7 +206,7 @@ both_stores!(a_client_that_hangs_up_mid_verification_gets_no_free_attempt, Setti
 // Photos
 // ---------------------------------------------------------------------------------------------
 
-fn stored_blobs(app: &TestApp) -> usize {
+pub(crate) fn stored_blobs(app: &TestApp) -> usize {
     let root = app.dir().join("blobs");
     std::fs::read_dir(&root)
         .map(|shards| {

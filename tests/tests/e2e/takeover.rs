@@ -438,3 +438,32 @@ both_stores!(
     request_ids_reset_links_and_the_metrics_port,
     Settings::defaults().env("SHENFEN_METRICS_LISTEN", "127.0.0.1:0")
 );
+
+/// A claimant's proof stays with the reviewer after the blob sweeper's grace period (the
+/// photos of a refused second proof are swept; the proof's are referenced by the claim stream).
+async fn a_claims_proof_photos_outlive_the_sweepers_grace_period(app: &mut TestApp) {
+    let holder = app.register_account().await;
+    let (_, token, claimant) = open_claim(app, &holder).await;
+    let proof = submit_proof(app, &token, &claimant).await;
+    proof.assert_status(201);
+    let review_id = proof.str("review_id");
+    let stored = crate::integrity::stored_blobs(app);
+    let refused = ReviewApplication::for_registration(&claimant, &claimant.name);
+    app.post_multipart_as(&token, "/v1/claims/current/manual-review", refused.form()).await.assert_status(409);
+    assert_eq!(crate::integrity::stored_blobs(app), stored + 3, "the refused proof's photos were stored");
+
+    let swept = async {
+        while crate::integrity::stored_blobs(app) != stored {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(20), swept).await.expect("the refused photos were swept");
+    let reviewer = app.staff_member("reviewer").await;
+    for which in ["front", "back", "handheld"] {
+        app.review_photo(&reviewer.token, &review_id, which).await.assert_status(200);
+    }
+}
+both_stores!(
+    a_claims_proof_photos_outlive_the_sweepers_grace_period,
+    Settings::defaults().env("SHENFEN_BLOB_GRACE_SECONDS", "2")
+);

@@ -1,0 +1,11 @@
+-- The identity-changes feed for downstream services (projection `identity_changes`): one row
+-- per change an account event tells of, numbered in the order the runner applies the log.
+CREATE TABLE identity_changes (
+    cursor     BIGINT PRIMARY KEY,
+    account_id TEXT NOT NULL,
+    kind       TEXT NOT NULL,
+    at         timestamptz NOT NULL,
+    source_tx  BIGINT NOT NULL,
+    source_pos BIGINT NOT NULL,
+    UNIQUE (source_tx, source_pos, kind)
+);
