@@ -71,6 +71,7 @@ pub struct AppState {
     pub wechat: Box<dyn Wechat>,
     /// The CAPTCHA port, when one is configured (`SHENFEN_CAPTCHA`).
     pub captcha: Option<Box<dyn Captcha>>,
+    keyring: Arc<shenfen_projections::pii::Keyring>,
     /// Reverse proxies whose `X-Forwarded-For` is believed (`SHENFEN_TRUSTED_PROXIES`).
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub calendar: WorkingCalendar,
@@ -89,6 +90,11 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The data subjects' keys (personal data in events and snapshots is sealed under them).
+    pub fn keyring(&self) -> &shenfen_projections::pii::Keyring {
+        self.keyring.as_ref()
+    }
+
     /// The CAPTCHA port, if one is configured.
     pub fn captcha(&self) -> Option<&dyn Captcha> {
         self.captcha.as_deref()
@@ -152,6 +158,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<Arc<AppState>> {
         authority,
         wechat,
         captcha,
+        keyring: commits.keyring().clone(),
         trusted_proxies,
         calendar,
         blobs,

@@ -38,6 +38,21 @@ SELECT 0 AS tx, global_position AS pos, aggregate_type, aggregate_id, sequence,
        event_type, event_version, payload, metadata, recorded_at
   FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence";
 
+/// Opens the personal data of `events` (as [`history`] read them, sealed): what was sealed
+/// under a destroyed key reads as [`ERASED`](crate::pii::ERASED). Check the hash chain on the
+/// events as stored, before opening them.
+pub async fn open(keyring: &crate::pii::Keyring, events: &mut [StoredEvent]) -> Result<(), AuditError> {
+    for event in events {
+        keyring.open(&event.aggregate_id, &mut event.payload).await.map_err(|e| match e {
+            crate::pii::KeyError::Store(e) => AuditError::Sqlx(e),
+            other @ crate::pii::KeyError::Unwrap => {
+                AuditError::Decode { sequence: event.sequence, message: other.to_string() }
+            }
+        })?;
+    }
+    Ok(())
+}
+
 /// Every event of one stream, in sequence order.
 pub async fn history(db: &Db, aggregate_type: &str, aggregate_id: &str) -> Result<Vec<StoredEvent>, AuditError> {
     if !TYPES.contains(&aggregate_type) {

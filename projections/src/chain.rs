@@ -66,6 +66,12 @@ impl ChainKey {
         Ok(ChainKey::derive(&secret))
     }
 
+    /// The key's bytes, from which the subject keys' master key is derived
+    /// ([`Keyring`](crate::pii::Keyring)).
+    pub(crate) fn bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
     /// HMAC-SHA-256 of `parts` (each followed by a line break), as hex.
     pub fn mac(&self, parts: &[&[u8]]) -> String {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).unwrap_or_else(|_| unreachable!());

@@ -11,6 +11,7 @@
 //! Other processes sharing the database hear of commits through `NOTIFY shenfen_events`
 //! (sent by the appender after committing, see [`notify`](crate::notify)).
 
+use crate::pii::Keyring;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -75,6 +76,7 @@ pub struct Commits {
     wakes: Arc<Wakes>,
     peers: Arc<Peers>,
     key: ChainKey,
+    keyring: Arc<Keyring>,
 }
 
 impl Commits {
@@ -82,7 +84,13 @@ impl Commits {
     pub fn new(db: &Db, key: ChainKey) -> Arc<Self> {
         let peers = Arc::new(Peers::default());
         let wakes = Arc::new(Wakes::default());
-        Arc::new(Commits { appender: Appender::new(db, peers.clone(), wakes.clone()), wakes, peers, key })
+        let keyring = Arc::new(Keyring::for_chain(db, &key));
+        Arc::new(Commits { appender: Appender::new(db, peers.clone(), wakes.clone()), wakes, peers, key, keyring })
+    }
+
+    /// The data subjects' keys, under which personal data is sealed in events and snapshots.
+    pub fn keyring(&self) -> &Arc<Keyring> {
+        &self.keyring
     }
 
     /// The key the events' hash chain (and snapshots) are written under.

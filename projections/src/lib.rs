@@ -21,6 +21,7 @@ pub mod log;
 pub mod notify;
 pub mod outbox;
 pub mod photo_refs;
+pub mod pii;
 pub mod quotas;
 pub mod review_queue;
 pub mod runner;

@@ -9,12 +9,23 @@ use serde_json::{json, Value};
 use shenfen_projections::audit;
 use shenfen_projections::db::Db;
 use shenfen_projections::log::StoredEvent;
+use shenfen_projections::pii::Keyring;
 
 use crate::ReplayError;
 
-/// Every event of one stream, in sequence order (empty when the stream has none).
-pub async fn events(db: &Db, aggregate_type: &str, aggregate_id: &str) -> Result<Vec<StoredEvent>, ReplayError> {
-    Ok(audit::history(db, aggregate_type, aggregate_id).await?)
+/// Every event of one stream, in sequence order (empty when the stream has none), with its
+/// personal data opened when a keyring is given (`[erased]` where its subject was erased).
+pub async fn events(
+    db: &Db,
+    keyring: Option<&Keyring>,
+    aggregate_type: &str,
+    aggregate_id: &str,
+) -> Result<Vec<StoredEvent>, ReplayError> {
+    let mut events = audit::history(db, aggregate_type, aggregate_id).await?;
+    if let Some(keyring) = keyring {
+        audit::open(keyring, &mut events).await?;
+    }
+    Ok(events)
 }
 
 fn meta<'a>(event: &'a StoredEvent, key: &str) -> Option<&'a str> {

@@ -13,6 +13,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 use shenfen_projections::chain::ChainKey;
+use shenfen_projections::pii::Keyring;
 use shenfen_replay::progress::Progress;
 use shenfen_replay::{exit, export, history, rebuild, stuck, verify};
 
@@ -33,6 +34,11 @@ struct Cli {
     /// The event store: `sqlite://PATH` or `postgres://…`.
     #[arg(long, global = true, env = "SHENFEN_DATABASE_URL", default_value = "sqlite://data/shenfen.db")]
     database_url: String,
+    /// The server's secret key file: the chain's key and the key that unwraps the data
+    /// subjects' keys derive from it (`verify` needs it; `history`, `state` and `rebuild` open
+    /// personal data with it).
+    #[arg(long, global = true, env = "SHENFEN_SECRET_KEY_FILE", default_value = "./data/secret.key")]
+    secret_key_file: PathBuf,
     #[command(subcommand)]
     verb: Verb,
 }
@@ -89,9 +95,6 @@ enum Verb {
         /// Events per page read.
         #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(i64).range(1..=100_000))]
         batch_size: i64,
-        /// The server's secret key file: the chain's key is derived from it.
-        #[arg(long, env = "SHENFEN_SECRET_KEY_FILE", default_value = "./data/secret.key")]
-        secret_key_file: PathBuf,
     },
     /// The projections stopped at an event they cannot apply (an event they cannot decode,
     /// say), with that event; nothing is skipped or changed.
@@ -157,7 +160,15 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Verb::Rebuild { projection, restart, batch_size, cache_rows } => {
             let projections = rebuild::select(projection.as_deref())?;
             let cache_rows = usize::try_from(cache_rows).unwrap_or(usize::MAX);
-            let options = rebuild::Options { batch_size, restart, cache_rows, ..rebuild::Options::default() };
+            let keyring = Keyring::from_key_file(&db, &cli.secret_key_file)
+                .context("rebuilding needs the server's key file to open personal data")?;
+            let options = rebuild::Options {
+                batch_size,
+                restart,
+                cache_rows,
+                keyring: Some(std::sync::Arc::new(keyring)),
+                ..rebuild::Options::default()
+            };
             let report = rebuild::rebuild(&db, projections, &options, &progress).await.context("rebuilding")?;
             for p in &report.projections {
                 println!(
@@ -179,7 +190,8 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             exit::OK
         }
         Verb::History { aggregate_type, aggregate_id, json } => {
-            let events = history::events(&db, &aggregate_type, &aggregate_id).await?;
+            let keyring = keyring(&db, &cli.secret_key_file);
+            let events = history::events(&db, keyring.as_ref(), &aggregate_type, &aggregate_id).await?;
             if events.is_empty() {
                 eprintln!("no events in {aggregate_type} {aggregate_id}");
                 return Ok(exit::NO_EVENTS);
@@ -192,7 +204,8 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             exit::OK
         }
         Verb::State { aggregate_type, aggregate_id, as_of } => {
-            let events = history::events(&db, &aggregate_type, &aggregate_id).await?;
+            let keyring = keyring(&db, &cli.secret_key_file);
+            let events = history::events(&db, keyring.as_ref(), &aggregate_type, &aggregate_id).await?;
             if events.is_empty() {
                 eprintln!("no events in {aggregate_type} {aggregate_id}");
                 return Ok(exit::NO_EVENTS);
@@ -206,8 +219,8 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             println!("{}", serde_json::to_string_pretty(&state)?);
             exit::OK
         }
-        Verb::Verify { batch_size, secret_key_file } => {
-            let key = ChainKey::from_key_file(&secret_key_file)?;
+        Verb::Verify { batch_size } => {
+            let key = ChainKey::from_key_file(&cli.secret_key_file)?;
             let total = shenfen_replay::event_count(&db).await.context("counting events")?;
             let bar = progress.bar("verify", total);
             let report = verify::all(&db, key, batch_size, &bar).await.context("verifying")?;
@@ -281,4 +294,15 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     };
     db.close().await;
     Ok(code)
+}
+
+/// The keyring of the key file, if it can be read (else personal data is shown sealed).
+fn keyring(db: &shenfen_projections::db::Db, path: &std::path::Path) -> Option<Keyring> {
+    match Keyring::from_key_file(db, path) {
+        Ok(keyring) => Some(keyring),
+        Err(e) => {
+            eprintln!("note: personal data is shown sealed ({e})");
+            None
+        }
+    }
 }

@@ -353,7 +353,7 @@ async fn rebuilt_read_models_equal_the_live_ones_row_for_row(app: Fixture) {
     // A server's runner carries on from there: nothing left to apply.
     for projection in read_models() {
         let mut applied = 0;
-        runner::catch_up(&app.db, projection, 500, |n| applied = n).await.unwrap();
+        runner::catch_up(&app.db, Some(app.keyring()), projection, 500, |n| applied = n).await.unwrap();
         assert_eq!(applied, 0);
     }
 
@@ -402,8 +402,13 @@ both_stores!(rebuilding_one_projection_leaves_the_others_alone);
 async fn an_interrupted_rebuild_is_resumed_by_the_next_one(app: Fixture) {
     let live = dump(&app.db).await;
     // Stop after the first batches: tables and checkpoints stay behind, nothing is swapped.
-    let options =
-        rebuild::Options { batch_size: 5, restart: false, stop_after: Some(10), ..rebuild::Options::default() };
+    let options = rebuild::Options {
+        batch_size: 5,
+        restart: false,
+        stop_after: Some(10),
+        keyring: Some(app.keyring()),
+        ..rebuild::Options::default()
+    };
     let report = rebuild::rebuild(&app.db, read_models(), &options, &Progress::hidden()).await.unwrap();
     assert_eq!(report.events_read, 10);
     assert!(report.projections.iter().all(|p| !p.swapped && p.checkpoint.pos > 0), "{report:?}");
@@ -440,6 +445,7 @@ async fn a_rebuild_that_writes_back_after_every_batch_and_evicts_every_row_is_ex
         stop_after: Some(events / 2),
         cache_rows: 1,
         flush_every: std::time::Duration::ZERO,
+        keyring: Some(app.keyring()),
     };
     let report = rebuild::rebuild(&app.db, read_models(), &tiny, &Progress::hidden()).await.unwrap();
     assert!(report.projections.iter().all(|p| !p.swapped), "{report:?}");
@@ -453,6 +459,7 @@ async fn a_rebuild_that_writes_back_after_every_batch_and_evicts_every_row_is_ex
     let roomy = rebuild::Options {
         stop_after: Some(events / 2),
         flush_every: std::time::Duration::from_secs(3600),
+        keyring: Some(app.keyring()),
         ..rebuild::Options::default()
     };
     rebuild::rebuild(&app.db, read_models(), &roomy, &Progress::hidden()).await.unwrap();

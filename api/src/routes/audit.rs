@@ -68,10 +68,11 @@ pub async fn events(
     Path((aggregate_type, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Vec<AuditEvent>>> {
     staff.require(&[Role::Auditor])?;
-    let events = audit::history(&state.db, &aggregate_type, &id).await.map_err(problem)?;
+    let mut events = audit::history(&state.db, &aggregate_type, &id).await.map_err(problem)?;
     if events.is_empty() {
         return Err(no_events());
     }
+    audit::open(state.keyring(), &mut events).await.map_err(problem)?;
     tracing::info!(staff_id = %staff.staff_id, aggregate_type = %aggregate_type, aggregate_id = %id, "audit history read");
     Ok(Json(
         events
@@ -132,7 +133,9 @@ pub async fn state(
     if events.is_empty() {
         return Err(no_events());
     }
-    let (folded, sequence) = audit::state_as_of(&aggregate_type, &events, as_of.as_of).map_err(problem)?;
+    let mut opened = events.clone();
+    audit::open(state.keyring(), &mut opened).await.map_err(problem)?;
+    let (folded, sequence) = audit::state_as_of(&aggregate_type, &opened, as_of.as_of).map_err(problem)?;
     let (integrity, _) = audit::Integrity::load(&state.db, state.chain.clone()).await.map_err(ApiError::internal)?;
     let head = Head::read(&state.db, &aggregate_type, &id).await.map_err(ApiError::internal)?;
     let chain_intact =

@@ -87,7 +87,7 @@ pub struct Profile {
     pub ethnicity: Ethnicity,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gender: Option<Gender>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "erasable_date")]
     pub birth_date: Option<NaiveDate>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local_id_number: Option<String>,
@@ -317,5 +317,15 @@ impl DomainEvent for AccountEvent {
 
     fn event_version(&self) -> String {
         "1".to_string()
+    }
+}
+
+/// A stored birth date, or none once its subject was erased (it reads as
+/// [`ERASED`](crate::shared::ERASED)).
+fn erasable_date<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<NaiveDate>, D::Error> {
+    let text: Option<String> = Option::deserialize(deserializer)?;
+    match text.as_deref() {
+        None | Some(crate::shared::ERASED) => Ok(None),
+        Some(date) => date.parse().map(Some).map_err(serde::de::Error::custom),
     }
 }

@@ -69,6 +69,9 @@ impl fmt::Debug for Mobile {
 impl<'de> Deserialize<'de> for Mobile {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let s = String::deserialize(deserializer)?;
+        if s == super::ERASED {
+            return Ok(Mobile(s));
+        }
         Mobile::parse(&s).map_err(serde::de::Error::custom)
     }
 }
@@ -188,6 +191,9 @@ impl fmt::Debug for Email {
 impl<'de> Deserialize<'de> for Email {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let s = String::deserialize(deserializer)?;
+        if s == super::ERASED {
+            return Ok(Email(s));
+        }
         Email::parse(&s).map_err(serde::de::Error::custom)
     }
 }

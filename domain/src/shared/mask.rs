@@ -8,18 +8,27 @@
 /// `22**************47`: the first two and last two characters, the rest `*`. A value of four
 /// characters or fewer is masked entirely.
 pub fn mask_document(number: &str) -> String {
+    if number == super::ERASED {
+        return number.to_string();
+    }
     keep_ends(number, 2, 2)
 }
 
 /// `138****0000`: the first three and last four digits, the rest `*`. A value of seven
 /// characters or fewer is masked entirely.
 pub fn mask_mobile(mobile: &str) -> String {
+    if mobile == super::ERASED {
+        return mobile.to_string();
+    }
     keep_ends(mobile, 3, 4)
 }
 
 /// `a***@qq.com`: the first character of the local part, `***`, and the domain. Without an `@`
 /// the whole value becomes `***`.
 pub fn mask_email(email: &str) -> String {
+    if email == super::ERASED {
+        return email.to_string();
+    }
     match email.rsplit_once('@') {
         Some((local, domain)) => {
             let first: String = local.chars().take(1).collect();

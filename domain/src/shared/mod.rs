@@ -9,6 +9,10 @@
 //! `Debug` on the types that hold personal data prints a masked form, so a stray `{:?}` in a
 //! log line does not leak a document number, name or contact detail.
 
+/// What a personal value reads as once its data subject was erased (its key destroyed): the
+/// value types below accept it back from the store, and only from there.
+pub const ERASED: &str = "[erased]";
+
 pub mod contact;
 pub mod document;
 pub mod ethnicity;

@@ -163,6 +163,9 @@ impl fmt::Debug for PersonName {
 impl<'de> Deserialize<'de> for PersonName {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let s = String::deserialize(deserializer)?;
+        if s == super::ERASED {
+            return Ok(PersonName(s));
+        }
         PersonName::parse(&s).map_err(serde::de::Error::custom)
     }
 }

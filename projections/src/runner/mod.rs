@@ -211,7 +211,7 @@ pub async fn start(
         let commits = commits.clone();
         tokio::spawn(async move { crate::notify::listen(pool, commits).await });
     }
-    let tail = Arc::new(Tail::new(Some(commits.counter())));
+    let tail = Arc::new(Tail::new(Some(commits.counter()), Some(commits.keyring().clone())));
     for projection in projections {
         let start = checkpoint::read(db, projection.name()).await?;
         let (progress_tx, progress_rx) = watch::channel(start);
@@ -227,9 +227,11 @@ pub async fn start(
 /// Runs one projection on `db` until it has applied every event visible now, without
 /// leadership (the caller makes sure it is the only runner, e.g. the replay tool on its own
 /// rebuild tables). `progress` is called after each batch with the events applied so far.
-/// Returns the final checkpoint.
+/// Returns the final checkpoint. With `keyring`, projections read personal data opened;
+/// without, as stored (sealed).
 pub async fn catch_up(
     db: &Db,
+    keyring: Option<Arc<crate::pii::Keyring>>,
     projection: Arc<dyn Projection>,
     batch_size: i64,
     mut progress: impl FnMut(u64),
@@ -241,7 +243,7 @@ pub async fn catch_up(
         projection: projection.clone(),
         progress: tx,
         config: RunnerConfig { batch_size, poll_interval: Duration::from_millis(100) },
-        tail: Arc::new(Tail::new(None)),
+        tail: Arc::new(Tail::new(None, keyring)),
     };
     let mut applied = 0u64;
     let mut cursor = None;

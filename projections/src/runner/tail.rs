@@ -7,6 +7,7 @@ use tokio::sync::watch;
 
 use crate::db::{Db, OwnConnection};
 use crate::log::{self, Position, StoredEvent};
+use crate::pii::{KeyError, Keyring};
 
 /// The tail of the log as recently read, shared by the runners of one process: a window of
 /// consecutive events (in global order) that every runner positioned inside it reads from
@@ -20,8 +21,11 @@ use crate::log::{self, Position, StoredEvent};
 /// become readable without a commit of ours, when an older transaction ends and the visibility
 /// horizon moves. A runner outside the window (behind it, e.g. after a restart) reads the
 /// database directly, and its read becomes the window when it reaches the end of the log.
+///
+/// Events are handed out with their personal data opened (see [`crate::pii`]).
 pub(super) struct Tail {
     window: tokio::sync::Mutex<Shared>,
+    keyring: Option<Arc<Keyring>>,
     written: Option<watch::Receiver<u64>>,
 }
 
@@ -34,8 +38,14 @@ struct Shared {
 }
 
 impl Shared {
-    async fn read(&mut self, db: &Db, after: Position, limit: i64) -> Result<Vec<Arc<StoredEvent>>, sqlx::Error> {
-        let events = match db {
+    async fn read(
+        &mut self,
+        db: &Db,
+        keyring: Option<&Keyring>,
+        after: Position,
+        limit: i64,
+    ) -> Result<Vec<Arc<StoredEvent>>, sqlx::Error> {
+        let mut events = match db {
             Db::Postgres(pool) => {
                 let conn = self.conn.get_or_insert_with(|| OwnConnection::new(pool.clone()));
                 let read = log::read_for_projections_pg(conn.get().await?, after, limit).await;
@@ -43,8 +53,21 @@ impl Shared {
             }
             Db::Sqlite(_) => log::read_for_projections(db, after, limit).await?,
         };
+        open(keyring, &mut events).await?;
         Ok(events.into_iter().map(Arc::new).collect())
     }
+}
+
+/// Opens the personal data of `events` (without a keyring they stay as stored).
+async fn open(keyring: Option<&Keyring>, events: &mut [StoredEvent]) -> Result<(), sqlx::Error> {
+    let Some(keyring) = keyring else { return Ok(()) };
+    for event in events {
+        keyring.open(&event.aggregate_id, &mut event.payload).await.map_err(|e| match e {
+            KeyError::Store(e) => e,
+            other @ KeyError::Unwrap => sqlx::Error::Protocol(other.to_string()),
+        })?;
+    }
+    Ok(())
 }
 
 struct Window {
@@ -84,8 +107,8 @@ const TAIL_FRESHNESS: Duration = Duration::from_millis(50);
 const TAIL_WINDOW: usize = 10_000;
 
 impl Tail {
-    pub(super) fn new(written: Option<watch::Receiver<u64>>) -> Self {
-        Tail { window: tokio::sync::Mutex::new(Shared::default()), written }
+    pub(super) fn new(written: Option<watch::Receiver<u64>>, keyring: Option<Arc<Keyring>>) -> Self {
+        Tail { window: tokio::sync::Mutex::new(Shared::default()), keyring, written }
     }
 
     /// Up to `limit` events after `after`. A runner chasing `target` (a position committed but
@@ -99,7 +122,9 @@ impl Tail {
         target: Position,
     ) -> Result<Vec<Arc<StoredEvent>>, sqlx::Error> {
         let Some(written) = &self.written else {
-            return Ok(log::read_for_projections(db, after, limit).await?.into_iter().map(Arc::new).collect());
+            let mut events = log::read_for_projections(db, after, limit).await?;
+            open(self.keyring.as_deref(), &mut events).await?;
+            return Ok(events.into_iter().map(Arc::new).collect());
         };
         let wanted = usize::try_from(limit).unwrap_or(usize::MAX).max(1);
         let mut shared = self.window.lock().await;
@@ -113,7 +138,7 @@ impl Tail {
                 return Ok(Vec::new());
             }
             let read_at = Instant::now();
-            let fresh = shared.read(db, after, limit).await?;
+            let fresh = shared.read(db, self.keyring.as_deref(), after, limit).await?;
             if let Some(window) = shared.window.as_mut() {
                 window.version = version;
                 window.read_at = read_at;
@@ -123,7 +148,7 @@ impl Tail {
             return Ok(fresh);
         }
         let read_at = Instant::now();
-        let fresh = shared.read(db, after, limit).await?;
+        let fresh = shared.read(db, self.keyring.as_deref(), after, limit).await?;
         let at_the_end = fresh.len() < wanted;
         let newer = fresh.last().map_or(after, |e| e.position());
         if at_the_end && shared.window.as_ref().is_none_or(|w| w.end() <= newer) {

@@ -199,6 +199,7 @@ where
                     .get_last_events::<A>(id, cached.sequence as usize)
                     .await
                     .map_err(|e| BusError::Store(e.to_string()))?;
+                let events = self.open(id, events).await?;
                 let loaded = self.fold(cached, events)?;
                 self.remember(id, &loaded);
                 return Ok(loaded);
@@ -211,11 +212,25 @@ where
             None => (empty, self.repo.get_events::<A>(id).await),
         };
         let events = events.map_err(|e| BusError::Store(e.to_string()))?;
+        let events = self.open(id, events).await?;
         let loaded = self.fold(start, events)?;
         if loaded.sequence > 0 {
             self.remember(id, &loaded);
         }
         Ok(loaded)
+    }
+
+    /// The events with their personal data opened ([`ERASED`](crate::pii::ERASED) where the
+    /// subject's key was destroyed).
+    async fn open(
+        &self,
+        id: &str,
+        mut events: Vec<SerializedEvent>,
+    ) -> Result<Vec<SerializedEvent>, BusError<A::Error>> {
+        for event in &mut events {
+            self.commits.keyring().open(id, &mut event.payload).await.map_err(|e| BusError::Store(e.to_string()))?;
+        }
+        Ok(events)
     }
 
     fn fold(&self, mut loaded: Loaded<A>, events: Vec<SerializedEvent>) -> Result<Loaded<A>, BusError<A::Error>> {
@@ -266,10 +281,11 @@ where
         }
         let events = self.repo.get_events::<A>(id).await.map_err(|e| BusError::Store(e.to_string()))?;
         let upto = events.into_iter().take_while(|e| e.sequence as i64 <= sequence).collect();
+        let upto = self.open(id, upto).await?;
         self.fold(Loaded { state: A::default(), sequence: 0, last_hash: GENESIS.into() }, upto)
     }
 
-    fn serialize(
+    async fn serialize(
         &self,
         id: &str,
         loaded: &Loaded<A>,
@@ -281,7 +297,9 @@ where
         let mut out = Vec::with_capacity(events.len());
         for (i, event) in events.iter().enumerate() {
             let sequence = loaded.sequence + 1 + i as i64;
-            let payload = serde_json::to_value(event).map_err(|e| BusError::Store(e.to_string()))?;
+            let mut payload = serde_json::to_value(event).map_err(|e| BusError::Store(e.to_string()))?;
+            // Sealed before it is hashed: the chain covers what is stored.
+            self.commits.keyring().seal(id, &mut payload).await.map_err(|e| BusError::Store(e.to_string()))?;
             let mut meta: serde_json::Map<String, Value> =
                 base.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
             meta.insert("prev_hash".into(), Value::String(prev.clone()));
@@ -420,7 +438,7 @@ where
             if events.is_empty() {
                 return Ok(Committed { state: loaded.state, events, sequence: loaded.sequence, position: None });
             }
-            let serialized = self.serialize(id, &loaded, &events, metadata)?;
+            let serialized = self.serialize(id, &loaded, &events, metadata).await?;
             let last_hash = serialized
                 .last()
                 .and_then(|e| e.metadata.get("hash"))

@@ -70,7 +70,11 @@ where
                 key.snapshot_mac(A::TYPE, id, snap.last_sequence, &self.fingerprint, &snap.last_hash, &snap.state)
                     .as_str(),
             );
-        let state = if genuine { serde_json::from_value::<A>(snap.state).ok() } else { None };
+        let mut opened = snap.state;
+        if genuine {
+            self.commits.keyring().open(id, &mut opened).await.map_err(|e| BusError::Store(e.to_string()))?;
+        }
+        let state = if genuine { serde_json::from_value::<A>(opened).ok() } else { None };
         let Some(state) = state else {
             if !genuine {
                 Self::reject_snapshot(id, "its MAC does not hold");
@@ -102,7 +106,8 @@ where
         if loaded.sequence == 0 {
             return Ok(());
         }
-        let state = serde_json::to_value(&loaded.state).map_err(|e| BusError::Store(e.to_string()))?;
+        let mut state = serde_json::to_value(&loaded.state).map_err(|e| BusError::Store(e.to_string()))?;
+        self.commits.keyring().seal(id, &mut state).await.map_err(|e| BusError::Store(e.to_string()))?;
         let mac =
             self.commits.key().snapshot_mac(A::TYPE, id, loaded.sequence, &self.fingerprint, &loaded.last_hash, &state);
         let sql = "INSERT INTO aggregate_snapshots (aggregate_type, aggregate_id, last_sequence, fingerprint, last_hash, state, mac)

@@ -69,6 +69,7 @@
 //! `shenfen-replay-bench` measures the rebuild against the raw `COPY` rate of the same rows;
 //! its figures are in the README ("Replay and aggregate load").
 
+use shenfen_projections::pii::Keyring;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -110,6 +111,9 @@ pub struct Options {
     /// How long changed rows held in memory may stay unwritten: the most work an interrupted
     /// rebuild loses.
     pub flush_every: Duration,
+    /// Opens personal data for the read models (from the server's key file); without it the
+    /// read models get the sealed text.
+    pub keyring: Option<Arc<Keyring>>,
 }
 
 impl Default for Options {
@@ -120,6 +124,7 @@ impl Default for Options {
             stop_after: None,
             cache_rows: 200_000,
             flush_every: Duration::from_secs(10),
+            keyring: None,
         }
     }
 }
@@ -221,8 +226,7 @@ async fn run(
     let from = appliers.iter().map(|a| a.read).min().unwrap_or_default();
     let read_bar = progress.bar("log read", total);
     read_bar.set_position(events_up_to(live, from).await?);
-    let (events_read, read_time, mut appliers) =
-        fan_out(live, from, appliers, options.batch_size, options.stop_after, &read_bar).await?;
+    let (events_read, read_time, mut appliers) = fan_out(live, from, appliers, options, &read_bar).await?;
     read_bar.finish();
     let stopped = options.stop_after.is_some_and(|n| events_read >= n);
 
@@ -234,10 +238,16 @@ async fn run(
             let bar = applier.bar.clone();
             let t = Instant::now();
             let mut caught = 0;
-            runner::catch_up(&rebuild_db, applier.projection.clone(), options.batch_size, |n| {
-                caught = n;
-                bar.set_position(base + n);
-            })
+            runner::catch_up(
+                &rebuild_db,
+                options.keyring.clone(),
+                applier.projection.clone(),
+                options.batch_size,
+                |n| {
+                    caught = n;
+                    bar.set_position(base + n);
+                },
+            )
             .await?;
             applier.applied += caught;
             applier.busy += t.elapsed();
@@ -379,10 +389,10 @@ async fn fan_out(
     live: &Db,
     from: Position,
     appliers: Vec<Applier>,
-    batch_size: i64,
-    stop_after: Option<u64>,
+    options: &Options,
     bar: &ProgressBar,
 ) -> Result<(u64, Duration, Vec<Applier>), ReplayError> {
+    let (batch_size, stop_after) = (options.batch_size, options.stop_after);
     let mut senders = Vec::with_capacity(appliers.len());
     let mut tasks = Vec::with_capacity(appliers.len());
     for mut applier in appliers {
@@ -396,7 +406,7 @@ async fn fan_out(
             Ok::<_, ReplayError>(applier)
         }));
     }
-    let mut reader = Reader { senders, bar, read: 0, waited: Duration::ZERO };
+    let mut reader = Reader { senders, bar, read: 0, waited: Duration::ZERO, keyring: options.keyring.clone() };
     let t = Instant::now();
     let read_error = match live {
         Db::Postgres(pool) => read_copy(pool, from, batch_size, stop_after, &mut reader).await,
@@ -437,11 +447,20 @@ pub(super) struct Reader<'a> {
     read: u64,
     /// Time spent waiting for the appliers to take a batch.
     waited: Duration,
+    keyring: Option<Arc<Keyring>>,
 }
 
 impl Reader<'_> {
     /// Hands `events` to every applier; false when one of them has stopped (failed).
-    async fn dispatch(&mut self, events: Vec<StoredEvent>) -> bool {
+    async fn dispatch(&mut self, mut events: Vec<StoredEvent>) -> bool {
+        if let Some(keyring) = &self.keyring {
+            for event in &mut events {
+                if let Err(e) = keyring.open(&event.aggregate_id, &mut event.payload).await {
+                    eprintln!("error: cannot open personal data for the rebuild: {e}");
+                    return false;
+                }
+            }
+        }
         self.read += events.len() as u64;
         self.bar.inc(events.len() as u64);
         let t = Instant::now();

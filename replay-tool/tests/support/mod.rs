@@ -25,6 +25,7 @@ use shenfen_domain::verification::{
 };
 use shenfen_projections::chain::ChainKey;
 use shenfen_projections::db::Db;
+use shenfen_projections::pii::Keyring;
 use shenfen_projections::seal::ChainSeal;
 use shenfen_projections::store::CommandBus;
 use shenfen_projections::{fetch_all, fetch_optional, read_models, runner};
@@ -98,15 +99,21 @@ impl Fixture {
         let key = ChainKey::from_key_file(&key_file).unwrap();
         // A server opens the seal when it starts, before it writes.
         let seal = ChainSeal::open(&db, key.clone()).await.unwrap();
+        let keyring = std::sync::Arc::new(Keyring::for_chain(&db, &key));
         let workload = workload(&db, key).await;
-        catch_up_live(&db).await;
-        runner::catch_up(&db, std::sync::Arc::new(seal), 500, |_| {}).await.unwrap();
+        catch_up_live(&db, &keyring).await;
+        runner::catch_up(&db, None, std::sync::Arc::new(seal), 500, |_| {}).await.unwrap();
         Fixture { store, url, db, file, workload, key_file, _pg: pg, _dir: dir }
     }
 
     /// The chain key of this store.
     pub fn key(&self) -> ChainKey {
         ChainKey::from_key_file(&self.key_file).unwrap()
+    }
+
+    /// The data subjects' keys of this store (as the server derives them from its key file).
+    pub fn keyring(&self) -> std::sync::Arc<Keyring> {
+        std::sync::Arc::new(Keyring::for_chain(&self.db, &self.key()))
     }
 
     /// Runs `shenfen-replay ARGS` against this store, with its key file.
@@ -117,7 +124,7 @@ impl Fixture {
     /// Runs the seal as the server does, up to the end of the log.
     pub async fn seal(&self) {
         let seal = ChainSeal::open(&self.db, self.key()).await.unwrap();
-        runner::catch_up(&self.db, std::sync::Arc::new(seal), 500, |_| {}).await.unwrap();
+        runner::catch_up(&self.db, None, std::sync::Arc::new(seal), 500, |_| {}).await.unwrap();
     }
 
     /// Runs one statement on the store (behind the application's back).
@@ -180,9 +187,9 @@ pub async fn run_replay(url: &str, key_file: Option<&std::path::Path>, args: &[&
 }
 
 /// Runs every live read model to the end of the log, as a server would.
-pub async fn catch_up_live(db: &Db) {
+pub async fn catch_up_live(db: &Db, keyring: &std::sync::Arc<Keyring>) {
     for projection in read_models() {
-        runner::catch_up(db, projection, 500, |_| {}).await.unwrap();
+        runner::catch_up(db, Some(keyring.clone()), projection, 500, |_| {}).await.unwrap();
     }
 }
 

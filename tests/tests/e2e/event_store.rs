@@ -434,7 +434,7 @@ async fn a_caught_up_projection_has_no_lag_when_the_last_event_read_is_not_the_h
     sqlx::query(insert).bind("early").execute(&mut *early).await.expect("insert");
     early.commit().await.expect("commit");
 
-    runner::catch_up(&db, Arc::new(Wanting("lagless", "Happened")), 100, |_| {}).await.expect("catch up");
+    runner::catch_up(&db, None, Arc::new(Wanting("lagless", "Happened")), 100, |_| {}).await.expect("catch up");
     let checkpoint = shenfen_projections::checkpoint::read(&db, "lagless").await.expect("checkpoint");
     let highest: (i64,) = sqlx::query_as("SELECT max(global_position) FROM events").fetch_one(pool).await.expect("max");
     assert!(highest.0 > checkpoint.pos, "the highest position is not the last event read");

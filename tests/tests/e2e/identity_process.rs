@@ -28,15 +28,17 @@ struct Stores {
     accounts: Arc<CommandBus<Account>>,
     verifications: Arc<CommandBus<Verification>>,
     process: Arc<IdentityProcess>,
+    keyring: Arc<shenfen_projections::pii::Keyring>,
 }
 
 impl Stores {
     fn new(db: Db) -> Stores {
         let commits = Commits::new(&db, ChainKey::derive(&[0u8; 32]));
         let accounts = Arc::new(CommandBus::new(&db, (), commits.clone()));
+        let keyring = commits.keyring().clone();
         let verifications = Arc::new(CommandBus::new(&db, (), commits));
         let process = Arc::new(IdentityProcess { accounts: accounts.clone(), verifications: verifications.clone() });
-        Stores { db, accounts, verifications, process }
+        Stores { db, accounts, verifications, process, keyring }
     }
 
     async fn account(&self, command: AccountCommand) {
@@ -68,16 +70,15 @@ impl Stores {
 
     /// Runs the process manager from its checkpoint until it has handled every event.
     async fn run_process_manager(&self) {
-        runner::catch_up(&self.db, self.process.clone(), 100, |_| {}).await.expect("catch up");
+        runner::catch_up(&self.db, Some(self.keyring.clone()), self.process.clone(), 100, |_| {})
+            .await
+            .expect("catch up");
     }
 
     async fn account_events(&self) -> Vec<AccountEvent> {
-        shenfen_projections::audit::history(&self.db, "account", "acc")
-            .await
-            .expect("history")
-            .into_iter()
-            .map(|e| serde_json::from_value(e.payload).expect("decode"))
-            .collect()
+        let mut events = shenfen_projections::audit::history(&self.db, "account", "acc").await.expect("history");
+        shenfen_projections::audit::open(&self.keyring, &mut events).await.expect("open");
+        events.into_iter().map(|e| serde_json::from_value(e.payload).expect("decode")).collect()
     }
 }
 

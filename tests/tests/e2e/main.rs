@@ -10,6 +10,7 @@ mod event_store;
 mod feed;
 mod identity_process;
 mod integrity;
+mod privacy;
 mod quickstart;
 mod snapshots;
 mod support_cases;

@@ -341,7 +341,7 @@ impl<'de> Deserialize<'de> for DocumentNumber {
     /// day they were entered.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let s = String::deserialize(deserializer)?;
-        if is_other_shape(&s) && !s.bytes().any(|b| b.is_ascii_lowercase()) {
+        if s == super::ERASED || (is_other_shape(&s) && !s.bytes().any(|b| b.is_ascii_lowercase())) {
             Ok(DocumentNumber(s))
         } else {
             Err(serde::de::Error::custom("not a normalised document number"))

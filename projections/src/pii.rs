@@ -1,0 +1,366 @@
+//! Personal data in the log, sealed under its data subject's key (crypto-shredding).
+//!
+//! Every string held under a personal member name ([`PERSONAL`]: names, document and permit
+//! numbers, mobiles, e-mails, openids, birth dates, a support case's description), wherever it
+//! sits in an event payload or a snapshot, is stored as `enc:VERSION:BASE64` — ChaCha20-Poly1305
+//! under a key of its own data subject (the stream's id: an account and its verification stream
+//! share the account's key; a claim, a support case, a staff member have their own), with the
+//! subject and the key version as associated data, so a sealed value cannot be moved to another
+//! subject. The hash chain covers what is stored, the sealed text.
+//!
+//! Subject keys live in `subject_keys`, outside the events, each wrapped (ChaCha20-Poly1305
+//! again) by a master key derived from the server's key file. Erasing a subject destroys its
+//! keys: its sealed values can never be opened again, and every reader gets [`ERASED`] in their
+//! place, while the events, their hashes and their non-personal members (types, dates,
+//! statuses, which the analyst tables count) stay. A subject registered again after an erasure
+//! gets the next key version.
+//!
+//! Values written before sealing existed (plain strings) are read as they are: opening only
+//! touches `enc:` values.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use serde_json::Value;
+use sha2::Sha256;
+
+pub use shenfen_domain::shared::ERASED;
+
+use crate::db::Db;
+
+/// The member names that hold personal data, wherever they appear.
+pub const PERSONAL: [&str; 12] = [
+    "name",
+    "document_number",
+    "own_document_number",
+    "mobile",
+    "email",
+    "openid",
+    "wechat_openid",
+    "birth_date",
+    "local_id_number",
+    "permit_number",
+    "description",
+    "destination",
+];
+
+/// The prefix of a sealed value.
+const SEALED: &str = "enc:";
+
+/// Why a key could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("subject keys: {0}")]
+    Store(#[from] sqlx::Error),
+    #[error("a subject key does not unwrap: the key file is not the one it was wrapped with")]
+    Unwrap,
+}
+
+/// A subject's key of one version.
+#[derive(Clone)]
+struct SubjectKey {
+    version: u32,
+    /// `None` once erased.
+    key: Option<[u8; 32]>,
+}
+
+/// Keys by subject and version (`None`: erased).
+type KeyCache = HashMap<(String, u32), Option<[u8; 32]>>;
+
+/// The subject keys: made on first write, unwrapped with the master key, destroyed on erasure.
+pub struct Keyring {
+    db: Db,
+    master: [u8; 32],
+    /// Keys read already (a key never changes; an erased one is gone for good).
+    cache: Mutex<KeyCache>,
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Keyring")
+    }
+}
+
+impl Keyring {
+    /// The keyring of the server's key file at `path` (as the server reads it).
+    pub fn from_key_file(db: &Db, path: &std::path::Path) -> Result<Keyring, crate::chain::KeyError> {
+        Ok(Keyring::for_chain(db, &crate::chain::ChainKey::from_key_file(path)?))
+    }
+
+    /// The keyring whose master key derives from the chain key (as [`Commits`](crate::commits::Commits) makes it).
+    pub fn for_chain(db: &Db, key: &crate::chain::ChainKey) -> Keyring {
+        Keyring::new(db, key.bytes())
+    }
+
+    /// The keyring over `db`, its master key derived from the server's secret key.
+    pub fn new(db: &Db, secret: &[u8]) -> Keyring {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).unwrap_or_else(|_| unreachable!());
+        mac.update(b"shenfen subject-key wrapping v1");
+        let master: [u8; 32] = mac.finalize().into_bytes().into();
+        Keyring { db: db.clone(), master, cache: Mutex::new(HashMap::new()) }
+    }
+
+    fn aad(subject: &str, version: u32) -> Vec<u8> {
+        format!("{subject}\u{0}{version}").into_bytes()
+    }
+
+    fn wrap(&self, subject: &str, version: u32, key: &[u8; 32]) -> Vec<u8> {
+        seal_bytes(&self.master, &Self::aad(subject, version), key)
+    }
+
+    fn unwrap_key(&self, subject: &str, version: u32, wrapped: &[u8]) -> Result<[u8; 32], KeyError> {
+        let plain = open_bytes(&self.master, &Self::aad(subject, version), wrapped).ok_or(KeyError::Unwrap)?;
+        plain.try_into().map_err(|_| KeyError::Unwrap)
+    }
+
+    async fn rows(&self, subject: &str) -> Result<Vec<(i64, Option<Vec<u8>>)>, KeyError> {
+        Ok(crate::fetch_all!(
+            &self.db,
+            (i64, Option<Vec<u8>>),
+            "SELECT version, wrapped FROM subject_keys WHERE subject = $1 ORDER BY version",
+            subject
+        )?)
+    }
+
+    /// The key to seal new values of `subject` with: its live key, or a new version when it
+    /// has none (never written, or erased). Read from the store every time, so a key another
+    /// process erased is never written with.
+    async fn current(&self, subject: &str) -> Result<SubjectKey, KeyError> {
+        loop {
+            let rows = self.rows(subject).await?;
+            match rows.last() {
+                Some((version, Some(wrapped))) => {
+                    let version = *version as u32;
+                    let key = self.unwrap_key(subject, version, wrapped)?;
+                    return Ok(SubjectKey { version, key: Some(key) });
+                }
+                last => {
+                    let version = last.map_or(1, |(v, _)| *v + 1);
+                    let mut key = [0u8; 32];
+                    rand::thread_rng().fill_bytes(&mut key);
+                    let wrapped = self.wrap(subject, version as u32, &key);
+                    // Another process may make the same version at once: then its key is the one.
+                    crate::exec!(
+                        &self.db,
+                        "INSERT INTO subject_keys (subject, version, wrapped, created_at) VALUES ($1, $2, $3, $4)
+                         ON CONFLICT (subject, version) DO NOTHING",
+                        subject,
+                        version,
+                        wrapped,
+                        Utc::now()
+                    )?;
+                }
+            }
+        }
+    }
+
+    /// The key of `subject` at `version`, `None` when it was erased (or never existed).
+    async fn key(&self, subject: &str, version: u32) -> Result<Option<[u8; 32]>, KeyError> {
+        let cached = self.cache.lock().ok().and_then(|c| c.get(&(subject.to_string(), version)).copied());
+        if let Some(key) = cached {
+            return Ok(key);
+        }
+        let row: Option<(Option<Vec<u8>>,)> = crate::fetch_optional!(
+            &self.db,
+            (Option<Vec<u8>>,),
+            "SELECT wrapped FROM subject_keys WHERE subject = $1 AND version = $2",
+            subject,
+            i64::from(version)
+        )?;
+        let key = match row.and_then(|r| r.0) {
+            Some(wrapped) => Some(self.unwrap_key(subject, version, &wrapped)?),
+            None => None,
+        };
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.insert((subject.to_string(), version), key);
+        }
+        Ok(key)
+    }
+
+    /// Destroys every key of `subject`: what was sealed under them reads as [`ERASED`] from now
+    /// on, in this process at once and in others once they next read the key.
+    pub async fn erase(&self, subject: &str, at: DateTime<Utc>) -> Result<(), KeyError> {
+        crate::exec!(
+            &self.db,
+            "UPDATE subject_keys SET wrapped = NULL, erased_at = $2 WHERE subject = $1 AND wrapped IS NOT NULL",
+            subject,
+            at
+        )?;
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.retain(|(s, _), _| s != subject);
+        }
+        Ok(())
+    }
+
+    /// Seals every personal value in `value` under `subject`'s current key.
+    pub async fn seal(&self, subject: &str, value: &mut Value) -> Result<(), KeyError> {
+        if !has_personal(value) {
+            return Ok(());
+        }
+        let current = self.current(subject).await?;
+        let Some(key) = current.key else { return Ok(()) };
+        seal_with(value, subject, current.version, &key);
+        Ok(())
+    }
+
+    /// Opens every sealed value in `value`; a value whose key was erased becomes [`ERASED`].
+    pub async fn open(&self, subject: &str, value: &mut Value) -> Result<(), KeyError> {
+        let mut versions = Vec::new();
+        sealed_versions(value, &mut versions);
+        if versions.is_empty() {
+            return Ok(());
+        }
+        let mut keys = HashMap::new();
+        for version in versions {
+            keys.insert(version, self.key(subject, version).await?);
+        }
+        open_with(value, subject, &keys);
+        Ok(())
+    }
+}
+
+fn seal_bytes(key: &[u8; 32], aad: &[u8], plain: &[u8]) -> Vec<u8> {
+    let cipher = ChaCha20Poly1305::new(Key::from_slice(key));
+    let mut nonce = [0u8; 12];
+    rand::thread_rng().fill_bytes(&mut nonce);
+    let sealed = cipher
+        .encrypt(Nonce::from_slice(&nonce), Payload { msg: plain, aad })
+        .unwrap_or_else(|_| unreachable!("ChaCha20-Poly1305 encrypts any message"));
+    let mut out = nonce.to_vec();
+    out.extend(sealed);
+    out
+}
+
+fn open_bytes(key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+    if sealed.len() < 12 {
+        return None;
+    }
+    let (nonce, body) = sealed.split_at(12);
+    ChaCha20Poly1305::new(Key::from_slice(key)).decrypt(Nonce::from_slice(nonce), Payload { msg: body, aad }).ok()
+}
+
+/// Whether `value` holds a plain string under a personal member name.
+fn has_personal(value: &Value) -> bool {
+    match value {
+        Value::Object(map) => map.iter().any(|(k, v)| {
+            (PERSONAL.contains(&k.as_str()) && v.as_str().is_some_and(|s| !s.starts_with(SEALED))) || has_personal(v)
+        }),
+        Value::Array(items) => items.iter().any(has_personal),
+        _ => false,
+    }
+}
+
+fn seal_with(value: &mut Value, subject: &str, version: u32, key: &[u8; 32]) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                match v {
+                    Value::String(s) if PERSONAL.contains(&k.as_str()) && !s.starts_with(SEALED) => {
+                        let sealed = seal_bytes(key, &Keyring::aad(subject, version), s.as_bytes());
+                        *s = format!("{SEALED}{version}:{}", URL_SAFE_NO_PAD.encode(sealed));
+                    }
+                    other => seal_with(other, subject, version, key),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| seal_with(v, subject, version, key)),
+        _ => {}
+    }
+}
+
+/// `(version, bytes)` of a sealed string.
+fn parse_sealed(s: &str) -> Option<(u32, Vec<u8>)> {
+    let rest = s.strip_prefix(SEALED)?;
+    let (version, body) = rest.split_once(':')?;
+    Some((version.parse().ok()?, URL_SAFE_NO_PAD.decode(body).ok()?))
+}
+
+fn sealed_versions(value: &Value, out: &mut Vec<u32>) {
+    match value {
+        Value::String(s) => {
+            if let Some((version, _)) = parse_sealed(s) {
+                if !out.contains(&version) {
+                    out.push(version);
+                }
+            }
+        }
+        Value::Object(map) => map.values().for_each(|v| sealed_versions(v, out)),
+        Value::Array(items) => items.iter().for_each(|v| sealed_versions(v, out)),
+        _ => {}
+    }
+}
+
+fn open_with(value: &mut Value, subject: &str, keys: &HashMap<u32, Option<[u8; 32]>>) {
+    match value {
+        Value::String(s) => {
+            if let Some((version, body)) = parse_sealed(s) {
+                let opened = keys
+                    .get(&version)
+                    .copied()
+                    .flatten()
+                    .and_then(|key| open_bytes(&key, &Keyring::aad(subject, version), &body))
+                    .and_then(|plain| String::from_utf8(plain).ok());
+                *s = opened.unwrap_or_else(|| ERASED.to_string());
+            }
+        }
+        Value::Object(map) => map.values_mut().for_each(|v| open_with(v, subject, keys)),
+        Value::Array(items) => items.iter_mut().for_each(|v| open_with(v, subject, keys)),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const KEY: [u8; 32] = [7; 32];
+
+    fn keys(key: Option<[u8; 32]>) -> HashMap<u32, Option<[u8; 32]>> {
+        HashMap::from([(1, key)])
+    }
+
+    #[test]
+    fn personal_members_are_sealed_anywhere_and_open_to_what_they_were() {
+        let plain = json!({"Registered": {"name": "张三", "document_type": "resident_id_card",
+            "applicant": {"mobile": "13800138000"}, "emails": [{"email": "a@b.cn"}], "at": "2026-01-01T00:00:00Z"}});
+        let mut sealed = plain.clone();
+        seal_with(&mut sealed, "acc_1", 1, &KEY);
+        let text = sealed.to_string();
+        for secret in ["张三", "13800138000", "a@b.cn"] {
+            assert!(!text.contains(secret), "{text}");
+        }
+        assert_eq!(sealed["Registered"]["document_type"], "resident_id_card");
+        let mut opened = sealed.clone();
+        open_with(&mut opened, "acc_1", &keys(Some(KEY)));
+        assert_eq!(opened, plain);
+    }
+
+    #[test]
+    fn without_the_key_or_for_another_subject_a_value_reads_as_erased() {
+        let mut sealed = json!({"name": "张三"});
+        seal_with(&mut sealed, "acc_1", 1, &KEY);
+        let mut erased = sealed.clone();
+        open_with(&mut erased, "acc_1", &keys(None));
+        assert_eq!(erased, json!({"name": ERASED}));
+        let mut moved = sealed.clone();
+        open_with(&mut moved, "acc_2", &keys(Some(KEY)));
+        assert_eq!(moved, json!({"name": ERASED}));
+    }
+
+    #[test]
+    fn plain_values_of_old_events_are_read_as_they_are() {
+        let mut old = json!({"name": "张三", "mobile": null});
+        open_with(&mut old, "acc_1", &keys(Some(KEY)));
+        assert_eq!(old, json!({"name": "张三", "mobile": null}));
+        assert!(!has_personal(&json!({"mobile": null, "at": "x"})));
+    }
+}
