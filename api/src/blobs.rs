@@ -108,6 +108,16 @@ impl BlobStore {
         }
     }
 
+    /// Deletes one blob (an erased subject's photo); a missing one is already gone.
+    pub async fn delete(&self, digest: &str) -> anyhow::Result<()> {
+        let Some(path) = self.path(digest) else { return Ok(()) };
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).context("deleting a blob"),
+        }
+    }
+
     /// Deletes the blobs older than `grace` that no event references, and temporary files
     /// older than `grace`. Does nothing while the `photo_refs` read model has applications
     /// still to read (it would not know their photos yet).

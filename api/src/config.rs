@@ -64,6 +64,9 @@ pub struct Settings {
     /// demo file `api/data/wechat-oauth.csv`) or `http:URL`.
     #[arg(long, env = "SHENFEN_WECHAT", default_value = "reference:")]
     pub wechat: String,
+    /// Days between a deletion request (注销) and the erasure; `0` erases at once.
+    #[arg(long, env = "SHENFEN_DELETION_COOLING_OFF_DAYS", default_value_t = 15)]
+    pub deletion_cooling_off_days: u32,
     /// The CAPTCHA port: `none` (no CAPTCHA), `reference:PATH` (CSV `token,valid`) or `http:URL`
     /// (POST `{"token"}` → `{"valid": bool}`, 3 s timeout). When set, code requests,
     /// registrations and logins need a `captcha_token`.

@@ -123,19 +123,24 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<Arc<AppState>> {
         Arc::new(CommandBus::new(&db, (), commits.clone()).with_notices(Arc::new(crate::notices::account_notices)));
     let verifications = Arc::new(CommandBus::new(&db, (), commits.clone()));
     let claims = Arc::new(CommandBus::new(&db, (), commits.clone()));
+    let blobs = crate::blobs::BlobStore::open(&settings.blob_dir)?;
     let mut projections = shenfen_projections::read_models();
     projections.push(Arc::new(IdentityProcess { accounts: accounts.clone(), verifications: verifications.clone() }));
     projections.push(Arc::new(HandOver { accounts: accounts.clone(), claims: claims.clone() }));
     projections.push(Arc::new(SnapshotWriter::new(accounts.clone(), "snapshots_account")));
     projections.push(Arc::new(SnapshotWriter::new(verifications.clone(), "snapshots_verification")));
     projections.push(Arc::new(ChainSeal::open(&db, chain.clone()).await.context("opening the seal of the log")?));
+    projections.push(Arc::new(crate::app::erasure::ErasureProcess {
+        keyring: commits.keyring().clone(),
+        db: db.clone(),
+        blobs: blobs.clone(),
+    }));
     let progress =
         runner::start(&db, projections, &commits, RunnerConfig::default()).await.context("starting the projections")?;
     let authority = crate::authority::from_spec(&settings.identity_authority)?;
     let wechat = crate::wechat::from_spec(&settings.wechat)?;
     let captcha = crate::captcha::from_spec(&settings.captcha)?;
     let trusted_proxies = crate::extract::parse_trusted_proxies(&settings.trusted_proxies)?;
-    let blobs = crate::blobs::BlobStore::open(&settings.blob_dir)?;
     let grace = Duration::from_secs(settings.blob_grace_seconds);
     tokio::spawn(crate::blobs::run_sweeper(blobs.clone(), db.clone(), grace));
     let mut calendar = WorkingCalendar::shipped();
@@ -148,7 +153,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<Arc<AppState>> {
     let notifier = Notifier::parse(&settings.notifier)?;
     let outbox_wake = Arc::new(Notify::new());
     tokio::spawn(crate::notifier::run_outbox(db.clone(), notifier, clock.clone(), outbox_wake.clone()));
-    Ok(Arc::new(AppState {
+    let state = Arc::new(AppState {
         accounts,
         codes: CommandBus::new(&db, (), commits.clone()),
         verifications,
@@ -173,7 +178,9 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<Arc<AppState>> {
         clock,
         outbox_wake,
         metrics,
-    }))
+    });
+    tokio::spawn(crate::app::erasure::run_worker(state.clone()));
+    Ok(state)
 }
 
 /// Warns (log and metric) when this year or the next has no holiday data: due dates then
@@ -210,6 +217,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/me/password", post(routes::me::change_password))
         .route("/v1/me/wechat", put(routes::me::bind_wechat).delete(routes::me::unbind_wechat))
         .route("/v1/me/email-confirmation", post(routes::me::confirm_email))
+        .route("/v1/me/deletion", post(routes::deletion::request).delete(routes::deletion::cancel))
         .route("/v1/me/reregistration-claims", get(routes::claims::of_holder))
         .route("/v1/me/reregistration-claims/{claim_id}", delete(routes::claims::refuse))
         .route("/v1/me/real-name-verifications", post(routes::verification::verify))

@@ -8,3 +8,11 @@ CREATE TABLE subject_keys (
     erased_at  timestamptz,
     PRIMARY KEY (subject, version)
 );
+
+-- Accounts whose deletion was asked for and not yet carried out or withdrawn (projection
+-- `pending_deletions`); the erasure worker reads the due ones.
+CREATE TABLE pending_deletions (
+    account_id   TEXT PRIMARY KEY,
+    effective_at timestamptz NOT NULL
+);
+CREATE INDEX pending_deletions_due ON pending_deletions (effective_at);

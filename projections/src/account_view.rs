@@ -42,6 +42,7 @@ impl Projection for AccountView {
                     | "VerifiedIdentityApplied"
                     | "ContactChangedBySupport"
                     | "CorrectedBySupport"
+                    | "Erased"
             )
     }
 
@@ -460,6 +461,21 @@ fn fold(row: &mut Option<ViewRow>, id: &str, event: AccountEvent, at: DateTime<U
             if let Some(email) = email {
                 r.email_masked = Some(mask_email(email.as_str()));
             }
+        }
+        // Nothing of the person stays in the row (the document may register again).
+        AccountEvent::Erased { .. } => {
+            let erased = shenfen_domain::shared::ERASED.to_string();
+            *r = ViewRow {
+                name: erased.clone(),
+                document_number_masked: erased,
+                profile_complete: false,
+                real_name_status: unverified,
+                email_masked: None,
+                mobile_masked: None,
+                wechat_bound: false,
+                gender: None,
+                ..r.clone()
+            };
         }
         AccountEvent::CorrectedBySupport { gender, name, .. } if gender.is_some() || name.is_some() => {
             if let Some(name) = name {

@@ -75,7 +75,13 @@ impl IdentityProcess {
 
     /// Carries a re-registration to the verification stream.
     async fn carry_reregistration(&self, e: &StoredEvent, event: AccountEvent) -> Result<(), ProjectionError> {
-        let AccountEvent::Reregistered { at, generation, claim_id, .. } = event else { return Ok(()) };
+        // An erasure starts a generation too: nothing the erased holder proved reaches whoever
+        // registers the document next.
+        let (at, generation, claim_id) = match event {
+            AccountEvent::Reregistered { at, generation, claim_id, .. } => (at, generation, claim_id),
+            AccountEvent::Erased { at, generation, .. } => (at, Some(generation), None),
+            _ => return Ok(()),
+        };
         let source = format!("account#{}", e.sequence);
         let command = VerificationCommand::Reset(Reset { source, generation, claim_id, now: at });
         match self.verifications.execute(&e.aggregate_id, command, &Self::meta(e)).await {
@@ -100,7 +106,7 @@ impl Projection for IdentityProcess {
     }
 
     fn wants(&self, e: EventKind<'_>) -> bool {
-        (e.aggregate_type == "account" && e.event_type == "Reregistered")
+        (e.aggregate_type == "account" && matches!(e.event_type, "Reregistered" | "Erased"))
             || (e.aggregate_type == "verification"
                 && matches!(
                     e.event_type,

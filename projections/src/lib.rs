@@ -14,6 +14,7 @@ pub mod checkpoint;
 pub mod claims;
 pub mod commits;
 pub mod db;
+pub mod deletions;
 pub mod feed;
 pub mod handover;
 pub mod identity;
@@ -43,6 +44,7 @@ pub fn read_models() -> Vec<Arc<dyn runner::Projection>> {
         Arc::new(photo_refs::PhotoRefs),
         Arc::new(claims::Claims),
         Arc::new(feed::IdentityChanges),
+        Arc::new(deletions::PendingDeletions),
         Arc::new(support_cases::SupportCases),
     ]
 }

@@ -184,14 +184,23 @@ impl Keyring {
         Ok(key)
     }
 
-    /// Destroys every key of `subject`: what was sealed under them reads as [`ERASED`] from now
-    /// on, in this process at once and in others once they next read the key.
-    pub async fn erase(&self, subject: &str, at: DateTime<Utc>) -> Result<(), KeyError> {
+    /// The newest key version of `subject` (0: none yet).
+    pub async fn latest_version(&self, subject: &str) -> Result<u32, KeyError> {
+        Ok(self.rows(subject).await?.last().map_or(0, |(v, _)| *v as u32))
+    }
+
+    /// Destroys the keys of `subject` up to version `up_to`: what was sealed under them reads
+    /// as [`ERASED`] from now on, in this process at once and in others once they next read
+    /// the key (they cache a key they have read). Keys made later (a new registration of the
+    /// same document) stay.
+    pub async fn erase(&self, subject: &str, up_to: u32, at: DateTime<Utc>) -> Result<(), KeyError> {
         crate::exec!(
             &self.db,
-            "UPDATE subject_keys SET wrapped = NULL, erased_at = $2 WHERE subject = $1 AND wrapped IS NOT NULL",
+            "UPDATE subject_keys SET wrapped = NULL, erased_at = $2
+              WHERE subject = $1 AND version <= $3 AND wrapped IS NOT NULL",
             subject,
-            at
+            at,
+            i64::from(up_to)
         )?;
         if let Ok(mut cache) = self.cache.lock() {
             cache.retain(|(s, _), _| s != subject);

@@ -3,6 +3,7 @@
 //! authority, record its answer; consume a code then register). They take validated values
 //! and answer domain values; handlers parse requests and shape answers.
 
+pub mod erasure;
 pub mod identity;
 pub mod password;
 pub mod profile;

@@ -54,6 +54,13 @@ impl From<AccountError> for ApiError {
                 ("The code is wrong, used or expired.", "验证码错误、已使用或已过期。")
             }
             AccountError::NothingToChange => ("The new contact is the current one.", "新的联系方式与当前相同。"),
+            AccountError::NoDeletionPending => {
+                ("No deletion of this account is pending.", "该账号没有待生效的注销申请。")
+            }
+            AccountError::ManualReviewPending => (
+                "A manual review is pending: the account can be deleted once it is decided.",
+                "人工审核进行中，审核结束后方可注销账号。",
+            ),
         };
         let problem = match &err {
             AccountError::MissingProfileFields(fields) => ApiError::invalid(

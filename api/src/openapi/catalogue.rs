@@ -294,6 +294,18 @@ pub(super) const CATALOGUE: &[(&str, &[Answer])] = &[
     ),
     // The claimant (claim token).
     ("GET /v1/claims/current", &[]),
+    // Deletion (注销): a wrong password is a failed login (401, then 423); a pending manual
+    // review must be decided first.
+    (
+        "POST /v1/me/deletion",
+        &[
+            (401, &["login_failed"]),
+            (409, &["conflict_retry", "manual_review_pending"]),
+            (422, &["invalid_type", "required"]),
+            (423, &["account_locked"]),
+        ],
+    ),
+    ("DELETE /v1/me/deletion", &[(409, &["conflict_retry", "no_deletion_pending"])]),
     // A downstream service (staff role `service`).
     ("GET /v1/feeds/identity-changes", &[(403, &["forbidden"]), (422, &["invalid_cursor", "invalid_limit"])]),
     // 409 `manual_review_pending`: the proof is already with a reviewer; `claim_not_open`: decided.

@@ -31,6 +31,8 @@ use crate::routes;
         routes::me::bind_wechat,
         routes::me::unbind_wechat,
         routes::me::confirm_email,
+        routes::deletion::request,
+        routes::deletion::cancel,
         routes::claims::of_holder,
         routes::claims::refuse,
         routes::claims::current,

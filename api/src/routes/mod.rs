@@ -6,6 +6,7 @@ pub mod analytics;
 pub mod audit;
 pub mod claims;
 pub mod codes;
+pub mod deletion;
 pub mod feeds;
 pub mod me;
 pub mod ops;

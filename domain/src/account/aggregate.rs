@@ -9,7 +9,7 @@ use crate::time::{cst_date, cst_midnight};
 
 use super::commands::*;
 use super::errors::AccountError;
-use super::events::AccountEvent;
+use super::events::{AccountEvent, RealNameStatus};
 use super::state::*;
 
 type Sink = EventSink<Account>;
@@ -140,6 +140,41 @@ impl Account {
         }
         let NewSession { session_id, token_hash, expires_at } = session;
         sink.write(AccountEvent::SessionStarted { session_id, token_hash, expires_at, at: now }, self).await;
+        // Logging in during the cooling-off period withdraws a deletion request.
+        if self.deletion_effective_at.is_some() {
+            sink.write(AccountEvent::DeletionCancelled { at: now }, self).await;
+        }
+        Ok(())
+    }
+
+    async fn request_deletion(&mut self, c: RequestDeletion, sink: &Sink) -> Decided {
+        let now = c.now;
+        let Some(effective_at) = self.prove(c.password, now, sink).await? else { return Ok(()) };
+        if self.real_name_status == RealNameStatus::ManualReviewPending {
+            return Err(AccountError::ManualReviewPending);
+        }
+        // Asked again: the first request's date stands.
+        if self.deletion_effective_at.is_none() {
+            sink.write(AccountEvent::DeletionRequested { effective_at, at: now }, self).await;
+        }
+        Ok(())
+    }
+
+    async fn cancel_deletion(&mut self, c: CancelDeletion, sink: &Sink) -> Decided {
+        if self.deletion_effective_at.is_none() {
+            return Err(AccountError::NoDeletionPending);
+        }
+        sink.write(AccountEvent::DeletionCancelled { at: c.now }, self).await;
+        Ok(())
+    }
+
+    async fn erase(&mut self, c: Erase, sink: &Sink) -> Decided {
+        let due = self.deletion_effective_at.ok_or(AccountError::NoDeletionPending)?;
+        if c.now < due {
+            return Err(AccountError::NoDeletionPending);
+        }
+        let event = AccountEvent::Erased { generation: self.generation + 1, key_version: c.key_version, at: c.now };
+        sink.write(event, self).await;
         Ok(())
     }
 
@@ -459,6 +494,9 @@ impl Aggregate for Account {
             AccountCommand::BindWechat(c) => self.bind_wechat(c, sink).await,
             AccountCommand::UnbindWechat(c) => self.unbind_wechat(c, sink).await,
             AccountCommand::HandOver(c) => self.hand_over(c, sink).await,
+            AccountCommand::RequestDeletion(c) => self.request_deletion(c, sink).await,
+            AccountCommand::CancelDeletion(c) => self.cancel_deletion(c, sink).await,
+            AccountCommand::Erase(c) => self.erase(c, sink).await,
         }
     }
 

@@ -34,6 +34,32 @@ pub enum AccountCommand {
     BindWechat(BindWechat),
     UnbindWechat(UnbindWechat),
     HandOver(HandOver),
+    RequestDeletion(RequestDeletion),
+    CancelDeletion(CancelDeletion),
+    Erase(Erase),
+}
+
+/// The holder asks for the account's deletion (注销), proving the password; it is erased at
+/// `effective_at` unless they log in or cancel before.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestDeletion {
+    pub password: Checked<DateTime<Utc>>,
+    pub now: DateTime<Utc>,
+}
+
+/// The holder withdraws a deletion request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CancelDeletion {
+    pub now: DateTime<Utc>,
+}
+
+/// The erasure of an account whose deletion fell due: what remains names no one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Erase {
+    /// The data subject's newest key version now: the erasure destroys it and those before
+    /// (a key made later, for a new registration of the document, is not the erased one's).
+    pub key_version: u32,
+    pub now: DateTime<Utc>,
 }
 
 /// Everything a (re-)registration sets.

@@ -43,6 +43,10 @@ pub enum AccountError {
     NoEmailChangePending,
     #[error("the new contact is the current one")]
     NothingToChange,
+    #[error("no deletion is pending")]
+    NoDeletionPending,
+    #[error("a manual review is pending")]
+    ManualReviewPending,
 }
 
 impl AccountError {
@@ -66,6 +70,8 @@ impl AccountError {
             AccountError::ContactRequestNotFound => "request_not_found",
             AccountError::SameAgent => "same_agent",
             AccountError::NothingToChange => "nothing_to_change",
+            AccountError::NoDeletionPending => "no_deletion_pending",
+            AccountError::ManualReviewPending => "manual_review_pending",
         }
     }
 
@@ -75,7 +81,9 @@ impl AccountError {
             AccountError::AlreadyRegistered
             | AccountError::ProfileIncomplete
             | AccountError::WechatNotBound
-            | AccountError::SameAgent => ErrorKind::Conflict,
+            | AccountError::SameAgent
+            | AccountError::NoDeletionPending
+            | AccountError::ManualReviewPending => ErrorKind::Conflict,
             AccountError::NotFound | AccountError::ResetNotFound | AccountError::ContactRequestNotFound => {
                 ErrorKind::NotFound
             }

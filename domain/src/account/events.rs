@@ -265,6 +265,24 @@ pub enum AccountEvent {
         email: Email,
         at: DateTime<Utc>,
     },
+    /// The holder asked for the account's deletion; it is erased at `effective_at` unless
+    /// cancelled (by `DELETE /v1/me/deletion` or a login) before.
+    DeletionRequested {
+        effective_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+    },
+    DeletionCancelled {
+        at: DateTime<Utc>,
+    },
+    /// The account was erased: its data subject's key is destroyed, so every personal value
+    /// of this stream reads as `[erased]`. It starts identity generation `generation`: the
+    /// verification stream is reset to it, and the document may register again.
+    Erased {
+        generation: u32,
+        /// The subject key versions up to this one are destroyed.
+        key_version: u32,
+        at: DateTime<Utc>,
+    },
     CorrectedBySupport {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         gender: Option<Gender>,
@@ -280,6 +298,9 @@ impl AccountEvent {
     pub fn name(&self) -> &'static str {
         match self {
             AccountEvent::Registered { .. } => "Registered",
+            AccountEvent::DeletionRequested { .. } => "DeletionRequested",
+            AccountEvent::DeletionCancelled { .. } => "DeletionCancelled",
+            AccountEvent::Erased { .. } => "Erased",
             AccountEvent::LegacyImported { .. } => "LegacyImported",
             AccountEvent::Reregistered { .. } => "Reregistered",
             AccountEvent::ContactChangeRequested { .. } => "ContactChangeRequested",

@@ -91,6 +91,12 @@ pub struct Account {
     /// ignored, and the business gate needs the verification stream at this generation.
     #[serde(default)]
     pub generation: u32,
+    /// When a requested deletion falls due (absent: none pending).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_effective_at: Option<DateTime<Utc>>,
+    /// Whether the account was erased (until its document registers again).
+    #[serde(default)]
+    pub erased: bool,
     /// An e-mail change waiting for confirmation.
     #[serde(default)]
     pub pending_email: Option<PendingEmail>,
@@ -188,6 +194,7 @@ impl Account {
                 self.document_number = Some(document_number);
                 self.registered_at = Some(registered_at);
                 self.apply_registration(name, validity, email, mobile, password_hash);
+                self.erased = false;
             }
             AccountEvent::LegacyImported { document_type, document_number, name, registered_at } => {
                 self.document_type = Some(document_type);
@@ -281,6 +288,14 @@ impl Account {
                 self.verification_sequence = self.verification_sequence.max(verification_sequence);
             }
             AccountEvent::ResubmissionRequired { .. } => {}
+            AccountEvent::DeletionRequested { effective_at, .. } => self.deletion_effective_at = Some(effective_at),
+            AccountEvent::DeletionCancelled { .. } => self.deletion_effective_at = None,
+            AccountEvent::Erased { generation, .. } => {
+                // Nothing of the person stays; the generation and the last verification
+                // carried stay, so that no outcome of the erased holder reaches a new one.
+                let verification_sequence = self.verification_sequence;
+                *self = Account { generation, verification_sequence, erased: true, ..Account::default() };
+            }
             AccountEvent::ContactChangedBySupport { mobile, email, request_id, .. } => {
                 if mobile.is_some() {
                     self.mobile = mobile;

@@ -664,3 +664,87 @@ async fn correcting_a_verified_name_tells_downstream_services() {
             AccountEvent::ResubmissionRequired { reason: "name_corrected".into(), at: t(2, 0, 0) },
         ]);
 }
+
+#[tokio::test]
+async fn a_deletion_falls_due_after_its_cooling_off_and_a_login_withdraws_it() {
+    let due = t(9, 0, 0);
+    let requested = AccountEvent::DeletionRequested { effective_at: due, at: t(1, 0, 0) };
+    Fx::with(())
+        .given(vec![registered()])
+        .when_async(AccountCommand::RequestDeletion(RequestDeletion { password: checked(Some(due)), now: t(1, 0, 0) }))
+        .await
+        .then_expect_events(vec![requested.clone()]);
+    // Before it falls due, nothing is erased.
+    Fx::with(())
+        .given(vec![registered(), requested.clone()])
+        .when_async(AccountCommand::Erase(Erase { key_version: 1, now: t(8, 59, 59) }))
+        .await
+        .then_expect_error(AccountError::NoDeletionPending);
+    // A login withdraws it.
+    let session = NewSession { session_id: "s1".into(), token_hash: "T1".into(), expires_at: t(20, 0, 0) };
+    Fx::with(())
+        .given(vec![registered(), requested.clone()])
+        .when_async(AccountCommand::LogIn(LogIn { password: checked(Some(session)), now: t(2, 0, 0) }))
+        .await
+        .then_expect_events(vec![
+            AccountEvent::SessionStarted {
+                session_id: "s1".into(),
+                token_hash: "T1".into(),
+                expires_at: t(20, 0, 0),
+                at: t(2, 0, 0),
+            },
+            AccountEvent::DeletionCancelled { at: t(2, 0, 0) },
+        ]);
+    Fx::with(())
+        .given(vec![registered()])
+        .when_async(AccountCommand::CancelDeletion(CancelDeletion { now: t(2, 0, 0) }))
+        .await
+        .then_expect_error(AccountError::NoDeletionPending);
+}
+
+#[tokio::test]
+async fn an_erased_account_keeps_nothing_of_the_person_and_its_document_registers_again() {
+    let requested = AccountEvent::DeletionRequested { effective_at: t(9, 0, 0), at: t(1, 0, 0) };
+    Fx::with(())
+        .given(vec![registered(), requested.clone()])
+        .when_async(AccountCommand::Erase(Erase { key_version: 1, now: t(9, 0, 0) }))
+        .await
+        .then_expect_events(vec![AccountEvent::Erased { generation: 1, key_version: 1, at: t(9, 0, 0) }]);
+
+    let mut erased = Account::default();
+    for event in [registered(), requested, AccountEvent::Erased { generation: 1, key_version: 1, at: t(9, 0, 0) }] {
+        cqrs_es::Aggregate::apply(&mut erased, event);
+    }
+    assert!(erased.erased && !erased.exists() && erased.name.is_none() && erased.email.is_none());
+    assert_eq!(erased.generation, 1);
+    Fx::with(())
+        .given(vec![
+            registered(),
+            AccountEvent::DeletionRequested { effective_at: t(9, 0, 0), at: t(1, 0, 0) },
+            AccountEvent::Erased { generation: 1, key_version: 1, at: t(9, 0, 0) },
+        ])
+        .when_async(AccountCommand::Register(registration("H2", t(10, 0, 0))))
+        .await
+        .then_expect_events(vec![AccountEvent::Registered {
+            document_type: DocumentType::ResidentIdCard,
+            document_number: number(),
+            name: name("张三"),
+            validity: validity(),
+            email: Email::parse("123456@qq.com").expect("email"),
+            mobile: Mobile::parse("13800138000").expect("mobile"),
+            password_hash: "H2".into(),
+            registered_at: t(10, 0, 0),
+        }]);
+}
+
+#[test]
+fn erased_values_read_back_from_the_store() {
+    let stored = serde_json::json!({"Registered": {
+        "document_type": "resident_id_card", "document_number": "[erased]", "name": "[erased]",
+        "validity": {"period": "20y", "start": "2020-01-01"}, "email": "[erased]", "mobile": "[erased]",
+        "password_hash": "H1", "registered_at": "2026-05-10T00:00:00Z"}});
+    let event: AccountEvent = serde_json::from_value(stored).expect("an erased event decodes");
+    let AccountEvent::Registered { name, .. } = event else { panic!("not Registered") };
+    assert_eq!(name.as_str(), crate::shared::ERASED);
+    assert_eq!(name.masked().chars().count(), crate::shared::ERASED.chars().count());
+}

@@ -45,3 +45,90 @@ both_stores!(
     no_name_document_mobile_or_email_is_stored_in_plain_text,
     Settings::with_identities(vec![Identity::resident("赵敏")])
 );
+
+const DELETION: &str = "/v1/me/deletion";
+
+async fn a_withdrawn_deletion_leaves_everything(app: &mut TestApp) {
+    let account = app.register_account().await;
+    let token = app.login_ok(&account).await;
+    app.post_json_as(&token, DELETION, &json!({"password": "Not-the-password-1"}))
+        .await
+        .assert_problem(401, "login_failed");
+    let asked = app.post_json_as(&token, DELETION, &json!({"password": account.password})).await;
+    asked.assert_status(202);
+    let effective_at = asked.str("effective_at");
+    let days = (chrono::DateTime::parse_from_rfc3339(&effective_at).expect("RFC 3339").with_timezone(&chrono::Utc)
+        - chrono::Utc::now())
+    .num_hours();
+    assert!((14 * 24..=15 * 24).contains(&days), "15 days of cooling-off: {}", asked.text);
+    // Asked again: the first date stands.
+    let again = app.post_json_as(&token, DELETION, &json!({"password": account.password})).await;
+    assert_eq!(again.str("effective_at"), effective_at);
+
+    app.delete_as(&token, DELETION).await.assert_status(204);
+    app.delete_as(&token, DELETION).await.assert_problem(409, "no_deletion_pending");
+    // Logging in withdraws it too.
+    app.post_json_as(&token, DELETION, &json!({"password": account.password})).await.assert_status(202);
+    let again = app.login_ok(&account).await;
+    app.delete_as(&again, DELETION).await.assert_problem(409, "no_deletion_pending");
+    let me = app.me(&token).await;
+    me.assert_status(200);
+    assert_eq!(me.str("name"), account.name, "{}", me.text);
+}
+both_stores!(a_withdrawn_deletion_leaves_everything);
+
+async fn an_erased_account_is_forgotten_and_its_document_registers_again(app: &mut TestApp) {
+    let analyst = app.staff_member("analyst").await;
+    let auditor = app.staff_member("auditor").await;
+    let on_record = app.identities()[0].clone();
+    let registration = on_record.registration(&on_record.name);
+    let (account, token) = app.ready_applicant(registration.clone()).await;
+    app.verify(&token).await.assert_status(200);
+    let registrations = |r: &shenfen_tests::ApiResponse| {
+        r.body.as_array().map_or(0, |rows| rows.iter().filter_map(|row| row["registrations"].as_i64()).sum::<i64>())
+    };
+    let counted = app.poll_as(&analyst.token, "/v1/analytics/registrations", |r| registrations(r) >= 1).await;
+    let before = registrations(&counted);
+
+    // No cooling-off here: erased before the answer.
+    let asked = app.post_json_as(&token, DELETION, &json!({"password": registration.password})).await;
+    asked.assert_status(202);
+    app.me(&token).await.assert_problem(401, "unauthenticated");
+    app.login(&registration.document_number, &registration.password).await.assert_problem(401, "login_failed");
+
+    // Auditors see the events, with no personal data; the chain is intact.
+    let audited = app.audit_events(&auditor.token, "account", &account.account_id).await;
+    audited.assert_status(200);
+    assert!(audited.text.contains("[erased]") && audited.text.contains("\"Erased\""), "{}", audited.text);
+    for secret in [on_record.name.as_str(), registration.mobile.as_str(), registration.email.as_str()] {
+        assert!(!audited.text.contains(secret), "{secret} is still readable: {}", audited.text);
+    }
+    let verification = app.audit_events(&auditor.token, "verification", &account.account_id).await;
+    assert!(!verification.text.contains(&on_record.name), "{}", verification.text);
+    let state = app.audit_state(&auditor.token, "account", &account.account_id, None).await;
+    assert_eq!(state.body["chain_intact"], json!(true), "{}", state.text);
+    // What was counted stays counted.
+    assert_eq!(registrations(&app.get_as(&analyst.token, "/v1/analytics/registrations").await), before);
+
+    // The document registers again, as a new holder: nothing of the erased one carries over.
+    let fresh = shenfen_tests::Registration {
+        password: shenfen_tests::password(),
+        mobile: shenfen_tests::mobile_number(),
+        ..registration.clone()
+    };
+    let again = app.register_account_with(fresh.clone()).await;
+    assert_eq!(again.account_id, account.account_id, "the same stream goes on");
+    let token = app.login_ok(&again).await;
+    let me = app.me(&token).await;
+    assert_eq!(me.str("name"), on_record.name, "{}", me.text);
+    assert_eq!(me.str("real_name_status"), "unverified", "the erased holder's proof does not carry over: {}", me.text);
+    let counted = app.poll_as(&analyst.token, "/v1/analytics/registrations", |r| registrations(r) > before).await;
+    assert_eq!(registrations(&counted), before + 1);
+    // The new registration is readable; the erased one's events stay erased.
+    let audited = app.audit_events(&auditor.token, "account", &account.account_id).await;
+    assert!(audited.text.contains(&on_record.name) && audited.text.contains("[erased]"), "{}", audited.text);
+}
+both_stores!(
+    an_erased_account_is_forgotten_and_its_document_registers_again,
+    Settings::with_identities(vec![Identity::resident("钱程")]).env("SHENFEN_DELETION_COOLING_OFF_DAYS", "0")
+);

@@ -1,0 +1,161 @@
+//! Account deletion (注销) and erasure (PIPL art. 47): the request with the password and its
+//! cooling-off period, and the erasure once it falls due — the account stream's `Erased`
+//! event, then the data subject's key destroyed (every personal value of the account and its
+//! verification stream reads as `[erased]` from then on), the snapshots and the ID photos
+//! deleted. What is counted (the analyst tables) stays; the document may register again.
+//!
+//! The erasure's side effects run twice on purpose: at once, by whoever erased, and by the
+//! [`ErasureProcess`] process manager, which runs from its checkpoint after every `Erased`
+//! event, so a crash between the event and the key's destruction cannot leave the key alive.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use shenfen_domain::account::{
+    Account, AccountCommand, AccountError, AccountEvent, CancelDeletion, Erase, RequestDeletion,
+};
+use shenfen_domain::metadata::{Actor, EventMetadata};
+use shenfen_projections::db::{Db, DbTx};
+use shenfen_projections::deletions::PendingDeletions;
+use shenfen_projections::log::{EventKind, StoredEvent};
+use shenfen_projections::pii::Keyring;
+use shenfen_projections::runner::{Projection, ProjectionError};
+use shenfen_projections::store::BusError;
+
+use crate::app::password;
+use crate::blobs::BlobStore;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Ctx, Holder};
+use crate::startup::AppState;
+
+/// How often the worker looks for deletions that fell due.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// Asks for the holder's deletion with their password; returns when it falls due. With no
+/// cooling-off period the account is erased before this returns.
+pub async fn request(state: &AppState, ctx: &Ctx, holder: &Holder, current: String) -> ApiResult<DateTime<Utc>> {
+    let effective_at = ctx.now + chrono::Duration::days(i64::from(state.settings.deletion_cooling_off_days));
+    let account = holder.account();
+    let checked = password::check_current(state, ctx, account, current, || async { Ok(effective_at) }).await?;
+    let command = AccountCommand::RequestDeletion(RequestDeletion { password: checked, now: ctx.now });
+    let committed = state
+        .accounts
+        .execute_from(&holder.account_id, Some(holder.loaded.clone()), command, &ctx.meta(holder.actor()))
+        .await?;
+    password::refused(&committed.events)?;
+    let due = committed.state.deletion_effective_at.unwrap_or(effective_at);
+    if due <= ctx.now {
+        erase(state, &holder.account_id, ctx.now).await?;
+    }
+    Ok(due)
+}
+
+/// Withdraws the holder's pending deletion.
+pub async fn cancel(state: &AppState, ctx: &Ctx, holder: &Holder) -> ApiResult<()> {
+    let command = AccountCommand::CancelDeletion(CancelDeletion { now: ctx.now });
+    state
+        .accounts
+        .execute_from(&holder.account_id, Some(holder.loaded.clone()), command, &ctx.meta(holder.actor()))
+        .await?;
+    Ok(())
+}
+
+/// Erases an account whose deletion fell due (nothing when it was withdrawn or is done).
+pub async fn erase(state: &AppState, account_id: &str, now: DateTime<Utc>) -> ApiResult<()> {
+    let meta = EventMetadata { actor: Actor::System { id: "erasure".into() }, request_id: String::new(), at: now };
+    let key_version = state.keyring().latest_version(account_id).await.map_err(ApiError::internal)?;
+    let command = AccountCommand::Erase(Erase { key_version, now });
+    match state.accounts.execute(account_id, command, &meta).await {
+        Ok(_) => {}
+        Err(BusError::Domain(AccountError::NoDeletionPending)) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    }
+    forget(state.keyring(), &state.db, &state.blobs, account_id, key_version, now).await.map_err(ApiError::internal)?;
+    // This process's copies of the streams are folded again (with nothing left to open).
+    let _ = state.accounts.load_uncached(account_id).await;
+    let _ = state.verifications.load_uncached(account_id).await;
+    Ok(())
+}
+
+/// The erasure's side effects, each idempotent: the subject's keys destroyed, the snapshots of
+/// its streams and its ID photos deleted.
+async fn forget(
+    keyring: &Keyring,
+    db: &Db,
+    blobs: &BlobStore,
+    account_id: &str,
+    key_version: u32,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    keyring.erase(account_id, key_version, now).await?;
+    shenfen_projections::exec!(
+        db,
+        "DELETE FROM aggregate_snapshots WHERE aggregate_id = $1 AND aggregate_type IN ('account', 'verification')",
+        account_id
+    )?;
+    let stream = shenfen_projections::audit::history(db, "verification", account_id).await?;
+    for event in &stream {
+        if let Some(photos) = event.payload.get("ApplicationSubmitted").and_then(|a| a.get("photos")) {
+            for digest in ["front", "back", "handheld"].iter().filter_map(|p| photos.get(p).and_then(Value::as_str)) {
+                blobs.delete(digest).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Erases the deletions that fell due, every minute.
+pub async fn run_worker(state: Arc<AppState>) {
+    loop {
+        let now = state.clock.now();
+        match PendingDeletions::due(&state.db, now, 100).await {
+            Ok(due) => {
+                for account_id in due {
+                    if let Err(e) = erase(&state, &account_id, now).await {
+                        tracing::error!(code = %e.code, "an erasure failed; it is tried again");
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "reading the due deletions failed"),
+        }
+        tokio::time::sleep(SWEEP_EVERY).await;
+    }
+}
+
+/// Carries out the erasure's side effects after every `Erased` event (see the module doc).
+pub struct ErasureProcess {
+    pub keyring: Arc<Keyring>,
+    pub db: Db,
+    pub blobs: BlobStore,
+}
+
+#[async_trait]
+impl Projection for ErasureProcess {
+    fn name(&self) -> &'static str {
+        "erasure"
+    }
+
+    fn wants(&self, e: EventKind<'_>) -> bool {
+        e.aggregate_type == <Account as cqrs_es::Aggregate>::TYPE && e.event_type == "Erased"
+    }
+
+    async fn apply(&self, _: &mut DbTx, _: &StoredEvent) -> Result<(), ProjectionError> {
+        Ok(())
+    }
+
+    fn is_process_manager(&self) -> bool {
+        true
+    }
+
+    async fn handle(&self, e: &StoredEvent) -> Result<(), ProjectionError> {
+        let Ok(AccountEvent::Erased { key_version, .. }) = serde_json::from_value(e.payload.clone()) else {
+            return Ok(());
+        };
+        forget(&self.keyring, &self.db, &self.blobs, &e.aggregate_id, key_version, e.at())
+            .await
+            .map_err(|err| ProjectionError::Command(err.to_string()))
+    }
+}
