@@ -20,6 +20,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -71,14 +72,18 @@ struct SubjectKey {
     key: Option<[u8; 32]>,
 }
 
-/// Keys by subject and version (`None`: erased).
-type KeyCache = HashMap<(String, u32), Option<[u8; 32]>>;
+/// Keys by subject and version (`None`: erased), with when they were read.
+type KeyCache = HashMap<(String, u32), (Option<[u8; 32]>, Instant)>;
+
+/// How long a key read from the store is used without reading it again: how long another
+/// process may still open what an erasure in this one destroyed.
+const KEY_CACHE_TTL: Duration = Duration::from_secs(60);
 
 /// The subject keys: made on first write, unwrapped with the master key, destroyed on erasure.
 pub struct Keyring {
     db: Db,
     master: [u8; 32],
-    /// Keys read already (a key never changes; an erased one is gone for good).
+    /// Keys read lately (see [`KEY_CACHE_TTL`]).
     cache: Mutex<KeyCache>,
 }
 
@@ -164,7 +169,7 @@ impl Keyring {
     /// The key of `subject` at `version`, `None` when it was erased (or never existed).
     async fn key(&self, subject: &str, version: u32) -> Result<Option<[u8; 32]>, KeyError> {
         let cached = self.cache.lock().ok().and_then(|c| c.get(&(subject.to_string(), version)).copied());
-        if let Some(key) = cached {
+        if let Some((key, _)) = cached.filter(|(_, read_at)| read_at.elapsed() < KEY_CACHE_TTL) {
             return Ok(key);
         }
         let row: Option<(Option<Vec<u8>>,)> = crate::fetch_optional!(
@@ -179,7 +184,7 @@ impl Keyring {
             None => None,
         };
         if let Ok(mut cache) = self.cache.lock() {
-            cache.insert((subject.to_string(), version), key);
+            cache.insert((subject.to_string(), version), (key, Instant::now()));
         }
         Ok(key)
     }

@@ -38,8 +38,23 @@ pub fn postgres_bin_dir() -> PathBuf {
 /// Starts a throw-away PostgreSQL server and waits until it accepts connections. Panics (never
 /// skips) when PostgreSQL cannot be started. Shared with the replay tool's tests.
 pub async fn start_postgres() -> (pgtemp::PgTempDB, String) {
+    // A server that never accepts connections (its port taken by another one starting at the
+    // same moment, say) is dropped and another started; the third failure is the test's.
+    for attempt in 1..=3 {
+        let db = start_one().await;
+        let uri = db.connection_uri().replacen("postgresql://", "postgres://", 1);
+        match accepting(&uri, Duration::from_secs(30)).await {
+            Ok(()) => return (db, uri),
+            Err(e) if attempt == 3 => panic!("PostgreSQL did not start accepting connections: {e}"),
+            Err(_) => drop(db),
+        }
+    }
+    unreachable!("the loop returns or panics")
+}
+
+async fn start_one() -> pgtemp::PgTempDB {
     let bin = postgres_bin_dir();
-    let db = pgtemp::PgTempDB::builder()
+    pgtemp::PgTempDB::builder()
         .with_bin_path(&bin)
         .with_initdb_arg("encoding", "UTF8")
         .with_initdb_arg("locale", "C")
@@ -52,21 +67,23 @@ pub async fn start_postgres() -> (pgtemp::PgTempDB, String) {
         // which stays off, it costs a write to the page cache per commit.
         .with_config_param("synchronous_commit", "on")
         .start_async()
-        .await;
-    let uri = db.connection_uri().replacen("postgresql://", "postgres://", 1);
-    let deadline = Instant::now() + Duration::from_secs(30);
+        .await
+}
+
+/// Waits until the server at `uri` accepts a connection, for at most `within`.
+async fn accepting(uri: &str, within: Duration) -> Result<(), sqlx::Error> {
+    let deadline = Instant::now() + within;
     loop {
         use sqlx::Connection;
-        match sqlx::PgConnection::connect(&uri).await {
+        match sqlx::PgConnection::connect(uri).await {
             Ok(conn) => {
                 let _ = conn.close().await;
-                break;
+                return Ok(());
             }
-            Err(e) if Instant::now() > deadline => panic!("PostgreSQL did not start accepting connections: {e}"),
+            Err(e) if Instant::now() > deadline => return Err(e),
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
-    (db, uri)
 }
 
 /// Runs `pg_ctl ARGS -D DATA_DIR` as the user that owns the data directory (`postgres` when
