@@ -64,6 +64,9 @@ pub struct Settings {
     /// demo file `api/data/wechat-oauth.csv`) or `http:URL`.
     #[arg(long, env = "SHENFEN_WECHAT", default_value = "reference:")]
     pub wechat: String,
+    /// The version of the user agreement registrants accept (recorded in `Registered`).
+    #[arg(long, env = "SHENFEN_AGREEMENT_VERSION", default_value = "2026-01")]
+    pub agreement_version: String,
     /// Days between a deletion request (注销) and the erasure; `0` erases at once.
     #[arg(long, env = "SHENFEN_DELETION_COOLING_OFF_DAYS", default_value_t = 15)]
     pub deletion_cooling_off_days: u32,

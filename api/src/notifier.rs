@@ -120,7 +120,14 @@ pub async fn run_outbox(db: Db, notifier: Notifier, clock: Arc<dyn Clock>, wake:
                             metrics::counter!("shenfen_messages_delivered_total", "channel" => message.channel.clone())
                                 .increment(1);
                             tracing::info!(id = message.id, channel = %message.channel, purpose = %message.purpose, "message delivered");
-                            if let Err(err) = outbox::delivered(&db, message.id, now).await {
+                            if let Err(err) = outbox::delivered(
+                                &db,
+                                message.id,
+                                now,
+                                &outbox::masked_destination(&message.destination),
+                            )
+                            .await
+                            {
                                 tracing::error!(error = %err, "could not mark a message delivered");
                             }
                         }

@@ -32,6 +32,7 @@ pub async fn generate(conn: &mut PgConnection, accounts: u32, per_account: u32) 
         password_hash:
             "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$0123456789abcdef0123456789abcdef0123456789a".into(),
         registered_at: at,
+        consent: None,
     };
     let edited = AccountEvent::ProfileEdited { ethnicity: None, validity: None, email: Some(email), at };
     let mut metadata: serde_json::Map<String, Value> =

@@ -81,6 +81,8 @@ impl Projection for HandOver {
             email: claimed.email,
             mobile: claimed.mobile,
             password_hash: claimed.password_hash,
+            // Accepted with the claim (its re-registration request), not recorded here.
+            consent: None,
             now: at,
         };
         let request_id = e.metadata.get("request_id").and_then(|v| v.as_str()).unwrap_or_default().to_string();

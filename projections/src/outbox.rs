@@ -74,10 +74,30 @@ pub async fn claim(db: &Db, now: DateTime<Utc>, limit: i64) -> Result<Vec<Outbox
     }
 }
 
-/// Marks a message delivered and erases its secret.
-pub async fn delivered(db: &Db, id: i64, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
-    crate::exec!(db, "UPDATE outbox SET delivered_at = $1, body = NULL, last_error = NULL WHERE id = $2", now, id)?;
+/// Marks a message delivered, erases its secret, and keeps its destination only masked (the
+/// outbox is no place to keep contacts once a message is out).
+pub async fn delivered(db: &Db, id: i64, now: DateTime<Utc>, masked: &str) -> Result<(), sqlx::Error> {
+    crate::exec!(
+        db,
+        "UPDATE outbox SET delivered_at = $1, body = NULL, last_error = NULL, destination = $3 WHERE id = $2",
+        now,
+        id,
+        masked
+    )?;
     Ok(())
+}
+
+/// A destination as kept once its message is delivered: an e-mail address or a mobile
+/// masked, anything else (an openid) reduced to its first characters.
+pub fn masked_destination(destination: &str) -> String {
+    use shenfen_domain::shared::{mask_email, mask_mobile};
+    if destination.contains('@') {
+        mask_email(destination)
+    } else if destination.len() == 11 && destination.bytes().all(|b| b.is_ascii_digit()) {
+        mask_mobile(destination)
+    } else {
+        destination.chars().take(4).chain("…".chars()).collect()
+    }
 }
 
 /// Schedules another attempt after a failure: 2, 4, 8 … seconds, at most 10 minutes. `error`

@@ -8,7 +8,7 @@
 //! exactly one commits; the others conflict on the stream, reload, and are refused.
 
 use chrono::{DateTime, Utc};
-use shenfen_domain::account::{Account, AccountCommand, AccountError, Registration};
+use shenfen_domain::account::{Account, AccountCommand, AccountError, Consent, Registration};
 use shenfen_domain::claim::{ClaimCommand, Claimed, OpenClaim, CLAIM_DAYS};
 use shenfen_domain::code::{CodeCommand, CodeError, CodeEvent, ConsumeCode, Purpose};
 use shenfen_domain::ids;
@@ -109,7 +109,18 @@ async fn consume_code(state: &AppState, ctx: &Ctx, input: &RegistrationInput) ->
 async fn hashed(state: &AppState, ctx: &Ctx, input: RegistrationInput) -> ApiResult<Registration> {
     let RegistrationInput { document_type, document_number, name, validity, email, mobile, password, .. } = input;
     let password_hash = state.hashing.hash(password).await.map_err(ApiError::internal)?;
-    Ok(Registration { document_type, document_number, name, validity, email, mobile, password_hash, now: ctx.now })
+    let consent = Consent { agreement_version: state.settings.agreement_version.clone(), accepted_at: ctx.now };
+    Ok(Registration {
+        document_type,
+        document_number,
+        name,
+        validity,
+        email,
+        mobile,
+        password_hash,
+        consent: Some(consent),
+        now: ctx.now,
+    })
 }
 
 /// Opens a claim on the account in use `account_id` for `registration`; the holder is told on

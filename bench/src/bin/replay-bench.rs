@@ -373,6 +373,7 @@ async fn load_times(args: &Args, db: &Db) -> anyhow::Result<()> {
             email: Email::parse("load@example.com").map_err(|e| anyhow::anyhow!("e-mail: {e:?}"))?,
             mobile: Mobile::parse("13900139000").map_err(|e| anyhow::anyhow!("mobile: {e:?}"))?,
             password_hash: "argon".into(),
+            consent: None,
             now,
         };
         bus.execute(&id, AccountCommand::Register(registration), &meta(now))

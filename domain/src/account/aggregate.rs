@@ -79,6 +79,7 @@ impl Account {
             mobile: r.mobile,
             password_hash: r.password_hash,
             registered_at: r.now,
+            consent: r.consent,
         };
         sink.write(event, self).await;
         Ok(())
@@ -99,6 +100,7 @@ impl Account {
             at,
             generation: Some(self.generation + 1),
             claim_id,
+            consent: r.consent,
         };
         sink.write(event, self).await;
         self.revoke_sessions(None, at, sink).await;

@@ -10,7 +10,7 @@ use crate::shared::name::PersonName;
 use crate::shared::validity::Validity;
 use crate::shared::Gender;
 
-use super::events::{RealNameStatus, ResetMethod, SupportAction};
+use super::events::{Consent, RealNameStatus, ResetMethod, SupportAction};
 
 /// Commands on an account.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,6 +72,8 @@ pub struct Registration {
     pub email: Email,
     pub mobile: Mobile,
     pub password_hash: String,
+    /// The agreement accepted with it (none for a hand-over, accepted with the claim).
+    pub consent: Option<Consent>,
     pub now: DateTime<Utc>,
 }
 

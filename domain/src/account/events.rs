@@ -95,6 +95,13 @@ pub struct Profile {
     pub permit_number: Option<String>,
 }
 
+/// The user agreement a registrant accepted, and when (PIPL: consent is recorded).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Consent {
+    pub agreement_version: String,
+    pub accepted_at: DateTime<Utc>,
+}
+
 /// Events of an account stream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum AccountEvent {
@@ -107,6 +114,9 @@ pub enum AccountEvent {
         mobile: Mobile,
         password_hash: String,
         registered_at: DateTime<Utc>,
+        /// The agreement accepted (absent in events written before consent was recorded).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        consent: Option<Consent>,
     },
     LegacyImported {
         document_type: DocumentType,
@@ -132,6 +142,9 @@ pub enum AccountEvent {
         /// the immediate re-registration of a legacy account).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         claim_id: Option<String>,
+        /// The agreement the new holder accepted (absent for a hand-over and in older events).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        consent: Option<Consent>,
     },
     LoginFailed {
         at: DateTime<Utc>,

@@ -189,6 +189,7 @@ impl Account {
                 mobile,
                 password_hash,
                 registered_at,
+                ..
             } => {
                 self.document_type = Some(document_type);
                 self.document_number = Some(document_number);

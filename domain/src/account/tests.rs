@@ -52,6 +52,7 @@ fn registered() -> AccountEvent {
         mobile: Mobile::parse("13800138000").expect("mobile"),
         password_hash: "H1".into(),
         registered_at: t(0, 0, 0),
+        consent: None,
     }
 }
 
@@ -65,6 +66,7 @@ fn registration(hash: &str, at: DateTime<Utc>) -> Registration {
         mobile: Mobile::parse("13800138000").expect("mobile"),
         password_hash: hash.into(),
         now: at,
+        consent: None,
     }
 }
 
@@ -287,6 +289,7 @@ async fn a_permit_profile_lists_every_missing_field() {
         mobile: Mobile::parse("13900139000").expect("mobile"),
         password_hash: "H1".into(),
         registered_at: t(0, 0, 0),
+        consent: None,
     };
     Fx::with(())
         .given(vec![permit])
@@ -473,6 +476,7 @@ async fn reregistration_supersedes_credentials_and_ends_sessions() {
                 at: t(4, 0, 0),
                 generation: Some(1),
                 claim_id: None,
+                consent: None,
             },
             AccountEvent::SessionsRevoked { kept: None, at: t(4, 0, 0) },
             AccountEvent::ResubmissionRequired { reason: "reregistered".into(), at: t(4, 0, 0) },
@@ -734,6 +738,7 @@ async fn an_erased_account_keeps_nothing_of_the_person_and_its_document_register
             mobile: Mobile::parse("13800138000").expect("mobile"),
             password_hash: "H2".into(),
             registered_at: t(10, 0, 0),
+            consent: None,
         }]);
 }
 

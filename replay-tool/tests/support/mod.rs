@@ -312,6 +312,7 @@ pub async fn workload(db: &Db, key: ChainKey) -> Workload {
             email: Email::parse(&format!("user{i}@example.com")).unwrap(),
             mobile: Mobile::parse(&format!("138001380{i:02}")).unwrap(),
             password_hash: format!("argon-hash-{i}"),
+            consent: None,
             now,
         };
         accounts_bus.execute(id, AccountCommand::Register(registration), &meta(Actor::Anonymous, now)).await.unwrap();

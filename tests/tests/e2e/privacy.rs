@@ -35,11 +35,26 @@ async fn no_name_document_mobile_or_email_is_stored_in_plain_text(app: &mut Test
     // What is counted stays readable: the document type of the registration.
     assert!(events.contains("resident_id_card"), "{events}");
 
+    // The outbox keeps a delivered message's destination masked only.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let plain = "SELECT count(*) FROM outbox WHERE destination = $1 OR destination = $2";
+    let contacts = [registration.mobile.as_str(), registration.email.as_str()];
+    while app.query_i64(plain, &contacts).await > 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(app.query_i64(plain, &contacts).await, 0, "a delivered message keeps its destination in plain text");
+    assert!(app.query_i64("SELECT count(*) FROM outbox WHERE delivered_at IS NOT NULL", &[]).await > 0);
+
     // Auditors read the events opened.
     let auditor = app.staff_member("auditor").await;
     let audited = app.audit_events(&auditor.token, "account", &account.account_id).await;
     audited.assert_status(200);
     assert!(audited.text.contains(&on_record.name), "{}", audited.text);
+    // Consent is recorded: the agreement's version and when it was accepted.
+    let registered = audited.body.as_array().and_then(|events| events.first()).cloned().unwrap_or_default();
+    let consent = &registered["payload"]["Registered"]["consent"];
+    assert_eq!(consent["agreement_version"], json!("2026-01"), "{registered}");
+    assert!(consent["accepted_at"].is_string(), "{registered}");
 }
 both_stores!(
     no_name_document_mobile_or_email_is_stored_in_plain_text,

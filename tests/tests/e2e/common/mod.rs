@@ -37,6 +37,7 @@ pub fn registration(holder: &str) -> Registration {
         email: Email::parse("a@example.com").expect("email"),
         mobile: Mobile::parse("13800138000").expect("mobile"),
         password_hash: "H".into(),
+        consent: None,
         now: now(),
     }
 }
