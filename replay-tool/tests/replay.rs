@@ -378,6 +378,29 @@ async fn rebuilt_read_models_equal_the_live_ones_row_for_row(app: Fixture) {
 }
 both_stores!(rebuilt_read_models_equal_the_live_ones_row_for_row);
 
+/// An erased account (PIPL): the chain still verifies (it covers the sealed text), its history
+/// shows `[erased]` where its personal data was, and a rebuild equals the live read models.
+async fn after_an_erasure_the_chain_verifies_the_history_is_erased_and_a_rebuild_equals_live(app: Fixture) {
+    let before = app.replay(&["history", "account", "acc-0"]).await;
+    assert!(before.stdout.contains("张三"), "{before:?}");
+    app.erase_account("acc-0").await;
+
+    let verified = app.replay(&["verify"]).await;
+    assert_eq!(verified.code, 0, "{verified:?}");
+    let history = app.replay(&["history", "account", "acc-0"]).await;
+    assert_eq!(history.code, 0, "{history:?}");
+    assert!(history.stdout.contains("[erased]") && history.stdout.contains("Erased"), "{history:?}");
+    assert!(!history.stdout.contains("张三"), "the name is still readable: {history:?}");
+    let other = app.replay(&["history", "account", "acc-1"]).await;
+    assert!(other.stdout.contains("张三"), "another account is untouched: {other:?}");
+
+    let live = dump(&app.db).await;
+    let rebuilt = app.replay(&["rebuild"]).await;
+    assert_eq!(rebuilt.code, 0, "{rebuilt:?}");
+    assert_eq!(dump(&app.db).await, live);
+}
+both_stores!(after_an_erasure_the_chain_verifies_the_history_is_erased_and_a_rebuild_equals_live);
+
 async fn rebuilding_one_projection_leaves_the_others_alone(app: Fixture) {
     let live = dump(&app.db).await;
     app.sql("UPDATE account_view SET name = 'tampered'").await;

@@ -14,6 +14,7 @@ use shenfen_domain::account::{
     Account, AccountCommand, BindWechat, Checked, ConfirmEmailChange, EmailChange, EndSession, LockoutPolicy, LogIn,
     NewSession, PasswordCheck, ProfileInput, Registration, RequestEmailChange, UpdateProfile,
 };
+use shenfen_domain::account::{Erase, RequestDeletion};
 use shenfen_domain::metadata::{Actor, EventMetadata};
 use shenfen_domain::shared::document::check_char;
 use shenfen_domain::shared::ethnicity::Ethnicity;
@@ -119,6 +120,25 @@ impl Fixture {
     /// Runs `shenfen-replay ARGS` against this store, with its key file.
     pub async fn replay(&self, args: &[&str]) -> Run {
         run_replay(&self.url, Some(&self.key_file), args).await
+    }
+
+    /// Deletes and erases account `id` as the server does (its deletion asked for with the
+    /// right password and due at once, `Erased`, its keys destroyed), then runs the read
+    /// models and the seal to the end of the log.
+    pub async fn erase_account(&self, id: &str) {
+        let commits = shenfen_projections::commits::Commits::new(&self.db, self.key());
+        let accounts = CommandBus::<Account>::new(&self.db, (), commits.clone());
+        let now = Utc::now();
+        let hash = accounts.load(id).await.unwrap().password_hash.unwrap();
+        let request = RequestDeletion { password: checked(&hash, Some(now)), now };
+        let holder = Actor::Account { id: id.to_string() };
+        accounts.execute(id, AccountCommand::RequestDeletion(request), &meta(holder, now)).await.unwrap();
+        let key_version = commits.keyring().latest_version(id).await.unwrap();
+        let erase = AccountCommand::Erase(Erase { key_version, now });
+        accounts.execute(id, erase, &meta(Actor::System { id: "erasure".into() }, now)).await.unwrap();
+        commits.keyring().erase(id, key_version, now).await.unwrap();
+        catch_up_live(&self.db, &self.keyring()).await;
+        self.seal().await;
     }
 
     /// Runs the seal as the server does, up to the end of the log.
