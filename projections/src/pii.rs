@@ -240,6 +240,27 @@ impl Keyring {
     }
 }
 
+/// What [`redact_personal`] puts in place of a personal value.
+pub const REDACTED: &str = "[redacted]";
+
+/// Replaces every value under a personal member name, sealed or plain, with [`REDACTED`]: a
+/// log (or part of it) fit to hand to a third party without the keys.
+pub fn redact_personal(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                if PERSONAL.contains(&k.as_str()) && !v.is_null() {
+                    *v = Value::String(REDACTED.into());
+                } else {
+                    redact_personal(v);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact_personal),
+        _ => {}
+    }
+}
+
 fn seal_bytes(key: &[u8; 32], aad: &[u8], plain: &[u8]) -> Vec<u8> {
     let cipher = ChaCha20Poly1305::new(Key::from_slice(key));
     let mut nonce = [0u8; 12];

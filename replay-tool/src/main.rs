@@ -113,6 +113,10 @@ enum Verb {
         /// The file to write (default: standard output).
         #[arg(long)]
         output: Option<PathBuf>,
+        /// Replace every personal value and every password or secret hash with `[redacted]`
+        /// (for handing the log to a third party).
+        #[arg(long)]
+        redact: bool,
     },
 }
 
@@ -276,15 +280,15 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 exit::STUCK
             }
         }
-        Verb::Export { format: Format::Jsonl, output } => {
+        Verb::Export { format: Format::Jsonl, output, redact } => {
             let total = shenfen_replay::event_count(&db).await.context("counting events")?;
             let bar = progress.bar("export", total);
             let written = match &output {
                 Some(path) => {
                     let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
-                    export::jsonl(&db, &mut BufWriter::new(file), 2000, &bar).await
+                    export::jsonl(&db, &mut BufWriter::new(file), 2000, redact, &bar).await
                 }
-                None => export::jsonl(&db, &mut BufWriter::new(std::io::stdout().lock()), 2000, &bar).await,
+                None => export::jsonl(&db, &mut BufWriter::new(std::io::stdout().lock()), 2000, redact, &bar).await,
             }
             .context("exporting")?;
             bar.finish_and_clear();

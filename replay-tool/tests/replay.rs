@@ -317,6 +317,17 @@ async fn export_writes_one_json_line_per_event_in_global_order(app: Fixture) {
     assert_eq!(stdout.code, 0, "{stdout:?}");
     assert_eq!(stdout.stdout, text);
     assert_eq!(app.replay(&["export", "--format", "csv"]).await.code, 1);
+    // A copy of the log: personal data sealed as stored.
+    assert!(text.contains("enc:") && !text.contains("张三"), "{text}");
+
+    // Redacted, for a third party: no personal value, sealed or plain, and no password hash.
+    let redacted = app.replay(&["export", "--format", "jsonl", "--redact"]).await;
+    assert_eq!(redacted.code, 0, "{redacted:?}");
+    assert_eq!(redacted.stdout.lines().count(), lines.len());
+    assert!(redacted.stdout.contains("[redacted]"), "{redacted:?}");
+    for secret in ["enc:", "张三", "argon-hash-"] {
+        assert!(!redacted.stdout.contains(secret), "{secret} in a redacted export");
+    }
 }
 both_stores!(export_writes_one_json_line_per_event_in_global_order);
 
