@@ -67,6 +67,13 @@ pub struct Settings {
     /// The version of the user agreement registrants accept (recorded in `Registered`).
     #[arg(long, env = "SHENFEN_AGREEMENT_VERSION", default_value = "2026-01")]
     pub agreement_version: String,
+    /// Days the ID photos of a decided manual review are kept; then they are deleted.
+    #[arg(long, env = "SHENFEN_PHOTO_RETENTION_DAYS", default_value_t = 180)]
+    pub photo_retention_days: u32,
+    /// Seconds between the housekeeping rounds (erasures that fell due, photos past their
+    /// retention).
+    #[arg(long, env = "SHENFEN_HOUSEKEEPING_SECONDS", default_value_t = 60)]
+    pub housekeeping_seconds: u64,
     /// Days between a deletion request (注销) and the erasure; `0` erases at once.
     #[arg(long, env = "SHENFEN_DELETION_COOLING_OFF_DAYS", default_value_t = 15)]
     pub deletion_cooling_off_days: u32,

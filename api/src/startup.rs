@@ -179,7 +179,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<Arc<AppState>> {
         outbox_wake,
         metrics,
     });
-    tokio::spawn(crate::app::erasure::run_worker(state.clone()));
+    tokio::spawn(crate::app::run_housekeeping(state.clone()));
     Ok(state)
 }
 

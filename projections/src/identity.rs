@@ -53,7 +53,8 @@ impl IdentityProcess {
             VerificationEvent::AttemptStarted { .. }
             | VerificationEvent::AttemptVoided { .. }
             | VerificationEvent::ApplicationClaimed { .. }
-            | VerificationEvent::ApplicationWithdrawn { .. } => return Ok(()),
+            | VerificationEvent::ApplicationWithdrawn { .. }
+            | VerificationEvent::ApplicationPhotosDeleted { .. } => return Ok(()),
         };
         let then = match self.verifications.load_at(&e.aggregate_id, e.sequence).await {
             Ok(loaded) => loaded.state,

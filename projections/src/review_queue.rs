@@ -38,6 +38,25 @@ impl ReviewQueue {
     /// The projection's name.
     pub const NAME: &'static str = "review_queue";
 
+    /// `(review_id, account_id)` of the applications decided at or before `decided_by` whose
+    /// photos are still kept (at most `limit`, earliest decided first): the retention worker's
+    /// work. Claims' proofs are not among them.
+    pub async fn photos_to_delete(
+        db: &Db,
+        decided_by: chrono::DateTime<chrono::Utc>,
+        limit: i64,
+    ) -> Result<Vec<(String, String)>, sqlx::Error> {
+        crate::fetch_all!(
+            db,
+            (String, String),
+            "SELECT review_id, account_id FROM review_queue
+              WHERE status <> 'pending' AND kind = 'verification' AND decided_at <= $1 AND photos_deleted_at IS NULL
+              ORDER BY decided_at LIMIT $2",
+            decided_by,
+            limit
+        )
+    }
+
     /// Pending applications, oldest due first.
     pub async fn pending(db: &Db, limit: i64) -> Result<Vec<ReviewRow>, sqlx::Error> {
         let sql = format!(
@@ -63,6 +82,7 @@ impl Projection for ReviewQueue {
                         | "ApplicationApproved"
                         | "ApplicationRejected"
                         | "ApplicationWithdrawn"
+                        | "ApplicationPhotosDeleted"
                 )
     }
 
@@ -97,6 +117,9 @@ impl Projection for ReviewQueue {
                 exec!(tx tx,
                     "UPDATE review_queue SET status = 'rejected', decision_reason = $1, decided_at = $2 WHERE review_id = $3",
                     reason, at, review_id)?;
+            }
+            VerificationEvent::ApplicationPhotosDeleted { review_id, at } => {
+                exec!(tx tx, "UPDATE review_queue SET photos_deleted_at = $1 WHERE review_id = $2", at, review_id)?;
             }
             VerificationEvent::ApplicationWithdrawn { review_id, at, .. } => {
                 exec!(tx tx, "UPDATE review_queue SET status = 'withdrawn', decided_at = $1 WHERE review_id = $2", at, review_id)?;

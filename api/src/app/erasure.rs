@@ -9,7 +9,6 @@
 //! event, so a crash between the event and the key's destruction cannot leave the key alive.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -30,9 +29,6 @@ use crate::blobs::BlobStore;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Ctx, Holder};
 use crate::startup::AppState;
-
-/// How often the worker looks for deletions that fell due.
-const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// Asks for the holder's deletion with their password; returns when it falls due. With no
 /// cooling-off period the account is erased before this returns.
@@ -107,21 +103,17 @@ async fn forget(
     Ok(())
 }
 
-/// Erases the deletions that fell due, every minute.
-pub async fn run_worker(state: Arc<AppState>) {
-    loop {
-        let now = state.clock.now();
-        match PendingDeletions::due(&state.db, now, 100).await {
-            Ok(due) => {
-                for account_id in due {
-                    if let Err(e) = erase(&state, &account_id, now).await {
-                        tracing::error!(code = %e.code, "an erasure failed; it is tried again");
-                    }
+/// Erases the deletions that fell due at `now` (a failed one is tried again next round).
+pub async fn erase_due(state: &AppState, now: DateTime<Utc>) {
+    match PendingDeletions::due(&state.db, now, 100).await {
+        Ok(due) => {
+            for account_id in due {
+                if let Err(e) = erase(state, &account_id, now).await {
+                    tracing::error!(code = %e.code, "an erasure failed; it is tried again");
                 }
             }
-            Err(e) => tracing::error!(error = %e, "reading the due deletions failed"),
         }
-        tokio::time::sleep(SWEEP_EVERY).await;
+        Err(e) => tracing::error!(error = %e, "reading the due deletions failed"),
     }
 }
 

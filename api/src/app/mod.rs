@@ -8,6 +8,7 @@ pub mod identity;
 pub mod password;
 pub mod profile;
 pub mod registration;
+pub mod retention;
 pub mod review;
 pub mod sessions;
 pub mod support_cases;
@@ -24,4 +25,18 @@ use crate::startup::AppState;
 /// manager has carried it over.
 pub async fn settle_verification(state: &AppState, position: Option<Position>) {
     state.caught_up(position, &[Quotas::NAME, ReviewQueue::NAME, IdentityProcess::NAME]).await;
+}
+
+/// The housekeeping rounds, every `SHENFEN_HOUSEKEEPING_SECONDS`: erasures that fell due, then
+/// photos past their retention.
+pub async fn run_housekeeping(state: std::sync::Arc<crate::startup::AppState>) {
+    let every = std::time::Duration::from_secs(state.settings.housekeeping_seconds.max(1));
+    loop {
+        let now = state.clock.now();
+        erasure::erase_due(&state, now).await;
+        if let Err(e) = retention::delete_due(&state, now).await {
+            tracing::error!(code = %e.code, "deleting photos past their retention failed; tried again next round");
+        }
+        tokio::time::sleep(every).await;
+    }
 }

@@ -411,7 +411,10 @@ pub(super) const CATALOGUE: &[(&str, &[Answer])] = &[
         ],
     ),
     // 404 `not_found`: `which` is not front, back or handheld.
-    ("GET /v1/manual-reviews/{id}/photos/{which}", &[(403, &["forbidden"]), (404, &["not_found", "review_not_found"])]),
+    (
+        "GET /v1/manual-reviews/{id}/photos/{which}",
+        &[(403, &["forbidden"]), (404, &["not_found", "review_not_found"]), (410, &["photo_deleted"])],
+    ),
     (
         "POST /v1/support/lookups",
         &[(403, &["forbidden"]), (404, &["account_not_found"]), (422, &["invalid_type", "required"])],

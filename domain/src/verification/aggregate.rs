@@ -110,6 +110,16 @@ impl Verification {
         Ok(())
     }
 
+    async fn delete_photos(&mut self, c: DeletePhotos, sink: &Sink) -> Decided {
+        let DeletePhotos { review_id, retention, now } = c;
+        let application = self.application(&review_id)?;
+        let due = application.decided_at.is_some_and(|decided| decided + retention <= now);
+        if application.status != ReviewStatus::Pending && due && !application.photos_deleted {
+            sink.write(VerificationEvent::ApplicationPhotosDeleted { review_id, at: now }, self).await;
+        }
+        Ok(())
+    }
+
     async fn decide(&mut self, c: DecideApplication, sink: &Sink) -> Decided {
         let DecideApplication { review_id, reviewer, decision, now } = c;
         let application = self.application(&review_id)?;
@@ -172,6 +182,7 @@ impl Aggregate for Verification {
             VerificationCommand::Claim(c) => self.claim(c, sink).await,
             VerificationCommand::Decide(c) => self.decide(c, sink).await,
             VerificationCommand::Reset(c) => self.reset(c, sink).await,
+            VerificationCommand::DeletePhotos(c) => self.delete_photos(c, sink).await,
         }
     }
 

@@ -17,6 +17,16 @@ pub enum VerificationCommand {
     Claim(ClaimApplication),
     Decide(DecideApplication),
     Reset(Reset),
+    DeletePhotos(DeletePhotos),
+}
+
+/// Deletes the ID photos of a decided application once they have been kept `retention` after
+/// the decision (PIPL: kept no longer than needed). Nothing happens before, or twice.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeletePhotos {
+    pub review_id: String,
+    pub retention: chrono::Duration,
+    pub now: DateTime<Utc>,
 }
 
 /// Record a real-name attempt before calling the authority.

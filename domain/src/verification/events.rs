@@ -104,6 +104,11 @@ pub enum VerificationEvent {
         reason: String,
         at: DateTime<Utc>,
     },
+    /// The application's ID photos were deleted, their retention period over.
+    ApplicationPhotosDeleted {
+        review_id: String,
+        at: DateTime<Utc>,
+    },
 }
 
 impl VerificationEvent {
@@ -120,6 +125,7 @@ impl VerificationEvent {
             VerificationEvent::ApplicationRejected { .. } => "ApplicationRejected",
             VerificationEvent::Reset { .. } => "Reset",
             VerificationEvent::ApplicationWithdrawn { .. } => "ApplicationWithdrawn",
+            VerificationEvent::ApplicationPhotosDeleted { .. } => "ApplicationPhotosDeleted",
         }
     }
 }

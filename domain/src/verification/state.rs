@@ -53,6 +53,9 @@ pub struct Application {
     pub claimed_by: Option<String>,
     pub decision_reason: Option<String>,
     pub decided_at: Option<DateTime<Utc>>,
+    /// Whether its photos were deleted (their retention period over).
+    #[serde(default)]
+    pub photos_deleted: bool,
 }
 
 /// An attempt waiting for the authority's answer.
@@ -196,6 +199,7 @@ impl Verification {
                     claimed_by: None,
                     decision_reason: None,
                     decided_at: None,
+                    photos_deleted: false,
                 });
                 self.status = RealNameStatus::ManualReviewPending;
                 // Applications of periods before the previous one can no longer matter.
@@ -240,6 +244,11 @@ impl Verification {
                 } else {
                     RealNameStatus::Unverified
                 };
+            }
+            VerificationEvent::ApplicationPhotosDeleted { review_id, .. } => {
+                if let Some(a) = self.applications.iter_mut().find(|a| a.review_id == review_id) {
+                    a.photos_deleted = true;
+                }
             }
             VerificationEvent::ApplicationWithdrawn { review_id, at, .. } => {
                 if let Some(a) = self.applications.iter_mut().find(|a| a.review_id == review_id) {

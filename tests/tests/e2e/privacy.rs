@@ -147,3 +147,40 @@ both_stores!(
     an_erased_account_is_forgotten_and_its_document_registers_again,
     Settings::with_identities(vec![Identity::resident("钱程")]).env("SHENFEN_DELETION_COOLING_OFF_DAYS", "0")
 );
+
+async fn photos_of_a_decided_review_are_deleted_when_their_retention_ends(app: &mut TestApp) {
+    let app: &TestApp = app;
+    let reviewer = app.staff_member("reviewer").await;
+    let auditor = app.staff_member("auditor").await;
+    let apply = |registration: shenfen_tests::Registration| async move {
+        let (account, token) = app.ready_applicant(registration.clone()).await;
+        let application = shenfen_tests::ReviewApplication::for_registration(&registration, &registration.name);
+        let submitted = app.apply_for_review(&token, &application).await;
+        submitted.assert_status(201);
+        (account, submitted.str("review_id"))
+    };
+    let (decided_account, decided) = apply(shenfen_tests::Registration::other()).await;
+    let (_, pending) = apply(shenfen_tests::Registration::other()).await;
+    app.claim_review(&reviewer.token, &decided).await.assert_status(200);
+    app.decide_review(&reviewer.token, &decided, "reject", Some("照片不清晰")).await.assert_status(200);
+
+    // Retention 0 days: the next housekeeping round deletes the decided review's photos.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let photo = app.review_photo(&reviewer.token, &decided, "front").await;
+        if photo.status == 410 {
+            photo.assert_problem(410, "photo_deleted");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the photos were not deleted: {}", photo.describe());
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // Recorded in the stream; a pending review keeps its photos.
+    let events = app.audit_events(&auditor.token, "verification", &decided_account.account_id).await;
+    assert!(events.text.contains("ApplicationPhotosDeleted"), "{}", events.text);
+    app.review_photo(&reviewer.token, &pending, "front").await.assert_status(200);
+}
+both_stores!(
+    photos_of_a_decided_review_are_deleted_when_their_retention_ends,
+    Settings::defaults().env("SHENFEN_PHOTO_RETENTION_DAYS", "0").env("SHENFEN_HOUSEKEEPING_SECONDS", "1")
+);
