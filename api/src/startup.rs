@@ -130,10 +130,18 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<Arc<AppState>> {
     projections.push(Arc::new(SnapshotWriter::new(accounts.clone(), "snapshots_account")));
     projections.push(Arc::new(SnapshotWriter::new(verifications.clone(), "snapshots_verification")));
     projections.push(Arc::new(ChainSeal::open(&db, chain.clone()).await.context("opening the seal of the log")?));
+    let journal = crate::app::erasure::journal_path(&settings.secret_key_file);
+    let replayed = crate::app::erasure::replay_journal(commits.keyring(), &journal)
+        .await
+        .context("replaying the erasure journal")?;
+    if replayed > 0 {
+        tracing::info!(replayed, "erasure journal replayed");
+    }
     projections.push(Arc::new(crate::app::erasure::ErasureProcess {
         keyring: commits.keyring().clone(),
         db: db.clone(),
         blobs: blobs.clone(),
+        journal,
     }));
     let progress =
         runner::start(&db, projections, &commits, RunnerConfig::default()).await.context("starting the projections")?;

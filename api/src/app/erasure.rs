@@ -8,6 +8,7 @@
 //! [`ErasureProcess`] process manager, which runs from its checkpoint after every `Erased`
 //! event, so a crash between the event and the key's destruction cannot leave the key alive.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -69,7 +70,10 @@ pub async fn erase(state: &AppState, account_id: &str, now: DateTime<Utc>) -> Ap
         Err(BusError::Domain(AccountError::NoDeletionPending)) => return Ok(()),
         Err(e) => return Err(e.into()),
     }
-    forget(state.keyring(), &state.db, &state.blobs, account_id, key_version, now).await.map_err(ApiError::internal)?;
+    let journal = journal_path(&state.settings.secret_key_file);
+    forget(state.keyring(), &state.db, &state.blobs, &journal, account_id, key_version, now)
+        .await
+        .map_err(ApiError::internal)?;
     // This process's copies of the streams are folded again (with nothing left to open).
     let _ = state.accounts.load_uncached(account_id).await;
     let _ = state.verifications.load_uncached(account_id).await;
@@ -82,10 +86,12 @@ async fn forget(
     keyring: &Keyring,
     db: &Db,
     blobs: &BlobStore,
+    journal: &Path,
     account_id: &str,
     key_version: u32,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
+    record(journal, account_id, key_version, now)?;
     keyring.erase(account_id, key_version, now).await?;
     shenfen_projections::exec!(
         db,
@@ -117,11 +123,54 @@ pub async fn erase_due(state: &AppState, now: DateTime<Utc>) {
     }
 }
 
+/// The erasure journal beside the key file: one JSON line per erasure (`{subject,
+/// key_version, at}`), kept and backed up with the key file, not in the database, so that an
+/// erasure survives the restore of a database backup taken before it ([`replay_journal`]).
+pub fn journal_path(secret_key_file: &Path) -> PathBuf {
+    secret_key_file.with_file_name("erasures.log")
+}
+
+/// Appends an erasure to the journal (once: a line already there is not written again).
+fn record(journal: &Path, subject: &str, key_version: u32, at: DateTime<Utc>) -> anyhow::Result<()> {
+    use std::io::Write;
+    let line = serde_json::json!({"subject": subject, "key_version": key_version, "at": at}).to_string();
+    let known = std::fs::read_to_string(journal).unwrap_or_default();
+    if known.lines().any(|l| erasure_of(l).is_some_and(|(s, v, _)| s == subject && v == key_version)) {
+        return Ok(());
+    }
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(journal)?;
+    file.write_all(format!("{line}\n").as_bytes())?;
+    file.sync_all()?;
+    Ok(())
+}
+
+fn erasure_of(line: &str) -> Option<(String, u32, DateTime<Utc>)> {
+    let v: Value = serde_json::from_str(line).ok()?;
+    let subject = v.get("subject")?.as_str()?.to_string();
+    let version = u32::try_from(v.get("key_version")?.as_u64()?).ok()?;
+    let at = v.get("at")?.as_str()?.parse().ok()?;
+    Some((subject, version, at))
+}
+
+/// Destroys again every key the journal names (at start-up): after a database backup from
+/// before an erasure is restored, the erased subject's keys are back in `subject_keys`, and
+/// this destroys them before anything is served. Returns how many erasures were replayed.
+pub async fn replay_journal(keyring: &Keyring, journal: &Path) -> anyhow::Result<usize> {
+    let Ok(text) = std::fs::read_to_string(journal) else { return Ok(0) };
+    let mut replayed = 0;
+    for (subject, key_version, at) in text.lines().filter_map(erasure_of) {
+        keyring.erase(&subject, key_version, at).await?;
+        replayed += 1;
+    }
+    Ok(replayed)
+}
+
 /// Carries out the erasure's side effects after every `Erased` event (see the module doc).
 pub struct ErasureProcess {
     pub keyring: Arc<Keyring>,
     pub db: Db,
     pub blobs: BlobStore,
+    pub journal: PathBuf,
 }
 
 #[async_trait]
@@ -146,7 +195,7 @@ impl Projection for ErasureProcess {
         let Ok(AccountEvent::Erased { key_version, .. }) = serde_json::from_value(e.payload.clone()) else {
             return Ok(());
         };
-        forget(&self.keyring, &self.db, &self.blobs, &e.aggregate_id, key_version, e.at())
+        forget(&self.keyring, &self.db, &self.blobs, &self.journal, &e.aggregate_id, key_version, e.at())
             .await
             .map_err(|err| ProjectionError::Command(err.to_string()))
     }

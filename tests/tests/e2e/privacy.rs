@@ -184,3 +184,53 @@ both_stores!(
     photos_of_a_decided_review_are_deleted_when_their_retention_ends,
     Settings::defaults().env("SHENFEN_PHOTO_RETENTION_DAYS", "0").env("SHENFEN_HOUSEKEEPING_SECONDS", "1")
 );
+
+/// A database backup taken before an erasure and restored after it: the erasure journal
+/// (beside the key file, not in the database) destroys the subject's keys again at start-up,
+/// so the restored events stay unreadable. (SQLite, where a backup is a copy of the files.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erasure_survives_the_restore_of_a_backup_taken_before_it() {
+    shenfen_tests::use_server_binary(env!("CARGO_BIN_EXE_shenfen-server"));
+    let settings =
+        Settings::with_identities(vec![Identity::resident("孙立")]).env("SHENFEN_DELETION_COOLING_OFF_DAYS", "0");
+    let mut app = TestApp::spawn(shenfen_tests::Store::Sqlite, settings).await;
+    let auditor = app.staff_member("auditor").await;
+    let on_record = app.identities()[0].clone();
+    let registration = on_record.registration(&on_record.name);
+    let (account, token) = app.ready_applicant(registration.clone()).await;
+
+    // The backup: the database files, copied while the server is stopped.
+    let db = std::path::PathBuf::from(app.db_url.trim_start_matches("sqlite://"));
+    let files = |suffix: &str| std::path::PathBuf::from(format!("{}{suffix}", db.display()));
+    let dir = app.dir().to_path_buf();
+    let backup = |suffix: &str| dir.join(format!("backup{suffix}"));
+    app.stop().await;
+    for suffix in ["", "-wal", "-shm"] {
+        if files(suffix).exists() {
+            std::fs::copy(files(suffix), backup(suffix)).expect("copy");
+        }
+    }
+    app.start().await;
+    let token = if app.me(&token).await.status == 200 { token } else { app.login_ok(&account).await };
+
+    app.post_json_as(&token, "/v1/me/deletion", &json!({"password": registration.password})).await.assert_status(202);
+    let erased = app.audit_events(&auditor.token, "account", &account.account_id).await;
+    assert!(!erased.text.contains(&on_record.name), "{}", erased.text);
+
+    // The restore: the files from before the erasure, then a start.
+    app.stop().await;
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(files(suffix));
+        if backup(suffix).exists() {
+            std::fs::copy(backup(suffix), files(suffix)).expect("restore");
+        }
+    }
+    app.start().await;
+    let restored = app.audit_events(&auditor.token, "account", &account.account_id).await;
+    restored.assert_status(200);
+    assert!(!restored.text.contains("\"Erased\""), "the backup predates the erasure: {}", restored.text);
+    assert!(restored.text.contains("[erased]"), "{}", restored.text);
+    for secret in [on_record.name.as_str(), registration.mobile.as_str(), registration.email.as_str()] {
+        assert!(!restored.text.contains(secret), "{secret} readable again after the restore: {}", restored.text);
+    }
+}
