@@ -27,6 +27,9 @@ pub enum AuditError {
     Decode { sequence: i64, message: String },
     #[error(transparent)]
     Sqlx(#[from] sqlx::Error),
+    /// The subject keys do not unwrap under this key file.
+    #[error(transparent)]
+    Key(crate::pii::KeyError),
 }
 
 const PG_STREAM: &str = "
@@ -42,15 +45,10 @@ SELECT 0 AS tx, global_position AS pos, aggregate_type, aggregate_id, sequence,
 /// under a destroyed key reads as [`ERASED`](crate::pii::ERASED). Check the hash chain on the
 /// events as stored, before opening them.
 pub async fn open(keyring: &crate::pii::Keyring, events: &mut [StoredEvent]) -> Result<(), AuditError> {
-    for event in events {
-        keyring.open(&event.aggregate_id, &mut event.payload).await.map_err(|e| match e {
-            crate::pii::KeyError::Store(e) => AuditError::Sqlx(e),
-            other @ crate::pii::KeyError::Unwrap => {
-                AuditError::Decode { sequence: event.sequence, message: other.to_string() }
-            }
-        })?;
-    }
-    Ok(())
+    keyring.open_events(events).await.map_err(|e| match e {
+        crate::pii::KeyError::Store(e) => AuditError::Sqlx(e),
+        other @ crate::pii::KeyError::Unwrap => AuditError::Key(other),
+    })
 }
 
 /// Every event of one stream, in sequence order.

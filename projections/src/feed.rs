@@ -109,7 +109,7 @@ impl Projection for IdentityChanges {
     }
 
     async fn apply(&self, tx: &mut DbTx, e: &StoredEvent) -> Result<(), ProjectionError> {
-        if e.aggregate_type != "account" || !TOLD.contains(&e.event_type.as_str()) {
+        if !self.wants(e.kind()) {
             return Ok(());
         }
         let event = AccountEvent::deserialize(&e.payload).map_err(|err| ProjectionError::decode(e, err))?;

@@ -107,7 +107,7 @@ impl Projection for PhotoRefs {
             _ => None,
         };
         if let Some((photos, at)) = submitted {
-            for digest in [photos.front, photos.back, photos.handheld] {
+            for digest in photos.digests() {
                 exec!(tx tx,
                     "INSERT INTO photo_refs (digest, referenced_at) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING",
                     digest, at)?;

@@ -64,14 +64,6 @@ pub enum KeyError {
     Unwrap,
 }
 
-/// A subject's key of one version.
-#[derive(Clone)]
-struct SubjectKey {
-    version: u32,
-    /// `None` once erased.
-    key: Option<[u8; 32]>,
-}
-
 /// Keys by subject and version (`None`: erased), with when they were read.
 type KeyCache = HashMap<(String, u32), (Option<[u8; 32]>, Instant)>;
 
@@ -137,14 +129,13 @@ impl Keyring {
     /// The key to seal new values of `subject` with: its live key, or a new version when it
     /// has none (never written, or erased). Read from the store every time, so a key another
     /// process erased is never written with.
-    async fn current(&self, subject: &str) -> Result<SubjectKey, KeyError> {
+    async fn current(&self, subject: &str) -> Result<(u32, [u8; 32]), KeyError> {
         loop {
             let rows = self.rows(subject).await?;
             match rows.last() {
                 Some((version, Some(wrapped))) => {
                     let version = *version as u32;
-                    let key = self.unwrap_key(subject, version, wrapped)?;
-                    return Ok(SubjectKey { version, key: Some(key) });
+                    return Ok((version, self.unwrap_key(subject, version, wrapped)?));
                 }
                 last => {
                     let version = last.map_or(1, |(v, _)| *v + 1);
@@ -215,12 +206,27 @@ impl Keyring {
 
     /// Seals every personal value in `value` under `subject`'s current key.
     pub async fn seal(&self, subject: &str, value: &mut Value) -> Result<(), KeyError> {
-        if !has_personal(value) {
+        self.seal_all(subject, std::slice::from_mut(value)).await
+    }
+
+    /// Seals the personal values of every one of `values` (one command's events) under
+    /// `subject`'s current key, read once.
+    pub async fn seal_all(&self, subject: &str, values: &mut [Value]) -> Result<(), KeyError> {
+        if !values.iter().any(has_personal) {
             return Ok(());
         }
-        let current = self.current(subject).await?;
-        let Some(key) = current.key else { return Ok(()) };
-        seal_with(value, subject, current.version, &key);
+        let (version, key) = self.current(subject).await?;
+        for value in values {
+            seal_with(value, subject, version, &key);
+        }
+        Ok(())
+    }
+
+    /// Opens the personal data of events read from the log, each under its stream's subject.
+    pub async fn open_events(&self, events: &mut [crate::log::StoredEvent]) -> Result<(), KeyError> {
+        for event in events {
+            self.open(&event.aggregate_id, &mut event.payload).await?;
+        }
         Ok(())
     }
 

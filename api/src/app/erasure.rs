@@ -18,6 +18,7 @@ use shenfen_domain::account::{
     Account, AccountCommand, AccountError, AccountEvent, CancelDeletion, Erase, RequestDeletion,
 };
 use shenfen_domain::metadata::{Actor, EventMetadata};
+use shenfen_domain::verification::Photos;
 use shenfen_projections::db::{Db, DbTx};
 use shenfen_projections::deletions::PendingDeletions;
 use shenfen_projections::log::{EventKind, StoredEvent};
@@ -99,11 +100,11 @@ async fn forget(
         account_id
     )?;
     let stream = shenfen_projections::audit::history(db, "verification", account_id).await?;
-    for event in &stream {
-        if let Some(photos) = event.payload.get("ApplicationSubmitted").and_then(|a| a.get("photos")) {
-            for digest in ["front", "back", "handheld"].iter().filter_map(|p| photos.get(p).and_then(Value::as_str)) {
-                blobs.delete(digest).await?;
-            }
+    // The photos only (the rest of the event is sealed, its key destroyed).
+    let submitted = stream.iter().filter_map(|e| e.payload.get("ApplicationSubmitted")?.get("photos").cloned());
+    for photos in submitted.filter_map(|p| serde_json::from_value::<Photos>(p).ok()) {
+        for digest in photos.digests() {
+            blobs.delete(digest).await?;
         }
     }
     Ok(())

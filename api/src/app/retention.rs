@@ -24,7 +24,7 @@ pub async fn delete_due(state: &AppState, now: DateTime<Utc>) -> ApiResult<usize
             continue;
         }
         let photos = committed.state.applications.iter().find(|a| a.review_id == review_id).map(|a| a.photos.clone());
-        for digest in photos.iter().flat_map(|p| [&p.front, &p.back, &p.handheld]) {
+        for digest in photos.iter().flat_map(|p| p.digests()) {
             state.blobs.delete(digest).await.map_err(ApiError::internal)?;
         }
         deleted += 1;

@@ -5,6 +5,29 @@
 /// An error status and the codes it can carry.
 pub(super) type Answer = (u16, &'static [&'static str]);
 
+/// The 422 codes of a registration (also the body of a re-registration).
+const REGISTRATION_INVALID: &[&str] = &[
+    "agreement_required",
+    "captcha_failed",
+    "captcha_required",
+    "document_expired",
+    "invalid_channel",
+    "invalid_date",
+    "invalid_document_number",
+    "invalid_document_type",
+    "invalid_email",
+    "invalid_mobile",
+    "invalid_name",
+    "invalid_type",
+    "invalid_validity",
+    "invalid_verification_code",
+    "long_term_not_allowed",
+    "password_mismatch",
+    "required",
+    "weak_password",
+    "wrong_document_type",
+];
+
 /// `(operation, [(status, [code, …]), …])`, the operation as `"METHOD /path"`.
 pub(super) const CATALOGUE: &[(&str, &[Answer])] = &[
     // Public.
@@ -32,30 +55,7 @@ pub(super) const CATALOGUE: &[(&str, &[Answer])] = &[
         "POST /v1/accounts",
         &[
             (409, &["conflict_retry", "document_already_registered"]),
-            (
-                422,
-                &[
-                    "agreement_required",
-                    "captcha_failed",
-                    "captcha_required",
-                    "document_expired",
-                    "invalid_channel",
-                    "invalid_date",
-                    "invalid_document_number",
-                    "invalid_document_type",
-                    "invalid_email",
-                    "invalid_mobile",
-                    "invalid_name",
-                    "invalid_type",
-                    "invalid_validity",
-                    "invalid_verification_code",
-                    "long_term_not_allowed",
-                    "password_mismatch",
-                    "required",
-                    "weak_password",
-                    "wrong_document_type",
-                ],
-            ),
+            (422, REGISTRATION_INVALID),
             (503, &["captcha_unavailable"]),
         ],
     ),
@@ -65,30 +65,7 @@ pub(super) const CATALOGUE: &[(&str, &[Answer])] = &[
         &[
             (404, &["account_not_found"]),
             (409, &["conflict_retry"]),
-            (
-                422,
-                &[
-                    "agreement_required",
-                    "captcha_failed",
-                    "captcha_required",
-                    "document_expired",
-                    "invalid_channel",
-                    "invalid_date",
-                    "invalid_document_number",
-                    "invalid_document_type",
-                    "invalid_email",
-                    "invalid_mobile",
-                    "invalid_name",
-                    "invalid_type",
-                    "invalid_validity",
-                    "invalid_verification_code",
-                    "long_term_not_allowed",
-                    "password_mismatch",
-                    "required",
-                    "weak_password",
-                    "wrong_document_type",
-                ],
-            ),
+            (422, REGISTRATION_INVALID),
             (503, &["captcha_unavailable"]),
         ],
     ),

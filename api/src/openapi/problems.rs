@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use axum::http::StatusCode;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::catalogue::CATALOGUE;
 
@@ -105,13 +105,6 @@ pub fn describe(doc: &mut Value) {
             for (status, codes) in &answers {
                 responses.insert(status.to_string(), problem_response(*status, codes));
             }
-            sort_responses(responses);
         }
     }
-}
-
-fn sort_responses(responses: &mut Map<String, Value>) {
-    let mut sorted: Vec<(String, Value)> = std::mem::take(responses).into_iter().collect();
-    sorted.sort_by(|a, b| a.0.cmp(&b.0));
-    responses.extend(sorted);
 }

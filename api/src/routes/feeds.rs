@@ -15,6 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::StaffMember;
 use crate::startup::AppState;
+use crate::validate::Errors;
 
 /// The most items one page holds.
 pub const MAX_LIMIT: i64 = 1000;
@@ -72,16 +73,14 @@ pub async fn identity_changes(
     staff.require(&[Role::Service])?;
     let after = query.after.unwrap_or(0);
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    let mut errors = Vec::new();
+    let mut errors = Errors::default();
     if after < 0 {
-        errors.push(crate::error::FieldError { field: "after".into(), code: "invalid_cursor".into(), hint: None });
+        errors.add("after", "invalid_cursor");
     }
     if !(1..=MAX_LIMIT).contains(&limit) {
-        errors.push(crate::error::FieldError { field: "limit".into(), code: "invalid_limit".into(), hint: None });
+        errors.add("limit", "invalid_limit");
     }
-    if !errors.is_empty() {
-        return Err(ApiError::invalid(errors));
-    }
+    errors.finish()?;
     let rows = IdentityChanges::page(&state.db, after, limit).await.map_err(ApiError::internal)?;
     let next_cursor = rows.last().map_or(after, |r| r.cursor);
     Ok(Json(ChangePage { items: rows.into_iter().map(ChangeItem::from).collect(), next_cursor }))

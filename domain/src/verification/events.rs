@@ -25,6 +25,13 @@ pub struct Photos {
     pub handheld: String,
 }
 
+impl Photos {
+    /// The three digests.
+    pub fn digests(&self) -> [&str; 3] {
+        [&self.front, &self.back, &self.handheld]
+    }
+}
+
 /// Events of a verification stream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum VerificationEvent {

@@ -61,13 +61,10 @@ impl Shared {
 /// Opens the personal data of `events` (without a keyring they stay as stored).
 async fn open(keyring: Option<&Keyring>, events: &mut [StoredEvent]) -> Result<(), sqlx::Error> {
     let Some(keyring) = keyring else { return Ok(()) };
-    for event in events {
-        keyring.open(&event.aggregate_id, &mut event.payload).await.map_err(|e| match e {
-            KeyError::Store(e) => e,
-            other @ KeyError::Unwrap => sqlx::Error::Protocol(other.to_string()),
-        })?;
-    }
-    Ok(())
+    keyring.open_events(events).await.map_err(|e| match e {
+        KeyError::Store(e) => e,
+        other @ KeyError::Unwrap => sqlx::Error::Protocol(other.to_string()),
+    })
 }
 
 struct Window {

@@ -295,11 +295,18 @@ where
         let base = metadata.to_map();
         let mut prev = loaded.last_hash.clone();
         let mut out = Vec::with_capacity(events.len());
+        let mut payloads = events
+            .iter()
+            .map(serde_json::to_value)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| BusError::Store(e.to_string()))?;
+        // Sealed (one key read for the command) before they are hashed: the chain covers what
+        // is stored.
+        self.commits.keyring().seal_all(id, &mut payloads).await.map_err(|e| BusError::Store(e.to_string()))?;
+        let mut payloads = payloads.into_iter();
         for (i, event) in events.iter().enumerate() {
             let sequence = loaded.sequence + 1 + i as i64;
-            let mut payload = serde_json::to_value(event).map_err(|e| BusError::Store(e.to_string()))?;
-            // Sealed before it is hashed: the chain covers what is stored.
-            self.commits.keyring().seal(id, &mut payload).await.map_err(|e| BusError::Store(e.to_string()))?;
+            let payload = payloads.next().unwrap_or_default();
             let mut meta: serde_json::Map<String, Value> =
                 base.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
             meta.insert("prev_hash".into(), Value::String(prev.clone()));

@@ -454,11 +454,9 @@ impl Reader<'_> {
     /// Hands `events` to every applier; false when one of them has stopped (failed).
     async fn dispatch(&mut self, mut events: Vec<StoredEvent>) -> bool {
         if let Some(keyring) = &self.keyring {
-            for event in &mut events {
-                if let Err(e) = keyring.open(&event.aggregate_id, &mut event.payload).await {
-                    eprintln!("error: cannot open personal data for the rebuild: {e}");
-                    return false;
-                }
+            if let Err(e) = keyring.open_events(&mut events).await {
+                eprintln!("error: cannot open personal data for the rebuild: {e}");
+                return false;
             }
         }
         self.read += events.len() as u64;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use serde_json::json;
-use shenfen_tests::{both_stores, ApiResponse, Identity, Registration, Settings, TestApp};
+use shenfen_tests::{both_stores, eventually, ApiResponse, Identity, Registration, Settings, TestApp};
 
 const FEED: &str = "/v1/feeds/identity-changes";
 
@@ -41,15 +41,10 @@ async fn read_all(app: &TestApp, token: &str, mut after: i64) -> Vec<(i64, Strin
 
 /// Polls the feed until `done` holds for the items of `account` (or 15 s pass).
 async fn kinds_of(app: &TestApp, token: &str, account: &str, done: impl Fn(&[String]) -> bool) -> Vec<String> {
-    let start = Instant::now();
-    loop {
-        let kinds: Vec<String> =
-            read_all(app, token, 0).await.into_iter().filter(|(_, a, _)| a == account).map(|(_, _, k)| k).collect();
-        if done(&kinds) || start.elapsed() > Duration::from_secs(15) {
-            return kinds;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let kinds = || async {
+        read_all(app, token, 0).await.into_iter().filter(|(_, a, _)| a == account).map(|(_, _, k)| k).collect()
+    };
+    eventually(Duration::from_secs(15), kinds, |k: &Vec<String>| done(k)).await
 }
 
 async fn downstream_services_learn_of_every_identity_change_and_nothing_personal(app: &mut TestApp) {

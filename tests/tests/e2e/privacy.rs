@@ -2,7 +2,9 @@
 //! subject's key, yet every reader that may see it (the holder, support, auditors) does.
 
 use serde_json::json;
-use shenfen_tests::{both_stores, Identity, Settings, TestApp};
+use std::time::Duration;
+
+use shenfen_tests::{both_stores, eventually, Identity, Settings, TestApp};
 
 /// Every stored text of `sql` (one column) joined, for searching.
 async fn stored(app: &TestApp, sql: &str) -> String {
@@ -36,13 +38,10 @@ async fn no_name_document_mobile_or_email_is_stored_in_plain_text(app: &mut Test
     assert!(events.contains("resident_id_card"), "{events}");
 
     // The outbox keeps a delivered message's destination masked only.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     let plain = "SELECT count(*) FROM outbox WHERE destination = $1 OR destination = $2";
     let contacts = [registration.mobile.as_str(), registration.email.as_str()];
-    while app.query_i64(plain, &contacts).await > 0 && std::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert_eq!(app.query_i64(plain, &contacts).await, 0, "a delivered message keeps its destination in plain text");
+    let left = eventually(Duration::from_secs(15), || app.query_i64(plain, &contacts), |n| *n == 0).await;
+    assert_eq!(left, 0, "a delivered message keeps its destination in plain text");
     assert!(app.query_i64("SELECT count(*) FROM outbox WHERE delivered_at IS NOT NULL", &[]).await > 0);
 
     // Auditors read the events opened.
@@ -165,16 +164,10 @@ async fn photos_of_a_decided_review_are_deleted_when_their_retention_ends(app: &
     app.decide_review(&reviewer.token, &decided, "reject", Some("照片不清晰")).await.assert_status(200);
 
     // Retention 0 days: the next housekeeping round deletes the decided review's photos.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let photo = app.review_photo(&reviewer.token, &decided, "front").await;
-        if photo.status == 410 {
-            photo.assert_problem(410, "photo_deleted");
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "the photos were not deleted: {}", photo.describe());
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    let photo = || app.review_photo(&reviewer.token, &decided, "front");
+    let photo = eventually(Duration::from_secs(20), photo, |p| p.status == 410).await;
+    assert!(photo.status == 410, "the photos were not deleted: {}", photo.describe());
+    photo.assert_problem(410, "photo_deleted");
     // Recorded in the stream; a pending review keeps its photos.
     let events = app.audit_events(&auditor.token, "verification", &decided_account.account_id).await;
     assert!(events.text.contains("ApplicationPhotosDeleted"), "{}", events.text);
