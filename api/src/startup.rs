@@ -226,6 +226,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/me/wechat", put(routes::me::bind_wechat).delete(routes::me::unbind_wechat))
         .route("/v1/me/email-confirmation", post(routes::me::confirm_email))
         .route("/v1/me/deletion", post(routes::deletion::request).delete(routes::deletion::cancel))
+        .route("/v1/me/export", get(routes::export::export))
         .route("/v1/me/reregistration-claims", get(routes::claims::of_holder))
         .route("/v1/me/reregistration-claims/{claim_id}", delete(routes::claims::refuse))
         .route("/v1/me/real-name-verifications", post(routes::verification::verify))

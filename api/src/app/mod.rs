@@ -4,6 +4,7 @@
 //! and answer domain values; handlers parse requests and shape answers.
 
 pub mod erasure;
+pub mod export;
 pub mod identity;
 pub mod password;
 pub mod profile;

@@ -283,6 +283,8 @@ pub(super) const CATALOGUE: &[(&str, &[Answer])] = &[
         ],
     ),
     ("DELETE /v1/me/deletion", &[(409, &["conflict_retry", "no_deletion_pending"])]),
+    // A copy of what is held (PIPL art. 45).
+    ("GET /v1/me/export", &[]),
     // A downstream service (staff role `service`).
     ("GET /v1/feeds/identity-changes", &[(403, &["forbidden"]), (422, &["invalid_cursor", "invalid_limit"])]),
     // 409 `manual_review_pending`: the proof is already with a reviewer; `claim_not_open`: decided.

@@ -33,6 +33,7 @@ use crate::routes;
         routes::me::confirm_email,
         routes::deletion::request,
         routes::deletion::cancel,
+        routes::export::export,
         routes::claims::of_holder,
         routes::claims::refuse,
         routes::claims::current,

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod claims;
 pub mod codes;
 pub mod deletion;
+pub mod export;
 pub mod feeds;
 pub mod me;
 pub mod ops;

@@ -227,3 +227,85 @@ async fn an_erasure_survives_the_restore_of_a_backup_taken_before_it() {
         assert!(!restored.text.contains(secret), "{secret} readable again after the restore: {}", restored.text);
     }
 }
+
+/// The files of a zip archive, by name.
+fn unzip(bytes: &[u8]) -> std::collections::BTreeMap<String, Vec<u8>> {
+    use std::io::Read;
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("a zip archive");
+    (0..archive.len())
+        .map(|i| {
+            let mut file = archive.by_index(i).expect("an entry");
+            let mut content = Vec::new();
+            file.read_to_end(&mut content).expect("its bytes");
+            (file.name().to_string(), content)
+        })
+        .collect()
+}
+
+async fn the_export_holds_the_profile_the_events_with_their_actors_the_reviews_and_the_photos(app: &mut TestApp) {
+    let app: &TestApp = app;
+    let reviewer = app.staff_member("reviewer").await;
+    let auditor = app.staff_member("auditor").await;
+    let registration = shenfen_tests::Registration::other();
+    let (account, token) = app.ready_applicant(registration.clone()).await;
+    let application = shenfen_tests::ReviewApplication::for_registration(&registration, &registration.name);
+    let submitted = app.apply_for_review(&token, &application).await;
+    submitted.assert_status(201);
+    let review_id = submitted.str("review_id");
+    app.claim_review(&reviewer.token, &review_id).await.assert_status(200);
+    app.decide_review(&reviewer.token, &review_id, "approve", None).await.assert_status(200);
+    // The reviewer's id, as auditors see it: the holder's copy must not show it.
+    let audited = app.audit_events(&auditor.token, "verification", &account.account_id).await;
+    let reviewer_id = audited
+        .body
+        .as_array()
+        .and_then(|events| events.iter().find_map(|e| e["payload"]["ApplicationApproved"]["reviewer"].as_str()))
+        .unwrap_or_else(|| panic!("an approval with its reviewer: {}", audited.text))
+        .to_string();
+
+    let export = app.get_as(&token, "/v1/me/export").await;
+    export.assert_status(200);
+    assert_eq!(export.headers["content-type"], "application/zip");
+    let files = unzip(&export.bytes);
+    let text =
+        |name: &str| String::from_utf8(files.get(name).unwrap_or_else(|| panic!("no {name}")).clone()).expect("UTF-8");
+    let json = |name: &str| serde_json::from_str::<serde_json::Value>(&text(name)).expect("JSON");
+
+    let profile = json("profile.json");
+    assert_eq!(profile["account_id"], json!(account.account_id));
+    assert_eq!(profile["name"], json!(registration.name), "unmasked: it is the holder's own: {profile}");
+    assert_eq!(profile["document_number"], json!(registration.document_number), "{profile}");
+    assert_eq!(profile["mobile"], json!(registration.mobile), "{profile}");
+    assert_eq!(profile["email"], json!(registration.email), "{profile}");
+
+    let account_events = json("events/account.json");
+    let registered = account_events.as_array().and_then(|e| e.first()).cloned().unwrap_or_default();
+    assert_eq!(registered["event_type"], json!("Registered"), "{account_events}");
+    assert_eq!(registered["payload"]["Registered"]["name"], json!(registration.name), "opened: {registered}");
+    assert!(!text("events/account.json").contains("$argon2"), "password hashes are redacted");
+
+    let verification = text("events/verification.json");
+    assert!(verification.contains("ApplicationApproved"), "{verification}");
+    assert!(
+        verification.contains(r#""kind": "staff""#) && verification.contains(r#""role": "reviewer""#),
+        "{verification}"
+    );
+    for (name, content) in &files {
+        let content = String::from_utf8_lossy(content);
+        assert!(!content.contains(&reviewer_id), "{name} names the reviewer by id");
+        assert!(!content.contains(&reviewer.username), "{name} names the reviewer");
+    }
+
+    let reviews = json("reviews.json");
+    assert_eq!(reviews[0]["review_id"], json!(review_id), "{reviews}");
+    assert_eq!(reviews[0]["status"], json!("approved"), "{reviews}");
+    for (which, part) in [("front", "photo_front"), ("back", "photo_back"), ("handheld", "photo_handheld")] {
+        let name = format!("photos/{review_id}/{which}.jpg");
+        assert_eq!(files.get(&name).map(Vec::as_slice), Some(application.photo(part)), "{name}");
+    }
+    assert!(files.contains_key("README.txt"));
+
+    // Only the holder: no token, no archive.
+    app.get("/v1/me/export").await.assert_problem(401, "unauthenticated");
+}
+both_stores!(the_export_holds_the_profile_the_events_with_their_actors_the_reviews_and_the_photos);
