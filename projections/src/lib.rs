@@ -24,6 +24,7 @@ pub mod outbox;
 pub mod photo_refs;
 pub mod pii;
 pub mod quotas;
+pub mod reanchor;
 pub mod review_queue;
 pub mod runner;
 pub mod seal;

@@ -157,6 +157,13 @@ impl Keyring {
         }
     }
 
+    /// What seals values of `subject` under its current key (made now if it has none),
+    /// without going back to the store.
+    pub async fn sealer(&self, subject: &str) -> Result<Sealer, KeyError> {
+        let (version, key) = self.current(subject).await?;
+        Ok(Sealer { subject: subject.to_string(), version, key })
+    }
+
     /// The key of `subject` at `version`, `None` when it was erased (or never existed).
     async fn key(&self, subject: &str, version: u32) -> Result<Option<[u8; 32]>, KeyError> {
         let cached = self.cache.lock().ok().and_then(|c| c.get(&(subject.to_string(), version)).copied());
@@ -246,6 +253,20 @@ impl Keyring {
     }
 }
 
+/// One subject's current key, ready to seal with (see [`Keyring::sealer`]).
+pub struct Sealer {
+    subject: String,
+    version: u32,
+    key: [u8; 32],
+}
+
+impl Sealer {
+    /// Seals every plain personal value in `value`.
+    pub fn seal(&self, value: &mut Value) {
+        seal_with(value, &self.subject, self.version, &self.key);
+    }
+}
+
 /// What [`redact_personal`] puts in place of a personal value.
 pub const REDACTED: &str = "[redacted]";
 
@@ -288,6 +309,10 @@ fn open_bytes(key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// Whether `value` holds a plain string under a personal member name.
+pub fn has_plain_personal(value: &Value) -> bool {
+    has_personal(value)
+}
+
 fn has_personal(value: &Value) -> bool {
     match value {
         Value::Object(map) => map.iter().any(|(k, v)| {

@@ -117,6 +117,11 @@ impl Seal {
         self.expected_mac(key) == self.mac
     }
 
+    /// Signs the row again under `key`, after a change made by its holder.
+    pub(crate) fn resign(&mut self, key: &ChainKey) {
+        self.mac = self.expected_mac(key);
+    }
+
     /// The seal row of this store, if any.
     pub async fn read(db: &Db) -> Result<Option<Seal>, sqlx::Error> {
         crate::fetch_optional!(db, Seal, &format!("{SEAL_SELECT} FROM chain_seal WHERE id = 1"))

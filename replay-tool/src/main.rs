@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 use shenfen_projections::chain::ChainKey;
 use shenfen_projections::pii::Keyring;
+use shenfen_projections::reanchor;
 use shenfen_replay::progress::Progress;
 use shenfen_replay::{exit, export, history, rebuild, stuck, verify};
 
@@ -103,6 +104,17 @@ enum Verb {
         /// Also print the event's payload as stored (it may hold personal data).
         #[arg(long)]
         payload: bool,
+    },
+    /// Seal, in place, the personal data of a store written before it was sealed: each stream
+    /// holding a plain personal value is rewritten in one transaction, its chain re-anchored
+    /// under the key and the re-anchoring recorded (`verify` counts the records). Resumable: a
+    /// second run carries on with the streams still plain. Run it with the server stopped,
+    /// after a backup; the log must verify first.
+    #[command(after_help = EXIT_CODES)]
+    Encrypt {
+        /// Stop after rewriting this many streams (run again to go on).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        max_streams: Option<u64>,
     },
     /// Write every event in global order, one JSON object per line, all columns.
     #[command(after_help = EXIT_CODES)]
@@ -235,12 +247,45 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             for problem in &report.seal {
                 println!("broken: seal: {problem}");
             }
+            if report.reanchored > 0 {
+                println!(
+                    "{} streams were re-anchored in place by the key's holder (records intact)",
+                    report.reanchored
+                );
+            }
             println!("{} streams, {} events checked; {} broken", report.streams, report.events, report.broken.len());
             if report.intact() {
                 exit::OK
             } else {
                 exit::BROKEN_CHAIN
             }
+        }
+        Verb::Encrypt { max_streams } => {
+            let key = ChainKey::from_key_file(&cli.secret_key_file)?;
+            let total = shenfen_replay::event_count(&db).await.context("counting events")?;
+            let bar = progress.bar("verify", total);
+            let report = verify::all(&db, key.clone(), 5000, &bar).await.context("verifying")?;
+            bar.finish_and_clear();
+            if !report.intact() {
+                for broken in &report.broken {
+                    println!("{broken}");
+                }
+                for problem in &report.seal {
+                    println!("broken: seal: {problem}");
+                }
+                eprintln!("the log does not verify: nothing was rewritten (re-anchoring would hide what was changed)");
+                return Ok(exit::BROKEN_CHAIN);
+            }
+            let keyring = Keyring::for_chain(&db, &key);
+            let run_id = format!("encrypt-{}", Utc::now().format("%Y%m%dT%H%M%SZ"));
+            let summary = reanchor::seal_plain_streams(&db, &key, &keyring, &run_id, max_streams)
+                .await
+                .context("sealing personal data in place")?;
+            println!(
+                "{}: {} streams looked at, {} rewritten ({} events), each re-anchored and recorded",
+                run_id, summary.streams_seen, summary.streams_rewritten, summary.events_rewritten
+            );
+            exit::OK
         }
         Verb::Stuck { payload } => {
             let found = stuck::find(&db).await.context("reading the projections")?;

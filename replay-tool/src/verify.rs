@@ -52,6 +52,9 @@ pub struct Report {
     pub broken: Vec<Broken>,
     /// What does not hold about the seal itself.
     pub seal: Vec<String>,
+    /// Streams rewritten in place by the key's holder, as recorded (see
+    /// [`reanchor`](shenfen_projections::reanchor)).
+    pub reanchored: u64,
 }
 
 impl Report {
@@ -237,6 +240,16 @@ pub async fn all(db: &Db, key: ChainKey, batch_size: i64, bar: &ProgressBar) -> 
         }
     }
     let mut report = walk.report;
+    for record in shenfen_projections::reanchor::Reanchor::all(db).await? {
+        if record.is_genuine(&walk.integrity.verifier.key) {
+            report.reanchored += 1;
+        } else {
+            problems.push(format!(
+                "the record of the re-anchoring of {} {} (run {}) was changed outside the application",
+                record.aggregate_type, record.aggregate_id, record.run_id
+            ));
+        }
+    }
     report.seal = problems;
     Ok(report)
 }

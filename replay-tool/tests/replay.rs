@@ -568,3 +568,103 @@ async fn an_unreachable_postgres_exits_with_one() {
     assert!(run.stderr.contains("opening the event store"), "{run:?}");
     assert!(!run.stderr.contains("secret"), "the password leaked: {run:?}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// encrypt
+// ---------------------------------------------------------------------------------------------
+
+/// Turns the fixture's store into one as a version before sealing wrote it: every payload
+/// opened back to plain text, every chain recomputed under the key, no re-anchoring recorded.
+async fn write_plain(app: &Fixture) {
+    let mut events = shenfen_projections::log::read_after(&app.db, Position::default(), 1_000_000).await.unwrap();
+    app.keyring().open_events(&mut events).await.unwrap();
+    let mut streams: std::collections::BTreeMap<(String, String), Vec<Value>> = Default::default();
+    for e in events {
+        streams.entry((e.aggregate_type, e.aggregate_id)).or_default().push(e.payload);
+    }
+    for ((ty, id), plain) in streams {
+        let opened = |events: &mut [shenfen_projections::log::StoredEvent]| {
+            events.iter_mut().zip(plain).for_each(|(e, p)| e.payload = p);
+            true
+        };
+        shenfen_projections::reanchor::rewrite_stream(&app.db, &app.key(), (&ty, &id), ("fixture", "test"), opened)
+            .await
+            .unwrap();
+    }
+    app.sql("DELETE FROM chain_reanchors").await;
+}
+
+async fn payloads(app: &Fixture) -> String {
+    let rows: Vec<(String,)> = fetch_all!(&app.db, (String,), "SELECT CAST(payload AS TEXT) FROM events").unwrap();
+    rows.into_iter().map(|r| r.0).collect::<Vec<_>>().join("\n")
+}
+
+/// A store written before sealing existed: `encrypt` seals it in place, stream by stream
+/// (resumable), the chains re-anchored and the re-anchoring recorded; everything verifies and
+/// reads as before, and a rebuild equals the live read models.
+async fn encrypt_seals_a_plain_store_in_place_resumably_and_it_still_verifies(app: Fixture) {
+    write_plain(&app).await;
+    let secrets = ["张三", "user1@example.com", "13800138001"];
+    let before = payloads(&app).await;
+    for secret in secrets {
+        assert!(before.contains(secret), "the fixture is plain: {secret}");
+    }
+    assert_eq!(app.replay(&["verify"]).await.code, 0);
+    let live = dump(&app.db).await;
+
+    // Interrupted after one stream: what is done verifies, and is recorded.
+    let first = app.replay(&["encrypt", "--max-streams", "1"]).await;
+    assert_eq!(first.code, 0, "{first:?}");
+    assert!(first.stdout.contains(" 1 rewritten"), "{first:?}");
+    let verified = app.replay(&["verify"]).await;
+    assert_eq!(verified.code, 0, "{verified:?}");
+    assert!(verified.stdout.contains("1 streams were re-anchored"), "{verified:?}");
+
+    // Resumed: the rest.
+    let rest = app.replay(&["encrypt"]).await;
+    assert_eq!(rest.code, 0, "{rest:?}");
+    let after = payloads(&app).await;
+    assert!(after.contains("enc:"), "{after}");
+    for secret in secrets {
+        assert!(!after.contains(secret), "{secret} is still in plain text");
+    }
+    let verified = app.replay(&["verify"]).await;
+    assert_eq!(verified.code, 0, "{verified:?}");
+    let recorded = app.sql("UPDATE chain_reanchors SET reason = reason").await;
+    assert!(recorded > 1, "every rewritten stream is recorded: {recorded}");
+    assert!(verified.stdout.contains(&format!("{recorded} streams were re-anchored")), "{verified:?}");
+    let again = app.replay(&["encrypt"]).await;
+    assert!(again.stdout.contains(" 0 rewritten"), "nothing is left to seal: {again:?}");
+
+    // Readers open it as before; a rebuild from the sealed log equals the live read models.
+    let history = app.replay(&["history", "account", "acc-1"]).await;
+    assert!(history.stdout.contains("张三") && history.stdout.contains("user1@example.com"), "{history:?}");
+    let rebuilt = app.replay(&["rebuild"]).await;
+    assert_eq!(rebuilt.code, 0, "{rebuilt:?}");
+    assert_eq!(dump(&app.db).await, live);
+
+    // A record changed behind the application's back is found.
+    app.sql("UPDATE chain_reanchors SET events = events + 1 WHERE aggregate_id = 'acc-1'").await;
+    let verified = app.replay(&["verify"]).await;
+    assert_eq!(verified.code, 2, "{verified:?}");
+    assert!(verified.stdout.contains("re-anchoring of account acc-1"), "{verified:?}");
+}
+both_stores!(encrypt_seals_a_plain_store_in_place_resumably_and_it_still_verifies);
+
+/// A log that does not verify is not re-anchored: that would hide what was changed.
+async fn encrypt_refuses_a_log_that_does_not_verify(app: Fixture) {
+    write_plain(&app).await;
+    let mut payload = app.payload("account", "acc-2", 1).await;
+    payload["Registered"]["name"] = Value::String("李四".into());
+    let sql = format!(
+        "UPDATE events SET payload = '{}' WHERE aggregate_type = 'account' AND aggregate_id = 'acc-2' AND sequence = 1",
+        payload
+    );
+    app.sql(&sql).await;
+    let run = app.replay(&["encrypt"]).await;
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stdout.contains("broken: account acc-2"), "{run:?}");
+    assert!(payloads(&app).await.contains("李四"), "nothing was rewritten");
+    assert_eq!(app.sql("DELETE FROM chain_reanchors").await, 0);
+}
+both_stores!(encrypt_refuses_a_log_that_does_not_verify);
