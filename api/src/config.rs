@@ -33,6 +33,11 @@ pub struct Settings {
     /// Key material for tokens and derived ids; created on first start if missing.
     #[arg(long, env = "SHENFEN_SECRET_KEY_FILE", default_value = "./data/secret.key")]
     pub secret_key_file: PathBuf,
+    /// The master keys that wrap the data subjects' keys, one per line, the current first;
+    /// while the file does not exist, the master key is derived from the secret key file.
+    /// Made and rotated with `shenfen-replay master-key`.
+    #[arg(long, env = "SHENFEN_MASTER_KEY_FILE", default_value = "./data/master.keys")]
+    pub master_key_file: PathBuf,
     /// Requests per minute per client address on the public endpoints; 0 turns it off.
     #[arg(long, env = "SHENFEN_IP_RATE_LIMIT", default_value_t = 600)]
     pub ip_rate_limit: u32,

@@ -40,6 +40,22 @@ pub fn load_or_create_key(path: &Path) -> anyhow::Result<Vec<u8>> {
     Ok(key)
 }
 
+/// The commits of this process: the chain key derived from the secret key file, and the data
+/// subjects' keyring under the master keys of the master key file. Refuses when a master that
+/// subject keys are still wrapped under is missing from the file.
+pub async fn commits(
+    db: &shenfen_projections::db::Db,
+    settings: &crate::config::Settings,
+) -> anyhow::Result<std::sync::Arc<shenfen_projections::commits::Commits>> {
+    use shenfen_projections::chain::ChainKey;
+    use shenfen_projections::master_keys::MasterKeys;
+    let chain = ChainKey::derive(&load_or_create_key(&settings.secret_key_file)?);
+    let masters = MasterKeys::load(&chain, &settings.master_key_file)?;
+    let keyring = shenfen_projections::pii::Keyring::new(db, masters);
+    keyring.check_masters().await?;
+    Ok(shenfen_projections::commits::Commits::with_keyring(db, chain, keyring))
+}
+
 /// Argon2id hashing and verification on dedicated threads, one per core, each keeping its
 /// own 19 MiB working memory between jobs (no allocation and no page faults per hash). Logins
 /// queue for a thread instead of starving the async runtime.

@@ -33,8 +33,7 @@ fn parse_instant(s: &str) -> Option<DateTime<Utc>> {
 pub async fn import(settings: &crate::config::Settings, file: &Path) -> anyhow::Result<ExitCode> {
     let db = Db::open(&settings.database_url, 4).await.context("opening the database")?;
     let key = crate::crypto::load_or_create_key(&settings.secret_key_file)?;
-    let chain = shenfen_projections::chain::ChainKey::derive(&key);
-    let bus: CommandBus<Account> = CommandBus::new(&db, (), shenfen_projections::commits::Commits::new(&db, chain));
+    let bus: CommandBus<Account> = CommandBus::new(&db, (), crate::crypto::commits(&db, settings).await?);
     let mut reader = csv::Reader::from_path(file).with_context(|| format!("opening {}", file.display()))?;
     let now = Utc::now();
     let meta = EventMetadata {

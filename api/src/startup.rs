@@ -23,7 +23,6 @@ use shenfen_domain::staff::Staff;
 use shenfen_domain::support_case::SupportCase;
 use shenfen_domain::verification::Verification;
 use shenfen_projections::chain::ChainKey;
-use shenfen_projections::commits::Commits;
 use shenfen_projections::db::Db;
 use shenfen_projections::handover::HandOver;
 use shenfen_projections::identity::IdentityProcess;
@@ -117,8 +116,8 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<Arc<AppState>> {
     let db = Db::open(&settings.database_url, settings.db_connections).await.context("opening the database")?;
     let key = crate::crypto::load_or_create_key(&settings.secret_key_file)?;
     let metrics = crate::telemetry::metrics();
-    let chain = ChainKey::derive(&key);
-    let commits = Commits::new(&db, chain.clone());
+    let commits = crate::crypto::commits(&db, &settings).await.context("opening the subject keys")?;
+    let chain = commits.key().clone();
     let accounts =
         Arc::new(CommandBus::new(&db, (), commits.clone()).with_notices(Arc::new(crate::notices::account_notices)));
     let verifications = Arc::new(CommandBus::new(&db, (), commits.clone()));

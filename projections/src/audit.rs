@@ -47,7 +47,7 @@ SELECT 0 AS tx, global_position AS pos, aggregate_type, aggregate_id, sequence,
 pub async fn open(keyring: &crate::pii::Keyring, events: &mut [StoredEvent]) -> Result<(), AuditError> {
     keyring.open_events(events).await.map_err(|e| match e {
         crate::pii::KeyError::Store(e) => AuditError::Sqlx(e),
-        other @ crate::pii::KeyError::Unwrap => AuditError::Key(other),
+        other @ (crate::pii::KeyError::Unwrap | crate::pii::KeyError::MissingMasters(_)) => AuditError::Key(other),
     })
 }
 

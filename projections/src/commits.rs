@@ -82,9 +82,15 @@ pub struct Commits {
 impl Commits {
     /// The commits of one process to `db`, chained under `key`.
     pub fn new(db: &Db, key: ChainKey) -> Arc<Self> {
+        let keyring = Keyring::for_chain(db, &key);
+        Self::with_keyring(db, key, keyring)
+    }
+
+    /// [`new`](Self::new) with the subject keys' master keys of `keyring` (a master key file).
+    pub fn with_keyring(db: &Db, key: ChainKey, keyring: Keyring) -> Arc<Self> {
         let peers = Arc::new(Peers::default());
         let wakes = Arc::new(Wakes::default());
-        let keyring = Arc::new(Keyring::for_chain(db, &key));
+        let keyring = Arc::new(keyring);
         Arc::new(Commits { appender: Appender::new(db, peers.clone(), wakes.clone()), wakes, peers, key, keyring })
     }
 

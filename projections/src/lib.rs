@@ -19,6 +19,7 @@ pub mod feed;
 pub mod handover;
 pub mod identity;
 pub mod log;
+pub mod master_keys;
 pub mod notify;
 pub mod outbox;
 pub mod photo_refs;

@@ -9,7 +9,8 @@
 //! subject. The hash chain covers what is stored, the sealed text.
 //!
 //! Subject keys live in `subject_keys`, outside the events, each wrapped (ChaCha20-Poly1305
-//! again) by a master key derived from the server's key file. Erasing a subject destroys its
+//! again) by a master key ([`master_keys`](crate::master_keys): derived from the server's key
+//! file until a master key file is made, and rotated with `shenfen-replay master-key`). Erasing a subject destroys its
 //! keys: its sealed values can never be opened again, and every reader gets [`ERASED`] in their
 //! place, while the events, their hashes and their non-personal members (types, dates,
 //! statuses, which the analyst tables count) stay. A subject registered again after an erasure
@@ -27,14 +28,13 @@ use base64::Engine;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, Mac};
 use rand::RngCore;
 use serde_json::Value;
-use sha2::Sha256;
 
 pub use shenfen_domain::shared::ERASED;
 
 use crate::db::Db;
+use crate::master_keys::MasterKeys;
 
 /// The member names that hold personal data, wherever they appear.
 pub const PERSONAL: [&str; 12] = [
@@ -62,6 +62,11 @@ pub enum KeyError {
     Store(#[from] sqlx::Error),
     #[error("a subject key does not unwrap: the key file is not the one it was wrapped with")]
     Unwrap,
+    #[error(
+        "subject keys are wrapped under the master key(s) {0:?}, which this process does not hold \
+         (SHENFEN_MASTER_KEY_FILE must list them until `shenfen-replay master-key rewrap` has run)"
+    )]
+    MissingMasters(Vec<String>),
 }
 
 /// Keys by subject and version (`None`: erased), with when they were read.
@@ -74,7 +79,7 @@ const KEY_CACHE_TTL: Duration = Duration::from_secs(60);
 /// The subject keys: made on first write, unwrapped with the master key, destroyed on erasure.
 pub struct Keyring {
     db: Db,
-    master: [u8; 32],
+    masters: MasterKeys,
     /// Keys read lately (see [`KEY_CACHE_TTL`]).
     cache: Mutex<KeyCache>,
 }
@@ -85,43 +90,121 @@ impl std::fmt::Debug for Keyring {
     }
 }
 
+/// What [`Keyring::rewrap`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rewrapped {
+    /// Subject keys wrapped again under the current master.
+    pub keys: u64,
+    /// Masters no key is wrapped under any more, now marked retired.
+    pub retired: Vec<String>,
+}
+
 impl Keyring {
-    /// The keyring of the server's key file at `path` (as the server reads it).
+    /// The keyring of the server's key file at `path`, with only the master derived from it.
     pub fn from_key_file(db: &Db, path: &std::path::Path) -> Result<Keyring, crate::chain::KeyError> {
         Ok(Keyring::for_chain(db, &crate::chain::ChainKey::from_key_file(path)?))
     }
 
-    /// The keyring whose master key derives from the chain key (as [`Commits`](crate::commits::Commits) makes it).
+    /// The keyring with only the master derived from the chain key.
     pub fn for_chain(db: &Db, key: &crate::chain::ChainKey) -> Keyring {
-        Keyring::new(db, key.bytes())
+        Keyring::new(db, MasterKeys::derived(key))
     }
 
-    /// The keyring over `db`, its master key derived from the server's secret key.
-    pub fn new(db: &Db, secret: &[u8]) -> Keyring {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).unwrap_or_else(|_| unreachable!());
-        mac.update(b"shenfen subject-key wrapping v1");
-        let master: [u8; 32] = mac.finalize().into_bytes().into();
-        Keyring { db: db.clone(), master, cache: Mutex::new(HashMap::new()) }
+    /// The keyring over `db` with these master keys (the first wraps new subject keys).
+    pub fn new(db: &Db, masters: MasterKeys) -> Keyring {
+        Keyring { db: db.clone(), masters, cache: Mutex::new(HashMap::new()) }
     }
 
     fn aad(subject: &str, version: u32) -> Vec<u8> {
         format!("{subject}\u{0}{version}").into_bytes()
     }
 
-    fn wrap(&self, subject: &str, version: u32, key: &[u8; 32]) -> Vec<u8> {
-        seal_bytes(&self.master, &Self::aad(subject, version), key)
+    /// `key` wrapped under the current master, and that master's id.
+    fn wrap(&self, subject: &str, version: u32, key: &[u8; 32]) -> (Vec<u8>, &str) {
+        let master = self.masters.current();
+        (seal_bytes(&master.key, &Self::aad(subject, version), key), &master.id)
     }
 
-    fn unwrap_key(&self, subject: &str, version: u32, wrapped: &[u8]) -> Result<[u8; 32], KeyError> {
-        let plain = open_bytes(&self.master, &Self::aad(subject, version), wrapped).ok_or(KeyError::Unwrap)?;
+    fn unwrap_key(&self, subject: &str, version: u32, wrapped: &[u8], master: &str) -> Result<[u8; 32], KeyError> {
+        let master = self.masters.get(master).ok_or_else(|| KeyError::MissingMasters(vec![master.to_string()]))?;
+        let plain = open_bytes(&master.key, &Self::aad(subject, version), wrapped).ok_or(KeyError::Unwrap)?;
         plain.try_into().map_err(|_| KeyError::Unwrap)
     }
 
-    async fn rows(&self, subject: &str) -> Result<Vec<(i64, Option<Vec<u8>>)>, KeyError> {
+    /// Records the current master as in use, and checks that every master keys are still
+    /// wrapped under is held: a server missing one refuses to start.
+    pub async fn check_masters(&self) -> Result<(), KeyError> {
+        crate::exec!(
+            &self.db,
+            "INSERT INTO master_keys (id, first_used_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
+            &self.masters.current().id,
+            Utc::now()
+        )?;
+        let in_use: Vec<(String,)> =
+            crate::fetch_all!(&self.db, (String,), "SELECT id FROM master_keys WHERE retired_at IS NULL ORDER BY id")?;
+        let missing: Vec<String> =
+            in_use.into_iter().map(|r| r.0).filter(|id| self.masters.get(id).is_none()).collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(KeyError::MissingMasters(missing))
+        }
+    }
+
+    /// Wraps every live subject key again under the current master, `batch` at a time (each
+    /// batch one statement per key, compare-and-set, so a key erased meanwhile stays erased),
+    /// then marks retired the masters no key is wrapped under any more. Resumable: keys already
+    /// under the current master are not touched.
+    pub async fn rewrap(&self, batch: i64) -> Result<Rewrapped, KeyError> {
+        self.check_masters().await?;
+        let current = self.masters.current().id.clone();
+        let mut done = Rewrapped::default();
+        loop {
+            let rows: Vec<(String, i64, Vec<u8>, String)> = crate::fetch_all!(
+                &self.db,
+                (String, i64, Vec<u8>, String),
+                "SELECT subject, version, wrapped, master FROM subject_keys
+                  WHERE wrapped IS NOT NULL AND master <> $1 LIMIT $2",
+                &current,
+                batch
+            )?;
+            if rows.is_empty() {
+                break;
+            }
+            for (subject, version, wrapped, master) in rows {
+                let key = self.unwrap_key(&subject, version as u32, &wrapped, &master)?;
+                let (again, under) = self.wrap(&subject, version as u32, &key);
+                done.keys += crate::exec!(
+                    &self.db,
+                    "UPDATE subject_keys SET wrapped = $1, master = $2
+                      WHERE subject = $3 AND version = $4 AND wrapped = $5",
+                    again,
+                    under,
+                    &subject,
+                    version,
+                    wrapped
+                )?;
+            }
+        }
+        let earlier: Vec<(String,)> = crate::fetch_all!(
+            &self.db,
+            (String,),
+            "SELECT id FROM master_keys m WHERE retired_at IS NULL AND id <> $1
+                AND NOT EXISTS (SELECT 1 FROM subject_keys k WHERE k.wrapped IS NOT NULL AND k.master = m.id)",
+            &current
+        )?;
+        for (id,) in earlier {
+            crate::exec!(&self.db, "UPDATE master_keys SET retired_at = $1 WHERE id = $2", Utc::now(), &id)?;
+            done.retired.push(id);
+        }
+        Ok(done)
+    }
+
+    async fn rows(&self, subject: &str) -> Result<Vec<(i64, Option<Vec<u8>>, String)>, KeyError> {
         Ok(crate::fetch_all!(
             &self.db,
-            (i64, Option<Vec<u8>>),
-            "SELECT version, wrapped FROM subject_keys WHERE subject = $1 ORDER BY version",
+            (i64, Option<Vec<u8>>, String),
+            "SELECT version, wrapped, master FROM subject_keys WHERE subject = $1 ORDER BY version",
             subject
         )?)
     }
@@ -133,24 +216,25 @@ impl Keyring {
         loop {
             let rows = self.rows(subject).await?;
             match rows.last() {
-                Some((version, Some(wrapped))) => {
+                Some((version, Some(wrapped), master)) => {
                     let version = *version as u32;
-                    return Ok((version, self.unwrap_key(subject, version, wrapped)?));
+                    return Ok((version, self.unwrap_key(subject, version, wrapped, master)?));
                 }
                 last => {
-                    let version = last.map_or(1, |(v, _)| *v + 1);
+                    let version = last.map_or(1, |(v, _, _)| *v + 1);
                     let mut key = [0u8; 32];
                     rand::thread_rng().fill_bytes(&mut key);
-                    let wrapped = self.wrap(subject, version as u32, &key);
+                    let (wrapped, master) = self.wrap(subject, version as u32, &key);
                     // Another process may make the same version at once: then its key is the one.
                     crate::exec!(
                         &self.db,
-                        "INSERT INTO subject_keys (subject, version, wrapped, created_at) VALUES ($1, $2, $3, $4)
+                        "INSERT INTO subject_keys (subject, version, wrapped, created_at, master) VALUES ($1, $2, $3, $4, $5)
                          ON CONFLICT (subject, version) DO NOTHING",
                         subject,
                         version,
                         wrapped,
-                        Utc::now()
+                        Utc::now(),
+                        master
                     )?;
                 }
             }
@@ -170,16 +254,16 @@ impl Keyring {
         if let Some((key, _)) = cached.filter(|(_, read_at)| read_at.elapsed() < KEY_CACHE_TTL) {
             return Ok(key);
         }
-        let row: Option<(Option<Vec<u8>>,)> = crate::fetch_optional!(
+        let row: Option<(Option<Vec<u8>>, String)> = crate::fetch_optional!(
             &self.db,
-            (Option<Vec<u8>>,),
-            "SELECT wrapped FROM subject_keys WHERE subject = $1 AND version = $2",
+            (Option<Vec<u8>>, String),
+            "SELECT wrapped, master FROM subject_keys WHERE subject = $1 AND version = $2",
             subject,
             i64::from(version)
         )?;
-        let key = match row.and_then(|r| r.0) {
-            Some(wrapped) => Some(self.unwrap_key(subject, version, &wrapped)?),
-            None => None,
+        let key = match row {
+            Some((Some(wrapped), master)) => Some(self.unwrap_key(subject, version, &wrapped, &master)?),
+            _ => None,
         };
         if let Ok(mut cache) = self.cache.lock() {
             cache.insert((subject.to_string(), version), (key, Instant::now()));
@@ -189,7 +273,7 @@ impl Keyring {
 
     /// The newest key version of `subject` (0: none yet).
     pub async fn latest_version(&self, subject: &str) -> Result<u32, KeyError> {
-        Ok(self.rows(subject).await?.last().map_or(0, |(v, _)| *v as u32))
+        Ok(self.rows(subject).await?.last().map_or(0, |(v, _, _)| *v as u32))
     }
 
     /// Destroys the keys of `subject` up to version `up_to`: what was sealed under them reads

@@ -13,6 +13,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 use shenfen_projections::chain::ChainKey;
+use shenfen_projections::master_keys::MasterKeys;
 use shenfen_projections::pii::Keyring;
 use shenfen_projections::reanchor;
 use shenfen_replay::progress::Progress;
@@ -40,6 +41,11 @@ struct Cli {
     /// personal data with it).
     #[arg(long, global = true, env = "SHENFEN_SECRET_KEY_FILE", default_value = "./data/secret.key")]
     secret_key_file: PathBuf,
+    /// The master key file (as the server's `SHENFEN_MASTER_KEY_FILE`): the keys that unwrap
+    /// the data subjects' keys, the current first. While it does not exist, the master key is
+    /// derived from the secret key file.
+    #[arg(long, global = true, env = "SHENFEN_MASTER_KEY_FILE", default_value = "./data/master.keys")]
+    master_key_file: PathBuf,
     #[command(subcommand)]
     verb: Verb,
 }
@@ -116,6 +122,9 @@ enum Verb {
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
         max_streams: Option<u64>,
     },
+    /// Rotate the master key that wraps the data subjects' keys (see the README).
+    #[command(subcommand, name = "master-key")]
+    MasterKey(MasterKeyVerb),
     /// Write every event in global order, one JSON object per line, all columns.
     #[command(after_help = EXIT_CODES)]
     Export {
@@ -129,6 +138,21 @@ enum Verb {
         /// (for handing the log to a third party).
         #[arg(long)]
         redact: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum MasterKeyVerb {
+    /// Put a new random master key first in the master key file (made if missing), keeping the
+    /// earlier ones. Then restart every server with the file, and run `rewrap`.
+    New,
+    /// Wrap every subject key again under the current master key (in batches, resumable), then
+    /// mark retired the masters no key is wrapped under any more: their lines may then be
+    /// removed from the file.
+    Rewrap {
+        /// Subject keys per batch.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(i64).range(1..=100_000))]
+        batch_size: i64,
     },
 }
 
@@ -176,8 +200,8 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Verb::Rebuild { projection, restart, batch_size, cache_rows } => {
             let projections = rebuild::select(projection.as_deref())?;
             let cache_rows = usize::try_from(cache_rows).unwrap_or(usize::MAX);
-            let keyring = Keyring::from_key_file(&db, &cli.secret_key_file)
-                .context("rebuilding needs the server's key file to open personal data")?;
+            let keyring = open_keyring(&db, &cli.secret_key_file, &cli.master_key_file)
+                .context("rebuilding needs the server's key files to open personal data")?;
             let options = rebuild::Options {
                 batch_size,
                 restart,
@@ -206,7 +230,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             exit::OK
         }
         Verb::History { aggregate_type, aggregate_id, json } => {
-            let keyring = keyring(&db, &cli.secret_key_file);
+            let keyring = keyring(&db, &cli.secret_key_file, &cli.master_key_file);
             let events = history::events(&db, keyring.as_ref(), &aggregate_type, &aggregate_id).await?;
             if events.is_empty() {
                 eprintln!("no events in {aggregate_type} {aggregate_id}");
@@ -220,7 +244,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             exit::OK
         }
         Verb::State { aggregate_type, aggregate_id, as_of } => {
-            let keyring = keyring(&db, &cli.secret_key_file);
+            let keyring = keyring(&db, &cli.secret_key_file, &cli.master_key_file);
             let events = history::events(&db, keyring.as_ref(), &aggregate_type, &aggregate_id).await?;
             if events.is_empty() {
                 eprintln!("no events in {aggregate_type} {aggregate_id}");
@@ -276,7 +300,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 eprintln!("the log does not verify: nothing was rewritten (re-anchoring would hide what was changed)");
                 return Ok(exit::BROKEN_CHAIN);
             }
-            let keyring = Keyring::for_chain(&db, &key);
+            let keyring = open_keyring(&db, &cli.secret_key_file, &cli.master_key_file)?;
             let run_id = format!("encrypt-{}", Utc::now().format("%Y%m%dT%H%M%SZ"));
             let summary = reanchor::seal_plain_streams(&db, &key, &keyring, &run_id, max_streams)
                 .await
@@ -285,6 +309,23 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 "{}: {} streams looked at, {} rewritten ({} events), each re-anchored and recorded",
                 run_id, summary.streams_seen, summary.streams_rewritten, summary.events_rewritten
             );
+            exit::OK
+        }
+        Verb::MasterKey(MasterKeyVerb::New) => {
+            let id = MasterKeys::add_new(&cli.master_key_file)?;
+            println!(
+                "master key {id} is now the first in {}: restart every server with this file, then run `master-key rewrap`",
+                cli.master_key_file.display()
+            );
+            exit::OK
+        }
+        Verb::MasterKey(MasterKeyVerb::Rewrap { batch_size }) => {
+            let keyring = open_keyring(&db, &cli.secret_key_file, &cli.master_key_file)?;
+            let done = keyring.rewrap(batch_size).await.context("wrapping the subject keys again")?;
+            println!("{} subject keys wrapped again under the current master key", done.keys);
+            for id in &done.retired {
+                println!("master key {id} retired: no subject key is wrapped under it any more");
+            }
             exit::OK
         }
         Verb::Stuck { payload } => {
@@ -345,9 +386,19 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     Ok(code)
 }
 
-/// The keyring of the key file, if it can be read (else personal data is shown sealed).
-fn keyring(db: &shenfen_projections::db::Db, path: &std::path::Path) -> Option<Keyring> {
-    match Keyring::from_key_file(db, path) {
+/// The keyring of the key files.
+fn open_keyring(
+    db: &shenfen_projections::db::Db,
+    secret: &std::path::Path,
+    masters: &std::path::Path,
+) -> anyhow::Result<Keyring> {
+    let chain = ChainKey::from_key_file(secret)?;
+    Ok(Keyring::new(db, MasterKeys::load(&chain, masters)?))
+}
+
+/// The keyring of the key files, if they can be read (else personal data is shown sealed).
+fn keyring(db: &shenfen_projections::db::Db, secret: &std::path::Path, masters: &std::path::Path) -> Option<Keyring> {
+    match open_keyring(db, secret, masters) {
         Ok(keyring) => Some(keyring),
         Err(e) => {
             eprintln!("note: personal data is shown sealed ({e})");

@@ -668,3 +668,53 @@ async fn encrypt_refuses_a_log_that_does_not_verify(app: Fixture) {
     assert_eq!(app.sql("DELETE FROM chain_reanchors").await, 0);
 }
 both_stores!(encrypt_refuses_a_log_that_does_not_verify);
+
+// ---------------------------------------------------------------------------------------------
+// master-key
+// ---------------------------------------------------------------------------------------------
+
+async fn live_keys_under(app: &Fixture, master: &str) -> i64 {
+    let sql = format!("SELECT count(*) FROM subject_keys WHERE wrapped IS NOT NULL AND master = '{master}'");
+    let rows: Vec<(i64,)> = fetch_all!(&app.db, (i64,), &sql).unwrap();
+    rows[0].0
+}
+
+/// Rotating the master key: a new one first in the file, every subject key wrapped again under
+/// it, the old one retired; personal data reads as before, and without the new master key the
+/// subject keys are not opened (the tools refuse, as the server refuses to start).
+async fn the_master_key_rotates_and_personal_data_reads_as_before(app: Fixture) {
+    let keys = live_keys_under(&app, "secret").await;
+    assert!(keys > 1, "the workload's subjects have keys under the derived master");
+    let new = app.replay(&["master-key", "new"]).await;
+    assert_eq!(new.code, 0, "{new:?}");
+    let id = new.stdout.split_whitespace().nth(2).unwrap().to_string();
+    assert!(id.starts_with("m-"), "{new:?}");
+    // Before the rewrap the earlier master still opens what it wraps.
+    let history = app.replay(&["history", "account", "acc-1"]).await;
+    assert!(history.stdout.contains("user1@example.com"), "{history:?}");
+
+    let rewrapped = app.replay(&["master-key", "rewrap", "--batch-size", "2"]).await;
+    assert_eq!(rewrapped.code, 0, "{rewrapped:?}");
+    assert!(rewrapped.stdout.contains(&format!("{keys} subject keys wrapped again")), "{rewrapped:?}");
+    assert!(rewrapped.stdout.contains("master key secret retired"), "{rewrapped:?}");
+    assert_eq!(live_keys_under(&app, "secret").await, 0);
+    assert_eq!(live_keys_under(&app, &id).await, keys);
+    let again = app.replay(&["master-key", "rewrap"]).await;
+    assert!(again.stdout.contains("0 subject keys wrapped again"), "resumable, idempotent: {again:?}");
+
+    let history = app.replay(&["history", "account", "acc-1"]).await;
+    assert!(history.stdout.contains("张三") && history.stdout.contains("user1@example.com"), "{history:?}");
+    let live = dump(&app.db).await;
+    let rebuilt = app.replay(&["rebuild"]).await;
+    assert_eq!(rebuilt.code, 0, "{rebuilt:?}");
+    assert_eq!(dump(&app.db).await, live);
+
+    // The master key file lost: the subject keys are not opened, and the tools say why.
+    std::fs::rename(app.master_key_file(), app.master_key_file().with_extension("away")).unwrap();
+    let refused = app.replay(&["master-key", "rewrap"]).await;
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(refused.stderr.contains(&id), "names the missing master: {refused:?}");
+    let rebuilt = app.replay(&["rebuild", "--restart"]).await;
+    assert_eq!(rebuilt.code, 1, "{rebuilt:?}");
+}
+both_stores!(the_master_key_rotates_and_personal_data_reads_as_before);

@@ -63,7 +63,7 @@ async fn open(keyring: Option<&Keyring>, events: &mut [StoredEvent]) -> Result<(
     let Some(keyring) = keyring else { return Ok(()) };
     keyring.open_events(events).await.map_err(|e| match e {
         KeyError::Store(e) => e,
-        other @ KeyError::Unwrap => sqlx::Error::Protocol(other.to_string()),
+        other @ (KeyError::Unwrap | KeyError::MissingMasters(_)) => sqlx::Error::Protocol(other.to_string()),
     })
 }
 

@@ -112,9 +112,16 @@ impl Fixture {
         ChainKey::from_key_file(&self.key_file).unwrap()
     }
 
-    /// The data subjects' keys of this store (as the server derives them from its key file).
+    /// The data subjects' keys of this store (as the server has them: from its key file, and
+    /// its master key file once one is made).
     pub fn keyring(&self) -> std::sync::Arc<Keyring> {
-        std::sync::Arc::new(Keyring::for_chain(&self.db, &self.key()))
+        let masters = shenfen_projections::master_keys::MasterKeys::load(&self.key(), &self.master_key_file()).unwrap();
+        std::sync::Arc::new(Keyring::new(&self.db, masters))
+    }
+
+    /// The master key file (`shenfen-replay master-key new` makes it).
+    pub fn master_key_file(&self) -> PathBuf {
+        self.key_file.with_file_name("master.keys")
     }
 
     /// Runs `shenfen-replay ARGS` against this store, with its key file.
@@ -191,12 +198,12 @@ pub async fn replay_with(url: &str, args: &[&str]) -> Run {
 }
 
 /// Runs `shenfen-replay ARGS` with `SHENFEN_DATABASE_URL=url` and, when given,
-/// `SHENFEN_SECRET_KEY_FILE=key_file`.
+/// `SHENFEN_SECRET_KEY_FILE=key_file` (and the master key file beside it).
 pub async fn run_replay(url: &str, key_file: Option<&std::path::Path>, args: &[&str]) -> Run {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_shenfen-replay"));
     command.args(args).env("SHENFEN_DATABASE_URL", url);
     if let Some(file) = key_file {
-        command.env("SHENFEN_SECRET_KEY_FILE", file);
+        command.env("SHENFEN_SECRET_KEY_FILE", file).env("SHENFEN_MASTER_KEY_FILE", file.with_file_name("master.keys"));
     }
     let output = command.output().await.unwrap();
     Run {

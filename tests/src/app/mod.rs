@@ -270,6 +270,7 @@ impl TestApp {
             .env("SHENFEN_LISTEN", "127.0.0.1:0")
             .env("SHENFEN_NOTIFIER", format!("webhook:{}", self.hooks.url))
             .env("SHENFEN_SECRET_KEY_FILE", dir.join("secret.key"))
+            .env("SHENFEN_MASTER_KEY_FILE", dir.join("master.keys"))
             .env("SHENFEN_BLOB_DIR", dir.join("blobs"))
             .env("SHENFEN_IP_RATE_LIMIT", "0")
             .env("NO_PROXY", "127.0.0.1,localhost")
@@ -419,6 +420,20 @@ impl TestApp {
     pub async fn restart(&mut self) {
         self.stop().await;
         self.start().await;
+    }
+
+    /// Runs `shenfen-server serve` with the server's environment (the server stopped), expecting
+    /// it to refuse to start: its standard error and log, after it exited unsuccessfully.
+    pub async fn serve_refused(&self) -> String {
+        assert!(self.child.is_none(), "stop the server first");
+        let mut cmd = self.command();
+        cmd.arg("serve").stdin(Stdio::null()).kill_on_drop(true);
+        let output = tokio::time::timeout(Duration::from_secs(30), cmd.output())
+            .await
+            .expect("the server was expected to exit within 30 s, refusing to start")
+            .expect("run serve");
+        assert!(!output.status.success(), "the server started: {}", String::from_utf8_lossy(&output.stdout));
+        format!("{}{}", String::from_utf8_lossy(&output.stderr), String::from_utf8_lossy(&output.stdout))
     }
 
     /// Runs `shenfen-server import-legacy FILE` with the server's environment on `csv` (header

@@ -309,3 +309,33 @@ async fn the_export_holds_the_profile_the_events_with_their_actors_the_reviews_a
     app.get("/v1/me/export").await.assert_problem(401, "unauthenticated");
 }
 both_stores!(the_export_holds_the_profile_the_events_with_their_actors_the_reviews_and_the_photos);
+
+/// Subject keys wrapped under a master key of the master key file: a server started without
+/// that file refuses to start (rather than fail on every read of personal data), and starts
+/// again once the file is back.
+async fn a_server_without_the_master_key_in_use_refuses_to_start(app: &mut TestApp) {
+    let master_file = app.dir().join("master.keys");
+    app.stop().await;
+    let key: [u8; 32] = rand::random();
+    std::fs::write(&master_file, format!("{}\n", hex(&key))).expect("write the master key file");
+    app.start().await;
+    let account = app.register_account().await;
+    let token = app.login_ok(&account).await;
+    assert_eq!(app.me(&token).await.str("name"), account.name);
+
+    app.stop().await;
+    let away = master_file.with_extension("away");
+    std::fs::rename(&master_file, &away).expect("move the file away");
+    let refused = app.serve_refused().await;
+    assert!(refused.contains("master key") && refused.contains("m-"), "{refused}");
+
+    std::fs::rename(&away, &master_file).expect("put the file back");
+    app.start().await;
+    let token = app.login_ok(&account).await;
+    assert_eq!(app.me(&token).await.str("name"), account.name);
+}
+both_stores!(a_server_without_the_master_key_in_use_refuses_to_start);
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
