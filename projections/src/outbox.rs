@@ -114,15 +114,30 @@ pub async fn failed(db: &Db, id: i64, attempts: i32, error: &str, now: DateTime<
     Ok(())
 }
 
-/// Gives up the undelivered messages whose secret has expired: they are never sent, and their
-/// body is erased. Returns how many.
+/// Gives up the undelivered messages whose secret has expired: they are never sent, their
+/// body is erased and their destination kept only masked, as a delivered one's. Returns how
+/// many.
 pub async fn expire(db: &Db, now: DateTime<Utc>) -> Result<u64, sqlx::Error> {
-    crate::exec!(
+    let due: Vec<(i64, String)> = crate::fetch_all!(
         db,
-        "UPDATE outbox SET expired_at = $1, body = NULL
+        (i64, String),
+        "SELECT id, destination FROM outbox
           WHERE delivered_at IS NULL AND expired_at IS NULL AND expires_at <= $1",
         now
-    )
+    )?;
+    let mut expired = 0;
+    for (id, destination) in due {
+        // Unless it was delivered meanwhile (then it is masked already).
+        expired += crate::exec!(
+            db,
+            "UPDATE outbox SET expired_at = $1, body = NULL, destination = $3
+              WHERE id = $2 AND delivered_at IS NULL AND expired_at IS NULL",
+            now,
+            id,
+            masked_destination(&destination)
+        )?;
+    }
+    Ok(expired)
 }
 
 /// Messages waiting for delivery (a metric).

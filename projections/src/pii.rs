@@ -37,7 +37,7 @@ use crate::db::Db;
 use crate::master_keys::MasterKeys;
 
 /// The member names that hold personal data, wherever they appear.
-pub const PERSONAL: [&str; 12] = [
+pub const PERSONAL: [&str; 13] = [
     "name",
     "document_number",
     "own_document_number",
@@ -50,6 +50,8 @@ pub const PERSONAL: [&str; 12] = [
     "permit_number",
     "description",
     "destination",
+    // A support agent's reply, which may name the person.
+    "message",
 ];
 
 /// The prefix of a sealed value.

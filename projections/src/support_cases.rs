@@ -1,12 +1,13 @@
 //! `support_cases`: the support cases for support agents, by the instant their reply is due.
 //! Only the masked document and contacts are kept here (the name in full, as support lookups
 //! show it); the case itself is its stream. Whether a case is overdue is read off the clock,
-//! not stored.
+//! not stored. An account's erasure erases the cases about it here too.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use shenfen_domain::shared::mask::{mask_document, mask_email, mask_mobile};
+use shenfen_domain::shared::ERASED;
 use shenfen_domain::support_case::{CaseStatus, SupportCase, SupportCaseEvent};
 
 use crate::db::{Db, DbTx};
@@ -16,6 +17,15 @@ use crate::runner::{Projection, ProjectionError};
 
 /// The projection.
 pub struct SupportCases;
+
+const ACCOUNT: &str = <shenfen_domain::account::Account as cqrs_es::Aggregate>::TYPE;
+
+/// The cases about an account (by the id its document has), for its erasure.
+pub async fn about(db: &Db, account_id: &str) -> Result<Vec<String>, sqlx::Error> {
+    let rows: Vec<(String,)> =
+        crate::fetch_all!(db, (String,), "SELECT case_id FROM support_cases WHERE account_id = $1", account_id)?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
 
 /// One case as support agents see it.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -83,6 +93,7 @@ impl Projection for SupportCases {
 
     fn wants(&self, e: EventKind<'_>) -> bool {
         e.aggregate_type == <SupportCase as cqrs_es::Aggregate>::TYPE
+            || (e.aggregate_type == ACCOUNT && e.event_type == "Erased")
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -90,6 +101,16 @@ impl Projection for SupportCases {
     }
 
     async fn apply(&self, tx: &mut DbTx, e: &StoredEvent) -> Result<(), ProjectionError> {
+        if e.aggregate_type == ACCOUNT && e.event_type == "Erased" {
+            // The cases about an erased account are erased with it (their keys destroyed by the
+            // erasure): what a rebuild, opening them, would show.
+            exec!(tx tx,
+                "UPDATE support_cases SET name = $1, document_number_masked = $1, mobile_masked = $1,
+                        email_masked = $1, description = $1
+                  WHERE account_id = $2",
+                ERASED, &e.aggregate_id)?;
+            return Ok(());
+        }
         if e.aggregate_type != <SupportCase as cqrs_es::Aggregate>::TYPE {
             return Ok(());
         }

@@ -82,7 +82,7 @@ pub async fn erase(state: &AppState, account_id: &str, now: DateTime<Utc>) -> Ap
 }
 
 /// The erasure's side effects, each idempotent: the subject's keys destroyed, the snapshots of
-/// its streams and its ID photos deleted.
+/// its streams and its ID photos deleted; and the same for the support cases about it.
 async fn forget(
     keyring: &Keyring,
     db: &Db,
@@ -104,6 +104,19 @@ async fn forget(
     let submitted = stream.iter().filter_map(|e| e.payload.get("ApplicationSubmitted")?.get("photos").cloned());
     for photos in submitted.filter_map(|p| serde_json::from_value::<Photos>(p).ok()) {
         for digest in photos.digests() {
+            blobs.delete(digest).await?;
+        }
+    }
+    // The support cases about the account, opened by its holder (or by someone claiming to be):
+    // their own keys and their photos. Read from the read model, which has them all unless a
+    // case was opened in the instant before the erasure.
+    for case_id in shenfen_projections::support_cases::about(db, account_id).await? {
+        let version = keyring.latest_version(&case_id).await?;
+        record(journal, &case_id, version, now)?;
+        keyring.erase(&case_id, version, now).await?;
+        let stream = shenfen_projections::audit::history(db, "support_case", &case_id).await?;
+        let photos = stream.iter().filter_map(|e| e.payload.get("Opened")?.get("photo_handheld")?.as_str());
+        for digest in photos {
             blobs.delete(digest).await?;
         }
     }

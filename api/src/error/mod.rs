@@ -160,6 +160,16 @@ impl ApiError {
         ApiError::new(StatusCode::UNAUTHORIZED, "login_failed", "The current password is wrong.", "当前密码错误。")
     }
 
+    /// 410 `photo_deleted`: deleted after its retention period, or with its erased account.
+    pub fn photo_deleted() -> Self {
+        ApiError::new(
+            StatusCode::GONE,
+            "photo_deleted",
+            "The photo was deleted (its retention period ended, or its account was erased).",
+            "该照片已删除（保存期限已过或账号已注销）。",
+        )
+    }
+
     /// 503 for a port that cannot be reached (`identity_authority_unavailable`…).
     pub fn unavailable(code: &str, en: &str, zh: &str) -> Self {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, en, zh)

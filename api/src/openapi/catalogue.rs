@@ -461,7 +461,11 @@ pub(super) const CATALOGUE: &[(&str, &[Answer])] = &[
             (422, &["invalid_type", "required", "too_long"]),
         ],
     ),
-    ("GET /v1/support/cases/{id}/photo", &[(403, &["forbidden"]), (404, &["case_not_found"])]),
+    // 410: deleted with the erased account the case is about.
+    (
+        "GET /v1/support/cases/{id}/photo",
+        &[(403, &["forbidden"]), (404, &["case_not_found"]), (410, &["photo_deleted"])],
+    ),
     (
         "GET /v1/audit/aggregates/{type}/{id}/events",
         &[(403, &["forbidden"]), (404, &["aggregate_not_found", "unknown_aggregate_type"])],

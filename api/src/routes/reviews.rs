@@ -255,16 +255,6 @@ pub async fn decide(
     act(&state, &ctx, &staff, &review_id, Act::Decide(decision)).await
 }
 
-/// 410 `photo_deleted`: deleted after its retention period, or with its erased account.
-fn photo_deleted() -> ApiError {
-    ApiError::new(
-        StatusCode::GONE,
-        "photo_deleted",
-        "The photo was deleted (its retention period ended, or its account was erased).",
-        "该照片已删除（保存期限已过或账号已注销）。",
-    )
-}
-
 /// One photo of an application.
 #[utoipa::path(get, path = "/v1/manual-reviews/{id}/photos/{which}", tag = "reviewer",
     params(("id" = String, Path), ("which" = String, Path, description = "front, back or handheld")),
@@ -300,7 +290,7 @@ pub async fn photo(
         "handheld" => &photos.handheld,
         _ => return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "No such photo.", "照片不存在。")),
     };
-    let bytes = state.blobs.get(digest).await.map_err(ApiError::internal)?.ok_or_else(photo_deleted)?;
+    let bytes = state.blobs.get(digest).await.map_err(ApiError::internal)?.ok_or_else(ApiError::photo_deleted)?;
     tracing::info!(staff_id = %staff.staff_id, review_id = %review_id, which = %which, "photo viewed");
     Ok(([(header::CONTENT_TYPE, "image/jpeg"), (header::CACHE_CONTROL, "private, no-store")], bytes))
 }

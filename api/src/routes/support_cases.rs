@@ -276,12 +276,7 @@ pub async fn case_photo(
     }
     let case = state.support_cases.load(&case_id).await?;
     let digest = case.photo_handheld.ok_or_else(case_not_found)?;
-    let bytes = state
-        .blobs
-        .get(&digest)
-        .await
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::internal("a photo named by an event is missing from the blob store"))?;
+    let bytes = state.blobs.get(&digest).await.map_err(ApiError::internal)?.ok_or_else(ApiError::photo_deleted)?;
     tracing::info!(staff_id = %staff.staff_id, case_id = %case_id, "support case photo viewed");
     Ok(([(header::CONTENT_TYPE, "image/jpeg"), (header::CACHE_CONTROL, "private, no-store")], bytes))
 }

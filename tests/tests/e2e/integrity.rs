@@ -127,7 +127,7 @@ async fn a_code_counts_against_the_limits_only_when_its_message_is_queued(app: &
 both_stores!(a_code_counts_against_the_limits_only_when_its_message_is_queued);
 
 /// A gateway that never answers: the message is retried until its code expires, then given
-/// up with its body erased; the stored error never names the gateway's address.
+/// up with its body erased and its destination masked; the stored error never names the gateway's address.
 async fn undeliverable_messages_expire_with_their_secret(app: &mut TestApp) {
     let mobile = mobile_number();
     app.send_code("register", &mobile).await.assert_status(202);
@@ -143,6 +143,9 @@ async fn undeliverable_messages_expire_with_their_secret(app: &mut TestApp) {
     tokio::time::timeout(Duration::from_secs(20), expired).await.expect("the message expired");
     let bodies = app.query_texts("SELECT body FROM outbox", &[]).await;
     assert_eq!(bodies, vec![None], "the secret is erased");
+    let destinations = app.query_texts("SELECT destination FROM outbox", &[]).await;
+    let kept = destinations.first().cloned().flatten().expect("a destination");
+    assert!(kept != mobile && kept.contains('*'), "the destination is kept masked only: {kept}");
     let attempts = app.query_i64("SELECT attempts FROM outbox", &[]).await;
     assert!(attempts >= 1, "delivery was tried");
     let errors = app.query_texts("SELECT last_error FROM outbox", &[]).await;

@@ -474,3 +474,49 @@ both_stores!(
     a_support_cases_photo_outlives_the_sweep_of_unreferenced_photos,
     Settings::defaults().env("SHENFEN_BLOB_GRACE_SECONDS", "2")
 );
+
+/// An account's erasure (PIPL) erases the support cases about it too: their keys destroyed (the
+/// stream reads `[erased]`), the queue's row scrubbed, the photo deleted (410), the reply
+/// sealed in the log like the rest.
+async fn an_erased_accounts_support_cases_are_erased_with_it(app: &mut TestApp) {
+    let support = app.staff_member("support").await;
+    let auditor = app.staff_member("auditor").await;
+    let account = app.register_account().await;
+    let token = app.login_ok(&account).await;
+    let case = Case::about(&account, "contact_change");
+    let (case_id, _) = open(app, &case).await;
+    let other = Case::new("account_check");
+    let (other_id, _) = open(app, &other).await;
+    let message = "您好，赵六：请携带身份证原件办理。";
+    let path = format!("{CASES}/{case_id}/reply");
+    app.post_json_as(&support.token, &path, &json!({"message": message})).await.assert_status(204);
+    let events = app.query_texts("SELECT CAST(payload AS TEXT) FROM events WHERE aggregate_type = 'support_case'", &[]);
+    let events = events.await.into_iter().flatten().collect::<Vec<_>>().join("\n");
+    for secret in [case.description.as_str(), message, case.mobile.as_str(), case.email.as_str()] {
+        assert!(!events.contains(secret), "{secret} is stored in plain text: {events}");
+    }
+    app.poll_as(&support.token, CASES, |r| r.text.contains(&case_id) && r.text.contains(&other_id)).await;
+
+    app.post_json_as(&token, "/v1/me/deletion", &json!({"password": account.password})).await.assert_status(202);
+
+    let listed = app.poll_as(&support.token, CASES, |r| r.text.contains("[erased]")).await;
+    let list = items(&listed);
+    let erased = item(&list, &case_id);
+    for field in ["name", "description", "document_number_masked", "mobile_masked", "email_masked"] {
+        assert_eq!(erased[field], json!("[erased]"), "{field}: {erased}");
+    }
+    assert_eq!(erased["kind"], json!("contact_change"), "what is not personal stays: {erased}");
+    assert_eq!(item(&list, &other_id)["name"], json!(other.name), "another person's case stays");
+    app.get_as(&support.token, &format!("{CASES}/{case_id}/photo")).await.assert_problem(410, "photo_deleted");
+    app.get_as(&support.token, &format!("{CASES}/{other_id}/photo")).await.assert_status(200);
+    let audited = app.audit_events(&auditor.token, "support_case", &case_id).await;
+    audited.assert_status(200);
+    assert!(audited.text.contains("[erased]"), "{}", audited.text);
+    for secret in [case.description.as_str(), message, case.mobile.as_str(), case.email.as_str(), &account.name] {
+        assert!(!audited.text.contains(secret), "{secret} is still readable: {}", audited.text);
+    }
+}
+both_stores!(
+    an_erased_accounts_support_cases_are_erased_with_it,
+    Settings::defaults().env("SHENFEN_DELETION_COOLING_OFF_DAYS", "0")
+);
