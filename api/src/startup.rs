@@ -130,7 +130,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<Arc<AppState>> {
     projections.push(Arc::new(SnapshotWriter::new(verifications.clone(), "snapshots_verification")));
     projections.push(Arc::new(ChainSeal::open(&db, chain.clone()).await.context("opening the seal of the log")?));
     let journal = crate::app::erasure::journal_path(&settings.secret_key_file);
-    let replayed = crate::app::erasure::replay_journal(commits.keyring(), &journal)
+    let replayed = crate::app::erasure::replay_journal(commits.keyring(), &accounts, &journal)
         .await
         .context("replaying the erasure journal")?;
     if replayed > 0 {

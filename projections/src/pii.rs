@@ -282,8 +282,9 @@ impl Keyring {
     /// as [`ERASED`] from now on, in this process at once and in others once they next read
     /// the key (they cache a key they have read). Keys made later (a new registration of the
     /// same document) stay.
-    pub async fn erase(&self, subject: &str, up_to: u32, at: DateTime<Utc>) -> Result<(), KeyError> {
-        crate::exec!(
+    /// Returns how many live keys it destroyed.
+    pub async fn erase(&self, subject: &str, up_to: u32, at: DateTime<Utc>) -> Result<u64, KeyError> {
+        let destroyed = crate::exec!(
             &self.db,
             "UPDATE subject_keys SET wrapped = NULL, erased_at = $2
               WHERE subject = $1 AND version <= $3 AND wrapped IS NOT NULL",
@@ -294,7 +295,7 @@ impl Keyring {
         if let Ok(mut cache) = self.cache.lock() {
             cache.retain(|(s, _), _| s != subject);
         }
-        Ok(())
+        Ok(destroyed)
     }
 
     /// Seals every personal value in `value` under `subject`'s current key.

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use shenfen_domain::account::{
-    Account, AccountCommand, AccountError, AccountEvent, CancelDeletion, Erase, RequestDeletion,
+    Account, AccountCommand, AccountError, AccountEvent, CancelDeletion, Erase, ReapplyErasure, RequestDeletion,
 };
 use shenfen_domain::metadata::{Actor, EventMetadata};
 use shenfen_domain::verification::Photos;
@@ -24,7 +24,7 @@ use shenfen_projections::deletions::PendingDeletions;
 use shenfen_projections::log::{EventKind, StoredEvent};
 use shenfen_projections::pii::Keyring;
 use shenfen_projections::runner::{Projection, ProjectionError};
-use shenfen_projections::store::BusError;
+use shenfen_projections::store::{BusError, CommandBus};
 
 use crate::app::password;
 use crate::blobs::BlobStore;
@@ -168,12 +168,32 @@ fn erasure_of(line: &str) -> Option<(String, u32, DateTime<Utc>)> {
 
 /// Destroys again every key the journal names (at start-up): after a database backup from
 /// before an erasure is restored, the erased subject's keys are back in `subject_keys`, and
-/// this destroys them before anything is served. Returns how many erasures were replayed.
-pub async fn replay_journal(keyring: &Keyring, journal: &Path) -> anyhow::Result<usize> {
+/// this destroys them before anything is served. Where it found a key alive, the restored
+/// account stream lacks its `Erased` event too (its password and sessions would be back): the
+/// erasure is applied again (`Erased` with `restored_from`), which ends the sessions and makes
+/// the side effects run again. Returns how many erasures were replayed.
+pub async fn replay_journal(
+    keyring: &Keyring,
+    accounts: &CommandBus<Account>,
+    journal: &Path,
+) -> anyhow::Result<usize> {
     let Ok(text) = std::fs::read_to_string(journal) else { return Ok(0) };
     let mut replayed = 0;
     for (subject, key_version, at) in text.lines().filter_map(erasure_of) {
-        keyring.erase(&subject, key_version, at).await?;
+        if keyring.erase(&subject, key_version, at).await? > 0 {
+            let account = accounts.load_uncached(&subject).await?.state;
+            if account.exists() && !account.erased {
+                let now = Utc::now();
+                let meta = EventMetadata {
+                    actor: Actor::System { id: "erasure-journal".into() },
+                    request_id: String::new(),
+                    at: now,
+                };
+                let command = AccountCommand::ReapplyErasure(ReapplyErasure { key_version, erased_at: at, now });
+                accounts.execute(&subject, command, &meta).await?;
+                tracing::warn!(account_id = %subject, "an erasure missing from the restored database was applied again");
+            }
+        }
         replayed += 1;
     }
     Ok(replayed)

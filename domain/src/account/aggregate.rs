@@ -175,7 +175,29 @@ impl Account {
         if c.now < due {
             return Err(AccountError::NoDeletionPending);
         }
-        let event = AccountEvent::Erased { generation: self.generation + 1, key_version: c.key_version, at: c.now };
+        let event = AccountEvent::Erased {
+            generation: self.generation + 1,
+            key_version: c.key_version,
+            at: c.now,
+            restored_from: None,
+        };
+        sink.write(event, self).await;
+        Ok(())
+    }
+
+    /// An erasure the erasure journal holds and the (restored) stream lacks: the account is
+    /// erased again, whatever deletion is pending or not. Nothing when it is erased already or
+    /// was never registered.
+    async fn reapply_erasure(&mut self, c: ReapplyErasure, sink: &Sink) -> Decided {
+        if !self.exists() || self.erased {
+            return Ok(());
+        }
+        let event = AccountEvent::Erased {
+            generation: self.generation + 1,
+            key_version: c.key_version,
+            at: c.now,
+            restored_from: Some(c.erased_at),
+        };
         sink.write(event, self).await;
         Ok(())
     }
@@ -499,6 +521,7 @@ impl Aggregate for Account {
             AccountCommand::RequestDeletion(c) => self.request_deletion(c, sink).await,
             AccountCommand::CancelDeletion(c) => self.cancel_deletion(c, sink).await,
             AccountCommand::Erase(c) => self.erase(c, sink).await,
+            AccountCommand::ReapplyErasure(c) => self.reapply_erasure(c, sink).await,
         }
     }
 

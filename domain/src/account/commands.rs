@@ -37,6 +37,7 @@ pub enum AccountCommand {
     RequestDeletion(RequestDeletion),
     CancelDeletion(CancelDeletion),
     Erase(Erase),
+    ReapplyErasure(ReapplyErasure),
 }
 
 /// The holder asks for the account's deletion (注销), proving the password; it is erased at
@@ -59,6 +60,17 @@ pub struct Erase {
     /// The data subject's newest key version now: the erasure destroys it and those before
     /// (a key made later, for a new registration of the document, is not the erased one's).
     pub key_version: u32,
+    pub now: DateTime<Utc>,
+}
+
+/// Applies again an erasure recorded in the erasure journal that a restored database backup
+/// lacks (see the server's start-up).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReapplyErasure {
+    /// The key version the journal says was destroyed.
+    pub key_version: u32,
+    /// When the erasure was first made.
+    pub erased_at: DateTime<Utc>,
     pub now: DateTime<Utc>,
 }
 

@@ -295,6 +295,10 @@ pub enum AccountEvent {
         /// The subject key versions up to this one are destroyed.
         key_version: u32,
         at: DateTime<Utc>,
+        /// When this applies again an erasure made at that instant, which a restored database
+        /// backup (taken before it) lacked.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        restored_from: Option<DateTime<Utc>>,
     },
     CorrectedBySupport {
         #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -713,10 +713,19 @@ async fn an_erased_account_keeps_nothing_of_the_person_and_its_document_register
         .given(vec![registered(), requested.clone()])
         .when_async(AccountCommand::Erase(Erase { key_version: 1, now: t(9, 0, 0) }))
         .await
-        .then_expect_events(vec![AccountEvent::Erased { generation: 1, key_version: 1, at: t(9, 0, 0) }]);
+        .then_expect_events(vec![AccountEvent::Erased {
+            generation: 1,
+            key_version: 1,
+            at: t(9, 0, 0),
+            restored_from: None,
+        }]);
 
     let mut erased = Account::default();
-    for event in [registered(), requested, AccountEvent::Erased { generation: 1, key_version: 1, at: t(9, 0, 0) }] {
+    for event in [
+        registered(),
+        requested,
+        AccountEvent::Erased { generation: 1, key_version: 1, at: t(9, 0, 0), restored_from: None },
+    ] {
         cqrs_es::Aggregate::apply(&mut erased, event);
     }
     assert!(erased.erased && !erased.exists() && erased.name.is_none() && erased.email.is_none());
@@ -725,7 +734,7 @@ async fn an_erased_account_keeps_nothing_of_the_person_and_its_document_register
         .given(vec![
             registered(),
             AccountEvent::DeletionRequested { effective_at: t(9, 0, 0), at: t(1, 0, 0) },
-            AccountEvent::Erased { generation: 1, key_version: 1, at: t(9, 0, 0) },
+            AccountEvent::Erased { generation: 1, key_version: 1, at: t(9, 0, 0), restored_from: None },
         ])
         .when_async(AccountCommand::Register(registration("H2", t(10, 0, 0))))
         .await
@@ -752,4 +761,20 @@ fn erased_values_read_back_from_the_store() {
     let AccountEvent::Registered { name, .. } = event else { panic!("not Registered") };
     assert_eq!(name.as_str(), crate::shared::ERASED);
     assert_eq!(name.masked().chars().count(), crate::shared::ERASED.chars().count());
+}
+
+#[tokio::test]
+async fn an_erasure_a_restored_backup_lacks_is_applied_again_and_only_once() {
+    let reapply =
+        || AccountCommand::ReapplyErasure(ReapplyErasure { key_version: 1, erased_at: t(9, 0, 0), now: t(12, 0, 0) });
+    // The backup predates the deletion request: no deletion pending, erased all the same.
+    Fx::with(()).given(vec![registered()]).when_async(reapply()).await.then_expect_events(vec![AccountEvent::Erased {
+        generation: 1,
+        key_version: 1,
+        at: t(12, 0, 0),
+        restored_from: Some(t(9, 0, 0)),
+    }]);
+    let erased = AccountEvent::Erased { generation: 1, key_version: 1, at: t(9, 0, 0), restored_from: None };
+    Fx::with(()).given(vec![registered(), erased]).when_async(reapply()).await.then_expect_events(vec![]);
+    Fx::with(()).given(vec![]).when_async(reapply()).await.then_expect_events(vec![]);
 }

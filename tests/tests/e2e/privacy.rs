@@ -180,7 +180,9 @@ both_stores!(
 
 /// A database backup taken before an erasure and restored after it: the erasure journal
 /// (beside the key file, not in the database) destroys the subject's keys again at start-up,
-/// so the restored events stay unreadable. (SQLite, where a backup is a copy of the files.)
+/// so the restored events stay unreadable, and applies the erasure again to the restored
+/// stream, so its password and sessions do not come back. (SQLite, where a backup is a copy of
+/// the files.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_erasure_survives_the_restore_of_a_backup_taken_before_it() {
     shenfen_tests::use_server_binary(env!("CARGO_BIN_EXE_shenfen-server"));
@@ -221,8 +223,19 @@ async fn an_erasure_survives_the_restore_of_a_backup_taken_before_it() {
     app.start().await;
     let restored = app.audit_events(&auditor.token, "account", &account.account_id).await;
     restored.assert_status(200);
-    assert!(!restored.text.contains("\"Erased\""), "the backup predates the erasure: {}", restored.text);
     assert!(restored.text.contains("[erased]"), "{}", restored.text);
+    // The restored stream lacked its `Erased` event: it is applied again, naming the first.
+    let events = restored.body.as_array().cloned().unwrap_or_default();
+    let erasures: Vec<_> = events.iter().filter(|e| e["event_type"] == json!("Erased")).collect();
+    assert_eq!(erasures.len(), 1, "{}", restored.text);
+    assert!(erasures[0]["payload"]["Erased"]["restored_from"].is_string(), "{}", restored.text);
+    // Its password and sessions did not come back with the backup.
+    app.me(&token).await.assert_problem(401, "unauthenticated");
+    app.login(&registration.document_number, &registration.password).await.assert_problem(401, "login_failed");
+    // A second start applies nothing more.
+    app.restart().await;
+    let again = app.audit_events(&auditor.token, "account", &account.account_id).await;
+    assert_eq!(again.body.as_array().map(Vec::len), Some(events.len()), "{}", again.text);
     for secret in [on_record.name.as_str(), registration.mobile.as_str(), registration.email.as_str()] {
         assert!(!restored.text.contains(secret), "{secret} readable again after the restore: {}", restored.text);
     }
