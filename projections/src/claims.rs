@@ -57,7 +57,7 @@ impl Projection for Claims {
     }
 
     fn wants(&self, e: EventKind<'_>) -> bool {
-        e.aggregate_type == "claim" && e.event_type != "ReviewClaimed"
+        e.aggregate_type == "claim" && !matches!(e.event_type, "ReviewClaimed" | "ProofPhotosDeleted")
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -79,7 +79,7 @@ impl Projection for Claims {
                 return Ok(());
             }
             ClaimEvent::ProofSubmitted { .. } => ClaimStatus::UnderReview,
-            ClaimEvent::ReviewClaimed { .. } => return Ok(()),
+            ClaimEvent::ReviewClaimed { .. } | ClaimEvent::ProofPhotosDeleted { .. } => return Ok(()),
             ClaimEvent::Approved { .. } => ClaimStatus::Approved,
             ClaimEvent::Rejected { .. } => ClaimStatus::Rejected,
             ClaimEvent::Refused { .. } => ClaimStatus::Refused,

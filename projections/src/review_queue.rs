@@ -38,9 +38,9 @@ impl ReviewQueue {
     /// The projection's name.
     pub const NAME: &'static str = "review_queue";
 
-    /// `(review_id, account_id)` of the applications decided at or before `decided_by` whose
-    /// photos are still kept (at most `limit`, earliest decided first): the retention worker's
-    /// work. Claims' proofs are not among them.
+    /// `(review_id, account_id)` of the reviews (applications and claimants' proofs) decided or
+    /// withdrawn at or before `decided_by` whose photos are still kept (at most `limit`,
+    /// earliest first): the retention worker's work.
     pub async fn photos_to_delete(
         db: &Db,
         decided_by: chrono::DateTime<chrono::Utc>,
@@ -50,7 +50,7 @@ impl ReviewQueue {
             db,
             (String, String),
             "SELECT review_id, account_id FROM review_queue
-              WHERE status <> 'pending' AND kind = 'verification' AND decided_at <= $1 AND photos_deleted_at IS NULL
+              WHERE status <> 'pending' AND decided_at <= $1 AND photos_deleted_at IS NULL
               ORDER BY decided_at LIMIT $2",
             decided_by,
             limit
@@ -159,6 +159,9 @@ async fn apply_claim(tx: &mut DbTx, e: &StoredEvent) -> Result<(), ProjectionErr
                 "UPDATE review_queue SET status = 'withdrawn', decided_at = $1
                   WHERE review_id = $2 AND status = 'pending'",
                 at, claim_review_id(&e.aggregate_id))?;
+        }
+        ClaimEvent::ProofPhotosDeleted { review_id, at } => {
+            exec!(tx tx, "UPDATE review_queue SET photos_deleted_at = $1 WHERE review_id = $2", at, review_id)?;
         }
         ClaimEvent::Opened { .. } => {}
     }

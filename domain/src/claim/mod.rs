@@ -20,7 +20,7 @@ use crate::shared::document::DocumentType;
 use crate::shared::name::PersonName;
 use crate::shared::validity::Validity;
 use crate::verification::review::{self, ReviewRefusal};
-use crate::verification::{ClaimApplication, DecideApplication, Photos, ReviewRequest};
+use crate::verification::{ClaimApplication, DecideApplication, DeletePhotos, Photos, ReviewRequest};
 
 /// Days a claim waits for its proof.
 pub const CLAIM_DAYS: i64 = 30;
@@ -83,6 +83,12 @@ pub struct ClaimReview {
     pub claimed_by: Option<String>,
     pub decision_reason: Option<String>,
     pub decided_at: Option<DateTime<Utc>>,
+    /// When the review ended: decided, or withdrawn by the holder's refusal of the claim.
+    #[serde(default)]
+    pub closed_at: Option<DateTime<Utc>>,
+    /// Whether its photos were deleted (their retention period over).
+    #[serde(default)]
+    pub photos_deleted: bool,
 }
 
 /// Commands on a claim. A reviewer claims and decides a claimant's proof with the same
@@ -94,6 +100,8 @@ pub enum ClaimCommand {
     ClaimReview(ClaimApplication),
     Decide(DecideApplication),
     Refuse(Refuse),
+    /// The proof's photos, once its review ended `retention` ago (nothing otherwise).
+    DeletePhotos(DeletePhotos),
 }
 
 /// Opens the claim on `account_id`; `token_hash` is the hash of the claimant's token.
@@ -166,6 +174,11 @@ pub enum ClaimEvent {
     Refused {
         at: DateTime<Utc>,
     },
+    /// The proof's photos were deleted, their retention period over.
+    ProofPhotosDeleted {
+        review_id: String,
+        at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for ClaimEvent {
@@ -177,6 +190,7 @@ impl DomainEvent for ClaimEvent {
             ClaimEvent::Approved { .. } => "Approved",
             ClaimEvent::Rejected { .. } => "Rejected",
             ClaimEvent::Refused { .. } => "Refused",
+            ClaimEvent::ProofPhotosDeleted { .. } => "ProofPhotosDeleted",
         }
         .to_string()
     }
@@ -369,6 +383,15 @@ impl Aggregate for Claim {
                 self.open_at(c.now)?;
                 sink.write(ClaimEvent::Refused { at: c.now }, self).await;
             }
+            ClaimCommand::DeletePhotos(c) => {
+                let DeletePhotos { review_id, retention, now } = c;
+                let review =
+                    self.review.as_ref().filter(|r| r.review_id == review_id).ok_or(ClaimError::ReviewNotFound)?;
+                let due = review.closed_at.is_some_and(|closed| closed + retention <= now);
+                if due && !review.photos_deleted {
+                    sink.write(ClaimEvent::ProofPhotosDeleted { review_id, at: now }, self).await;
+                }
+            }
         }
         Ok(())
     }
@@ -396,6 +419,8 @@ impl Aggregate for Claim {
                     claimed_by: None,
                     decision_reason: None,
                     decided_at: None,
+                    closed_at: None,
+                    photos_deleted: false,
                 });
                 self.status = Some(ClaimStatus::UnderReview);
             }
@@ -408,6 +433,7 @@ impl Aggregate for Claim {
                 if let Some(r) = self.review.as_mut() {
                     r.decision_reason = reason;
                     r.decided_at = Some(at);
+                    r.closed_at = Some(at);
                 }
                 self.status = Some(ClaimStatus::Approved);
             }
@@ -415,10 +441,21 @@ impl Aggregate for Claim {
                 if let Some(r) = self.review.as_mut() {
                     r.decision_reason = Some(reason);
                     r.decided_at = Some(at);
+                    r.closed_at = Some(at);
                 }
                 self.status = Some(ClaimStatus::Rejected);
             }
-            ClaimEvent::Refused { .. } => self.status = Some(ClaimStatus::Refused),
+            ClaimEvent::Refused { at } => {
+                if let Some(r) = self.review.as_mut().filter(|r| r.closed_at.is_none()) {
+                    r.closed_at = Some(at);
+                }
+                self.status = Some(ClaimStatus::Refused);
+            }
+            ClaimEvent::ProofPhotosDeleted { .. } => {
+                if let Some(r) = self.review.as_mut() {
+                    r.photos_deleted = true;
+                }
+            }
         }
     }
 }

@@ -147,3 +147,44 @@ async fn only_the_claiming_reviewer_decides_and_never_on_the_account_itself() {
             at: t(3, 1),
         }]);
 }
+
+#[tokio::test]
+async fn a_proofs_photos_are_deleted_once_its_review_ended_the_retention_period_ago() {
+    let delete =
+        |now| ClaimCommand::DeletePhotos(DeletePhotos { review_id: "rvc".into(), retention: Duration::days(180), now });
+    let rejected = ClaimEvent::Rejected {
+        review_id: "rvc".into(),
+        reviewer: "r".into(),
+        reason: "照片不清晰".into(),
+        at: t(3, 0),
+    };
+    let deleted = ClaimEvent::ProofPhotosDeleted { review_id: "rvc".into(), at: t(3, 0) + Duration::days(180) };
+    // Pending: kept, however long.
+    Fx::with(())
+        .given(vec![opened(), submitted()])
+        .when_async(delete(t(3, 0) + Duration::days(400)))
+        .await
+        .then_expect_events(vec![]);
+    // Decided: kept for the retention period, to the second, then deleted once.
+    let given = || vec![opened(), submitted(), rejected.clone()];
+    let day_before = t(3, 0) + Duration::days(180) - Duration::seconds(1);
+    Fx::with(()).given(given()).when_async(delete(day_before)).await.then_expect_events(vec![]);
+    Fx::with(())
+        .given(given())
+        .when_async(delete(t(3, 0) + Duration::days(180)))
+        .await
+        .then_expect_events(vec![deleted.clone()]);
+    let mut done = given();
+    done.push(deleted);
+    Fx::with(()).given(done).when_async(delete(t(3, 0) + Duration::days(200))).await.then_expect_events(vec![]);
+    // Withdrawn by the holder's refusal: counted from the refusal.
+    Fx::with(())
+        .given(vec![opened(), submitted(), ClaimEvent::Refused { at: t(4, 0) }])
+        .when_async(delete(t(4, 0) + Duration::days(180)))
+        .await
+        .then_expect_events(vec![ClaimEvent::ProofPhotosDeleted {
+            review_id: "rvc".into(),
+            at: t(4, 0) + Duration::days(180),
+        }]);
+    Fx::with(()).given(vec![opened()]).when_async(delete(t(9, 0))).await.then_expect_error(ClaimError::ReviewNotFound);
+}

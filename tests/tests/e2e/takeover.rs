@@ -467,3 +467,33 @@ both_stores!(
     a_claims_proof_photos_outlive_the_sweepers_grace_period,
     Settings::defaults().env("SHENFEN_BLOB_GRACE_SECONDS", "2")
 );
+
+/// A claimant's proof is a manual review like any other: once decided (here rejected), its
+/// photos are deleted after the retention period, recorded in the claim stream.
+async fn a_decided_claims_proof_photos_are_deleted_when_their_retention_ends(app: &mut TestApp) {
+    let holder = app.register_account().await;
+    let (claim_id, token, claimant) = open_claim(app, &holder).await;
+    let proof = submit_proof(app, &token, &claimant).await;
+    proof.assert_status(201);
+    let review_id = proof.str("review_id");
+    let reviewer = app.staff_member("reviewer").await;
+    // Pending: kept however long it waits.
+    app.review_photo(&reviewer.token, &review_id, "front").await.assert_status(200);
+    app.claim_review(&reviewer.token, &review_id).await.assert_status(200);
+    app.decide_review(&reviewer.token, &review_id, "reject", Some("手持照片与证件不符")).await.assert_status(200);
+
+    let photo = || app.review_photo(&reviewer.token, &review_id, "handheld");
+    let photo = shenfen_tests::eventually(std::time::Duration::from_secs(20), photo, |p| p.status == 410).await;
+    photo.assert_problem(410, "photo_deleted");
+    let recorded = app
+        .query_i64(
+            "SELECT count(*) FROM events WHERE aggregate_type = 'claim' AND aggregate_id = $1 AND event_type = 'ProofPhotosDeleted'",
+            &[&claim_id],
+        )
+        .await;
+    assert_eq!(recorded, 1, "the deletion is recorded once in the claim stream");
+}
+both_stores!(
+    a_decided_claims_proof_photos_are_deleted_when_their_retention_ends,
+    Settings::defaults().env("SHENFEN_PHOTO_RETENTION_DAYS", "0").env("SHENFEN_HOUSEKEEPING_SECONDS", "1")
+);
