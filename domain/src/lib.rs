@@ -55,7 +55,7 @@ impl StateVersion for verification::Verification {
 }
 
 impl StateVersion for claim::Claim {
-    const STATE_VERSION: u32 = 1;
+    const STATE_VERSION: u32 = 2;
 }
 
 impl StateVersion for staff::Staff {
@@ -65,3 +65,30 @@ impl StateVersion for staff::Staff {
 impl StateVersion for support_case::SupportCase {
     const STATE_VERSION: u32 = 1;
 }
+
+/// When the key that seals a stream's personal data may be taken from a cache rather than read
+/// from the store: under the same epoch as when it was cached. A stream whose subject can be
+/// erased and then written again (an account: its document registers anew) names an epoch
+/// that the erasure changes, so that no process seals the new holder's data under the erased
+/// holder's key. `None` (the default): the key is read from the store for every command.
+pub trait KeyEpoch {
+    fn key_epoch(&self) -> Option<u64> {
+        None
+    }
+}
+
+impl KeyEpoch for account::Account {
+    /// The identity generation, which every erasure advances; never cached for a stream with
+    /// no holder (erased, or not registered yet).
+    fn key_epoch(&self) -> Option<u64> {
+        (self.exists() && !self.erased).then_some(u64::from(self.generation))
+    }
+}
+
+// The verification stream shares its account's subject, and is reset to a new generation only
+// after the account's erasure, by a process manager: its key is read for every command.
+impl KeyEpoch for verification::Verification {}
+impl KeyEpoch for code::CodeChannel {}
+impl KeyEpoch for claim::Claim {}
+impl KeyEpoch for staff::Staff {}
+impl KeyEpoch for support_case::SupportCase {}

@@ -78,13 +78,22 @@ type KeyCache = HashMap<(String, u32), (Option<[u8; 32]>, Instant)>;
 /// process may still open what an erasure in this one destroyed.
 const KEY_CACHE_TTL: Duration = Duration::from_secs(60);
 
+/// How many subjects' write keys are kept before the stale ones are dropped.
+const WRITE_CACHE_MAX: usize = 100_000;
+
 /// The subject keys: made on first write, unwrapped with the master key, destroyed on erasure.
 pub struct Keyring {
     db: Db,
     masters: MasterKeys,
     /// Keys read lately (see [`KEY_CACHE_TTL`]).
     cache: Mutex<KeyCache>,
+    /// Keys sealed with lately, by subject, with the epoch they were read under (see
+    /// [`KeyEpoch`](shenfen_domain::KeyEpoch)).
+    write_cache: Mutex<HashMap<String, WriteKey>>,
 }
+
+/// A subject's current key as cached for sealing: its epoch, version, key and when it was read.
+type WriteKey = (u64, u32, [u8; 32], Instant);
 
 impl std::fmt::Debug for Keyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -114,7 +123,7 @@ impl Keyring {
 
     /// The keyring over `db` with these master keys (the first wraps new subject keys).
     pub fn new(db: &Db, masters: MasterKeys) -> Keyring {
-        Keyring { db: db.clone(), masters, cache: Mutex::new(HashMap::new()) }
+        Keyring { db: db.clone(), masters, cache: Mutex::new(HashMap::new()), write_cache: Mutex::new(HashMap::new()) }
     }
 
     fn aad(subject: &str, version: u32) -> Vec<u8> {
@@ -250,6 +259,25 @@ impl Keyring {
         Ok(Sealer { subject: subject.to_string(), version, key })
     }
 
+    /// [`current`](Self::current), from the write cache when `epoch` is the one it was read under.
+    async fn current_under(&self, subject: &str, epoch: Option<u64>) -> Result<(u32, [u8; 32]), KeyError> {
+        let Some(epoch) = epoch else { return self.current(subject).await };
+        let cached = self.write_cache.lock().ok().and_then(|c| c.get(subject).copied());
+        if let Some((_, version, key, _)) =
+            cached.filter(|(at, _, _, read_at)| *at == epoch && read_at.elapsed() < KEY_CACHE_TTL)
+        {
+            return Ok((version, key));
+        }
+        let (version, key) = self.current(subject).await?;
+        if let Ok(mut cache) = self.write_cache.lock() {
+            if cache.len() >= WRITE_CACHE_MAX {
+                cache.retain(|_, (_, _, _, read_at)| read_at.elapsed() < KEY_CACHE_TTL);
+            }
+            cache.insert(subject.to_string(), (epoch, version, key, Instant::now()));
+        }
+        Ok((version, key))
+    }
+
     /// The key of `subject` at `version`, `None` when it was erased (or never existed).
     async fn key(&self, subject: &str, version: u32) -> Result<Option<[u8; 32]>, KeyError> {
         let cached = self.cache.lock().ok().and_then(|c| c.get(&(subject.to_string(), version)).copied());
@@ -295,21 +323,26 @@ impl Keyring {
         if let Ok(mut cache) = self.cache.lock() {
             cache.retain(|(s, _), _| s != subject);
         }
+        if let Ok(mut cache) = self.write_cache.lock() {
+            cache.remove(subject);
+        }
         Ok(destroyed)
     }
 
     /// Seals every personal value in `value` under `subject`'s current key.
     pub async fn seal(&self, subject: &str, value: &mut Value) -> Result<(), KeyError> {
-        self.seal_all(subject, std::slice::from_mut(value)).await
+        self.seal_all(subject, None, std::slice::from_mut(value)).await
     }
 
     /// Seals the personal values of every one of `values` (one command's events) under
-    /// `subject`'s current key, read once.
-    pub async fn seal_all(&self, subject: &str, values: &mut [Value]) -> Result<(), KeyError> {
+    /// `subject`'s current key: read from the store, or with `epoch` (the stream's
+    /// [`KeyEpoch`](shenfen_domain::KeyEpoch)) from what this process read under the same epoch
+    /// within [`KEY_CACHE_TTL`].
+    pub async fn seal_all(&self, subject: &str, epoch: Option<u64>, values: &mut [Value]) -> Result<(), KeyError> {
         if !values.iter().any(has_personal) {
             return Ok(());
         }
-        let (version, key) = self.current(subject).await?;
+        let (version, key) = self.current_under(subject, epoch).await?;
         for value in values {
             seal_with(value, subject, version, &key);
         }

@@ -33,7 +33,7 @@ impl<A: Aggregate> SnapshotWriter<A> {
 #[async_trait]
 impl<A> Projection for SnapshotWriter<A>
 where
-    A: Aggregate + StateVersion + Clone + 'static,
+    A: Aggregate + StateVersion + shenfen_domain::KeyEpoch + Clone + 'static,
     A::Command: Clone + Send + Sync,
     A::Services: Send + Sync,
 {

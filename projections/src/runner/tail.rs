@@ -101,7 +101,7 @@ impl Window {
 
 const TAIL_FRESHNESS: Duration = Duration::from_millis(50);
 /// Most events kept in the shared window.
-const TAIL_WINDOW: usize = 10_000;
+const TAIL_WINDOW: usize = 50_000;
 
 impl Tail {
     pub(super) fn new(written: Option<watch::Receiver<u64>>, keyring: Option<Arc<Keyring>>) -> Self {

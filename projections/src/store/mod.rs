@@ -17,7 +17,7 @@ use cqrs_es::persist::{EventUpcaster, PersistedEventRepository, PersistenceError
 use cqrs_es::{Aggregate, DomainEvent};
 use serde_json::Value;
 use shenfen_domain::metadata::EventMetadata;
-use shenfen_domain::StateVersion;
+use shenfen_domain::{KeyEpoch, StateVersion};
 
 use crate::chain::{Link, GENESIS};
 use crate::commits::Commits;
@@ -117,7 +117,7 @@ const CACHE_CAPACITY: usize = 10_000;
 
 impl<A> CommandBus<A>
 where
-    A: Aggregate + StateVersion + Clone + 'static,
+    A: Aggregate + StateVersion + KeyEpoch + Clone + 'static,
     A::Command: Clone,
 {
     /// A bus over `db`, appending through the process's `commits` (which wake the local
@@ -302,7 +302,8 @@ where
             .map_err(|e| BusError::Store(e.to_string()))?;
         // Sealed (one key read for the command) before they are hashed: the chain covers what
         // is stored.
-        self.commits.keyring().seal_all(id, &mut payloads).await.map_err(|e| BusError::Store(e.to_string()))?;
+        let epoch = loaded.state.key_epoch();
+        self.commits.keyring().seal_all(id, epoch, &mut payloads).await.map_err(|e| BusError::Store(e.to_string()))?;
         let mut payloads = payloads.into_iter();
         for (i, event) in events.iter().enumerate() {
             let sequence = loaded.sequence + 1 + i as i64;

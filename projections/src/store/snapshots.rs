@@ -39,7 +39,7 @@ pub(super) struct SnapshotRow {
 
 impl<A> CommandBus<A>
 where
-    A: Aggregate + StateVersion + Clone + 'static,
+    A: Aggregate + StateVersion + shenfen_domain::KeyEpoch + Clone + 'static,
     A::Command: Clone,
 {
     pub(super) async fn snapshot(&self, id: &str) -> Option<SnapshotRow> {
