@@ -1,5 +1,6 @@
 //! `reregistration_claims`: the re-registration claims on each account, for its holder
-//! (`GET /v1/me/reregistration-claims`). Expiry is read off the clock, not stored.
+//! (`GET /v1/me/reregistration-claims`), and when each ended and its claimant was forgotten,
+//! for the retention worker. Expiry is read off the clock, not stored.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -37,6 +38,23 @@ impl ClaimRow {
 impl Claims {
     /// The projection's name.
     pub const NAME: &'static str = "reregistration_claims";
+
+    /// The claims that ended (approved, rejected or refused, or expired without proof) at or
+    /// before `ended_by` and whose claimant is not forgotten yet (at most `limit`): the
+    /// retention worker's work.
+    pub async fn to_forget(db: &Db, ended_by: DateTime<Utc>, limit: i64) -> Result<Vec<String>, sqlx::Error> {
+        let rows: Vec<(String,)> = crate::fetch_all!(
+            db,
+            (String,),
+            "SELECT claim_id FROM reregistration_claims
+              WHERE forgotten_at IS NULL
+                AND (closed_at <= $1 OR (status = 'proof_required' AND expires_at <= $1))
+              ORDER BY claim_id LIMIT $2",
+            ended_by,
+            limit
+        )?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
 
     /// The claims on an account, newest first.
     pub async fn of_account(db: &Db, account_id: &str) -> Result<Vec<ClaimRow>, sqlx::Error> {
@@ -80,9 +98,20 @@ impl Projection for Claims {
             }
             ClaimEvent::ProofSubmitted { .. } => ClaimStatus::UnderReview,
             ClaimEvent::ReviewClaimed { .. } | ClaimEvent::ProofPhotosDeleted { .. } => return Ok(()),
-            ClaimEvent::Approved { .. } => ClaimStatus::Approved,
-            ClaimEvent::Rejected { .. } => ClaimStatus::Rejected,
-            ClaimEvent::Refused { .. } => ClaimStatus::Refused,
+            ClaimEvent::Approved { at, .. } | ClaimEvent::Rejected { at, .. } | ClaimEvent::Refused { at } => {
+                let status = match event {
+                    ClaimEvent::Approved { .. } => ClaimStatus::Approved,
+                    ClaimEvent::Rejected { .. } => ClaimStatus::Rejected,
+                    _ => ClaimStatus::Refused,
+                };
+                exec!(tx tx, "UPDATE reregistration_claims SET status = $1, closed_at = $2 WHERE claim_id = $3",
+                    status.as_str(), at, id)?;
+                return Ok(());
+            }
+            ClaimEvent::Forgotten { at, .. } => {
+                exec!(tx tx, "UPDATE reregistration_claims SET forgotten_at = $1 WHERE claim_id = $2", at, id)?;
+                return Ok(());
+            }
         };
         exec!(tx tx, "UPDATE reregistration_claims SET status = $1 WHERE claim_id = $2", status.as_str(), id)?;
         Ok(())

@@ -163,6 +163,12 @@ async fn apply_claim(tx: &mut DbTx, e: &StoredEvent) -> Result<(), ProjectionErr
         ClaimEvent::ProofPhotosDeleted { review_id, at } => {
             exec!(tx tx, "UPDATE review_queue SET photos_deleted_at = $1 WHERE review_id = $2", at, review_id)?;
         }
+        ClaimEvent::Forgotten { at, .. } => {
+            // The photos go with the claimant.
+            exec!(tx tx,
+                "UPDATE review_queue SET photos_deleted_at = COALESCE(photos_deleted_at, $1) WHERE review_id = $2",
+                at, claim_review_id(&e.aggregate_id))?;
+        }
         ClaimEvent::Opened { .. } => {}
     }
     Ok(())

@@ -92,8 +92,7 @@ async fn forget(
     key_version: u32,
     now: DateTime<Utc>,
 ) -> anyhow::Result<()> {
-    record(journal, account_id, key_version, now)?;
-    keyring.erase(account_id, key_version, now).await?;
+    destroy_keys(keyring, journal, account_id, key_version, now).await?;
     shenfen_projections::exec!(
         db,
         "DELETE FROM aggregate_snapshots WHERE aggregate_id = $1 AND aggregate_type IN ('account', 'verification')",
@@ -112,14 +111,26 @@ async fn forget(
     // case was opened in the instant before the erasure.
     for case_id in shenfen_projections::support_cases::about(db, account_id).await? {
         let version = keyring.latest_version(&case_id).await?;
-        record(journal, &case_id, version, now)?;
-        keyring.erase(&case_id, version, now).await?;
+        destroy_keys(keyring, journal, &case_id, version, now).await?;
         let stream = shenfen_projections::audit::history(db, "support_case", &case_id).await?;
         let photos = stream.iter().filter_map(|e| e.payload.get("Opened")?.get("photo_handheld")?.as_str());
         for digest in photos {
             blobs.delete(digest).await?;
         }
     }
+    Ok(())
+}
+
+/// Destroys `subject`'s keys up to `key_version`, journalled first (see [`journal_path`]).
+pub async fn destroy_keys(
+    keyring: &Keyring,
+    journal: &Path,
+    subject: &str,
+    key_version: u32,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    record(journal, subject, key_version, now)?;
+    keyring.erase(subject, key_version, now).await?;
     Ok(())
 }
 

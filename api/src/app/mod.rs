@@ -29,7 +29,7 @@ pub async fn settle_verification(state: &AppState, position: Option<Position>) {
 }
 
 /// The housekeeping rounds, every `SHENFEN_HOUSEKEEPING_SECONDS`: erasures that fell due, then
-/// photos past their retention.
+/// photos past their retention, then the claimants of claims that ended that long ago.
 pub async fn run_housekeeping(state: std::sync::Arc<crate::startup::AppState>) {
     let every = std::time::Duration::from_secs(state.settings.housekeeping_seconds.max(1));
     loop {
@@ -37,6 +37,9 @@ pub async fn run_housekeeping(state: std::sync::Arc<crate::startup::AppState>) {
         erasure::erase_due(&state, now).await;
         if let Err(e) = retention::delete_due(&state, now).await {
             tracing::error!(code = %e.code, "deleting photos past their retention failed; tried again next round");
+        }
+        if let Err(e) = retention::forget_claimants(&state, now).await {
+            tracing::error!(code = %e.code, "forgetting claimants past their retention failed; tried again next round");
         }
         tokio::time::sleep(every).await;
     }

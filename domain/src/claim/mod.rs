@@ -102,6 +102,17 @@ pub enum ClaimCommand {
     Refuse(Refuse),
     /// The proof's photos, once its review ended `retention` ago (nothing otherwise).
     DeletePhotos(DeletePhotos),
+    /// The claimant's personal data, once the claim ended `retention` ago (nothing otherwise).
+    Forget(Forget),
+}
+
+/// Forgets the claimant (PIPL: kept no longer than needed): `key_version` is the claim
+/// subject's newest key, which the caller destroys once `Forgotten` is recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Forget {
+    pub key_version: u32,
+    pub retention: Duration,
+    pub now: DateTime<Utc>,
 }
 
 /// Opens the claim on `account_id`; `token_hash` is the hash of the claimant's token.
@@ -179,6 +190,12 @@ pub enum ClaimEvent {
         review_id: String,
         at: DateTime<Utc>,
     },
+    /// The claim ended long enough ago: the claimant's key (up to `key_version`) is destroyed,
+    /// so what they gave reads as `[erased]`, their token is dead and their photos deleted.
+    Forgotten {
+        key_version: u32,
+        at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for ClaimEvent {
@@ -191,6 +208,7 @@ impl DomainEvent for ClaimEvent {
             ClaimEvent::Rejected { .. } => "Rejected",
             ClaimEvent::Refused { .. } => "Refused",
             ClaimEvent::ProofPhotosDeleted { .. } => "ProofPhotosDeleted",
+            ClaimEvent::Forgotten { .. } => "Forgotten",
         }
         .to_string()
     }
@@ -284,6 +302,12 @@ pub struct Claim {
     /// The status as recorded (without expiry; see [`Claim::status_at`]).
     pub status: Option<ClaimStatus>,
     pub review: Option<ClaimReview>,
+    /// When it was approved, rejected or refused.
+    #[serde(default)]
+    pub closed_at: Option<DateTime<Utc>>,
+    /// Whether the claimant was forgotten.
+    #[serde(default)]
+    pub forgotten: bool,
 }
 
 impl Claim {
@@ -307,6 +331,16 @@ impl Claim {
             None => Err(ClaimError::NotFound),
             Some(s) if s.is_open() => Ok(s),
             Some(_) => Err(ClaimError::NotOpen),
+        }
+    }
+
+    /// When the claim ended (approved, rejected, refused, or expired without proof), if it did
+    /// by `now`.
+    pub fn ended_at(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match self.status_at(now)? {
+            ClaimStatus::Expired => self.expires_at,
+            ClaimStatus::Approved | ClaimStatus::Rejected | ClaimStatus::Refused => self.closed_at,
+            ClaimStatus::ProofRequired | ClaimStatus::UnderReview => None,
         }
     }
 
@@ -392,6 +426,13 @@ impl Aggregate for Claim {
                     sink.write(ClaimEvent::ProofPhotosDeleted { review_id, at: now }, self).await;
                 }
             }
+            ClaimCommand::Forget(c) => {
+                let Forget { key_version, retention, now } = c;
+                let due = self.ended_at(now).is_some_and(|ended| ended + retention <= now);
+                if due && !self.forgotten {
+                    sink.write(ClaimEvent::Forgotten { key_version, at: now }, self).await;
+                }
+            }
         }
         Ok(())
     }
@@ -435,6 +476,7 @@ impl Aggregate for Claim {
                     r.decided_at = Some(at);
                     r.closed_at = Some(at);
                 }
+                self.closed_at = Some(at);
                 self.status = Some(ClaimStatus::Approved);
             }
             ClaimEvent::Rejected { reason, at, .. } => {
@@ -443,15 +485,25 @@ impl Aggregate for Claim {
                     r.decided_at = Some(at);
                     r.closed_at = Some(at);
                 }
+                self.closed_at = Some(at);
                 self.status = Some(ClaimStatus::Rejected);
             }
             ClaimEvent::Refused { at } => {
                 if let Some(r) = self.review.as_mut().filter(|r| r.closed_at.is_none()) {
                     r.closed_at = Some(at);
                 }
+                self.closed_at = Some(at);
                 self.status = Some(ClaimStatus::Refused);
             }
             ClaimEvent::ProofPhotosDeleted { .. } => {
+                if let Some(r) = self.review.as_mut() {
+                    r.photos_deleted = true;
+                }
+            }
+            ClaimEvent::Forgotten { .. } => {
+                self.forgotten = true;
+                self.claimed = None;
+                self.token_hash = None;
                 if let Some(r) = self.review.as_mut() {
                     r.photos_deleted = true;
                 }

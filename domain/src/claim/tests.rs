@@ -188,3 +188,50 @@ async fn a_proofs_photos_are_deleted_once_its_review_ended_the_retention_period_
         }]);
     Fx::with(()).given(vec![opened()]).when_async(delete(t(9, 0))).await.then_expect_error(ClaimError::ReviewNotFound);
 }
+
+#[tokio::test]
+async fn the_claimant_is_forgotten_once_the_claim_ended_the_retention_period_ago() {
+    let retention = Duration::days(180);
+    let forget = |now| ClaimCommand::Forget(Forget { key_version: 1, retention, now });
+    let forgotten = |at| ClaimEvent::Forgotten { key_version: 1, at };
+    // Open or under review: kept.
+    Fx::with(())
+        .given(vec![opened(), submitted()])
+        .when_async(forget(t(3, 0) + Duration::days(400)))
+        .await
+        .then_expect_events(vec![]);
+    // Rejected: from the decision, to the second.
+    let rejected =
+        ClaimEvent::Rejected { review_id: "rvc".into(), reviewer: "r".into(), reason: "不符".into(), at: t(3, 0) };
+    let given = || vec![opened(), submitted(), rejected.clone()];
+    Fx::with(())
+        .given(given())
+        .when_async(forget(t(3, 0) + retention - Duration::seconds(1)))
+        .await
+        .then_expect_events(vec![]);
+    Fx::with(())
+        .given(given())
+        .when_async(forget(t(3, 0) + retention))
+        .await
+        .then_expect_events(vec![forgotten(t(3, 0) + retention)]);
+    // Expired without proof: from the expiry.
+    let expiry = t(1, 0) + Duration::days(CLAIM_DAYS);
+    Fx::with(())
+        .given(vec![opened()])
+        .when_async(forget(expiry + retention))
+        .await
+        .then_expect_events(vec![forgotten(expiry + retention)]);
+    Fx::with(()).given(vec![opened()]).when_async(forget(expiry + Duration::days(10))).await.then_expect_events(vec![]);
+    // Once: forgotten, the claim keeps no claimant and no live token.
+    let mut claim = Claim::default();
+    for event in [opened(), ClaimEvent::Refused { at: t(2, 0) }, forgotten(t(2, 0) + retention)] {
+        cqrs_es::Aggregate::apply(&mut claim, event);
+    }
+    assert!(claim.forgotten && claim.claimed.is_none() && !claim.token_alive("tok", t(2, 0)));
+    let mut events = vec![opened(), ClaimEvent::Refused { at: t(2, 0) }, forgotten(t(2, 0) + retention)];
+    Fx::with(())
+        .given(std::mem::take(&mut events))
+        .when_async(forget(t(2, 0) + retention * 2))
+        .await
+        .then_expect_events(vec![]);
+}

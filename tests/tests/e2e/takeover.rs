@@ -469,8 +469,10 @@ both_stores!(
 );
 
 /// A claimant's proof is a manual review like any other: once decided (here rejected), its
-/// photos are deleted after the retention period, recorded in the claim stream.
-async fn a_decided_claims_proof_photos_are_deleted_when_their_retention_ends(app: &mut TestApp) {
+/// photos are deleted after the retention period, and the claimant is forgotten (the claim's
+/// key destroyed, its token dead), recorded in the claim stream.
+async fn a_decided_claim_forgets_its_claimant_and_photos_when_their_retention_ends(app: &mut TestApp) {
+    let app: &TestApp = app;
     let holder = app.register_account().await;
     let (claim_id, token, claimant) = open_claim(app, &holder).await;
     let proof = submit_proof(app, &token, &claimant).await;
@@ -485,15 +487,25 @@ async fn a_decided_claims_proof_photos_are_deleted_when_their_retention_ends(app
     let photo = || app.review_photo(&reviewer.token, &review_id, "handheld");
     let photo = shenfen_tests::eventually(std::time::Duration::from_secs(20), photo, |p| p.status == 410).await;
     photo.assert_problem(410, "photo_deleted");
-    let recorded = app
-        .query_i64(
-            "SELECT count(*) FROM events WHERE aggregate_type = 'claim' AND aggregate_id = $1 AND event_type = 'ProofPhotosDeleted'",
-            &[&claim_id],
-        )
-        .await;
-    assert_eq!(recorded, 1, "the deletion is recorded once in the claim stream");
+    let claim = claim_id.as_str();
+    let count = |event_type: &'static str| async move {
+        let sql =
+            "SELECT count(*) FROM events WHERE aggregate_type = 'claim' AND aggregate_id = $1 AND event_type = $2";
+        app.query_i64(sql, &[claim, event_type]).await
+    };
+    let forgotten =
+        shenfen_tests::eventually(std::time::Duration::from_secs(20), || count("Forgotten"), |n| *n == 1).await;
+    assert_eq!(forgotten, 1, "the claimant is forgotten once");
+    assert!(count("ProofPhotosDeleted").await <= 1);
+    let live = "SELECT count(*) FROM subject_keys WHERE subject = $1 AND wrapped IS NOT NULL";
+    assert_eq!(app.query_i64(live, &[&claim_id]).await, 0, "the claim's key is destroyed");
+    claim_status(app, &token).await.assert_problem(401, "unauthenticated");
+    // The holder still sees that there was a claim, and how it ended.
+    let holder_token = app.login_ok(&holder).await;
+    let claims = app.get_as(&holder_token, "/v1/me/reregistration-claims").await;
+    assert!(claims.text.contains(&claim_id) && claims.text.contains("rejected"), "{}", claims.text);
 }
 both_stores!(
-    a_decided_claims_proof_photos_are_deleted_when_their_retention_ends,
+    a_decided_claim_forgets_its_claimant_and_photos_when_their_retention_ends,
     Settings::defaults().env("SHENFEN_PHOTO_RETENTION_DAYS", "0").env("SHENFEN_HOUSEKEEPING_SECONDS", "1")
 );
