@@ -125,14 +125,7 @@ impl Integrity {
         events: &[StoredEvent],
         head: Option<&Head>,
     ) -> Option<BrokenLink> {
-        let links = events.iter().map(|e| Link {
-            sequence: e.sequence,
-            position: e.position(),
-            event_type: &e.event_type,
-            event_version: &e.event_version,
-            payload: &e.payload,
-            metadata: &e.metadata,
-        });
+        let links = events.iter().map(Link::from);
         if let Some(broken) = self.verifier.verify_stream(aggregate_type, aggregate_id, links) {
             return Some(broken);
         }

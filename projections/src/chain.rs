@@ -198,6 +198,19 @@ pub struct Link<'a> {
     pub metadata: &'a Value,
 }
 
+impl<'a> From<&'a crate::log::StoredEvent> for Link<'a> {
+    fn from(e: &'a crate::log::StoredEvent) -> Self {
+        Link {
+            sequence: e.sequence,
+            position: e.position(),
+            event_type: &e.event_type,
+            event_version: &e.event_version,
+            payload: &e.payload,
+            metadata: &e.metadata,
+        }
+    }
+}
+
 /// How a stream is checked: the key, and up to where unkeyed (legacy) links are accepted.
 #[derive(Debug, Clone)]
 pub struct Verifier {

@@ -256,15 +256,7 @@ impl Stream<'_> {
                 meta.insert("prev_hash".into(), Value::String(prev.clone()));
                 meta.remove("hash");
             }
-            let link = Link {
-                sequence: e.sequence,
-                position: e.position(),
-                event_type: &e.event_type,
-                event_version: &e.event_version,
-                payload: &e.payload,
-                metadata: &e.metadata,
-            };
-            let hash = key.event_hash(&link, self.aggregate_type, self.aggregate_id);
+            let hash = key.event_hash(&Link::from(&*e), self.aggregate_type, self.aggregate_id);
             if let Value::Object(meta) = &mut e.metadata {
                 meta.insert("hash".into(), Value::String(hash.clone()));
             }

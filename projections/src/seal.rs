@@ -218,10 +218,10 @@ impl Projection for ChainSeal {
                 None => heads.push((&e.aggregate_type, &e.aggregate_id, e.sequence, hash)),
             }
         }
+        let mut olds = read_heads(tx, &heads).await?;
+        let mut written = Vec::with_capacity(heads.len());
         for (ty, id, sequence, hash) in heads {
-            let old = crate::fetch_optional!(tx tx, Head,
-                "SELECT aggregate_type, aggregate_id, sequence, hash, mac FROM chain_heads
-                  WHERE aggregate_type = $1 AND aggregate_id = $2", ty, id)?;
+            let old = olds.remove(&(ty.to_string(), id.to_string()));
             if let Some(old) = &old {
                 if sequence <= old.sequence {
                     continue;
@@ -236,12 +236,15 @@ impl Projection for ChainSeal {
                 Some(old) => seal.digest = xor(&seal.digest, &old.mac),
                 None => seal.streams += 1,
             }
-            crate::exec!(tx tx,
-                "INSERT INTO chain_heads (aggregate_type, aggregate_id, sequence, hash, mac) VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (aggregate_type, aggregate_id)
-                 DO UPDATE SET sequence = excluded.sequence, hash = excluded.hash, mac = excluded.mac",
-                ty, id, sequence, hash, &mac)?;
+            written.push(Head {
+                aggregate_type: ty.to_string(),
+                aggregate_id: id.to_string(),
+                sequence,
+                hash: hash.to_string(),
+                mac,
+            });
         }
+        write_heads(tx, written).await?;
         let at = last.position();
         if at > seal.sealed() {
             seal.sealed_tx = at.tx;
@@ -265,6 +268,79 @@ impl Projection for ChainSeal {
         }
         Ok(())
     }
+}
+
+/// The recorded heads of `streams` (type, id, …), by stream: one query on PostgreSQL.
+async fn read_heads(
+    tx: &mut DbTx,
+    streams: &[(&str, &str, i64, &str)],
+) -> Result<std::collections::HashMap<(String, String), Head>, sqlx::Error> {
+    let heads: Vec<Head> = match tx {
+        DbTx::Postgres(c) => {
+            let (types, ids): (Vec<&str>, Vec<&str>) = streams.iter().map(|h| (h.0, h.1)).unzip();
+            sqlx::query_as(
+                "SELECT aggregate_type, aggregate_id, sequence, hash, mac FROM chain_heads
+                  WHERE (aggregate_type, aggregate_id) IN (SELECT * FROM UNNEST($1::text[], $2::text[]))",
+            )
+            .bind(types)
+            .bind(ids)
+            .fetch_all(&mut **c)
+            .await?
+        }
+        DbTx::Sqlite(_) => {
+            let mut heads = Vec::with_capacity(streams.len());
+            for (ty, id, _, _) in streams {
+                let head = crate::fetch_optional!(tx tx, Head,
+                    "SELECT aggregate_type, aggregate_id, sequence, hash, mac FROM chain_heads
+                      WHERE aggregate_type = $1 AND aggregate_id = $2", *ty, *id)?;
+                heads.extend(head);
+            }
+            heads
+        }
+    };
+    Ok(heads.into_iter().map(|h| ((h.aggregate_type.clone(), h.aggregate_id.clone()), h)).collect())
+}
+
+/// Records `heads`: one statement on PostgreSQL.
+async fn write_heads(tx: &mut DbTx, heads: Vec<Head>) -> Result<(), sqlx::Error> {
+    if heads.is_empty() {
+        return Ok(());
+    }
+    match tx {
+        DbTx::Postgres(c) => {
+            let mut columns = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for h in heads {
+                columns.0.push(h.aggregate_type);
+                columns.1.push(h.aggregate_id);
+                columns.2.push(h.sequence);
+                columns.3.push(h.hash);
+                columns.4.push(h.mac);
+            }
+            sqlx::query(
+                "INSERT INTO chain_heads (aggregate_type, aggregate_id, sequence, hash, mac)
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[])
+                 ON CONFLICT (aggregate_type, aggregate_id)
+                 DO UPDATE SET sequence = excluded.sequence, hash = excluded.hash, mac = excluded.mac",
+            )
+            .bind(columns.0)
+            .bind(columns.1)
+            .bind(columns.2)
+            .bind(columns.3)
+            .bind(columns.4)
+            .execute(&mut **c)
+            .await?;
+        }
+        DbTx::Sqlite(_) => {
+            for h in heads {
+                crate::exec!(tx tx,
+                    "INSERT INTO chain_heads (aggregate_type, aggregate_id, sequence, hash, mac) VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (aggregate_type, aggregate_id)
+                     DO UPDATE SET sequence = excluded.sequence, hash = excluded.hash, mac = excluded.mac",
+                    &h.aggregate_type, &h.aggregate_id, h.sequence, &h.hash, &h.mac)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
