@@ -37,6 +37,16 @@ pub fn staff_id(key: &[u8], username: &str) -> String {
     as_uuid(&keyed_hash(key, &["staff", username]))
 }
 
+/// The student aggregate id for a student number.
+pub fn student_id(key: &[u8], number: &crate::student::StudentNumber) -> String {
+    as_uuid(&keyed_hash(key, &["student", number.as_str()]))
+}
+
+/// The pass-ID ownership stream's id for a pass ID.
+pub fn pass_id_stream(key: &[u8], pass_id: &crate::student::PassId) -> String {
+    as_uuid(&keyed_hash(key, &["pass_id", pass_id.as_str()]))
+}
+
 /// The code-channel aggregate id for a purpose and a mobile number.
 pub fn code_channel_id(key: &[u8], purpose: &str, mobile: &str) -> String {
     as_uuid(&keyed_hash(key, &["code", purpose, mobile]))

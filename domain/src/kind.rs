@@ -22,4 +22,6 @@ pub enum ErrorKind {
     BadSecret,
     /// The state moved under the request; the caller should load again and retry.
     Retry,
+    /// An outside system the rule depends on could not be asked (HTTP 503).
+    Unavailable,
 }

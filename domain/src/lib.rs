@@ -16,6 +16,11 @@
 //! - [`staff::Staff`], one stream per staff member.
 //! - [`support_case::SupportCase`], one stream per support case: what someone who cannot help
 //!   themselves wrote to support, and the agents' replies.
+//! - [`student::Student`], one stream per student number (its id a keyed hash of the number,
+//!   as an account's is of its document): the student's login, application, submissions with
+//!   their daily quota, the registry's comparison and the school staff's decisions; and
+//!   [`student::pass::PassIdOwner`], one stream per pass ID, which makes a pass ID unique and
+//!   finds its student at login.
 //!
 //! Time and secrets never come from inside `handle`/`apply`: commands carry the instant and
 //! the already-hashed secrets, so every rule is a pure function of events and command.
@@ -31,6 +36,7 @@ pub mod metadata;
 pub mod ports;
 pub mod shared;
 pub mod staff;
+pub mod student;
 pub mod support_case;
 pub mod time;
 pub mod verification;
@@ -66,6 +72,14 @@ impl StateVersion for support_case::SupportCase {
     const STATE_VERSION: u32 = 1;
 }
 
+impl StateVersion for student::Student {
+    const STATE_VERSION: u32 = 1;
+}
+
+impl StateVersion for student::pass::PassIdOwner {
+    const STATE_VERSION: u32 = 1;
+}
+
 /// When the key that seals a stream's personal data may be taken from a cache rather than read
 /// from the store: under the same epoch as when it was cached. A stream whose subject can be
 /// erased and then written again (an account: its document registers anew) names an epoch
@@ -92,3 +106,5 @@ impl KeyEpoch for code::CodeChannel {}
 impl KeyEpoch for claim::Claim {}
 impl KeyEpoch for staff::Staff {}
 impl KeyEpoch for support_case::SupportCase {}
+impl KeyEpoch for student::Student {}
+impl KeyEpoch for student::pass::PassIdOwner {}

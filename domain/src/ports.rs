@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use crate::shared::document::{DocumentNumber, DocumentType};
 use crate::shared::name::PersonName;
 use crate::shared::validity::Validity;
+use crate::student::{RegistryAnswer, StudentNumber};
 use crate::verification::AuthorityAnswer;
 
 /// What is asked of the identity authority.
@@ -61,4 +62,12 @@ pub enum WechatAnswer {
 pub trait Wechat: Send + Sync {
     /// Exchanges one OAuth code.
     async fn openid(&self, oauth_code: &str) -> WechatAnswer;
+}
+
+/// The student registry (学籍库): the record of a student number, "not found", "school not
+/// synchronised", or unavailable. Adapters must bound their time; a timeout is "unavailable".
+#[async_trait]
+pub trait StudentRegistry: Send + Sync {
+    /// Looks one student number up.
+    async fn lookup(&self, number: &StudentNumber) -> RegistryAnswer;
 }

@@ -37,7 +37,7 @@ use crate::db::Db;
 use crate::master_keys::MasterKeys;
 
 /// The member names that hold personal data, wherever they appear.
-pub const PERSONAL: [&str; 13] = [
+pub const PERSONAL: [&str; 17] = [
     "name",
     "document_number",
     "own_document_number",
@@ -52,6 +52,11 @@ pub const PERSONAL: [&str; 13] = [
     "destination",
     // A support agent's reply, which may name the person.
     "message",
+    // A student's and their guardian's.
+    "id_number",
+    "address",
+    "student_number",
+    "head_teacher_mobile",
 ];
 
 /// The prefix of a sealed value.

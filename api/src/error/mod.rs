@@ -198,6 +198,7 @@ impl ApiError {
             ErrorKind::Locked => StatusCode::LOCKED,
             ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::BadSecret => StatusCode::BAD_REQUEST,
+            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
