@@ -40,8 +40,24 @@ enum StaffCommand {
         #[arg(long)]
         role: String,
         #[command(flatten)]
+        school: SchoolArgs,
+        #[command(flatten)]
         settings: Settings,
     },
+}
+
+/// A head teacher's or school admin's scope.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SchoolArgs {
+    /// The school's catalogue code (head_teacher, school_admin).
+    #[arg(long)]
+    pub school: Option<String>,
+    /// The grade, 1–12 (head_teacher).
+    #[arg(long)]
+    pub grade: Option<i64>,
+    /// The class as the registry writes it, e.g. 3班 (head_teacher).
+    #[arg(long)]
+    pub class: Option<String>,
 }
 
 /// Runs the command line and returns the process exit code.
@@ -59,8 +75,8 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Serve(settings) => crate::startup::serve(settings).await.map(|()| ExitCode::SUCCESS),
             Command::ImportLegacy { file, settings } => crate::legacy::import(&settings, &file).await,
-            Command::Staff(StaffCommand::Add { username, role, settings }) => {
-                crate::legacy::add_staff(settings, username, role).await
+            Command::Staff(StaffCommand::Add { username, role, school, settings }) => {
+                crate::legacy::add_staff(settings, username, role, school).await
             }
         }
     });

@@ -91,6 +91,20 @@ pub struct Settings {
     /// address taken from `X-Forwarded-For` (the right-most address that is not a trusted proxy).
     #[arg(long, env = "SHENFEN_TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: String,
+    /// The student registry (学籍库): `reference:PATH` (CSV; `reference:` alone is the demo file
+    /// `api/data/student-registry.csv`) or `http:URL` (5 s timeout).
+    #[arg(long, env = "SHENFEN_STUDENT_REGISTRY", default_value = "reference:")]
+    pub student_registry: String,
+    /// The school catalogue, CSV `school_code,school_name,region,filed`; unset, the demo file
+    /// `api/data/schools.csv`.
+    #[arg(long, env = "SHENFEN_SCHOOL_CATALOGUE")]
+    pub school_catalogue: Option<PathBuf>,
+    /// Month-days (China time) on which a semester starts: approved students reconfirm then.
+    #[arg(long, env = "SHENFEN_SEMESTER_STARTS", default_value = "03-01,09-01")]
+    pub semester_starts: String,
+    /// The version of the guardian consent text (recorded when a guardian consents).
+    #[arg(long, env = "SHENFEN_GUARDIAN_CONSENT_VERSION", default_value = "2026-01")]
+    pub guardian_consent_version: String,
     /// A separate address for `/metrics`; when set, the public listener answers 404 there.
     #[arg(long, env = "SHENFEN_METRICS_LISTEN")]
     pub metrics_listen: Option<String>,

@@ -242,6 +242,17 @@ pub fn staff_of_token(token: &str) -> Option<String> {
     named_by("st1.", token)
 }
 
+/// A new student session token: `su1.` + the student id's 32 hex digits + `.` + 256 random
+/// bits, checked against the student's own stream.
+pub fn student_token(student_id: &str) -> String {
+    token_naming("su1.", student_id)
+}
+
+/// The student id a student token names.
+pub fn student_of_token(token: &str) -> Option<String> {
+    named_by("su1.", token)
+}
+
 /// A new claim token (`c1.`): it reaches only the re-registration claim it names.
 pub fn claim_token(claim_hex: &str) -> String {
     format!("c1.{claim_hex}.{}", random_token())

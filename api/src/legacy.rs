@@ -85,7 +85,12 @@ pub async fn import(settings: &crate::config::Settings, file: &Path) -> anyhow::
 }
 
 /// `shenfen staff add --username NAME --role ROLE`, the password on standard input.
-pub async fn add_staff(settings: crate::config::Settings, username: String, role: String) -> anyhow::Result<ExitCode> {
+pub async fn add_staff(
+    settings: crate::config::Settings,
+    username: String,
+    role: String,
+    school: crate::cli::SchoolArgs,
+) -> anyhow::Result<ExitCode> {
     let mut password = String::new();
     std::io::stdin().read_line(&mut password).context("reading the password from standard input")?;
     let password = password.trim_end_matches(['\r', '\n']).to_string();
@@ -97,6 +102,9 @@ pub async fn add_staff(settings: crate::config::Settings, username: String, role
         password: Some(password),
         own_document_type: None,
         own_document_number: None,
+        school_code: school.school,
+        grade: school.grade,
+        class: school.class,
     };
     let meta = EventMetadata {
         actor: Actor::System { id: "cli".into() },

@@ -18,8 +18,10 @@ use shenfen_domain::account::Account;
 use shenfen_domain::calendar::WorkingCalendar;
 use shenfen_domain::claim::Claim;
 use shenfen_domain::code::CodeChannel;
-use shenfen_domain::ports::{Captcha, IdentityAuthority, Wechat};
+use shenfen_domain::ports::{Captcha, IdentityAuthority, StudentRegistry, Wechat};
 use shenfen_domain::staff::Staff;
+use shenfen_domain::student::pass::PassIdOwner;
+use shenfen_domain::student::{Semesters, Student};
 use shenfen_domain::support_case::SupportCase;
 use shenfen_domain::verification::Verification;
 use shenfen_projections::chain::ChainKey;
@@ -66,6 +68,11 @@ pub struct AppState {
     pub staff: CommandBus<Staff>,
     pub claims: Arc<CommandBus<Claim>>,
     pub support_cases: CommandBus<SupportCase>,
+    pub students: CommandBus<Student>,
+    pub pass_ids: CommandBus<PassIdOwner>,
+    pub student_registry: Box<dyn StudentRegistry>,
+    pub schools: crate::schools::SchoolCatalogue,
+    pub semesters: Semesters,
     pub authority: Box<dyn IdentityAuthority>,
     pub wechat: Box<dyn Wechat>,
     /// The CAPTCHA port, when one is configured (`SHENFEN_CAPTCHA`).
@@ -147,6 +154,9 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<Arc<AppState>> {
     let authority = crate::authority::from_spec(&settings.identity_authority)?;
     let wechat = crate::wechat::from_spec(&settings.wechat)?;
     let captcha = crate::captcha::from_spec(&settings.captcha)?;
+    let student_registry = crate::student_registry::from_spec(&settings.student_registry)?;
+    let schools = crate::schools::SchoolCatalogue::load(settings.school_catalogue.as_deref())?;
+    let semesters = Semesters::parse(&settings.semester_starts).context("SHENFEN_SEMESTER_STARTS")?;
     let trusted_proxies = crate::extract::parse_trusted_proxies(&settings.trusted_proxies)?;
     let grace = Duration::from_secs(settings.blob_grace_seconds);
     tokio::spawn(crate::blobs::run_sweeper(blobs.clone(), db.clone(), grace));
@@ -167,6 +177,11 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<Arc<AppState>> {
         staff: CommandBus::new(&db, (), commits.clone()),
         claims,
         support_cases: CommandBus::new(&db, (), commits.clone()),
+        students: CommandBus::new(&db, (), commits.clone()),
+        pass_ids: CommandBus::new(&db, (), commits.clone()),
+        student_registry,
+        schools,
+        semesters,
         authority,
         wechat,
         captcha,
@@ -216,7 +231,22 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/support-cases",
             post(routes::support_cases::open_case).layer(DefaultBodyLimit::max(2 * 1024 * 1024)),
         )
+        .route("/v1/students", post(routes::students::register))
+        .route("/v1/student-sessions", post(routes::students::log_in))
+        .route("/v1/schools", get(routes::students::search_schools))
         .route_layer(middleware::from_fn_with_state(state.clone(), ip_limit));
+    let student = Router::new()
+        .route("/v1/student/me", get(routes::students::me))
+        .route("/v1/student/me/application", put(routes::students::edit_application))
+        .route(
+            "/v1/student/me/application/materials",
+            post(routes::students::attach_materials).layer(DefaultBodyLimit::max(4 * 1024 * 1024)),
+        )
+        .route("/v1/student/me/guardian-verification", post(routes::students::verify_guardian))
+        .route("/v1/student/me/application/submission", post(routes::students::submit))
+        .route("/v1/student/me/reconfirmation", post(routes::students::reconfirm))
+        .route("/v1/student/me/timeline", get(routes::students::timeline))
+        .route("/v1/student/me/eligibility", get(routes::students::eligibility));
     let holder = Router::new()
         .route("/v1/sessions/current", delete(routes::sessions::log_out))
         .route("/v1/me", get(routes::me::get_me))
@@ -271,7 +301,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/analytics/quota-exhaustion", get(routes::analytics::quota_exhaustion))
         .route("/v1/analytics/manual-reviews", get(routes::analytics::manual_reviews))
         .route("/v1/analytics/manual-reviews/daily", get(routes::analytics::manual_reviews_daily))
-        .route("/v1/analytics/manual-reviews/overdue", get(routes::analytics::overdue));
+        .route("/v1/analytics/manual-reviews/overdue", get(routes::analytics::overdue))
+        .route("/v1/analytics/student-verifications", get(routes::analytics::student_verifications))
+        .route("/v1/student-reviews", get(routes::student_reviews::list))
+        .route("/v1/student-reviews/{id}/materials/{kind}", get(routes::student_reviews::material))
+        .route("/v1/student-reviews/{id}/decision", post(routes::student_reviews::decide))
+        .route("/v1/student-reviews/{id}/registry-refresh", post(routes::student_reviews::refresh))
+        .route("/v1/student-reviews/{id}/registry-link", post(routes::student_reviews::link))
+        .route("/v1/schools/{code}/students", get(routes::student_reviews::school_students));
     let mut ops = Router::new()
         .route("/healthz", get(routes::ops::healthz))
         .route("/readyz", get(routes::ops::readyz))
@@ -284,6 +321,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(public)
         .merge(holder)
         .merge(claimant)
+        .merge(student)
         .merge(staff)
         .merge(ops)
         .route_layer(middleware::from_fn(crate::telemetry::observe))

@@ -21,6 +21,8 @@ pub enum Actor {
     System { id: String },
     /// The claimant of a re-registration claim (with the claim token), named by the claim.
     Claimant { id: String },
+    /// A student (student token), named by the student id.
+    Student { id: String },
 }
 
 impl Actor {
@@ -32,6 +34,7 @@ impl Actor {
             Actor::Staff { .. } => "staff",
             Actor::System { .. } => "system",
             Actor::Claimant { .. } => "claimant",
+            Actor::Student { .. } => "student",
         }
     }
 }
@@ -50,7 +53,7 @@ impl EventMetadata {
         let mut map = HashMap::new();
         map.insert("actor_kind".to_string(), self.actor.kind().to_string());
         match &self.actor {
-            Actor::Account { id } | Actor::System { id } | Actor::Claimant { id } => {
+            Actor::Account { id } | Actor::System { id } | Actor::Claimant { id } | Actor::Student { id } => {
                 map.insert("actor_id".to_string(), id.clone());
             }
             Actor::Staff { id, role } => {

@@ -7,6 +7,7 @@ use serde_json::Value;
 use shenfen_domain::account::Account;
 use shenfen_domain::code::CodeChannel;
 use shenfen_domain::staff::Staff;
+use shenfen_domain::student::Student;
 use shenfen_domain::support_case::SupportCase;
 use shenfen_domain::verification::Verification;
 
@@ -16,12 +17,14 @@ use crate::log::{Position, StoredEvent};
 use crate::seal::{Head, Seal};
 
 /// The aggregate types auditors may read.
-pub const TYPES: [&str; 5] = ["account", "verification", "staff", "code_channel", "support_case"];
+pub const TYPES: [&str; 6] = ["account", "verification", "staff", "code_channel", "support_case", "student"];
 
 /// Why an audit read failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
-    #[error("unknown aggregate type {0} (expected account, verification, staff, code_channel or support_case)")]
+    #[error(
+        "unknown aggregate type {0} (expected account, verification, staff, code_channel, support_case or student)"
+    )]
     UnknownType(String),
     #[error("event {sequence} does not decode: {message}")]
     Decode { sequence: i64, message: String },
@@ -94,6 +97,7 @@ pub fn state_as_of(
         "staff" => fold::<Staff>(events, as_of),
         "code_channel" => fold::<CodeChannel>(events, as_of),
         "support_case" => fold::<SupportCase>(events, as_of),
+        "student" => fold::<Student>(events, as_of),
         other => Err(AuditError::UnknownType(other.to_string())),
     }
 }

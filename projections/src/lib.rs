@@ -2,7 +2,7 @@
 //! backend ([`db`]), the cqrs-es event store and command bus ([`store`]), reading the log in
 //! global order ([`log`]), the catch-up projection runner ([`runner`]), the read models
 //! ([`account_view`], [`quotas`], [`review_queue`], [`claims`], [`photo_refs`],
-//! [`support_cases`]), the
+//! [`support_cases`], [`students`]), the
 //! [`identity`] process manager, and the outbox of messages ([`outbox`]).
 
 pub mod account_view;
@@ -31,6 +31,7 @@ pub mod runner;
 pub mod seal;
 pub mod snapshots;
 pub mod store;
+pub mod students;
 pub mod support_cases;
 
 use std::sync::Arc;
@@ -48,5 +49,6 @@ pub fn read_models() -> Vec<Arc<dyn runner::Projection>> {
         Arc::new(feed::IdentityChanges),
         Arc::new(deletions::PendingDeletions),
         Arc::new(support_cases::SupportCases),
+        Arc::new(students::Students),
     ]
 }

@@ -1,12 +1,13 @@
 //! `photo_refs`: the digests of the photos the log references (the three photos of every
 //! manual-review application and of every re-registration claim's proof, the handheld photo of
-//! every support case). The blob sweeper
+//! every support case, every student's identity material). The blob sweeper
 //! deletes stored photos that are not listed here after a grace period, so uploads whose
 //! command was refused cannot fill the disk.
 
 use async_trait::async_trait;
 use serde::Deserialize;
 use shenfen_domain::claim::{Claim, ClaimEvent};
+use shenfen_domain::student::{Student, StudentEvent};
 use shenfen_domain::support_case::{SupportCase, SupportCaseEvent};
 use shenfen_domain::verification::{Verification, VerificationEvent};
 
@@ -36,7 +37,8 @@ impl PhotoRefs {
                     AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
                     AND ((aggregate_type = 'verification' AND event_type = 'ApplicationSubmitted')
                       OR (aggregate_type = 'claim' AND event_type = 'ProofSubmitted')
-                      OR (aggregate_type = 'support_case' AND event_type = 'Opened'))
+                      OR (aggregate_type = 'support_case' AND event_type = 'Opened')
+                      OR (aggregate_type = 'student' AND event_type = 'MaterialAttached'))
                   LIMIT 1",
                 at.tx.to_string(),
                 at.pos
@@ -48,7 +50,8 @@ impl PhotoRefs {
                   WHERE global_position > $1
                     AND ((aggregate_type = 'verification' AND event_type = 'ApplicationSubmitted')
                       OR (aggregate_type = 'claim' AND event_type = 'ProofSubmitted')
-                      OR (aggregate_type = 'support_case' AND event_type = 'Opened'))
+                      OR (aggregate_type = 'support_case' AND event_type = 'Opened')
+                      OR (aggregate_type = 'student' AND event_type = 'MaterialAttached'))
                   LIMIT 1",
                 at.pos
             )?,
@@ -74,6 +77,7 @@ impl Projection for PhotoRefs {
         (e.aggregate_type == "verification" && e.event_type == "ApplicationSubmitted")
             || (e.aggregate_type == "claim" && e.event_type == "ProofSubmitted")
             || (e.aggregate_type == "support_case" && e.event_type == "Opened")
+            || (e.aggregate_type == "student" && e.event_type == "MaterialAttached")
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -81,6 +85,15 @@ impl Projection for PhotoRefs {
     }
 
     async fn apply(&self, tx: &mut DbTx, e: &StoredEvent) -> Result<(), ProjectionError> {
+        if e.aggregate_type == <Student as cqrs_es::Aggregate>::TYPE {
+            let event = StudentEvent::deserialize(&e.payload).map_err(|err| ProjectionError::decode(e, err))?;
+            if let StudentEvent::MaterialAttached { digest, at, .. } = event {
+                exec!(tx tx,
+                    "INSERT INTO photo_refs (digest, referenced_at) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING",
+                    digest, at)?;
+            }
+            return Ok(());
+        }
         if e.aggregate_type == <SupportCase as cqrs_es::Aggregate>::TYPE {
             let event = SupportCaseEvent::deserialize(&e.payload).map_err(|err| ProjectionError::decode(e, err))?;
             if let SupportCaseEvent::Opened { photo_handheld, at, .. } = event {

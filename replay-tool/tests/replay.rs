@@ -337,7 +337,8 @@ both_stores!(export_writes_one_json_line_per_event_in_global_order);
 
 async fn rebuilt_read_models_equal_the_live_ones_row_for_row(app: Fixture) {
     let live = dump(&app.db).await;
-    for table in ["account_view", "verification_quotas", "review_queue"] {
+    for table in ["account_view", "verification_quotas", "review_queue", "students", "analytics_student_verifications"]
+    {
         assert!(!live[table].is_empty(), "the workload left {table} empty");
     }
     assert!(!live["analytics_reviews"].is_empty());

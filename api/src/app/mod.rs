@@ -12,6 +12,7 @@ pub mod registration;
 pub mod retention;
 pub mod review;
 pub mod sessions;
+pub mod students;
 pub mod support_cases;
 
 use shenfen_projections::identity::IdentityProcess;

@@ -40,7 +40,7 @@ const KEPT_COMMIT_TIMES: usize = 256;
 const FAILED_LOGIN_MARGIN: std::time::Duration = std::time::Duration::from_millis(5);
 
 impl FailedLoginTimes {
-    fn record(&self, took: std::time::Duration) {
+    pub(crate) fn record(&self, took: std::time::Duration) {
         if let Ok(mut recent) = self.recent.lock() {
             if recent.len() >= KEPT_COMMIT_TIMES {
                 recent.pop_front();
@@ -51,7 +51,7 @@ impl FailedLoginTimes {
 
     /// Waits until the request begun at `begun` has taken as long as a recent failed login
     /// (picked at random) plus [`FAILED_LOGIN_MARGIN`].
-    async fn answer_after(&self, begun: std::time::Instant) {
+    pub(crate) async fn answer_after(&self, begun: std::time::Instant) {
         let target = self.sample() + FAILED_LOGIN_MARGIN;
         tokio::time::sleep(target.saturating_sub(begun.elapsed())).await;
     }

@@ -6,6 +6,8 @@ use shenfen_domain::account::AccountError;
 use shenfen_domain::claim::ClaimError;
 use shenfen_domain::code::CodeError;
 use shenfen_domain::staff::StaffError;
+use shenfen_domain::student::pass::PassIdTaken;
+use shenfen_domain::student::StudentError;
 use shenfen_domain::support_case::SupportCaseError;
 use shenfen_domain::verification::VerificationError;
 use shenfen_projections::store::BusError;
@@ -231,5 +233,94 @@ impl From<SupportCaseError> for ApiError {
             SupportCaseError::AlreadyOpen => ("This support case is already open.", "该客服工单已存在。"),
         };
         ApiError::new(status, err.code(), en, zh)
+    }
+}
+
+/// The problem for a refused student command.
+impl From<StudentError> for ApiError {
+    fn from(err: StudentError) -> Self {
+        let status = ApiError::status_of(err.kind());
+        let (en, zh): (&str, &str) = match &err {
+            StudentError::AlreadyRegistered => (
+                "This student number is already registered. Use password recovery if you cannot sign in.",
+                "该学生号已注册，如忘记密码请使用找回密码功能。",
+            ),
+            StudentError::NotFound => {
+                ("The pass ID, student number or password is wrong.", "通行证ID、学生号或密码错误。")
+            }
+            StudentError::Locked { .. } => {
+                ("Too many failed logins: the account is temporarily locked.", "登录失败次数过多，账号已被临时锁定。")
+            }
+            StudentError::StaleCredentials | StudentError::NoSuchSubmission => {
+                ("The application changed meanwhile; try again.", "信息已变更，请重试。")
+            }
+            StudentError::SessionNotFound => ("Sign in first.", "请先登录。"),
+            StudentError::Pending => (
+                "The application is being verified: it cannot change until it is decided.",
+                "学生身份认证审核中，审核结束前不可修改或重复提交。",
+            ),
+            StudentError::AlreadyApproved => (
+                "The student is verified already; a change of enrolment goes through reconfirmation.",
+                "学生身份已认证通过，学籍变更请通过学期确认办理。",
+            ),
+            StudentError::MinorFlagRequired => (
+                "The ID number is the guardian's: say that the minor uses the guardian's ID.",
+                "身份证号与监护人相同，请勾选“未成年人使用监护人证件”。",
+            ),
+            StudentError::EnrolmentRequired => ("Enter the grade before the materials.", "请先填写年级再上传材料。"),
+            StudentError::MaterialWrongForStage => (
+                "Primary and middle school need a household-register page; high school both sides of the ID card.",
+                "小学、初中请上传户口本页，高中请上传身份证正反面。",
+            ),
+            StudentError::GuardianMobileMissing => ("Enter the guardian's mobile first.", "请先填写监护人手机号。"),
+            StudentError::Incomplete { .. } => ("The application is incomplete.", "认证信息不完整，请补全后提交。"),
+            StudentError::GuardianNotVerified => ("Verify the guardian's mobile first.", "请先完成监护人手机号验证。"),
+            StudentError::SchoolNotFiled => (
+                "The school is not filed on the platform; verification is not open to it yet.",
+                "该学校尚未在平台备案，暂不能进行学生身份认证。",
+            ),
+            StudentError::SchoolActionRequired => (
+                "The registry could not confirm the enrolment: the school must refresh or link it first.",
+                "学籍信息核验失败，请联系学校管理员刷新或关联学籍后再提交。",
+            ),
+            StudentError::DailySubmissionsExhausted { .. } => {
+                ("Submissions are limited to 3 a day; try again tomorrow.", "每日最多提交三次，请明日再试。")
+            }
+            StudentError::RegistryUnavailable => (
+                "The student registry cannot be reached; nothing was counted. Try again later.",
+                "学籍库暂时无法访问，本次不计次数，请稍后再试。",
+            ),
+            StudentError::ReviewNotFound => ("No such review.", "审核申请不存在。"),
+            StudentError::NotPending => ("The application is not pending.", "该申请不在待审核状态。"),
+            StudentError::OutOfScope => {
+                ("This student is outside your school or class.", "该学生不在您负责的学校或班级。")
+            }
+            StudentError::ReasonRequired => ("A return needs a reason.", "退回时须填写原因。"),
+            StudentError::ReconfirmationNotDue => {
+                ("No reconfirmation is due this semester.", "本学期无需确认学籍信息。")
+            }
+        };
+        let problem = match &err {
+            StudentError::MinorFlagRequired => ApiError::field("personal.minor_uses_guardian_id", err.code()),
+            StudentError::MaterialWrongForStage => ApiError::field("materials", err.code()),
+            StudentError::ReasonRequired => ApiError::field("reason", err.code()),
+            _ => ApiError::new(status, err.code(), en, zh),
+        };
+        let problem = ApiError { detail_en: en.into(), detail_zh: zh.into(), ..problem };
+        match err {
+            StudentError::Locked { until } => problem.with("locked_until", until),
+            StudentError::Incomplete { missing } => problem.with("missing", missing),
+            StudentError::DailySubmissionsExhausted { next_attempt_at } => {
+                problem.with("next_attempt_at", next_attempt_at)
+            }
+            _ => problem,
+        }
+    }
+}
+
+/// A pass ID drawn twice: the registration draws again (never shown to a client).
+impl From<PassIdTaken> for ApiError {
+    fn from(err: PassIdTaken) -> Self {
+        ApiError::new(ApiError::status_of(err.kind()), err.code(), "Try again.", "请重试。")
     }
 }

@@ -70,8 +70,11 @@ fn live_session(account: &Account, token_hash: &str, now: DateTime<Utc>) -> Opti
 pub struct CommandHolder(pub Holder);
 
 fn bearer(parts: &Parts) -> Option<&str> {
-    parts
-        .headers
+    bearer_of(&parts.headers)
+}
+
+fn bearer_of(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
@@ -183,5 +186,53 @@ impl FromRequestParts<Arc<AppState>> for StaffMember {
         };
         let session_id = session.session_id.clone();
         Ok(StaffMember { staff_id, username, role, session_id, loaded })
+    }
+}
+
+/// A signed-in student (student token), checked against the student's own stream as the store
+/// has it now.
+#[derive(Debug, Clone)]
+pub struct StudentHolder {
+    pub student_id: String,
+    pub session_id: String,
+    pub loaded: Loaded<shenfen_domain::student::Student>,
+}
+
+impl StudentHolder {
+    /// The actor for events this student causes.
+    pub fn actor(&self) -> Actor {
+        Actor::Student { id: self.student_id.clone() }
+    }
+
+    /// The student.
+    pub fn student(&self) -> &shenfen_domain::student::Student {
+        &self.loaded.state
+    }
+}
+
+impl FromRequestParts<Arc<AppState>> for StudentHolder {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
+        StudentHolder::of(&parts.headers, state).await
+    }
+}
+
+impl StudentHolder {
+    /// The student whose live session the request's bearer token is: 401 without one, 403
+    /// for an account holder's or staff member's token.
+    pub async fn of(headers: &axum::http::HeaderMap, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer_of(headers).ok_or_else(ApiError::unauthenticated)?;
+        let Some(student_id) = crate::crypto::student_of_token(token) else {
+            if crate::crypto::staff_of_token(token).is_some() || current_holder(state, token).await?.is_some() {
+                return Err(ApiError::forbidden());
+            }
+            return Err(ApiError::unauthenticated());
+        };
+        let loaded = state.students.load_current(&student_id).await.map_err(ApiError::internal)?.loaded;
+        let hash = shenfen_domain::ids::token_hash(token);
+        let session = loaded.state.session_by_token(&hash, state.clock.now()).ok_or_else(ApiError::unauthenticated)?;
+        let session_id = session.session_id.clone();
+        Ok(StudentHolder { student_id, session_id, loaded })
     }
 }

@@ -118,7 +118,8 @@ impl<S: Send + Sync> FromRequest<S> for MultipartForm {
         let mut form = MultipartForm { fields: HashMap::new(), files: HashMap::new() };
         while let Some(field) = multipart.next_field().await.map_err(|e| part_problem(&e))? {
             let name = field.name().unwrap_or_default().to_string();
-            if name.starts_with("photo_") {
+            let is_file = name.starts_with("photo_") || shenfen_domain::student::Material::parse(&name).is_some();
+            if is_file {
                 let bytes = field.bytes().await.map_err(|e| part_problem(&e))?;
                 if bytes.len() > MAX_PART_BYTES {
                     return Err(ApiError::payload_too_large("A part of the form", "1 MiB"));

@@ -6,6 +6,6 @@ mod auth;
 mod body;
 mod context;
 
-pub use auth::{CommandHolder, Holder, StaffMember};
+pub use auth::{CommandHolder, Holder, StaffMember, StudentHolder};
 pub use body::{AppJson, MultipartForm, OptionalJson};
 pub use context::{acceptable_request_id, client_address, parse_trusted_proxies, Ctx};

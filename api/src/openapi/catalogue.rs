@@ -34,7 +34,10 @@ pub(super) const CATALOGUE: &[(&str, &[Answer])] = &[
     (
         "POST /v1/verification-codes",
         &[
-            (409, &["conflict_retry"]),
+            // Purpose `guardian_consent`: a student token, to the application's guardian mobile.
+            (401, &["unauthenticated"]),
+            (403, &["forbidden"]),
+            (409, &["conflict_retry", "guardian_mobile_missing"]),
             (
                 422,
                 &[
@@ -44,6 +47,7 @@ pub(super) const CATALOGUE: &[(&str, &[Answer])] = &[
                     "invalid_mobile",
                     "invalid_purpose",
                     "invalid_type",
+                    "not_guardian_mobile",
                     "required",
                 ],
             ),
@@ -481,6 +485,170 @@ pub(super) const CATALOGUE: &[(&str, &[Answer])] = &[
     ("GET /v1/analytics/manual-reviews", &[(403, &["forbidden"])]),
     ("GET /v1/analytics/manual-reviews/daily", &[(403, &["forbidden"])]),
     ("GET /v1/analytics/manual-reviews/overdue", &[(403, &["forbidden"])]),
+    ("GET /v1/analytics/student-verifications", &[(403, &["forbidden"])]),
+    // Students (api-students.md). A staff or holder token on a student operation is 403.
+    (
+        "POST /v1/students",
+        &[
+            (409, &["conflict_retry", "student_number_already_registered"]),
+            (
+                422,
+                &[
+                    "agreement_required",
+                    "invalid_channel",
+                    "invalid_education_identity",
+                    "invalid_mobile",
+                    "invalid_student_number",
+                    "invalid_type",
+                    "invalid_verification_code",
+                    "password_mismatch",
+                    "required",
+                    "student_number_registration_required",
+                    "weak_password",
+                ],
+            ),
+        ],
+    ),
+    (
+        "POST /v1/student-sessions",
+        &[
+            (401, &["login_failed"]),
+            (409, &["conflict_retry"]),
+            (422, &["invalid_type", "required"]),
+            (423, &["account_locked"]),
+        ],
+    ),
+    ("GET /v1/schools", &[(422, &["query_too_short"])]),
+    ("GET /v1/student/me", &[(403, &["forbidden"])]),
+    (
+        "PUT /v1/student/me/application",
+        &[
+            (403, &["forbidden"]),
+            (409, &["conflict_retry", "student_already_approved", "student_verification_pending"]),
+            (
+                422,
+                &[
+                    "invalid_class",
+                    "invalid_date",
+                    "invalid_email",
+                    "invalid_grade",
+                    "invalid_id_number",
+                    "invalid_mobile",
+                    "invalid_name",
+                    "invalid_type",
+                    "minor_flag_required",
+                    "required",
+                    "school_not_selectable",
+                    "too_long",
+                ],
+            ),
+        ],
+    ),
+    (
+        "POST /v1/student/me/application/materials",
+        &[
+            (403, &["forbidden"]),
+            (
+                409,
+                &["conflict_retry", "enrolment_required", "student_already_approved", "student_verification_pending"],
+            ),
+            (422, &["material_wrong_for_stage", "photo_missing", "photo_not_jpeg", "photo_too_large"]),
+        ],
+    ),
+    (
+        "POST /v1/student/me/guardian-verification",
+        &[
+            (403, &["forbidden"]),
+            (409, &["conflict_retry", "guardian_mobile_missing"]),
+            (422, &["guardian_consent_required", "invalid_type", "invalid_verification_code", "required"]),
+        ],
+    ),
+    (
+        "POST /v1/student/me/application/submission",
+        &[
+            (403, &["forbidden"]),
+            (
+                409,
+                &[
+                    "application_incomplete",
+                    "conflict_retry",
+                    "guardian_not_verified",
+                    "school_action_required",
+                    "school_not_filed",
+                    "student_already_approved",
+                    "student_verification_pending",
+                ],
+            ),
+            (422, &["invalid_type", "school_confirmation_required"]),
+            (429, &["daily_submissions_exhausted"]),
+            (503, &["student_registry_unavailable"]),
+        ],
+    ),
+    (
+        "POST /v1/student/me/reconfirmation",
+        &[
+            (403, &["forbidden"]),
+            (409, &["conflict_retry", "reconfirmation_not_due", "student_verification_pending"]),
+            (
+                422,
+                &[
+                    "invalid_class",
+                    "invalid_grade",
+                    "invalid_type",
+                    "material_wrong_for_stage",
+                    "reconfirmation_required",
+                    "required",
+                    "school_not_selectable",
+                ],
+            ),
+            (429, &["daily_submissions_exhausted"]),
+            (503, &["student_registry_unavailable"]),
+        ],
+    ),
+    ("GET /v1/student/me/timeline", &[(403, &["forbidden"])]),
+    (
+        "GET /v1/student/me/eligibility",
+        &[(403, &["forbidden", "reconfirmation_required", "student_verification_required"])],
+    ),
+    // School staff: a head teacher their class, a school admin their school.
+    ("GET /v1/student-reviews", &[(403, &["forbidden", "out_of_scope"])]),
+    (
+        "GET /v1/student-reviews/{id}/materials/{kind}",
+        &[
+            (403, &["forbidden", "out_of_scope"]),
+            (404, &["material_not_found", "review_not_found"]),
+            (410, &["photo_deleted"]),
+        ],
+    ),
+    (
+        "POST /v1/student-reviews/{id}/decision",
+        &[
+            (403, &["forbidden", "out_of_scope"]),
+            (404, &["review_not_found"]),
+            (409, &["conflict_retry", "not_pending"]),
+            (422, &["invalid_decision", "invalid_type", "reason_required", "required"]),
+        ],
+    ),
+    (
+        "POST /v1/student-reviews/{id}/registry-refresh",
+        &[
+            (403, &["forbidden", "out_of_scope"]),
+            (404, &["review_not_found"]),
+            (409, &["conflict_retry", "not_pending"]),
+            (503, &["student_registry_unavailable"]),
+        ],
+    ),
+    (
+        "POST /v1/student-reviews/{id}/registry-link",
+        &[
+            (403, &["forbidden", "out_of_scope"]),
+            (404, &["review_not_found"]),
+            (409, &["conflict_retry", "not_pending"]),
+            (422, &["invalid_student_number", "invalid_type", "required"]),
+            (503, &["student_registry_unavailable"]),
+        ],
+    ),
+    ("GET /v1/schools/{code}/students", &[(403, &["forbidden", "out_of_scope"]), (422, &["required"])]),
     // Operations. `/readyz`'s 503 is plain JSON, not a problem.
     ("GET /healthz", &[]),
     ("GET /readyz", &[]),

@@ -68,6 +68,24 @@ use crate::routes;
         routes::analytics::manual_reviews,
         routes::analytics::manual_reviews_daily,
         routes::analytics::overdue,
+        routes::analytics::student_verifications,
+        routes::students::register,
+        routes::students::log_in,
+        routes::students::search_schools,
+        routes::students::me,
+        routes::students::edit_application,
+        routes::students::attach_materials,
+        routes::students::verify_guardian,
+        routes::students::submit,
+        routes::students::reconfirm,
+        routes::students::timeline,
+        routes::students::eligibility,
+        routes::student_reviews::list,
+        routes::student_reviews::material,
+        routes::student_reviews::decide,
+        routes::student_reviews::refresh,
+        routes::student_reviews::link,
+        routes::student_reviews::school_students,
         routes::audit::events,
         routes::audit::state,
         routes::feeds::identity_changes,
@@ -81,7 +99,7 @@ use crate::routes;
 )]
 struct ApiDoc;
 
-/// The three kinds of bearer token; staff operations name the roles they admit.
+/// The four kinds of bearer token; staff operations name the roles they admit.
 struct Security;
 
 impl Modify for Security {
@@ -99,6 +117,10 @@ impl Modify for Security {
         components.add_security_scheme(
             "staff",
             bearer("A staff session token (`st1.…`), from `POST /v1/staff/sessions`; an operation lists the roles it admits (none: any role)."),
+        );
+        components.add_security_scheme(
+            "student",
+            bearer("A student's session token (`su1.…`), from `POST /v1/student-sessions`."),
         );
         components.add_security_scheme(
             "claim_token",
@@ -119,6 +141,10 @@ fn security_of(operation: &str, tag: &str) -> Option<Value> {
         "analyst" => staff(&["analyst"]),
         "auditor" => staff(&["auditor"]),
         "service" => staff(&["service"]),
+        "students" if operation.contains(" /v1/student/me") => Some(json!([{"student": []}])),
+        "school" if operation.contains("/decision") => staff(&["head_teacher"]),
+        "school" if operation.contains("/registry-") || operation.contains("/v1/schools/") => staff(&["school_admin"]),
+        "school" => staff(&["head_teacher", "school_admin"]),
         "staff" if operation.contains("/v1/staff/accounts") => staff(&["admin"]),
         "staff" if operation == "POST /v1/staff/sessions" => None,
         "staff" => staff(&[]),

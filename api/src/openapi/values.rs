@@ -52,6 +52,13 @@ wire_names! {
     GenderName: "A gender." => Gender::ALL.map(|g| g.as_str());
     /// A staff role.
     RoleName: "A staff role." => Role::ALL.map(|r| r.as_str());
+    /// Who registers a student.
+    EducationIdentityName: "Who registers: the student or their guardian." => ["student", "guardian"];
+    /// Where a student's verification stands.
+    StudentStatusName: "Where a student's verification stands." =>
+        shenfen_domain::student::StudentStatus::ALL.map(|s| s.as_str());
+    /// A head teacher's decision.
+    StudentDecisionName: "A head teacher's decision." => ["approve", "return"];
     /// A reviewer's decision.
     DecisionName: "A reviewer's decision." => DECISIONS;
     /// What an item of the identity-changes feed says changed.

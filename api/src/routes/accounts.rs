@@ -138,7 +138,7 @@ fn parse(body: RegistrationRequest, today: NaiveDate, captcha: Option<&dyn Captc
 }
 
 /// The six-digit code sent to the mobile (and its channel, when given).
-fn parse_code(errors: &mut Errors, verification: Option<&CodeInput>) -> Option<String> {
+pub fn parse_code(errors: &mut Errors, verification: Option<&CodeInput>) -> Option<String> {
     let Some(v) = verification else {
         errors.add("verification.code", "required");
         return None;

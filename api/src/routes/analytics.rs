@@ -378,3 +378,54 @@ pub async fn overdue(
     rows.sort_by(|a, b| a.due_by.cmp(&b.due_by).then_with(|| a.review_id.cmp(&b.review_id)));
     respond(&headers, rows)
 }
+
+/// Student verifications of one school on one China day.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StudentVerificationRow {
+    pub school_code: String,
+    pub day: NaiveDate,
+    /// The students' own submissions that reached the registry (voided ones not counted).
+    pub submitted: i32,
+    pub auto_approved: i32,
+    pub head_teacher_approved: i32,
+    pub returned: i32,
+    pub registry_failed: i32,
+    /// auto_approved / submitted; absent when nothing was submitted.
+    pub auto_approval_rate: Option<f64>,
+    /// returned / submitted; absent when nothing was submitted.
+    pub return_rate: Option<f64>,
+}
+
+/// Student verification outcomes per school and day (自动审核通过率, 退回率).
+#[utoipa::path(get, path = "/v1/analytics/student-verifications", tag = "analyst", params(Range),
+    responses((status = 200, description = "JSON, or CSV with `Accept: text/csv`",
+        content((Vec<StudentVerificationRow> = "application/json"), (String = "text/csv"))),
+        (status = 403, body = crate::error::Problem)))]
+pub async fn student_verifications(
+    State(state): State<Arc<AppState>>,
+    staff: StaffMember,
+    headers: HeaderMap,
+    Query(range): Query<Range>,
+) -> ApiResult<Response> {
+    analyst(&staff)?;
+    let (from, to) = range.bounds();
+    let days = shenfen_projections::students::Students::verifications(&state.db, from, to)
+        .await
+        .map_err(ApiError::internal)?;
+    let rate = |n: i32, of: i32| (of > 0).then(|| f64::from(n) / f64::from(of));
+    let rows = days
+        .into_iter()
+        .map(|d| StudentVerificationRow {
+            auto_approval_rate: rate(d.auto_approved, d.submitted),
+            return_rate: rate(d.returned, d.submitted),
+            school_code: d.school_code,
+            day: d.day,
+            submitted: d.submitted,
+            auto_approved: d.auto_approved,
+            head_teacher_approved: d.head_teacher_approved,
+            returned: d.returned,
+            registry_failed: d.registry_failed,
+        })
+        .collect();
+    respond(&headers, rows)
+}

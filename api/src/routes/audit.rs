@@ -42,7 +42,7 @@ fn problem(err: AuditError) -> ApiError {
         AuditError::UnknownType(_) => ApiError::new(
             StatusCode::NOT_FOUND,
             "unknown_aggregate_type",
-            "The type must be account or verification (or staff, code_channel, support_case).",
+            "The type must be account or verification (or staff, code_channel, support_case, student).",
             "聚合类型应为 account 或 verification。",
         ),
         other => ApiError::internal(other),
@@ -59,7 +59,7 @@ fn text(meta: &Value, key: &str) -> Option<String> {
 
 /// Every event of an aggregate.
 #[utoipa::path(get, path = "/v1/audit/aggregates/{type}/{id}/events", tag = "auditor",
-    params(("type" = String, Path, description = "account or verification (an account's verification stream has the account's id); also staff, code_channel, support_case (a case id)"),
+    params(("type" = String, Path, description = "account or verification (an account's verification stream has the account's id); also staff, code_channel, support_case (a case id), student (a student id)"),
            ("id" = String, Path)),
     responses((status = 200, body = [AuditEvent]), (status = 404, body = crate::error::Problem)))]
 pub async fn events(

@@ -48,6 +48,7 @@ pub struct CodeSent {
 pub async fn request_code(
     State(state): State<Arc<AppState>>,
     ctx: Ctx,
+    headers: axum::http::HeaderMap,
     AppJson(body): AppJson<CodeRequest>,
 ) -> ApiResult<(StatusCode, Json<CodeSent>)> {
     let mut errors = Errors::default();
@@ -72,6 +73,9 @@ pub async fn request_code(
     let (Some(purpose), Some(channel), Some(mobile)) = (purpose, channel, mobile) else {
         return Err(ApiError::internal("validated fields missing"));
     };
+    if purpose == Purpose::GuardianConsent {
+        guardians_mobile(&state, &headers, mobile.as_str()).await?;
+    }
     let channel_id = ids::code_channel_id(&state.key, purpose.as_str(), mobile.as_str());
     let code = crate::crypto::random_code();
     let code_hash = ids::code_hash(&state.key, &channel_id, &code);
@@ -94,4 +98,20 @@ pub async fn request_code(
     tracing::info!(purpose = purpose.as_str(), channel = channel.as_str(), "verification code issued");
     let resend_after = issued_at + Duration::seconds(RESEND_INTERVAL_SECONDS);
     Ok((StatusCode::ACCEPTED, Json(CodeSent { expires_at, resend_after })))
+}
+
+/// A guardian-consent code goes only to the guardian's mobile of the signed-in student's
+/// application: a student token is needed (401), the application must name a guardian's
+/// mobile (409 `guardian_mobile_missing`), and the code's mobile must be it (422
+/// `not_guardian_mobile`). Nobody can have codes sent to a stranger's mobile in a student's
+/// name.
+async fn guardians_mobile(state: &AppState, headers: &axum::http::HeaderMap, mobile: &str) -> ApiResult<()> {
+    let student = crate::extract::StudentHolder::of(headers, state).await?;
+    let Some(guardian) = &student.student().guardian else {
+        return Err(ApiError::from(shenfen_domain::student::StudentError::GuardianMobileMissing));
+    };
+    if guardian.mobile != mobile {
+        return Err(ApiError::field("mobile", "not_guardian_mobile"));
+    }
+    Ok(())
 }

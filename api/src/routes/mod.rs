@@ -15,6 +15,8 @@ pub mod resets;
 pub mod reviews;
 pub mod sessions;
 pub mod staff;
+pub mod student_reviews;
+pub mod students;
 pub mod support;
 pub mod support_cases;
 pub mod verification;

@@ -17,8 +17,9 @@ use shenfen_domain::ids;
 use shenfen_domain::metadata::{Actor, EventMetadata};
 use shenfen_domain::shared::password;
 use shenfen_domain::staff::{
-    valid_username, ChangeStaffPassword, Role, StaffCommand, StaffError, StaffEvent, StaffLogIn,
+    valid_username, ChangeStaffPassword, Role, SchoolScope, StaffCommand, StaffError, StaffEvent, StaffLogIn,
 };
+use shenfen_domain::student::{ClassName, Grade};
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult};
@@ -99,6 +100,14 @@ pub struct NewStaff {
     #[schema(value_type = Option<crate::openapi::values::DocumentTypeName>)]
     pub own_document_type: Option<String>,
     pub own_document_number: Option<String>,
+    /// A head teacher's or school admin's school, by its catalogue code (required for those
+    /// roles, refused for others).
+    pub school_code: Option<String>,
+    /// A head teacher's grade, 1–12.
+    #[schema(minimum = 1, maximum = 12)]
+    pub grade: Option<i64>,
+    /// A head teacher's class, as the registry writes it (e.g. `3班`).
+    pub class: Option<String>,
 }
 
 /// The created staff account.
@@ -115,6 +124,7 @@ pub struct StaffInput {
     pub role: Role,
     pub password: String,
     pub account_id: Option<String>,
+    pub school: Option<SchoolScope>,
 }
 
 /// Validates a new staff member.
@@ -139,11 +149,57 @@ pub fn validate_staff(state: &AppState, body: &NewStaff, today: chrono::NaiveDat
         (None, None) => None,
         (t, n) => crate::validate::document(&mut errors, t, n, today).map(|(t, n)| ids::account_id(&state.key, t, &n)),
     };
+    let school = school_scope(state, &mut errors, role, body);
     errors.finish()?;
     match (username, role, password) {
-        (Some(username), Some(role), Some(password)) => Ok(StaffInput { username, role, password, account_id }),
+        (Some(username), Some(role), Some(password)) => Ok(StaffInput { username, role, password, account_id, school }),
         _ => Err(ApiError::internal("validated staff incomplete")),
     }
+}
+
+/// A school staff member's scope: a school admin needs a school of the catalogue, a head
+/// teacher also a grade and a class; other roles take none.
+fn school_scope(state: &AppState, errors: &mut Errors, role: Option<Role>, body: &NewStaff) -> Option<SchoolScope> {
+    let school_role = matches!(role, Some(Role::HeadTeacher | Role::SchoolAdmin));
+    let head_teacher = role == Some(Role::HeadTeacher);
+    if !school_role {
+        for (field, given) in [
+            ("school_code", body.school_code.is_some()),
+            ("grade", body.grade.is_some()),
+            ("class", body.class.is_some()),
+        ] {
+            if given && role.is_some() {
+                errors.add(field, "not_for_this_role");
+            }
+        }
+        return None;
+    }
+    let school_code = errors.required("school_code", body.school_code.as_deref()).map(|c| c.trim().to_string());
+    if school_code.as_deref().is_some_and(|c| state.schools.get(c).is_none()) {
+        errors.add("school_code", "school_not_selectable");
+    }
+    let (grade, class) = if head_teacher {
+        let grade = match body.grade {
+            None => {
+                errors.add("grade", "required");
+                None
+            }
+            Some(g) => Grade::new(g).map_err(|e| errors.add("grade", e.code())).ok(),
+        };
+        let class = errors.required("class", body.class.as_deref()).and_then(|c| {
+            ClassName::parse(c).map_err(|e| errors.add("class", e.code())).ok().map(|c| c.as_str().to_string())
+        });
+        (grade, class)
+    } else {
+        if body.grade.is_some() {
+            errors.add("grade", "not_for_this_role");
+        }
+        if body.class.is_some() {
+            errors.add("class", "not_for_this_role");
+        }
+        (None, None)
+    };
+    Some(SchoolScope { school_code: school_code?, grade, class })
 }
 
 /// Creates a staff member.
@@ -160,6 +216,7 @@ pub async fn create_staff(
         role: input.role,
         password_hash,
         account_id: input.account_id,
+        school: input.school,
         created_by: created_by.to_string(),
         now: meta.at,
     });

@@ -33,12 +33,19 @@ pub enum Purpose {
     ResetPassword,
     GuardianConsent,
     ChangeContact,
+    /// A student's registration, to the registering mobile.
+    StudentRegister,
 }
 
 impl Purpose {
     /// Every purpose.
-    pub const ALL: [Purpose; 4] =
-        [Purpose::Register, Purpose::ResetPassword, Purpose::GuardianConsent, Purpose::ChangeContact];
+    pub const ALL: [Purpose; 5] = [
+        Purpose::Register,
+        Purpose::ResetPassword,
+        Purpose::GuardianConsent,
+        Purpose::ChangeContact,
+        Purpose::StudentRegister,
+    ];
 
     /// The wire name.
     pub fn as_str(&self) -> &'static str {
@@ -47,6 +54,7 @@ impl Purpose {
             Purpose::ResetPassword => "reset_password",
             Purpose::GuardianConsent => "guardian_consent",
             Purpose::ChangeContact => "change_contact",
+            Purpose::StudentRegister => "student_register",
         }
     }
 

@@ -68,6 +68,17 @@ pub fn valid_username(username: &str) -> bool {
         && username.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
 }
 
+/// Where a school staff member works: a school admin their school, a head teacher also their
+/// grade and class (as the registry writes it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchoolScope {
+    pub school_code: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grade: Option<crate::student::Grade>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
+}
+
 /// Commands on a staff member.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StaffCommand {
@@ -88,6 +99,8 @@ pub struct CreateStaff {
     pub password_hash: String,
     /// The staff member's own applicant account, if they have one (they never review it).
     pub account_id: Option<String>,
+    /// A head teacher's or school admin's school (and class).
+    pub school: Option<SchoolScope>,
     pub created_by: String,
     pub now: DateTime<Utc>,
 }
@@ -147,6 +160,8 @@ pub enum StaffEvent {
         password_hash: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         account_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        school: Option<SchoolScope>,
         created_by: String,
         at: DateTime<Utc>,
     },
@@ -260,6 +275,8 @@ pub struct Staff {
     pub role: Option<Role>,
     pub password_hash: Option<String>,
     pub account_id: Option<String>,
+    #[serde(default)]
+    pub school: Option<SchoolScope>,
     pub lockout: Lockout,
     #[serde(default)]
     pub sessions: Vec<Session>,
@@ -274,6 +291,24 @@ impl Staff {
             return None;
         }
         self.sessions.iter().find(|s| s.token_hash == token_hash && s.expires_at > now)
+    }
+
+    /// Where this member may act on students: a head teacher with a school, grade and class
+    /// their class, a school admin with a school their school; anyone else nowhere.
+    pub fn student_scope(&self) -> Option<crate::student::Scope> {
+        let school = self.school.as_ref()?;
+        match self.role? {
+            Role::HeadTeacher => {
+                let class = crate::student::ClassName::parse(school.class.as_deref()?).ok()?;
+                Some(crate::student::Scope::HeadTeacher {
+                    school_code: school.school_code.clone(),
+                    grade: school.grade?,
+                    class,
+                })
+            }
+            Role::SchoolAdmin => Some(crate::student::Scope::SchoolAdmin { school_code: school.school_code.clone() }),
+            _ => None,
+        }
     }
 
     fn exists(&self) -> Result<(), StaffError> {
@@ -334,8 +369,9 @@ impl Aggregate for Staff {
                 if self.username.is_some() {
                     return Err(StaffError::UsernameTaken);
                 }
-                let CreateStaff { username, role, password_hash, account_id, created_by, now } = c;
-                let event = StaffEvent::Created { username, role, password_hash, account_id, created_by, at: now };
+                let CreateStaff { username, role, password_hash, account_id, school, created_by, now } = c;
+                let event =
+                    StaffEvent::Created { username, role, password_hash, account_id, school, created_by, at: now };
                 sink.write(event, self).await;
             }
             StaffCommand::LogIn(c) => {
@@ -394,8 +430,9 @@ impl Aggregate for Staff {
 
     fn apply(&mut self, event: StaffEvent) {
         match event {
-            StaffEvent::Created { username, role, password_hash, account_id, .. } => {
+            StaffEvent::Created { username, role, password_hash, account_id, school, .. } => {
                 self.account_id = account_id;
+                self.school = school;
                 self.username = Some(username);
                 self.role = Some(role);
                 self.password_hash = Some(password_hash);

@@ -13,6 +13,7 @@ fn created() -> StaffEvent {
         role: Role::Reviewer,
         password_hash: "H".into(),
         account_id: None,
+        school: None,
         created_by: "cli".into(),
         at: t(0),
     }
@@ -34,6 +35,7 @@ async fn a_username_is_created_once() {
             role: Role::Admin,
             password_hash: "H2".into(),
             account_id: None,
+            school: None,
             created_by: "cli".into(),
             now: t(1),
         }))
@@ -88,4 +90,21 @@ fn usernames_and_roles_parse() {
     assert!(!valid_username("Rev"));
     assert_eq!(Role::parse("head_teacher"), Some(Role::HeadTeacher));
     assert_eq!(Role::parse("root"), None);
+}
+
+#[test]
+fn a_school_staff_members_scope_needs_their_school_and_for_a_head_teacher_their_class() {
+    let member = |role: Role, school: Option<SchoolScope>| Staff { role: Some(role), school, ..Staff::default() };
+    let grade = crate::student::Grade::new(8).ok();
+    let class = SchoolScope { school_code: "3201001".into(), grade, class: Some("3班".into()) };
+    let school_only = SchoolScope { school_code: "3201001".into(), grade: None, class: None };
+    let head_teacher = member(Role::HeadTeacher, Some(class.clone())).student_scope();
+    assert!(head_teacher.is_some_and(|s| s.covers("3201001", grade.unwrap_or_else(|| unreachable!()), "３班")));
+    assert_eq!(member(Role::HeadTeacher, Some(school_only.clone())).student_scope(), None);
+    assert!(matches!(
+        member(Role::SchoolAdmin, Some(school_only)).student_scope(),
+        Some(crate::student::Scope::SchoolAdmin { .. })
+    ));
+    assert_eq!(member(Role::Reviewer, Some(class)).student_scope(), None);
+    assert_eq!(member(Role::SchoolAdmin, None).student_scope(), None);
 }

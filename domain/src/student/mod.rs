@@ -19,6 +19,7 @@ mod commands;
 mod errors;
 mod events;
 pub mod pass;
+mod semester;
 mod state;
 pub mod values;
 
@@ -26,6 +27,7 @@ pub use aggregate::{differences, MAX_STUDENT_SESSIONS};
 pub use commands::*;
 pub use errors::StudentError;
 pub use events::*;
+pub use semester::{Semesters, SemestersError};
 pub use state::{step, InFlight, Review, Step, Student, StudentStatus};
 pub use values::{ClassName, Grade, Material, PassId, Stage, StudentNumber};
 

@@ -27,6 +27,16 @@ pub enum StudentStatus {
 }
 
 impl StudentStatus {
+    /// Every status.
+    pub const ALL: [StudentStatus; 6] = [
+        StudentStatus::Draft,
+        StudentStatus::Approved,
+        StudentStatus::PendingHeadTeacher,
+        StudentStatus::Returned,
+        StudentStatus::RegistryFailed,
+        StudentStatus::ReconfirmationRequired,
+    ];
+
     pub fn as_str(&self) -> &'static str {
         match self {
             StudentStatus::Draft => "draft",

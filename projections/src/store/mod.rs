@@ -233,15 +233,16 @@ where
         Ok(events)
     }
 
+    /// The event in its current shape (upcast from an older version).
+    fn upcast(&self, event: SerializedEvent) -> SerializedEvent {
+        self.upcasters
+            .iter()
+            .fold(event, |e, u| if u.can_upcast(&e.event_type, &e.event_version) { u.upcast(e) } else { e })
+    }
+
     fn fold(&self, mut loaded: Loaded<A>, events: Vec<SerializedEvent>) -> Result<Loaded<A>, BusError<A::Error>> {
         for event in events {
-            let event = self.upcasters.iter().fold(event, |e, u| {
-                if u.can_upcast(&e.event_type, &e.event_version) {
-                    u.upcast(e)
-                } else {
-                    e
-                }
-            });
+            let event = self.upcast(event);
             loaded.sequence = event.sequence as i64;
             loaded.last_hash = event.metadata.get("hash").and_then(Value::as_str).unwrap_or_default().to_string();
             let payload: A::Event = serde_json::from_value(event.payload)
@@ -257,6 +258,21 @@ where
             cache.remove(id);
         }
         self.load_context(id).await
+    }
+
+    /// Every event of one aggregate, oldest first, opened and decoded (for readers that show a
+    /// history, like a student's progress timeline).
+    pub async fn events(&self, id: &str) -> Result<Vec<A::Event>, BusError<A::Error>> {
+        let events = self.repo.get_events::<A>(id).await.map_err(|e| BusError::Store(e.to_string()))?;
+        let events = self.open(id, events).await?;
+        events
+            .into_iter()
+            .map(|event| {
+                let event = self.upcast(event);
+                serde_json::from_value(event.payload)
+                    .map_err(|e| BusError::Store(format!("undecodable {} event #{}: {e}", A::TYPE, event.sequence)))
+            })
+            .collect()
     }
 
     /// The current state of one aggregate.

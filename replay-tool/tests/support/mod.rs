@@ -323,6 +323,7 @@ pub async fn workload(db: &Db, key: ChainKey) -> Workload {
     let written = shenfen_projections::commits::Commits::new(db, key);
     let accounts_bus = CommandBus::<Account>::new(db, (), written.clone());
     let verification_bus = CommandBus::<Verification>::new(db, (), written.clone());
+    let students_bus = CommandBus::<shenfen_domain::student::Student>::new(db, (), written.clone());
     let staff_bus = CommandBus::<Staff>::new(db, (), written);
     let mut clock = Clock(Utc.with_ymd_and_hms(2026, 5, 10, 1, 0, 0).single().unwrap());
     let ids: Vec<String> = (0..ACCOUNTS).map(|i| format!("acc-{i}")).collect();
@@ -386,6 +387,7 @@ pub async fn workload(db: &Db, key: ChainKey) -> Workload {
         role: Role::Reviewer,
         password_hash: "argon-staff".into(),
         account_id: None,
+        school: None,
         created_by: "admin".into(),
         now,
     });
@@ -460,11 +462,129 @@ pub async fn workload(db: &Db, key: ChainKey) -> Workload {
         }
     }
 
+    students(&students_bus, &mut clock).await;
+
     Workload {
         accounts: ids,
         email_before: "user0@example.com".into(),
         email_after: "new0@example.com".into(),
         edited_at,
+    }
+}
+
+/// Three students: one approved at once, one returned by the head teacher, one the registry
+/// does not know, linked by the school admin.
+async fn students(bus: &CommandBus<shenfen_domain::student::Student>, clock: &mut Clock) {
+    use shenfen_domain::student::{
+        AttachMaterials, ClassName, Decide, Edit, EducationIdentity, Enrolment, Grade, Guardian, Material, PassId,
+        Personal, Recompare, RecordRegistryAnswer, Register, RegistryAnswer, RegistryRecord, Scope, StudentCommand,
+        StudentNumber, Submit, VerifyGuardian,
+    };
+    let grade = Grade::new(8).unwrap();
+    let record = |name: &str| RegistryRecord {
+        name: name.into(),
+        id_number: None,
+        birth_date: NaiveDate::from_ymd_opt(2012, 5, 1).unwrap(),
+        school_code: "3201001".into(),
+        grade,
+        class: "3班".into(),
+        head_teacher_mobile: "13700000001".into(),
+    };
+    for (i, answer) in
+        [RegistryAnswer::Found(record("李小明")), RegistryAnswer::Found(record("李晓明")), RegistryAnswer::NotFound]
+            .into_iter()
+            .enumerate()
+    {
+        let id = format!("stu-{i}");
+        let number = StudentNumber::parse(&format!("L32010000000000000{i}")).unwrap();
+        let me = Actor::Student { id: id.clone() };
+        let now = clock.tick();
+        let register = StudentCommand::Register(Register {
+            pass_id: PassId::parse(&format!("P9000000000{i}")).unwrap(),
+            student_number: number,
+            mobile: format!("1390000000{i}"),
+            password_hash: "argon-student".into(),
+            education_identity: EducationIdentity::Student,
+            consent: shenfen_domain::account::Consent { agreement_version: "2026-01".into(), accepted_at: now },
+            now,
+        });
+        bus.execute(&id, register, &meta(Actor::Anonymous, now)).await.unwrap();
+        let now = clock.tick();
+        let edit = StudentCommand::Edit(Edit {
+            personal: Some(Personal {
+                name: "李小明".into(),
+                id_number: None,
+                minor_uses_guardian_id: true,
+                birth_date: "2012-05-01".into(),
+                email: None,
+            }),
+            enrolment: Some(Enrolment { school_code: "3201001".into(), grade, class: "3班".into() }),
+            guardian: Some(Guardian {
+                name: "李大明".into(),
+                id_number: "110105198001010016".into(),
+                mobile: "13800000009".into(),
+                address: "南京".into(),
+            }),
+            now,
+        });
+        bus.execute(&id, edit, &meta(me.clone(), now)).await.unwrap();
+        let now = clock.tick();
+        let attach = StudentCommand::AttachMaterials(AttachMaterials {
+            materials: vec![(Material::HouseholdRegister, "m".repeat(64))],
+            now,
+        });
+        bus.execute(&id, attach, &meta(me.clone(), now)).await.unwrap();
+        let now = clock.tick();
+        let verify = StudentCommand::VerifyGuardian(VerifyGuardian { consent_version: "g1".into(), now });
+        bus.execute(&id, verify, &meta(me.clone(), now)).await.unwrap();
+        let now = clock.tick();
+        let submit = StudentCommand::Submit(Submit {
+            submission_id: format!("sub-{i}"),
+            school_filed: true,
+            abandon_before: now - chrono::Duration::seconds(30),
+            now,
+        });
+        bus.execute(&id, submit, &meta(me.clone(), now)).await.unwrap();
+        let now = clock.tick();
+        let due_by = NaiveDate::from_ymd_opt(2026, 5, 14).unwrap();
+        let record_answer = StudentCommand::RecordRegistryAnswer(RecordRegistryAnswer {
+            submission_id: format!("sub-{i}"),
+            answer,
+            review_id: format!("srv-{i}"),
+            due_by,
+            now,
+        });
+        bus.execute(&id, record_answer, &meta(me.clone(), now)).await.unwrap();
+        let now = clock.tick();
+        let head_teacher =
+            Scope::HeadTeacher { school_code: "3201001".into(), grade, class: ClassName::parse("3班").unwrap() };
+        match i {
+            1 => {
+                let decide = StudentCommand::Decide(Decide {
+                    review_id: format!("srv-{i}"),
+                    staff_id: "ht-1".into(),
+                    scope: head_teacher,
+                    decision: shenfen_domain::student::Decision::Return { reason: "姓名有误".into() },
+                    now,
+                });
+                let actor = Actor::Staff { id: "ht-1".into(), role: "head_teacher".into() };
+                bus.execute(&id, decide, &meta(actor, now)).await.unwrap();
+            }
+            2 => {
+                let link = StudentCommand::Recompare(Recompare {
+                    staff_id: "sa-1".into(),
+                    scope: Scope::SchoolAdmin { school_code: "3201001".into() },
+                    link: Some(StudentNumber::parse("L320100000000000009").unwrap()),
+                    answer: RegistryAnswer::Found(record("李小明")),
+                    review_id: format!("srv-{i}-b"),
+                    due_by,
+                    now,
+                });
+                let actor = Actor::Staff { id: "sa-1".into(), role: "school_admin".into() };
+                bus.execute(&id, link, &meta(actor, now)).await.unwrap();
+            }
+            _ => {}
+        }
     }
 }
 

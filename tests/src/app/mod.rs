@@ -317,9 +317,22 @@ impl TestApp {
     /// Runs `shenfen-server staff add --username USERNAME --role ROLE` with the server's
     /// environment, the password on standard input, and returns its output.
     pub async fn run_staff_add(&self, username: &str, role: &str, password: &str) -> std::process::Output {
+        self.run_staff_add_with(username, role, password, &[]).await
+    }
+
+    /// Like [`TestApp::run_staff_add`], with more arguments (a school staff member's
+    /// `--school`, `--grade`, `--class`).
+    pub async fn run_staff_add_with(
+        &self,
+        username: &str,
+        role: &str,
+        password: &str,
+        more: &[&str],
+    ) -> std::process::Output {
         use tokio::io::AsyncWriteExt;
         let mut cmd = self.command();
         cmd.args(["staff", "add", "--username", username, "--role", role])
+            .args(more)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -344,6 +357,32 @@ impl TestApp {
             output.status.success(),
             "staff add --role {role} failed with {}:\nstdout: {}\nstderr: {}",
             output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let token = self.staff_token(&username, &password).await;
+        StaffMember { username, password, role: role.to_string(), token }
+    }
+
+    /// `staff add` a head teacher of one class (`--school --grade --class`) or, with
+    /// `grade_class` `None`, a school admin of the school; signs them in.
+    pub async fn school_staff(&self, school: &str, grade_class: Option<(u8, &str)>) -> StaffMember {
+        let username = staff_username();
+        let password = password();
+        let grade;
+        let mut args = vec!["--school", school];
+        let role = match grade_class {
+            Some((g, class)) => {
+                grade = g.to_string();
+                args.extend(["--grade", grade.as_str(), "--class", class]);
+                "head_teacher"
+            }
+            None => "school_admin",
+        };
+        let output = self.run_staff_add_with(&username, role, &password, &args).await;
+        assert!(
+            output.status.success(),
+            "staff add --role {role} {args:?} failed:\nstdout: {}\nstderr: {}",
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );

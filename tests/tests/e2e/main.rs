@@ -13,6 +13,7 @@ mod integrity;
 mod privacy;
 mod quickstart;
 mod snapshots;
+mod students;
 mod support_cases;
 mod takeover;
 mod verification;
