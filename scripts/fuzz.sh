@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
 # The contract gate: schemathesis fuzzes the server from its own `/openapi.json`, once per
-# caller role (anonymous, account holder, reviewer, support, auditor, analyst, admin, service), each
+# caller role (anonymous, account holder, student, reviewer, support, auditor, analyst, admin, service,
+# head teacher, school admin), each
 # with a real token, with every check, a fixed seed and a bounded number of examples.
 # Fails on any failure or server error. Runs alone as `scripts/fuzz.sh`; `.ci/run` runs it
 # after the test suite.
 #
 #   FUZZ_EXAMPLES  examples per operation and phase (default 20)
 #   FUZZ_SEED      the seed (default 20261202)
-#   FUZZ_ROLES     the roles to run (default: all eight)
+#   FUZZ_ROLES     the roles to run (default: all eleven)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 examples=${FUZZ_EXAMPLES:-20}
 seed=${FUZZ_SEED:-20261202}
-roles=${FUZZ_ROLES:-"anonymous holder reviewer support auditor analyst admin service"}
+roles=${FUZZ_ROLES:-"anonymous holder student reviewer support auditor analyst admin service head_teacher school_admin"}
 schemathesis_version=4.32.5
 
 # schemathesis, in a virtual environment under target/ (installed once).
@@ -54,6 +55,10 @@ staff_password='Fuzz-staff-pass-2026'
 for role in reviewer support auditor analyst admin service; do
     printf '%s\n' "$staff_password" | "$shenfen" staff add --username "fuzz_$role" --role "$role" >/dev/null
 done
+# School staff of the demo catalogue's first school (the demo registry's students are there).
+printf '%s\n' "$staff_password" |
+    "$shenfen" staff add --username fuzz_head_teacher --role head_teacher --school 3201001 --grade 8 --class 3班 >/dev/null
+printf '%s\n' "$staff_password" | "$shenfen" staff add --username fuzz_school_admin --role school_admin --school 3201001 >/dev/null
 
 "$shenfen" serve >"$work/stdout" 2>"$work/stderr" &
 server_pid=$!
@@ -88,12 +93,27 @@ print([m for m in codes if m.get("to")==sys.argv[2]][-1]["code"])' "$work/messag
         python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])'
 }
 
+# A student of the demo student registry: a code, registration, a session.
+student_token() {
+    local mobile=13900139000 code
+    post /v1/verification-codes "{\"purpose\": \"student_register\", \"channel\": \"sms\", \"mobile\": \"$mobile\"}" >/dev/null
+    code=$(python3 -c 'import json,sys
+codes=[json.loads(l) for l in open(sys.argv[1])]
+print([m for m in codes if m.get("to")==sys.argv[2]][-1]["code"])' "$work/messages.log" "$mobile")
+    post /v1/students "{\"agreement_accepted\": true, \"student_number\": \"G320102201003070017\", \"mobile\": \"$mobile\",
+        \"verification\": {\"channel\": \"sms\", \"code\": \"$code\"},
+        \"password\": \"Fuzz-student-pass-2026\", \"password_confirmation\": \"Fuzz-student-pass-2026\"}" >/dev/null
+    post /v1/student-sessions '{"login": "G320102201003070017", "password": "Fuzz-student-pass-2026"}' |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])'
+}
+
 failed=()
 for role in $roles; do
     auth=()
     case $role in
         anonymous) ;;
         holder) auth=(-H "Authorization: Bearer $(holder_token)") ;;
+        student) auth=(-H "Authorization: Bearer $(student_token)") ;;
         *) auth=(-H "Authorization: Bearer $(staff_token "$role")") ;;
     esac
     echo "== schemathesis as $role"

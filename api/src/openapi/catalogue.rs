@@ -37,7 +37,7 @@ pub(super) const CATALOGUE: &[(&str, &[Answer])] = &[
             // Purpose `guardian_consent`: a student token, to the application's guardian mobile.
             (401, &["unauthenticated"]),
             (403, &["forbidden"]),
-            (409, &["conflict_retry", "guardian_mobile_missing"]),
+            (409, &["conflict_retry", "guardian_mobile_missing", "not_guardian_mobile"]),
             (
                 422,
                 &[
@@ -47,7 +47,6 @@ pub(super) const CATALOGUE: &[(&str, &[Answer])] = &[
                     "invalid_mobile",
                     "invalid_purpose",
                     "invalid_type",
-                    "not_guardian_mobile",
                     "required",
                 ],
             ),
@@ -648,7 +647,7 @@ pub(super) const CATALOGUE: &[(&str, &[Answer])] = &[
             (503, &["student_registry_unavailable"]),
         ],
     ),
-    ("GET /v1/schools/{code}/students", &[(403, &["forbidden", "out_of_scope"]), (422, &["required"])]),
+    ("GET /v1/schools/{code}/students", &[(403, &["forbidden", "out_of_scope"])]),
     // Operations. `/readyz`'s 503 is plain JSON, not a problem.
     ("GET /healthz", &[]),
     ("GET /readyz", &[]),

@@ -102,8 +102,8 @@ pub async fn request_code(
 
 /// A guardian-consent code goes only to the guardian's mobile of the signed-in student's
 /// application: a student token is needed (401), the application must name a guardian's
-/// mobile (409 `guardian_mobile_missing`), and the code's mobile must be it (422
-/// `not_guardian_mobile`). Nobody can have codes sent to a stranger's mobile in a student's
+/// mobile (409 `guardian_mobile_missing`), and the code's mobile must be it (409
+/// `not_guardian_mobile`: the request is well formed, the application names another mobile). Nobody can have codes sent to a stranger's mobile in a student's
 /// name.
 async fn guardians_mobile(state: &AppState, headers: &axum::http::HeaderMap, mobile: &str) -> ApiResult<()> {
     let student = crate::extract::StudentHolder::of(headers, state).await?;
@@ -111,7 +111,12 @@ async fn guardians_mobile(state: &AppState, headers: &axum::http::HeaderMap, mob
         return Err(ApiError::from(shenfen_domain::student::StudentError::GuardianMobileMissing));
     };
     if guardian.mobile != mobile {
-        return Err(ApiError::field("mobile", "not_guardian_mobile"));
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "not_guardian_mobile",
+            "A guardian-consent code goes only to the guardian's mobile of the application.",
+            "监护人验证码只能发送至认证信息中填写的监护人手机号。",
+        ));
     }
     Ok(())
 }

@@ -162,7 +162,8 @@ pub async fn log_in(
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct SchoolQuery {
     /// Part of the name, or the start of the code; at least 2 characters.
-    pub q: Option<String>,
+    #[param(min_length = 2)]
+    pub q: String,
 }
 
 /// Finds schools by name or code (at most 20).
@@ -172,8 +173,8 @@ pub async fn search_schools(
     State(state): State<Arc<AppState>>,
     Query(query): Query<SchoolQuery>,
 ) -> ApiResult<Json<Vec<School>>> {
-    let q = query.q.unwrap_or_default();
-    if q.trim().chars().count() < 2 {
+    let q = query.q;
+    if q.chars().count() < 2 {
         return Err(ApiError::field("q", "query_too_short"));
     }
     Ok(Json(state.schools.search(&q)))
@@ -422,10 +423,24 @@ pub struct MaterialsAttached {
     pub missing: Vec<String>,
 }
 
+/// The material parts: `household_register` (grades 1–9), or `id_front` and `id_back` (grades
+/// 10–12); at least one.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct MaterialsForm {
+    #[schema(format = Binary, value_type = Option<String>)]
+    household_register: Option<Vec<u8>>,
+    #[schema(format = Binary, value_type = Option<String>)]
+    id_front: Option<Vec<u8>>,
+    #[schema(format = Binary, value_type = Option<String>)]
+    id_back: Option<Vec<u8>>,
+}
+
 /// Attaches identity material (JPEG parts under 1 MiB): `household_register` for grades 1–9,
 /// `id_front` and `id_back` for grades 10–12.
 #[utoipa::path(post, operation_id = "student_attach_materials", path = "/v1/student/me/application/materials", tag = "students",
-    request_body(content_type = "multipart/form-data", description = "JPEG parts `household_register`, or `id_front` and `id_back`"),
+    request_body(content = MaterialsForm, content_type = "multipart/form-data"),
     responses((status = 200, body = MaterialsAttached), (status = 401, body = crate::error::Problem),
               (status = 409, description = "enrolment_required, student_verification_pending, student_already_approved", body = crate::error::Problem),
               (status = 413, body = crate::error::Problem), (status = 415, body = crate::error::Problem),

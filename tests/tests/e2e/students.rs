@@ -116,7 +116,7 @@ async fn verify_guardian(app: &TestApp, student: &Student) {
     let stranger = json!({"purpose": "guardian_consent", "channel": "sms", "mobile": mobile_number()});
     app.post_json_as(&student.token, "/v1/verification-codes", &stranger)
         .await
-        .assert_field_error("mobile", "not_guardian_mobile");
+        .assert_problem(409, "not_guardian_mobile");
     app.post_json_as(&student.token, "/v1/verification-codes", &ask).await.assert_status(202);
     let code = app.wait_for_message(&student.guardian_mobile, "guardian_consent").await.code();
     let path = "/v1/student/me/guardian-verification";
