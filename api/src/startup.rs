@@ -137,7 +137,8 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<Arc<AppState>> {
     projections.push(Arc::new(SnapshotWriter::new(verifications.clone(), "snapshots_verification")));
     projections.push(Arc::new(ChainSeal::open(&db, chain.clone()).await.context("opening the seal of the log")?));
     let journal = crate::app::erasure::journal_path(&settings.secret_key_file);
-    let replayed = crate::app::erasure::replay_journal(commits.keyring(), &accounts, &journal)
+    let students = CommandBus::new(&db, (), commits.clone());
+    let replayed = crate::app::erasure::replay_journal(commits.keyring(), &accounts, &students, &journal)
         .await
         .context("replaying the erasure journal")?;
     if replayed > 0 {
@@ -177,7 +178,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<Arc<AppState>> {
         staff: CommandBus::new(&db, (), commits.clone()),
         claims,
         support_cases: CommandBus::new(&db, (), commits.clone()),
-        students: CommandBus::new(&db, (), commits.clone()),
+        students,
         pass_ids: CommandBus::new(&db, (), commits.clone()),
         student_registry,
         schools,
@@ -246,7 +247,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/student/me/application/submission", post(routes::students::submit))
         .route("/v1/student/me/reconfirmation", post(routes::students::reconfirm))
         .route("/v1/student/me/timeline", get(routes::students::timeline))
-        .route("/v1/student/me/eligibility", get(routes::students::eligibility));
+        .route("/v1/student/me/eligibility", get(routes::students::eligibility))
+        .route(
+            "/v1/student/me/deletion",
+            post(routes::students::request_deletion).delete(routes::students::cancel_deletion),
+        )
+        .route("/v1/student/me/export", get(routes::students::export));
     let holder = Router::new()
         .route("/v1/sessions/current", delete(routes::sessions::log_out))
         .route("/v1/me", get(routes::me::get_me))

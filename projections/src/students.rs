@@ -11,6 +11,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
+use shenfen_domain::shared::ERASED;
 use shenfen_domain::student::{ClassName, Student, StudentEvent};
 use shenfen_domain::time::cst_date;
 
@@ -106,6 +107,7 @@ impl Students {
         let q = q.trim().to_uppercase();
         let sql = format!(
             "SELECT {COLUMNS} FROM students WHERE school_code = $1 AND (pass_id = $2 OR student_number = $2)
+                AND status <> 'erased'
               ORDER BY student_id LIMIT $3"
         );
         crate::fetch_all!(db, StudentRow, &sql, school_code, q, limit)
@@ -115,6 +117,15 @@ impl Students {
     pub async fn by_review(db: &Db, review_id: &str) -> Result<Option<StudentRow>, sqlx::Error> {
         let sql = format!("SELECT {COLUMNS} FROM students WHERE review_id = $1");
         crate::fetch_optional!(db, StudentRow, &sql, review_id)
+    }
+
+    /// The students whose deletion is due at `now`, earliest first (at most `limit`).
+    pub async fn due_deletions(db: &Db, now: DateTime<Utc>, limit: i64) -> Result<Vec<String>, sqlx::Error> {
+        let rows: Vec<(String,)> =
+            crate::fetch_all!(db, (String,),
+            "SELECT student_id FROM students WHERE deletion_effective_at <= $1 ORDER BY deletion_effective_at LIMIT $2",
+            now, limit)?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
     }
 
     /// The analyst table between two China days (inclusive), by day then school.
@@ -200,10 +211,34 @@ impl Projection for Students {
         let from_student = comparing_for.as_deref() == Some("student");
         match event {
             StudentEvent::Registered { student_number, pass_id, .. } => {
+                // A student number registered anew after an erasure starts from a clean row.
                 exec!(tx tx,
                     "INSERT INTO students (student_id, pass_id, student_number, status, updated_at)
-                     VALUES ($1, $2, $3, 'draft', $4) ON CONFLICT (student_id) DO NOTHING",
+                     VALUES ($1, $2, $3, 'draft', $4)
+                     ON CONFLICT (student_id) DO UPDATE SET pass_id = excluded.pass_id,
+                        student_number = excluded.student_number, name = '', school_code = '', grade = 0,
+                        class = '', status = 'draft', review_id = NULL, differences = '[]', submitted_at = NULL,
+                        due_by = NULL, registry_error = NULL, comparing_for = NULL, deletion_effective_at = NULL,
+                        updated_at = excluded.updated_at",
                     id, pass_id, student_number, at)?;
+            }
+            StudentEvent::DeletionRequested { effective_at, .. } => {
+                exec!(tx tx, "UPDATE students SET deletion_effective_at = $1, updated_at = $2 WHERE student_id = $3",
+                    effective_at, at, id)?;
+            }
+            StudentEvent::DeletionCancelled { .. } => {
+                exec!(tx tx, "UPDATE students SET deletion_effective_at = NULL, updated_at = $1 WHERE student_id = $2",
+                    at, id)?;
+            }
+            StudentEvent::Erased { .. } => {
+                // What a rebuild, opening the events with the key destroyed, would show; the
+                // counts of the analyst table stay.
+                exec!(tx tx,
+                    "UPDATE students SET student_number = $1, name = $1, status = 'erased', differences = '[]',
+                            submitted_at = NULL, due_by = NULL, registry_error = NULL, comparing_for = NULL,
+                            deletion_effective_at = NULL, updated_at = $2
+                      WHERE student_id = $3",
+                    ERASED, at, id)?;
             }
             StudentEvent::PersonalEntered { personal, .. } => {
                 exec!(tx tx, "UPDATE students SET name = $1, updated_at = $2 WHERE student_id = $3",

@@ -405,6 +405,13 @@ async fn after_an_erasure_the_chain_verifies_the_history_is_erased_and_a_rebuild
     assert!(!history.stdout.contains("张三"), "the name is still readable: {history:?}");
     let other = app.replay(&["history", "account", "acc-1"]).await;
     assert!(other.stdout.contains("张三"), "another account is untouched: {other:?}");
+    // A student is erased the same way, under their own key.
+    app.erase_student("stu-1").await;
+    assert_eq!(app.replay(&["verify"]).await.code, 0);
+    let student = app.replay(&["history", "student", "stu-1"]).await;
+    assert!(student.stdout.contains("[erased]") && !student.stdout.contains("李小明"), "{student:?}");
+    let other = app.replay(&["history", "student", "stu-0"]).await;
+    assert!(other.stdout.contains("李小明"), "another student is untouched: {other:?}");
 
     let live = dump(&app.db).await;
     let rebuilt = app.replay(&["rebuild"]).await;

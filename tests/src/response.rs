@@ -103,3 +103,17 @@ impl ApiResponse {
         self
     }
 }
+
+/// The files of a zip archive, by name.
+pub fn unzip(bytes: &[u8]) -> std::collections::BTreeMap<String, Vec<u8>> {
+    use std::io::Read;
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("a zip archive");
+    (0..archive.len())
+        .map(|i| {
+            let mut file = archive.by_index(i).expect("an entry");
+            let mut content = Vec::new();
+            file.read_to_end(&mut content).expect("its bytes");
+            (file.name().to_string(), content)
+        })
+        .collect()
+}

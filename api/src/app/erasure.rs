@@ -186,6 +186,7 @@ fn erasure_of(line: &str) -> Option<(String, u32, DateTime<Utc>)> {
 pub async fn replay_journal(
     keyring: &Keyring,
     accounts: &CommandBus<Account>,
+    students: &CommandBus<shenfen_domain::student::Student>,
     journal: &Path,
 ) -> anyhow::Result<usize> {
     let Ok(text) = std::fs::read_to_string(journal) else { return Ok(0) };
@@ -203,6 +204,18 @@ pub async fn replay_journal(
                 let command = AccountCommand::ReapplyErasure(ReapplyErasure { key_version, erased_at: at, now });
                 accounts.execute(&subject, command, &meta).await?;
                 tracing::warn!(account_id = %subject, "an erasure missing from the restored database was applied again");
+            }
+            let student = students.load_uncached(&subject).await?.state;
+            if student.exists() {
+                let now = Utc::now();
+                let meta = EventMetadata {
+                    actor: Actor::System { id: "erasure-journal".into() },
+                    request_id: String::new(),
+                    at: now,
+                };
+                let erase = shenfen_domain::student::Erase { key_version, reapplied: true, now };
+                students.execute(&subject, shenfen_domain::student::StudentCommand::Erase(erase), &meta).await?;
+                tracing::warn!(student_id = %subject, "a student erasure missing from the restored database was applied again");
             }
         }
         replayed += 1;
@@ -225,7 +238,9 @@ impl Projection for ErasureProcess {
     }
 
     fn wants(&self, e: EventKind<'_>) -> bool {
-        e.aggregate_type == <Account as cqrs_es::Aggregate>::TYPE && e.event_type == "Erased"
+        (e.aggregate_type == <Account as cqrs_es::Aggregate>::TYPE
+            || e.aggregate_type == <shenfen_domain::student::Student as cqrs_es::Aggregate>::TYPE)
+            && e.event_type == "Erased"
     }
 
     async fn apply(&self, _: &mut DbTx, _: &StoredEvent) -> Result<(), ProjectionError> {
@@ -237,6 +252,24 @@ impl Projection for ErasureProcess {
     }
 
     async fn handle(&self, e: &StoredEvent) -> Result<(), ProjectionError> {
+        if e.aggregate_type == <shenfen_domain::student::Student as cqrs_es::Aggregate>::TYPE {
+            let Ok(shenfen_domain::student::StudentEvent::Erased { key_version, .. }) =
+                serde_json::from_value(e.payload.clone())
+            else {
+                return Ok(());
+            };
+            return crate::app::students::forget(
+                &self.keyring,
+                &self.db,
+                &self.blobs,
+                &self.journal,
+                &e.aggregate_id,
+                key_version,
+                e.at(),
+            )
+            .await
+            .map_err(|err| ProjectionError::Command(err.to_string()));
+        }
         let Ok(AccountEvent::Erased { key_version, .. }) = serde_json::from_value(e.payload.clone()) else {
             return Ok(());
         };

@@ -28,9 +28,15 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::Holder;
 use crate::startup::AppState;
 
-/// Payload members that name a member of staff, and the role shown in their place.
-const STAFF_MEMBERS: [(&str, &str); 4] =
-    [("agent", "support"), ("approved_by", "support"), ("reviewer", "reviewer"), ("claimed_by", "reviewer")];
+/// Payload members that name a member of staff, and the role shown in their place (a student
+/// event's `by` carries the role beside the `staff_id`).
+const STAFF_MEMBERS: [(&str, &str); 5] = [
+    ("agent", "support"),
+    ("approved_by", "support"),
+    ("reviewer", "reviewer"),
+    ("claimed_by", "reviewer"),
+    ("staff_id", "school staff"),
+];
 
 const README: &str = "\
 Shenfen: a copy of the personal information held about you (PIPL art. 45).
@@ -146,6 +152,52 @@ fn review(a: &Application) -> Value {
         "decided_at": a.decided_at,
         "photos_deleted": a.photos_deleted,
     })
+}
+
+const STUDENT_README: &str = "\
+Shenfen: a copy of the personal information held about you as a student (PIPL art. 45).
+Shenfen：我们持有的您的学生身份认证个人信息副本（《个人信息保护法》第四十五条）。
+
+student.json           your student account and application as they stand now
+events/student.json    every change, when, and by whom (school staff by role)
+materials/             your identity materials (household register page, ID card sides)
+";
+
+/// The student's archive: the student and application, the stream opened with its actors,
+/// the materials.
+pub async fn student_archive(
+    state: &AppState,
+    student_id: &str,
+    student: &shenfen_domain::student::Student,
+    now: DateTime<Utc>,
+) -> ApiResult<Vec<u8>> {
+    let view = json!({
+        "exported_at": now,
+        "student_id": student_id,
+        "student_number": student.student_number,
+        "pass_id": student.pass_id,
+        "mobile": student.mobile,
+        "education_identity": student.education_identity,
+        "status": student.status.as_str(),
+        "personal": student.personal,
+        "enrolment": student.enrolment,
+        "guardian": student.guardian,
+        "guardian_verified": student.guardian_is_verified(),
+        "approved_at": student.approved_at,
+        "deletion_effective_at": student.deletion_effective_at,
+    });
+    let mut files: Vec<(String, Vec<u8>)> =
+        vec![("README.txt".into(), STUDENT_README.as_bytes().to_vec()), ("student.json".into(), to_json(&view))];
+    let mut events = audit::history(&state.db, "student", student_id).await.map_err(ApiError::internal)?;
+    audit::open(state.keyring(), &mut events).await.map_err(ApiError::internal)?;
+    let events: Vec<Value> = events.iter().map(event).collect();
+    files.push(("events/student.json".into(), to_json(&Value::Array(events))));
+    for (material, digest) in &student.materials {
+        if let Some(bytes) = state.blobs.get(digest).await.map_err(ApiError::internal)? {
+            files.push((format!("materials/{}.jpg", material.as_str()), bytes));
+        }
+    }
+    tokio::task::spawn_blocking(move || zip(files)).await.map_err(ApiError::internal)?.map_err(ApiError::internal)
 }
 
 #[cfg(test)]

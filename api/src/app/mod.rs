@@ -36,6 +36,7 @@ pub async fn run_housekeeping(state: std::sync::Arc<crate::startup::AppState>) {
     loop {
         let now = state.clock.now();
         erasure::erase_due(&state, now).await;
+        students::erase_due(&state, now).await;
         if let Err(e) = retention::delete_due(&state, now).await {
             tracing::error!(code = %e.code, "deleting photos past their retention failed; tried again next round");
         }

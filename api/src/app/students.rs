@@ -328,3 +328,90 @@ pub async fn recompare(
     state.caught_up(committed.position, &[Students::NAME]).await;
     Ok(committed)
 }
+
+/// Asks for the student's deletion (注销) with their password, after the same cooling-off
+/// period as an account's (`SHENFEN_DELETION_COOLING_OFF_DAYS`); `0` erases at once. Returns
+/// when it falls due.
+pub async fn request_deletion(
+    state: &AppState,
+    ctx: &Ctx,
+    holder: &crate::extract::StudentHolder,
+    password: String,
+) -> ApiResult<DateTime<Utc>> {
+    let effective_at = ctx.now + chrono::Duration::days(i64::from(state.settings.deletion_cooling_off_days));
+    let student = holder.student();
+    if let Some(until) = student.lockout.locked_at(ctx.now) {
+        return Err(ApiError::from(StudentError::Locked { until }));
+    }
+    let hash = student.password_hash.clone().ok_or_else(|| ApiError::internal("a student without a password"))?;
+    let checked = super::password::check(state, password, hash, || async { Ok(effective_at) }).await?;
+    let command =
+        StudentCommand::RequestDeletion(shenfen_domain::student::RequestDeletion { password: checked, now: ctx.now });
+    let committed = state
+        .students
+        .execute_from(&holder.student_id, Some(holder.loaded.clone()), command, &ctx.meta(holder.actor()))
+        .await?;
+    if committed.events.iter().any(|e| matches!(e, StudentEvent::LoginFailed { .. })) {
+        return Err(ApiError::wrong_current_password());
+    }
+    let due = committed.state.deletion_effective_at.unwrap_or(effective_at);
+    if due <= ctx.now {
+        erase(state, &holder.student_id, ctx.now).await?;
+    } else {
+        state.caught_up(committed.position, &[Students::NAME]).await;
+    }
+    Ok(due)
+}
+
+/// Erases a student whose deletion fell due (nothing when it was withdrawn or is done): the
+/// `Erased` event, then the student's keys destroyed (journalled) and their materials deleted.
+pub async fn erase(state: &AppState, student_id: &str, now: DateTime<Utc>) -> ApiResult<()> {
+    let meta = EventMetadata { actor: Actor::System { id: "erasure".into() }, request_id: String::new(), at: now };
+    let key_version = state.keyring().latest_version(student_id).await.map_err(ApiError::internal)?;
+    let command = StudentCommand::Erase(shenfen_domain::student::Erase { key_version, reapplied: false, now });
+    match state.students.execute(student_id, command, &meta).await {
+        Ok(committed) => state.caught_up(committed.position, &[Students::NAME]).await,
+        Err(shenfen_projections::store::BusError::Domain(StudentError::NoDeletionPending)) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    }
+    let journal = super::erasure::journal_path(&state.settings.secret_key_file);
+    forget(state.keyring(), &state.db, &state.blobs, &journal, student_id, key_version, now)
+        .await
+        .map_err(ApiError::internal)?;
+    let _ = state.students.load_uncached(student_id).await;
+    Ok(())
+}
+
+/// A student erasure's side effects, each idempotent: the keys destroyed (journalled first), the
+/// materials deleted. Run by whoever erased and again by the erasure process manager.
+pub async fn forget(
+    keyring: &shenfen_projections::pii::Keyring,
+    db: &shenfen_projections::db::Db,
+    blobs: &crate::blobs::BlobStore,
+    journal: &std::path::Path,
+    student_id: &str,
+    key_version: u32,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    super::erasure::destroy_keys(keyring, journal, student_id, key_version, now).await?;
+    let stream = shenfen_projections::audit::history(db, "student", student_id).await?;
+    let digests = stream.iter().filter_map(|e| e.payload.get("MaterialAttached")?.get("digest")?.as_str());
+    for digest in digests {
+        blobs.delete(digest).await?;
+    }
+    Ok(())
+}
+
+/// Erases the students whose deletion fell due at `now` (a failed one is tried again next round).
+pub async fn erase_due(state: &AppState, now: DateTime<Utc>) {
+    match Students::due_deletions(&state.db, now, 100).await {
+        Ok(due) => {
+            for student_id in due {
+                if let Err(e) = erase(state, &student_id, now).await {
+                    tracing::error!(code = %e.code, "a student erasure failed; it is tried again");
+                }
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "reading the students' due deletions failed"),
+    }
+}

@@ -299,6 +299,7 @@ impl From<StudentError> for ApiError {
             StudentError::ReconfirmationNotDue => {
                 ("No reconfirmation is due this semester.", "本学期无需确认学籍信息。")
             }
+            StudentError::NoDeletionPending => ("No deletion is pending.", "没有待生效的注销申请。"),
         };
         let problem = match &err {
             StudentError::MinorFlagRequired => ApiError::field("personal.minor_uses_guardian_id", err.code()),

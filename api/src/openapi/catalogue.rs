@@ -609,6 +609,19 @@ pub(super) const CATALOGUE: &[(&str, &[Answer])] = &[
         "GET /v1/student/me/eligibility",
         &[(403, &["forbidden", "reconfirmation_required", "student_verification_required"])],
     ),
+    // A student's deletion (注销) and copy of their data, as an account holder's.
+    (
+        "POST /v1/student/me/deletion",
+        &[
+            (401, &["login_failed"]),
+            (403, &["forbidden"]),
+            (409, &["conflict_retry"]),
+            (422, &["invalid_type", "required"]),
+            (423, &["account_locked"]),
+        ],
+    ),
+    ("DELETE /v1/student/me/deletion", &[(403, &["forbidden"]), (409, &["conflict_retry", "no_deletion_pending"])]),
+    ("GET /v1/student/me/export", &[(403, &["forbidden"])]),
     // School staff: a head teacher their class, a school admin their school.
     ("GET /v1/student-reviews", &[(403, &["forbidden", "out_of_scope"])]),
     (

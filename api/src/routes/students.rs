@@ -687,3 +687,75 @@ pub async fn eligibility(
         )),
     }
 }
+
+/// The student's password, for a deletion.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct StudentDeletionRequest {
+    #[schema(value_type = String, min_length = 1)]
+    pub password: Option<String>,
+}
+
+/// When the deletion falls due.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StudentDeletionScheduled {
+    pub effective_at: DateTime<Utc>,
+}
+
+/// Asks for the student's deletion (注销) with the password: after the cooling-off period
+/// (`SHENFEN_DELETION_COOLING_OFF_DAYS`; a login or `DELETE` withdraws it) the student's key is
+/// destroyed, their sessions end, their materials are deleted, and the student number may
+/// register anew.
+#[utoipa::path(post, operation_id = "student_request_deletion", path = "/v1/student/me/deletion", request_body = StudentDeletionRequest, tag = "students",
+    responses((status = 202, body = StudentDeletionScheduled), (status = 401, description = "unauthenticated, login_failed (a wrong password, counted as a failed login)", body = crate::error::Problem),
+              (status = 423, description = "account_locked", body = crate::error::Problem)))]
+pub async fn request_deletion(
+    State(state): State<Arc<AppState>>,
+    ctx: Ctx,
+    holder: StudentHolder,
+    AppJson(body): AppJson<StudentDeletionRequest>,
+) -> ApiResult<(StatusCode, Json<StudentDeletionScheduled>)> {
+    let mut errors = Errors::default();
+    let password = errors.required("password", body.password.as_deref()).map(str::to_string);
+    errors.finish()?;
+    let effective_at = app::request_deletion(&state, &ctx, &holder, password.unwrap_or_default()).await?;
+    Ok((StatusCode::ACCEPTED, Json(StudentDeletionScheduled { effective_at })))
+}
+
+/// Withdraws the student's pending deletion.
+#[utoipa::path(delete, operation_id = "student_cancel_deletion", path = "/v1/student/me/deletion", tag = "students",
+    responses((status = 204), (status = 401, body = crate::error::Problem),
+              (status = 409, description = "no_deletion_pending", body = crate::error::Problem)))]
+pub async fn cancel_deletion(
+    State(state): State<Arc<AppState>>,
+    ctx: Ctx,
+    holder: StudentHolder,
+) -> ApiResult<StatusCode> {
+    let command = StudentCommand::CancelDeletion(shenfen_domain::student::CancelDeletion { now: ctx.now });
+    state
+        .students
+        .execute_from(&holder.student_id, Some(holder.loaded.clone()), command, &ctx.meta(holder.actor()))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A copy of everything held about the student, as a zip: the student and application, every
+/// event with its actors (school staff by role), the materials.
+#[utoipa::path(get, operation_id = "student_export", path = "/v1/student/me/export", tag = "students",
+    responses((status = 200, description = "a zip archive", content_type = "application/zip"),
+              (status = 401, body = crate::error::Problem)))]
+pub async fn export(
+    State(state): State<Arc<AppState>>,
+    ctx: Ctx,
+    holder: StudentHolder,
+) -> ApiResult<impl axum::response::IntoResponse> {
+    let bytes = crate::app::export::student_archive(&state, &holder.student_id, holder.student(), ctx.now).await?;
+    tracing::info!(student_id = %holder.student_id, "student data exported");
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "application/zip"),
+            (axum::http::header::CONTENT_DISPOSITION, "attachment; filename=\"shenfen-student-export.zip\""),
+            (axum::http::header::CACHE_CONTROL, "private, no-store"),
+        ],
+        bytes,
+    ))
+}

@@ -5,7 +5,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
 
-use crate::account::{NewSession, PasswordCheck};
+use crate::account::{Checked, NewSession, PasswordCheck};
 use crate::time::{cst_date, cst_midnight};
 
 use super::commands::*;
@@ -98,32 +98,77 @@ impl Student {
         Ok(())
     }
 
-    async fn log_in(&mut self, c: LogIn, sink: &Sink) -> Decided {
-        let LogIn { password, now } = c;
+    /// Checks a password checked outside (see [`Checked`]); a wrong one counts as a failed
+    /// login (and may lock). Returns what the command does when it was right.
+    async fn prove<T>(
+        &mut self,
+        checked: Checked<T>,
+        now: DateTime<Utc>,
+        sink: &Sink,
+    ) -> Result<Option<T>, StudentError> {
         self.registered()?;
         if let Some(until) = self.lockout.locked_at(now) {
             return Err(StudentError::Locked { until });
         }
-        if self.password_hash.as_deref() != Some(password.checked_hash.as_str()) {
+        if self.password_hash.as_deref() != Some(checked.checked_hash.as_str()) {
             return Err(StudentError::StaleCredentials);
         }
-        match password.check {
-            PasswordCheck::Right(NewSession { session_id, token_hash, expires_at }) => {
-                let live: Vec<String> =
-                    self.sessions.iter().filter(|s| s.expires_at > now).map(|s| s.session_id.clone()).collect();
-                for oldest in live.iter().take((live.len() + 1).saturating_sub(MAX_STUDENT_SESSIONS)) {
-                    sink.write(StudentEvent::SessionEnded { session_id: oldest.clone(), at: now }, self).await;
-                }
-                sink.write(StudentEvent::SessionStarted { session_id, token_hash, expires_at, at: now }, self).await;
-            }
+        match checked.check {
+            PasswordCheck::Right(then) => Ok(Some(then)),
             PasswordCheck::Wrong => {
                 sink.write(StudentEvent::LoginFailed { at: now }, self).await;
-                if self.lockout.must_lock(password.lockout.threshold) {
-                    let until = now + password.lockout.duration;
+                if self.lockout.must_lock(checked.lockout.threshold) {
+                    let until = now + checked.lockout.duration;
                     sink.write(StudentEvent::Locked { at: now, until }, self).await;
                 }
+                Ok(None)
             }
         }
+    }
+
+    async fn log_in(&mut self, c: LogIn, sink: &Sink) -> Decided {
+        let LogIn { password, now } = c;
+        let Some(NewSession { session_id, token_hash, expires_at }) = self.prove(password, now, sink).await? else {
+            return Ok(());
+        };
+        // Logging in withdraws a pending deletion, as for accounts.
+        if self.deletion_effective_at.is_some() {
+            sink.write(StudentEvent::DeletionCancelled { at: now }, self).await;
+        }
+        let live: Vec<String> =
+            self.sessions.iter().filter(|s| s.expires_at > now).map(|s| s.session_id.clone()).collect();
+        for oldest in live.iter().take((live.len() + 1).saturating_sub(MAX_STUDENT_SESSIONS)) {
+            sink.write(StudentEvent::SessionEnded { session_id: oldest.clone(), at: now }, self).await;
+        }
+        sink.write(StudentEvent::SessionStarted { session_id, token_hash, expires_at, at: now }, self).await;
+        Ok(())
+    }
+
+    async fn request_deletion(&mut self, c: RequestDeletion, sink: &Sink) -> Decided {
+        let RequestDeletion { password, now } = c;
+        if let Some(effective_at) = self.prove(password, now, sink).await? {
+            sink.write(StudentEvent::DeletionRequested { effective_at, at: now }, self).await;
+        }
+        Ok(())
+    }
+
+    async fn cancel_deletion(&mut self, c: CancelDeletion, sink: &Sink) -> Decided {
+        self.registered()?;
+        if self.deletion_effective_at.is_none() {
+            return Err(StudentError::NoDeletionPending);
+        }
+        sink.write(StudentEvent::DeletionCancelled { at: c.now }, self).await;
+        Ok(())
+    }
+
+    /// Erases the student once their deletion fell due (refused otherwise: a withdrawn or
+    /// carried-out deletion erases nothing).
+    async fn erase(&mut self, c: Erase, sink: &Sink) -> Decided {
+        let due = self.exists() && (c.reapplied || self.deletion_effective_at.is_some_and(|at| at <= c.now));
+        if !due {
+            return Err(StudentError::NoDeletionPending);
+        }
+        sink.write(StudentEvent::Erased { key_version: c.key_version, at: c.now }, self).await;
         Ok(())
     }
 
@@ -398,6 +443,9 @@ impl Aggregate for Student {
             StudentCommand::Decide(c) => self.decide(c, sink).await,
             StudentCommand::Recompare(c) => self.recompare(c, sink).await,
             StudentCommand::Reconfirm(c) => self.reconfirm(c, sink).await,
+            StudentCommand::RequestDeletion(c) => self.request_deletion(c, sink).await,
+            StudentCommand::CancelDeletion(c) => self.cancel_deletion(c, sink).await,
+            StudentCommand::Erase(c) => self.erase(c, sink).await,
         }
     }
 

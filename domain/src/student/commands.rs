@@ -22,6 +22,9 @@ pub enum StudentCommand {
     Decide(Decide),
     Recompare(Recompare),
     Reconfirm(Reconfirm),
+    RequestDeletion(RequestDeletion),
+    CancelDeletion(CancelDeletion),
+    Erase(Erase),
 }
 
 /// Registers the student number (its mobile code already checked).
@@ -189,4 +192,29 @@ pub const DAILY_SUBMISSIONS: usize = 3;
 /// How long a submission may wait for the registry before a new one voids it.
 pub fn abandon_after() -> Duration {
     Duration::seconds(30)
+}
+
+/// The student asks for their deletion (注销) with their password; it falls due at the
+/// instant the check carries (after the cooling-off period).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestDeletion {
+    pub password: Checked<DateTime<Utc>>,
+    pub now: DateTime<Utc>,
+}
+
+/// The student withdraws a pending deletion.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CancelDeletion {
+    pub now: DateTime<Utc>,
+}
+
+/// Erases a student whose deletion fell due: their key (version `key_version` and older) is
+/// destroyed after this event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Erase {
+    pub key_version: u32,
+    /// The erasure journal recorded it, and the restored store lacks it: applied again
+    /// whatever the stream says.
+    pub reapplied: bool,
+    pub now: DateTime<Utc>,
 }

@@ -53,6 +53,8 @@ pub enum StudentError {
     ReasonRequired,
     #[error("no reconfirmation is due")]
     ReconfirmationNotDue,
+    #[error("no deletion is pending")]
+    NoDeletionPending,
 }
 
 impl StudentError {
@@ -81,6 +83,7 @@ impl StudentError {
             StudentError::OutOfScope => "out_of_scope",
             StudentError::ReasonRequired => "reason_required",
             StudentError::ReconfirmationNotDue => "reconfirmation_not_due",
+            StudentError::NoDeletionPending => "no_deletion_pending",
         }
     }
 
@@ -97,7 +100,8 @@ impl StudentError {
             | StudentError::SchoolNotFiled
             | StudentError::SchoolActionRequired
             | StudentError::NotPending
-            | StudentError::ReconfirmationNotDue => ErrorKind::Conflict,
+            | StudentError::ReconfirmationNotDue
+            | StudentError::NoDeletionPending => ErrorKind::Conflict,
             StudentError::NotFound | StudentError::SessionNotFound => ErrorKind::Unauthenticated,
             StudentError::Locked { .. } => ErrorKind::Locked,
             StudentError::StaleCredentials | StudentError::NoSuchSubmission => ErrorKind::Retry,

@@ -193,6 +193,21 @@ pub enum StudentEvent {
     Reconfirmed {
         at: DateTime<Utc>,
     },
+    /// The student asked for their deletion (注销), effective after the cooling-off period.
+    DeletionRequested {
+        effective_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+    },
+    /// The pending deletion was withdrawn (by the student, or by their logging in).
+    DeletionCancelled {
+        at: DateTime<Utc>,
+    },
+    /// The student was erased: their key up to `key_version` is destroyed, every session ends,
+    /// and the student number may register anew. Names no one.
+    Erased {
+        key_version: u32,
+        at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for StudentEvent {
@@ -218,6 +233,9 @@ impl DomainEvent for StudentEvent {
             StudentEvent::RegistryRefreshed { .. } => "RegistryRefreshed",
             StudentEvent::RegistryLinked { .. } => "RegistryLinked",
             StudentEvent::Reconfirmed { .. } => "Reconfirmed",
+            StudentEvent::DeletionRequested { .. } => "DeletionRequested",
+            StudentEvent::DeletionCancelled { .. } => "DeletionCancelled",
+            StudentEvent::Erased { .. } => "Erased",
         }
         .to_string()
     }
@@ -250,7 +268,10 @@ impl StudentEvent {
             | StudentEvent::Returned { at, .. }
             | StudentEvent::RegistryRefreshed { at, .. }
             | StudentEvent::RegistryLinked { at, .. }
-            | StudentEvent::Reconfirmed { at } => *at,
+            | StudentEvent::Reconfirmed { at }
+            | StudentEvent::DeletionRequested { at, .. }
+            | StudentEvent::DeletionCancelled { at }
+            | StudentEvent::Erased { at, .. } => *at,
         }
     }
 }

@@ -96,11 +96,22 @@ pub struct Student {
     pub school_acted: bool,
     /// When the student was last approved or reconfirmed.
     pub approved_at: Option<DateTime<Utc>>,
+    /// When the pending deletion falls due.
+    #[serde(default)]
+    pub deletion_effective_at: Option<DateTime<Utc>>,
+    /// The current holder of the student number was erased (until it registers anew).
+    #[serde(default)]
+    pub erased: bool,
+    /// How many times the student number was erased: a registration after an erasure starts a
+    /// new generation.
+    #[serde(default)]
+    pub generation: u32,
 }
 
 impl Student {
+    /// Whether the student number is registered (and not erased).
     pub fn exists(&self) -> bool {
-        self.student_number.is_some()
+        self.student_number.is_some() && !self.erased
     }
 
     /// The live session with this token hash.
@@ -196,6 +207,9 @@ impl Student {
     pub(super) fn apply_event(&mut self, event: StudentEvent) {
         match event {
             StudentEvent::Registered { student_number, pass_id, mobile, password_hash, education_identity, .. } => {
+                if self.erased {
+                    *self = Student { generation: self.generation, ..Student::default() };
+                }
                 self.student_number = Some(student_number);
                 self.pass_id = Some(pass_id);
                 self.mobile = Some(mobile);
@@ -267,6 +281,13 @@ impl Student {
             }
             StudentEvent::RegistryRefreshed { .. } | StudentEvent::RegistryLinked { .. } => self.school_acted = true,
             StudentEvent::Reconfirmed { at } => self.approved_at = Some(at),
+            StudentEvent::DeletionRequested { effective_at, .. } => self.deletion_effective_at = Some(effective_at),
+            StudentEvent::DeletionCancelled { .. } => self.deletion_effective_at = None,
+            StudentEvent::Erased { .. } => {
+                // Nothing of the holder stays in the state: a snapshot or a cached copy holds no
+                // personal data, and the student number may register anew.
+                *self = Student { erased: true, generation: self.generation + 1, ..Student::default() };
+            }
         }
     }
 

@@ -525,3 +525,71 @@ fn the_timeline_names_who_acted() {
         ]
     );
 }
+
+fn checked<T>(check: PasswordCheck<T>) -> Checked<T> {
+    let lockout = LockoutPolicy { threshold: 5, duration: Duration::minutes(15) };
+    Checked { checked_hash: "hash".into(), lockout, check }
+}
+
+#[test]
+fn a_deletion_waits_for_its_day_a_login_withdraws_it_and_the_erased_number_registers_anew() {
+    let due = t0() + Duration::days(15);
+    let request =
+        StudentCommand::RequestDeletion(RequestDeletion { password: checked(PasswordCheck::Right(due)), now: t0() });
+    let requested = StudentEvent::DeletionRequested { effective_at: due, at: t0() };
+    Fx::with(()).given(vec![registered()]).when(request).then_expect_events(vec![requested.clone()]);
+    let wrong = StudentCommand::RequestDeletion(RequestDeletion { password: checked(PasswordCheck::Wrong), now: t0() });
+    Fx::with(()).given(vec![registered()]).when(wrong).then_expect_events(vec![StudentEvent::LoginFailed { at: t0() }]);
+
+    let pending = vec![registered(), requested];
+    let erase = |at| StudentCommand::Erase(Erase { key_version: 1, reapplied: false, now: at });
+    Fx::with(())
+        .given(pending.clone())
+        .when(erase(due - Duration::seconds(1)))
+        .then_expect_error(StudentError::NoDeletionPending);
+    Fx::with(())
+        .given(pending.clone())
+        .when(erase(due))
+        .then_expect_events(vec![StudentEvent::Erased { key_version: 1, at: due }]);
+    let session = NewSession { session_id: "s".into(), token_hash: "t".into(), expires_at: t0() + Duration::hours(2) };
+    let login = StudentCommand::LogIn(LogIn { password: checked(PasswordCheck::Right(session)), now: t0() });
+    Fx::with(()).given(pending.clone()).when(login).then_expect_events(vec![
+        StudentEvent::DeletionCancelled { at: t0() },
+        StudentEvent::SessionStarted {
+            session_id: "s".into(),
+            token_hash: "t".into(),
+            expires_at: t0() + Duration::hours(2),
+            at: t0(),
+        },
+    ]);
+    // The journal's erasure of a restored store applies whatever the stream says.
+    let reapply = StudentCommand::Erase(Erase { key_version: 1, reapplied: true, now: t0() });
+    Fx::with(())
+        .given(vec![registered()])
+        .when(reapply)
+        .then_expect_events(vec![StudentEvent::Erased { key_version: 1, at: t0() }]);
+    Fx::with(())
+        .given(vec![registered()])
+        .when(StudentCommand::CancelDeletion(CancelDeletion { now: t0() }))
+        .then_expect_error(StudentError::NoDeletionPending);
+
+    // Erased: nothing of the holder stays, the number registers anew.
+    let erased = with(
+        with(ready(), vec![StudentEvent::DeletionRequested { effective_at: due, at: t0() }]),
+        vec![StudentEvent::Erased { key_version: 1, at: due }],
+    );
+    let state = state_after(erased.clone());
+    assert!(!state.exists() && state.personal.is_none() && state.password_hash.is_none() && state.sessions.is_empty());
+    let again = StudentCommand::Register(Register {
+        student_number: StudentNumber::parse("L123456789012345678").unwrap_or_else(|_| unreachable!()),
+        pass_id: PassId::parse("P90000000001").unwrap_or_else(|| unreachable!()),
+        mobile: "13800138000".into(),
+        password_hash: "hash".into(),
+        education_identity: EducationIdentity::Student,
+        consent: Consent { agreement_version: "2026-01".into(), accepted_at: t0() },
+        now: t0(),
+    });
+    Fx::with(()).given(erased.clone()).when(again).then_expect_events(vec![registered()]);
+    let reborn = state_after(with(erased, vec![registered()]));
+    assert!(reborn.exists() && !reborn.erased && reborn.generation == 1 && reborn.personal.is_none());
+}

@@ -148,6 +148,25 @@ impl Fixture {
         self.seal().await;
     }
 
+    /// Deletes and erases student `id` as the server does, then runs the read models and the
+    /// seal to the end of the log.
+    pub async fn erase_student(&self, id: &str) {
+        use shenfen_domain::student::{Erase, RequestDeletion, Student, StudentCommand};
+        let commits = shenfen_projections::commits::Commits::new(&self.db, self.key());
+        let students = CommandBus::<Student>::new(&self.db, (), commits.clone());
+        let now = Utc::now();
+        let hash = students.load(id).await.unwrap().password_hash.unwrap();
+        let request = RequestDeletion { password: checked(&hash, Some(now)), now };
+        let me = Actor::Student { id: id.to_string() };
+        students.execute(id, StudentCommand::RequestDeletion(request), &meta(me, now)).await.unwrap();
+        let key_version = commits.keyring().latest_version(id).await.unwrap();
+        let erase = StudentCommand::Erase(Erase { key_version, reapplied: false, now });
+        students.execute(id, erase, &meta(Actor::System { id: "erasure".into() }, now)).await.unwrap();
+        commits.keyring().erase(id, key_version, now).await.unwrap();
+        catch_up_live(&self.db, &self.keyring()).await;
+        self.seal().await;
+    }
+
     /// Runs the seal as the server does, up to the end of the log.
     pub async fn seal(&self) {
         let seal = ChainSeal::open(&self.db, self.key()).await.unwrap();

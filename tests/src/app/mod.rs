@@ -390,6 +390,41 @@ impl TestApp {
         StaffMember { username, password, role: role.to_string(), token }
     }
 
+    /// The SQLite store's files (database, WAL, shared memory) and where their backup goes.
+    fn sqlite_files(&self) -> Vec<(std::path::PathBuf, std::path::PathBuf)> {
+        let db = self.db_url.trim_start_matches("sqlite://").to_string();
+        ["", "-wal", "-shm"]
+            .iter()
+            .map(|suffix| {
+                (std::path::PathBuf::from(format!("{db}{suffix}")), self.dir().join(format!("backup{suffix}")))
+            })
+            .collect()
+    }
+
+    /// Takes a backup of the SQLite store: the server stopped, its files copied, started again.
+    pub async fn backup_sqlite(&mut self) {
+        self.stop().await;
+        for (file, backup) in self.sqlite_files() {
+            if file.exists() {
+                std::fs::copy(&file, &backup).expect("copy the store");
+            }
+        }
+        self.start().await;
+    }
+
+    /// Restores the backup of [`TestApp::backup_sqlite`]: the server stopped, the files replaced,
+    /// started again (the start-up work, such as the erasure journal's replay, runs).
+    pub async fn restore_sqlite(&mut self) {
+        self.stop().await;
+        for (file, backup) in self.sqlite_files() {
+            let _ = std::fs::remove_file(&file);
+            if backup.exists() {
+                std::fs::copy(&backup, &file).expect("restore the store");
+            }
+        }
+        self.start().await;
+    }
+
     /// `POST /v1/staff/sessions`
     pub async fn staff_login(&self, username: &str, password: &str) -> ApiResponse {
         self.post_json("/v1/staff/sessions", &json!({"username": username, "password": password})).await

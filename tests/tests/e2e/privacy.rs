@@ -4,7 +4,7 @@
 use serde_json::json;
 use std::time::Duration;
 
-use shenfen_tests::{both_stores, eventually, Identity, Settings, TestApp};
+use shenfen_tests::{both_stores, eventually, unzip, Identity, Settings, TestApp};
 
 /// Every stored text of `sql` (one column) joined, for searching.
 async fn stored(app: &TestApp, sql: &str) -> String {
@@ -195,17 +195,7 @@ async fn an_erasure_survives_the_restore_of_a_backup_taken_before_it() {
     let (account, token) = app.ready_applicant(registration.clone()).await;
 
     // The backup: the database files, copied while the server is stopped.
-    let db = std::path::PathBuf::from(app.db_url.trim_start_matches("sqlite://"));
-    let files = |suffix: &str| std::path::PathBuf::from(format!("{}{suffix}", db.display()));
-    let dir = app.dir().to_path_buf();
-    let backup = |suffix: &str| dir.join(format!("backup{suffix}"));
-    app.stop().await;
-    for suffix in ["", "-wal", "-shm"] {
-        if files(suffix).exists() {
-            std::fs::copy(files(suffix), backup(suffix)).expect("copy");
-        }
-    }
-    app.start().await;
+    app.backup_sqlite().await;
     let token = if app.me(&token).await.status == 200 { token } else { app.login_ok(&account).await };
 
     app.post_json_as(&token, "/v1/me/deletion", &json!({"password": registration.password})).await.assert_status(202);
@@ -213,14 +203,7 @@ async fn an_erasure_survives_the_restore_of_a_backup_taken_before_it() {
     assert!(!erased.text.contains(&on_record.name), "{}", erased.text);
 
     // The restore: the files from before the erasure, then a start.
-    app.stop().await;
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(files(suffix));
-        if backup(suffix).exists() {
-            std::fs::copy(backup(suffix), files(suffix)).expect("restore");
-        }
-    }
-    app.start().await;
+    app.restore_sqlite().await;
     let restored = app.audit_events(&auditor.token, "account", &account.account_id).await;
     restored.assert_status(200);
     assert!(restored.text.contains("[erased]"), "{}", restored.text);
@@ -239,20 +222,6 @@ async fn an_erasure_survives_the_restore_of_a_backup_taken_before_it() {
     for secret in [on_record.name.as_str(), registration.mobile.as_str(), registration.email.as_str()] {
         assert!(!restored.text.contains(secret), "{secret} readable again after the restore: {}", restored.text);
     }
-}
-
-/// The files of a zip archive, by name.
-fn unzip(bytes: &[u8]) -> std::collections::BTreeMap<String, Vec<u8>> {
-    use std::io::Read;
-    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("a zip archive");
-    (0..archive.len())
-        .map(|i| {
-            let mut file = archive.by_index(i).expect("an entry");
-            let mut content = Vec::new();
-            file.read_to_end(&mut content).expect("its bytes");
-            (file.name().to_string(), content)
-        })
-        .collect()
 }
 
 async fn the_export_holds_the_profile_the_events_with_their_actors_the_reviews_and_the_photos(app: &mut TestApp) {

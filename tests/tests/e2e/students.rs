@@ -9,7 +9,8 @@ use chrono::{Duration, NaiveDate, Utc};
 use serde_json::{json, Value};
 use shenfen_tests::{
     both_stores, is_working_day, labelled_jpeg, mobile_number, password, resident_id_number_born, set_registry_entry,
-    student_number, student_registry_spec, ApiResponse, MultipartForm, RegistryEntry, Settings, StudentRecord, TestApp,
+    student_number, student_registry_spec, unzip, ApiResponse, MultipartForm, RegistryEntry, Settings, StudentRecord,
+    TestApp,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -318,6 +319,16 @@ async fn a_transfer_student_goes_to_the_head_teacher_of_the_class_applied_for(ap
     assert_eq!((&entry["status"], &entry["overdue"]), (&json!("pending_head_teacher"), &json!(false)));
     assert_eq!(entry["due_by"], json!(due.to_string()));
     let review_id = entry["review_id"].as_str().unwrap().to_string();
+    // Past its due day it is flagged overdue (the due day moved back in the read model: the
+    // server's clock cannot be moved).
+    let yesterday = (today() - Duration::days(1)).to_string();
+    let sql = match app.store {
+        shenfen_tests::Store::Postgres => "UPDATE students SET due_by = $1::date WHERE student_id = $2",
+        shenfen_tests::Store::Sqlite => "UPDATE students SET due_by = $1 WHERE student_id = $2",
+    };
+    assert_eq!(app.execute_sql(sql, &[&yesterday, &student.student_id]).await, 1);
+    let late = app.get_as(&head_teacher.token, "/v1/student-reviews").await;
+    assert_eq!(entry_of(&late, &student).unwrap()["overdue"], json!(true), "{}", late.text);
     // Only their class: another class's head teacher sees nothing and cannot decide.
     let others = app.get_as(&other_class.token, "/v1/student-reviews").await;
     others.assert_status(200);
@@ -552,3 +563,110 @@ async fn thirty_concurrent_submissions_count_exactly_three_a_day(app: &mut TestA
     assert_eq!(me(app, &student).await["submissions_left_today"], json!(0));
 }
 both_stores!(thirty_concurrent_submissions_count_exactly_three_a_day, settings());
+
+async fn a_student_gets_a_copy_of_their_data_and_can_be_forgotten(app: &mut TestApp) {
+    let applied = record();
+    let registered = StudentRecord { class: "4班".into(), ..applied.clone() };
+    let student = ready(app, &applied, RegistryEntry::Found(registered)).await;
+    let head_teacher = app.school_staff(SCHOOL, Some((8, "3班"))).await;
+    let auditor = app.staff_member("auditor").await;
+    let analyst = app.staff_member("analyst").await;
+    submit(app, &student).await.assert_status(200);
+    let queue = app.poll_as(&head_teacher.token, "/v1/student-reviews", |r| r.text.contains(&student.student_id)).await;
+    let review_id = entry_of(&queue, &student).unwrap()["review_id"].as_str().unwrap().to_string();
+
+    // The copy: the student and application, the events with their actors, the materials.
+    let export = app.get_as(&student.token, "/v1/student/me/export").await;
+    export.assert_status(200);
+    assert_eq!(export.headers["content-type"], "application/zip");
+    let files = unzip(&export.bytes);
+    let held: Value = serde_json::from_slice(&files["student.json"]).unwrap();
+    assert_eq!((&held["student_number"], &held["personal"]["name"]), (&json!(student.number), &json!(applied.name)));
+    let events: Value = serde_json::from_slice(&files["events/student.json"]).unwrap();
+    let types: Vec<&str> = events.as_array().unwrap().iter().map(|e| e["event_type"].as_str().unwrap()).collect();
+    assert!(types.contains(&"Registered") && types.contains(&"SentToHeadTeacher"), "{types:?}");
+    assert!(files.contains_key("materials/household_register.jpg"), "{:?}", files.keys());
+
+    // Deletion with the password; no cooling-off in this test: erased at once.
+    let deletion = "/v1/student/me/deletion";
+    app.post_json_as(&student.token, deletion, &json!({"password": "Wrong#pass99"}))
+        .await
+        .assert_problem(401, "login_failed");
+    let deleted = app.post_json_as(&student.token, deletion, &json!({"password": student.password})).await;
+    deleted.assert_status(202);
+    app.get_as(&student.token, "/v1/student/me").await.assert_problem(401, "unauthenticated");
+    let login = json!({"login": student.pass_id, "password": student.password});
+    app.post_json("/v1/student-sessions", &login).await.assert_problem(401, "login_failed");
+
+    // Every reader shows `[erased]`; the events stay and hold nothing readable.
+    let audited = app.audit_events(&auditor.token, "student", &student.student_id).await;
+    audited.assert_status(200);
+    assert!(audited.text.contains("[erased]") && audited.text.contains("\"Erased\""), "{}", audited.text);
+    for secret in [&applied.name, &applied.id_number, &student.guardian_mobile, &student.mobile, &student.number] {
+        assert!(!audited.text.contains(secret.as_str()), "{secret} is still readable: {}", audited.text);
+    }
+    app.poll_as(&head_teacher.token, "/v1/student-reviews", |r| !r.text.contains(&student.student_id)).await;
+    app.get_as(&head_teacher.token, &format!("/v1/student-reviews/{review_id}/materials/household_register"))
+        .await
+        .assert_problem(404, "material_not_found");
+    // The analyst table keeps its counts.
+    let rows = app.poll_as(&analyst.token, "/v1/analytics/student-verifications", |r| r.text.contains(SCHOOL)).await;
+    assert_eq!(rows.body[0]["submitted"], json!(1), "{}", rows.text);
+
+    // The student number registers anew, with a new pass ID.
+    let again = register(app, &student.number).await;
+    assert_eq!(again.student_id, student.student_id);
+    assert_ne!(again.pass_id, student.pass_id);
+    let fresh = me(app, &again).await;
+    assert_eq!((&fresh["status"], &fresh["application"]["personal"]), (&json!("draft"), &Value::Null), "{fresh}");
+    app.post_json("/v1/student-sessions", &login).await.assert_problem(401, "login_failed");
+}
+both_stores!(
+    a_student_gets_a_copy_of_their_data_and_can_be_forgotten,
+    settings().env("SHENFEN_DELETION_COOLING_OFF_DAYS", "0")
+);
+
+async fn a_students_deletion_waits_and_a_login_withdraws_it(app: &mut TestApp) {
+    let applied = record();
+    let student = ready(app, &applied, RegistryEntry::Found(applied.clone())).await;
+    let deletion = "/v1/student/me/deletion";
+    app.delete_as(&student.token, deletion).await.assert_problem(409, "no_deletion_pending");
+    let asked = app.post_json_as(&student.token, deletion, &json!({"password": student.password})).await;
+    asked.assert_status(202);
+    let due = chrono::DateTime::parse_from_rfc3339(&asked.str("effective_at")).unwrap().with_timezone(&Utc);
+    assert!(due > Utc::now() + Duration::days(14), "the cooling-off period: {due}");
+    app.delete_as(&student.token, deletion).await.assert_status(204);
+    app.post_json_as(&student.token, deletion, &json!({"password": student.password})).await.assert_status(202);
+    let login = json!({"login": student.number, "password": student.password});
+    app.post_json("/v1/student-sessions", &login).await.assert_status(201);
+    app.delete_as(&student.token, deletion).await.assert_problem(409, "no_deletion_pending");
+    assert_eq!(me(app, &student).await["application"]["personal"]["name"], json!(applied.name));
+}
+both_stores!(a_students_deletion_waits_and_a_login_withdraws_it, settings());
+
+/// A restored database backup from before a student's erasure: the start-up journal replay
+/// destroys the key again and applies the erasure the restored stream lacks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_students_erasure_survives_the_restore_of_a_backup_taken_before_it() {
+    shenfen_tests::use_server_binary(env!("CARGO_BIN_EXE_shenfen-server"));
+    let settings = settings().env("SHENFEN_DELETION_COOLING_OFF_DAYS", "0");
+    let mut app = TestApp::spawn(shenfen_tests::Store::Sqlite, settings).await;
+    let auditor = app.staff_member("auditor").await;
+    let applied = record();
+    let student = ready(&app, &applied, RegistryEntry::Found(applied.clone())).await;
+
+    app.backup_sqlite().await;
+    let deletion = json!({"password": student.password});
+    app.post_json_as(&student.token, "/v1/student/me/deletion", &deletion).await.assert_status(202);
+
+    app.restore_sqlite().await;
+    let restored = app.audit_events(&auditor.token, "student", &student.student_id).await;
+    restored.assert_status(200);
+    assert!(restored.text.contains("[erased]") && restored.text.contains("\"Erased\""), "{}", restored.text);
+    for secret in [&applied.name, &applied.id_number, &student.guardian_mobile] {
+        assert!(!restored.text.contains(secret.as_str()), "{secret} readable again: {}", restored.text);
+    }
+    app.get_as(&student.token, "/v1/student/me").await.assert_problem(401, "unauthenticated");
+    let login = json!({"login": student.pass_id, "password": student.password});
+    app.post_json("/v1/student-sessions", &login).await.assert_problem(401, "login_failed");
+}
