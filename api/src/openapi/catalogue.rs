@@ -344,12 +344,16 @@ pub(super) const CATALOGUE: &[(&str, &[Answer])] = &[
             (
                 422,
                 &[
+                    "invalid_class",
                     "invalid_document_number",
                     "invalid_document_type",
+                    "invalid_grade",
                     "invalid_role",
                     "invalid_type",
                     "invalid_username",
+                    "not_for_this_role",
                     "required",
+                    "school_not_selectable",
                     "weak_password",
                     "wrong_document_type",
                 ],

@@ -8,9 +8,9 @@
 use chrono::{Duration, NaiveDate, Utc};
 use serde_json::{json, Value};
 use shenfen_tests::{
-    both_stores, is_working_day, labelled_jpeg, mobile_number, password, resident_id_number_born, set_registry_entry,
-    student_number, student_registry_spec, unzip, ApiResponse, MultipartForm, RegistryEntry, Settings, StudentRecord,
-    TestApp,
+    both_stores, is_working_day, labelled_jpeg, mobile_number, parse_csv, password, resident_id_number_born,
+    set_registry_entry, student_number, student_registry_spec, unzip, ApiResponse, MultipartForm, RegistryEntry,
+    Settings, StudentRecord, TestApp,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -297,8 +297,43 @@ async fn a_transfer_student_goes_to_the_head_teacher_of_the_class_applied_for(ap
     let registered = StudentRecord { class: "4班".into(), ..applied.clone() };
     let student = ready(app, &applied, RegistryEntry::Found(registered.clone())).await;
     let head_teacher = app.school_staff(SCHOOL, Some((8, "3班"))).await;
-    let other_class = app.school_staff(SCHOOL, Some((8, "4班"))).await;
     let admin = app.school_staff(SCHOOL, None).await;
+    // An admin creates the other class's head teacher through the API: a head teacher needs a
+    // catalogue school, a grade and a class; other roles take none.
+    let staff_admin = app.staff_member("admin").await;
+    let username = format!("ht.{}", &student.student_id[..8]);
+    let body = |extra: Value| {
+        let mut body = json!({"username": username, "role": "head_teacher", "password": "Zq7#head-teacher"});
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        body
+    };
+    let no_class = app
+        .post_json_as(&staff_admin.token, "/v1/staff/accounts", &body(json!({"school_code": SCHOOL, "grade": 8})))
+        .await;
+    no_class.assert_field_error("class", "required");
+    let unknown = body(json!({"school_code": "9999999", "grade": 8, "class": "4班"}));
+    app.post_json_as(&staff_admin.token, "/v1/staff/accounts", &unknown)
+        .await
+        .assert_field_error("school_code", "school_not_selectable");
+    let reviewer = json!({"username": format!("rv.{}", &student.student_id[..8]), "role": "reviewer",
+                          "password": "Zq7#head-teacher", "school_code": SCHOOL});
+    app.post_json_as(&staff_admin.token, "/v1/staff/accounts", &reviewer)
+        .await
+        .assert_field_error("school_code", "not_for_this_role");
+    let created = app
+        .post_json_as(
+            &staff_admin.token,
+            "/v1/staff/accounts",
+            &body(json!({"school_code": SCHOOL, "grade": 8, "class": "4班"})),
+        )
+        .await;
+    created.assert_status(201);
+    let other_class = shenfen_tests::StaffMember {
+        token: app.staff_token(&username, "Zq7#head-teacher").await,
+        username: username.clone(),
+        password: "Zq7#head-teacher".into(),
+        role: "head_teacher".into(),
+    };
 
     let submitted = submit(app, &student).await;
     submitted.assert_status(200);
@@ -411,6 +446,24 @@ async fn a_returned_application_is_fixed_and_submitted_again(app: &mut TestApp) 
         "{row}"
     );
     assert_eq!(row["return_rate"], json!(0.5));
+    let csv = app.get_csv_as(&analyst.token, "/v1/analytics/student-verifications").await;
+    csv.assert_status(200);
+    let rows = parse_csv(&csv.text);
+    assert_eq!(
+        rows[0],
+        [
+            "school_code",
+            "day",
+            "submitted",
+            "auto_approved",
+            "head_teacher_approved",
+            "returned",
+            "registry_failed",
+            "auto_approval_rate",
+            "return_rate"
+        ]
+    );
+    assert_eq!(rows[1][..7], [SCHOOL, &today().to_string(), "2", "1", "0", "1", "0"]);
 }
 both_stores!(a_returned_application_is_fixed_and_submitted_again, settings());
 
