@@ -47,9 +47,20 @@ pub struct Row {
     pub id_number: Option<String>,
     pub birth_date: String,
     pub school_code: String,
+    /// Text in the CSV; a JSON registry may send a number.
+    #[serde(deserialize_with = "text_or_number")]
     pub grade: String,
     pub class: String,
     pub head_teacher_mobile: String,
+}
+
+fn text_or_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    match serde_json::Value::deserialize(deserializer)? {
+        serde_json::Value::String(s) => Ok(s),
+        serde_json::Value::Number(n) => Ok(n.to_string()),
+        serde_json::Value::Null => Ok(String::new()),
+        _ => Err(serde::de::Error::custom("a grade is text or a number")),
+    }
 }
 
 impl Row {
@@ -216,6 +227,9 @@ mod tests {
                     "L320100000000000001" => serde_json::json!({"result": "found", "record": {
                         "student_number": n, "name": "王小红", "id_number": "", "birth_date": "2014-05-01",
                         "school_code": "3201001", "grade": "6", "class": "2班", "head_teacher_mobile": "13700000001"}}),
+                    "L320100000000000002" => serde_json::json!({"result": "found", "record": {
+                        "student_number": n, "name": "赵磊", "birth_date": "2012-01-20",
+                        "school_code": "3201002", "grade": 8, "class": "5班", "head_teacher_mobile": "13700000004"}}),
                     "L320100000000000003" => serde_json::json!({"result": "school_not_synced"}),
                     "L320100000000000004" => serde_json::json!({"result": "surprise"}),
                     _ => serde_json::json!({"result": "not_found"}),
@@ -225,6 +239,10 @@ mod tests {
         let url = serve(router).await;
         let registry = HttpStudentRegistry::new(&url, Duration::from_secs(2)).expect("adapter");
         assert!(matches!(registry.lookup(&number("L320100000000000001")).await, RegistryAnswer::Found(_)));
+        let RegistryAnswer::Found(numeric) = registry.lookup(&number("L320100000000000002")).await else {
+            panic!("a grade sent as a number is read");
+        };
+        assert_eq!((numeric.grade.get(), numeric.id_number), (8, None));
         assert_eq!(registry.lookup(&number("L320100000000000003")).await, RegistryAnswer::SchoolNotSynced);
         assert_eq!(registry.lookup(&number("L320100000000000004")).await, RegistryAnswer::Unavailable);
         assert_eq!(registry.lookup(&number("L320100000000000009")).await, RegistryAnswer::NotFound);

@@ -5,8 +5,10 @@
 //! not stored.
 //!
 //! Counting: `submitted` counts the students' own submissions that reached the registry (an
-//! unavailable registry's voided ones are not counted, nor a school admin's refresh or link);
-//! each outcome is counted on the day and school it happened in.
+//! unavailable registry's voided ones are not counted, nor a school admin's refresh or link),
+//! and `auto_approved` and `registry_failed` the outcomes of those submissions only, so that
+//! the rates compare like with like; the head teachers' decisions are all counted. Each on the
+//! day and school it happened in.
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -234,7 +236,8 @@ impl Projection for Students {
                 // What a rebuild, opening the events with the key destroyed, would show; the
                 // counts of the analyst table stay.
                 exec!(tx tx,
-                    "UPDATE students SET student_number = $1, name = $1, status = 'erased', differences = '[]',
+                    "UPDATE students SET student_number = $1, name = $1, status = 'erased', review_id = NULL,
+                            differences = '[]',
                             submitted_at = NULL, due_by = NULL, registry_error = NULL, comparing_for = NULL,
                             deletion_effective_at = NULL, updated_at = $2
                       WHERE student_id = $3",
@@ -264,7 +267,7 @@ impl Projection for Students {
             }
             StudentEvent::AutoApproved { .. } => {
                 settle(tx, id, "approved", at).await?;
-                count(tx, &school, at, Some("auto_approved"), from_student).await?;
+                count(tx, &school, at, from_student.then_some("auto_approved"), from_student).await?;
             }
             StudentEvent::SentToHeadTeacher { review_id, differences, school_code, submitted_at, due_by, .. } => {
                 let differences = serde_json::to_string(&differences).unwrap_or_else(|_| "[]".into());
@@ -281,7 +284,7 @@ impl Projection for Students {
                             submitted_at = $2, due_by = NULL, registry_error = $3, comparing_for = NULL, updated_at = $2
                       WHERE student_id = $4",
                     format!("{id}-failed"), at, error.as_str(), id)?;
-                count(tx, &school_code, at, Some("registry_failed"), from_student).await?;
+                count(tx, &school_code, at, from_student.then_some("registry_failed"), from_student).await?;
             }
             StudentEvent::HeadTeacherApproved { .. } => {
                 settle(tx, id, "approved", at).await?;

@@ -243,9 +243,10 @@ async fn record_answer(
     Ok(committed)
 }
 
-/// The student number the registry is asked about: the one registered.
-fn registered_number(student: &Student) -> ApiResult<StudentNumber> {
-    let number = student.student_number.as_deref().unwrap_or_default();
+/// The student number the registry is asked about: the one a school admin linked, else the
+/// registered one.
+fn registry_number(student: &Student) -> ApiResult<StudentNumber> {
+    let number = student.registry_number().unwrap_or_default();
     StudentNumber::parse(number).map_err(|_| ApiError::internal("a student without a valid student number"))
 }
 
@@ -253,7 +254,7 @@ fn registered_number(student: &Student) -> ApiResult<StudentNumber> {
 pub async fn submit(state: &AppState, ctx: &Ctx, student_id: &str) -> ApiResult<Committed<Student>> {
     let meta = ctx.meta(Actor::Student { id: student_id.to_string() });
     let student = state.students.load(student_id).await?;
-    let number = registered_number(&student)?;
+    let number = registry_number(&student)?;
     let school_filed =
         student.enrolment.as_ref().and_then(|e| state.schools.get(&e.school_code)).is_some_and(|s| s.filed);
     let submission_id = uuid::Uuid::new_v4().to_string();
@@ -279,8 +280,10 @@ pub async fn reconfirm(
 ) -> ApiResult<Committed<Student>> {
     let meta = ctx.meta(Actor::Student { id: student_id.to_string() });
     let submission_id = uuid::Uuid::new_v4().to_string();
+    let school_filed = enrolment.as_ref().and_then(|e| state.schools.get(&e.school_code)).is_some_and(|s| s.filed);
     let command = StudentCommand::Reconfirm(Reconfirm {
         enrolment,
+        school_filed,
         submission_id: submission_id.clone(),
         semester_start: state.semesters.current_start(ctx.now),
         now: ctx.now,
@@ -290,7 +293,7 @@ pub async fn reconfirm(
         state.caught_up(committed.position, &[Students::NAME]).await;
         return Ok(committed);
     }
-    let number = registered_number(&committed.state)?;
+    let number = registry_number(&committed.state)?;
     record_answer(state, ctx, student_id, submission_id, &number, &meta).await
 }
 
@@ -306,9 +309,12 @@ pub async fn recompare(
     meta: &EventMetadata,
 ) -> ApiResult<Committed<Student>> {
     let student = state.students.load(student_id).await?;
+    if !student.exists() {
+        return Err(ApiError::from(StudentError::ReviewNotFound));
+    }
     let number = match &link {
         Some(number) => number.clone(),
-        None => registered_number(&student)?,
+        None => registry_number(&student)?,
     };
     let answer = lookup(state, &number).await;
     let due_by = review_due_by(state, ctx.now);

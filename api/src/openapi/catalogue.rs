@@ -374,7 +374,18 @@ pub(super) const CATALOGUE: &[(&str, &[Answer])] = &[
             (403, &["forbidden"]),
             (404, &["staff_not_found"]),
             (409, &["conflict_retry", "own_staff_account"]),
-            (422, &["invalid_role", "invalid_type", "required"]),
+            (
+                422,
+                &[
+                    "invalid_class",
+                    "invalid_grade",
+                    "invalid_role",
+                    "invalid_type",
+                    "not_for_this_role",
+                    "required",
+                    "school_not_selectable",
+                ],
+            ),
         ],
     ),
     ("GET /v1/review-queue", &[(403, &["forbidden"])]),
@@ -498,6 +509,8 @@ pub(super) const CATALOGUE: &[(&str, &[Answer])] = &[
                 422,
                 &[
                     "agreement_required",
+                    "captcha_failed",
+                    "captcha_required",
                     "invalid_channel",
                     "invalid_education_identity",
                     "invalid_mobile",
@@ -510,6 +523,7 @@ pub(super) const CATALOGUE: &[(&str, &[Answer])] = &[
                     "weak_password",
                 ],
             ),
+            (503, &["captcha_unavailable"]),
         ],
     ),
     (
@@ -591,7 +605,7 @@ pub(super) const CATALOGUE: &[(&str, &[Answer])] = &[
         "POST /v1/student/me/reconfirmation",
         &[
             (403, &["forbidden"]),
-            (409, &["conflict_retry", "reconfirmation_not_due", "student_verification_pending"]),
+            (409, &["conflict_retry", "reconfirmation_not_due", "school_not_filed", "student_verification_pending"]),
             (
                 422,
                 &[

@@ -149,7 +149,7 @@ pub fn validate_staff(state: &AppState, body: &NewStaff, today: chrono::NaiveDat
         (None, None) => None,
         (t, n) => crate::validate::document(&mut errors, t, n, today).map(|(t, n)| ids::account_id(&state.key, t, &n)),
     };
-    let school = school_scope(state, &mut errors, role, body);
+    let school = school_scope(state, &mut errors, role, body.school_code.as_deref(), body.grade, body.class.as_deref());
     errors.finish()?;
     match (username, role, password) {
         (Some(username), Some(role), Some(password)) => Ok(StaffInput { username, role, password, account_id, school }),
@@ -159,43 +159,47 @@ pub fn validate_staff(state: &AppState, body: &NewStaff, today: chrono::NaiveDat
 
 /// A school staff member's scope: a school admin needs a school of the catalogue, a head
 /// teacher also a grade and a class; other roles take none.
-fn school_scope(state: &AppState, errors: &mut Errors, role: Option<Role>, body: &NewStaff) -> Option<SchoolScope> {
+fn school_scope(
+    state: &AppState,
+    errors: &mut Errors,
+    role: Option<Role>,
+    school_code: Option<&str>,
+    grade: Option<i64>,
+    class: Option<&str>,
+) -> Option<SchoolScope> {
     let school_role = matches!(role, Some(Role::HeadTeacher | Role::SchoolAdmin));
     let head_teacher = role == Some(Role::HeadTeacher);
     if !school_role {
-        for (field, given) in [
-            ("school_code", body.school_code.is_some()),
-            ("grade", body.grade.is_some()),
-            ("class", body.class.is_some()),
-        ] {
+        for (field, given) in
+            [("school_code", school_code.is_some()), ("grade", grade.is_some()), ("class", class.is_some())]
+        {
             if given && role.is_some() {
                 errors.add(field, "not_for_this_role");
             }
         }
         return None;
     }
-    let school_code = errors.required("school_code", body.school_code.as_deref()).map(|c| c.trim().to_string());
+    let school_code = errors.required("school_code", school_code).map(|c| c.trim().to_string());
     if school_code.as_deref().is_some_and(|c| state.schools.get(c).is_none()) {
         errors.add("school_code", "school_not_selectable");
     }
     let (grade, class) = if head_teacher {
-        let grade = match body.grade {
+        let grade = match grade {
             None => {
                 errors.add("grade", "required");
                 None
             }
             Some(g) => Grade::new(g).map_err(|e| errors.add("grade", e.code())).ok(),
         };
-        let class = errors.required("class", body.class.as_deref()).and_then(|c| {
+        let class = errors.required("class", class).and_then(|c| {
             ClassName::parse(c).map_err(|e| errors.add("class", e.code())).ok().map(|c| c.as_str().to_string())
         });
         (grade, class)
     } else {
-        if body.grade.is_some() {
-            errors.add("grade", "not_for_this_role");
-        }
-        if body.class.is_some() {
-            errors.add("class", "not_for_this_role");
+        for (field, given) in [("grade", grade.is_some()), ("class", class.is_some())] {
+            if given {
+                errors.add(field, "not_for_this_role");
+            }
         }
         (None, None)
     };
@@ -305,14 +309,15 @@ pub async fn enable(
     administer(&state, &ctx, &admin, &username, command).await
 }
 
-/// A new role (the school scope of head teachers and school admins comes with student
-/// verification).
+/// A new role, with the school scope a head teacher or school admin needs (as for a new staff
+/// member).
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RoleChange {
     #[schema(value_type = crate::openapi::values::RoleName)]
     pub role: Option<String>,
     pub school_code: Option<String>,
-    pub grade: Option<String>,
+    #[schema(minimum = 1, maximum = 12)]
+    pub grade: Option<i64>,
     pub class: Option<String>,
 }
 
@@ -339,10 +344,16 @@ pub async fn change_role(
         }
         parsed
     });
+    let school =
+        school_scope(&state, &mut errors, role, body.school_code.as_deref(), body.grade, body.class.as_deref());
     errors.finish()?;
     let role = role.ok_or_else(|| ApiError::internal("validated role missing"))?;
-    let command =
-        StaffCommand::ChangeRole(shenfen_domain::staff::ChangeRole { role, by: admin.staff_id.clone(), now: ctx.now });
+    let command = StaffCommand::ChangeRole(shenfen_domain::staff::ChangeRole {
+        role,
+        school,
+        by: admin.staff_id.clone(),
+        now: ctx.now,
+    });
     administer(&state, &ctx, &admin, &username, command).await
 }
 

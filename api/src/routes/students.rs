@@ -45,6 +45,8 @@ pub struct StudentRegistrationRequest {
     /// `student` or `guardian`: who registers.
     #[schema(value_type = crate::openapi::values::EducationIdentityName)]
     pub education_identity: Option<String>,
+    /// The token of a solved CAPTCHA; required when the server has one (`SHENFEN_CAPTCHA`).
+    pub captcha_token: Option<String>,
 }
 
 /// A registered student.
@@ -94,7 +96,9 @@ pub async fn register(
             None
         }
     };
+    crate::captcha::require(state.captcha(), &mut errors, body.captcha_token.as_deref());
     errors.finish()?;
+    crate::captcha::check(state.captcha(), body.captcha_token.as_deref()).await?;
     let (Some(student_number), Some(mobile), Some(code), Some(password), Some(education_identity)) =
         (student_number, mobile, code, password, education_identity)
     else {
@@ -163,6 +167,7 @@ pub async fn log_in(
 pub struct SchoolQuery {
     /// Part of the name, or the start of the code; at least 2 characters.
     #[param(min_length = 2)]
+    #[serde(default)]
     pub q: String,
 }
 
@@ -527,6 +532,7 @@ pub async fn verify_guardian(
         return Err(ApiError::field("code", CodeError::Invalid.code()));
     }
     let command = StudentCommand::VerifyGuardian(VerifyGuardian {
+        mobile: guardian.mobile.clone(),
         consent_version: state.settings.guardian_consent_version.clone(),
         now: ctx.now,
     });

@@ -137,6 +137,8 @@ pub struct Enable {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChangeRole {
     pub role: Role,
+    /// A head teacher's or school admin's school (and class); `None` for other roles.
+    pub school: Option<SchoolScope>,
     pub by: String,
     pub now: DateTime<Utc>,
 }
@@ -197,6 +199,8 @@ pub enum StaffEvent {
     },
     RoleChanged {
         role: Role,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        school: Option<SchoolScope>,
         by: String,
         at: DateTime<Utc>,
     },
@@ -408,8 +412,9 @@ impl Aggregate for Staff {
             }
             StaffCommand::ChangeRole(c) => {
                 self.exists()?;
-                if self.role != Some(c.role) {
-                    sink.write(StaffEvent::RoleChanged { role: c.role, by: c.by, at: c.now }, self).await;
+                if self.role != Some(c.role) || self.school != c.school {
+                    let event = StaffEvent::RoleChanged { role: c.role, school: c.school, by: c.by, at: c.now };
+                    sink.write(event, self).await;
                 }
                 self.revoke_all(c.now, sink).await;
             }
@@ -450,7 +455,10 @@ impl Aggregate for Staff {
             StaffEvent::SessionsRevoked { kept, .. } => self.sessions.retain(|s| Some(&s.session_id) == kept.as_ref()),
             StaffEvent::Disabled { .. } => self.disabled = true,
             StaffEvent::Enabled { .. } => self.disabled = false,
-            StaffEvent::RoleChanged { role, .. } => self.role = Some(role),
+            StaffEvent::RoleChanged { role, school, .. } => {
+                self.role = Some(role);
+                self.school = school;
+            }
             StaffEvent::PasswordChanged { password_hash, .. } => {
                 self.password_hash = Some(password_hash);
                 self.lockout.cleared();

@@ -71,10 +71,15 @@ async fn disabling_or_a_new_role_ends_every_session_and_a_disabled_member_cannot
         ]);
     TestFramework::<Staff>::with(())
         .given(vec![created(), session])
-        .when_async(StaffCommand::ChangeRole(ChangeRole { role: Role::Auditor, by: "admin".into(), now: t(2) }))
+        .when_async(StaffCommand::ChangeRole(ChangeRole {
+            role: Role::Auditor,
+            school: None,
+            by: "admin".into(),
+            now: t(2),
+        }))
         .await
         .then_expect_events(vec![
-            StaffEvent::RoleChanged { role: Role::Auditor, by: "admin".into(), at: t(2) },
+            StaffEvent::RoleChanged { role: Role::Auditor, school: None, by: "admin".into(), at: t(2) },
             StaffEvent::SessionsRevoked { kept: None, at: t(2) },
         ]);
     TestFramework::<Staff>::with(())

@@ -11,7 +11,7 @@ use crate::time::{cst_date, cst_midnight};
 use super::commands::*;
 use super::errors::StudentError;
 use super::events::{Actor, Enrolment, RegistryError, StudentEvent};
-use super::state::{Student, StudentStatus};
+use super::state::{InFlight, Student, StudentStatus};
 use super::values::ClassName;
 
 type Sink = EventSink<Student>;
@@ -226,9 +226,13 @@ impl Student {
         let Some(guardian) = &self.guardian else {
             return Err(StudentError::GuardianMobileMissing);
         };
-        let mobile = guardian.mobile.clone();
-        sink.write(StudentEvent::GuardianVerified { mobile, consent_version: c.consent_version, at: c.now }, self)
-            .await;
+        // The code proves the mobile it was sent to, and only that one: a guardian's mobile
+        // changed since is not verified by it.
+        if guardian.mobile != c.mobile {
+            return Err(StudentError::StaleCredentials);
+        }
+        let VerifyGuardian { mobile, consent_version, now } = c;
+        sink.write(StudentEvent::GuardianVerified { mobile, consent_version, at: now }, self).await;
         Ok(())
     }
 
@@ -241,16 +245,11 @@ impl Student {
         now: DateTime<Utc>,
         sink: &Sink,
     ) -> Decided {
-        if let Some(flight) = &self.in_flight {
+        if let Some(flight) = self.in_flight.clone() {
             if flight.at >= abandon_before {
                 return Err(StudentError::Pending);
             }
-            let event = StudentEvent::SubmissionVoided {
-                submission_id: flight.submission_id.clone(),
-                reason: "abandoned".into(),
-                at: now,
-            };
-            sink.write(event, self).await;
+            self.void(flight, "abandoned", now, sink).await;
         }
         let missing = self.missing();
         if !missing.is_empty() {
@@ -267,8 +266,19 @@ impl Student {
             let tomorrow = today.succ_opt().unwrap_or(today);
             return Err(StudentError::DailySubmissionsExhausted { next_attempt_at: cst_midnight(tomorrow) });
         }
-        sink.write(StudentEvent::Submitted { submission_id, at: now }, self).await;
+        sink.write(StudentEvent::Submitted { submission_id, reconfirming_from: None, at: now }, self).await;
         Ok(())
+    }
+
+    /// Voids a submission (it counts nothing); a reconfirmation's changed enrolment is put
+    /// back.
+    async fn void(&mut self, flight: InFlight, reason: &str, now: DateTime<Utc>, sink: &Sink) {
+        let InFlight { submission_id, reconfirming_from, .. } = flight;
+        sink.write(StudentEvent::SubmissionVoided { submission_id, reason: reason.into(), at: now }, self).await;
+        if let Some(enrolment) = reconfirming_from {
+            let stage = enrolment.grade.stage();
+            sink.write(StudentEvent::EnrolmentEntered { enrolment, stage, at: now }, self).await;
+        }
     }
 
     async fn submit(&mut self, c: Submit, sink: &Sink) -> Decided {
@@ -334,8 +344,7 @@ impl Student {
             return Err(StudentError::NoSuchSubmission);
         };
         if answer == RegistryAnswer::Unavailable {
-            let reason = "registry_unavailable".to_string();
-            sink.write(StudentEvent::SubmissionVoided { submission_id, reason, at: now }, self).await;
+            self.void(flight, "registry_unavailable", now, sink).await;
             return Ok(());
         }
         self.compare(answer, review_id, flight.at, due_by, now, sink).await;
@@ -392,7 +401,7 @@ impl Student {
     }
 
     async fn reconfirm(&mut self, c: Reconfirm, sink: &Sink) -> Decided {
-        let Reconfirm { enrolment, submission_id, semester_start, now } = c;
+        let Reconfirm { enrolment, school_filed, submission_id, semester_start, now } = c;
         self.registered()?;
         if !self.reconfirmation_due(semester_start) {
             return Err(StudentError::ReconfirmationNotDue);
@@ -400,12 +409,11 @@ impl Student {
         match enrolment.filter(|e| Some(e) != self.enrolment.as_ref()) {
             None => sink.write(StudentEvent::Reconfirmed { at: now }, self).await,
             Some(enrolment) => {
-                // A changed enrolment is a submission like any: counted, then compared.
+                // A changed enrolment is a submission like any: counted, then compared (the
+                // registry decides; a new stage's materials are not asked for again).
                 let stage = enrolment.grade.stage();
-                let materials_fit = self.materials.iter().all(|(m, _)| stage.materials().contains(m))
-                    && stage.materials().iter().all(|m| self.material(*m).is_some());
-                if !materials_fit {
-                    return Err(StudentError::MaterialWrongForStage);
+                if !school_filed {
+                    return Err(StudentError::SchoolNotFiled);
                 }
                 let today = cst_date(now);
                 if self.submissions_on(today) >= DAILY_SUBMISSIONS {
@@ -415,8 +423,9 @@ impl Student {
                 if self.in_flight.is_some() {
                     return Err(StudentError::Pending);
                 }
+                let reconfirming_from = self.enrolment.clone();
                 sink.write(StudentEvent::EnrolmentEntered { enrolment, stage, at: now }, self).await;
-                sink.write(StudentEvent::Submitted { submission_id, at: now }, self).await;
+                sink.write(StudentEvent::Submitted { submission_id, reconfirming_from, at: now }, self).await;
             }
         }
         Ok(())

@@ -72,6 +72,8 @@ pub struct AttachMaterials {
 /// The guardian's code was right and the guardian consented (text version `consent_version`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct VerifyGuardian {
+    /// The mobile the code was checked for: the guardian's must still be it.
+    pub mobile: String,
     pub consent_version: String,
     pub now: DateTime<Utc>,
 }
@@ -181,6 +183,8 @@ pub struct Recompare {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reconfirm {
     pub enrolment: Option<Enrolment>,
+    /// The catalogue's 备案 flag of the new enrolment's school.
+    pub school_filed: bool,
     pub submission_id: String,
     pub semester_start: Option<DateTime<Utc>>,
     pub now: DateTime<Utc>,

@@ -132,9 +132,12 @@ pub enum StudentEvent {
         consent_version: String,
         at: DateTime<Utc>,
     },
-    /// A submission, counted, recorded before the registry is asked.
+    /// A submission, counted, recorded before the registry is asked. A reconfirmation's
+    /// submission names the enrolment it changed from: a void restores it.
     Submitted {
         submission_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reconfirming_from: Option<Enrolment>,
         at: DateTime<Utc>,
     },
     /// A submission that counts nothing: the registry was unavailable, or it was abandoned.

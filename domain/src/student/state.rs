@@ -54,6 +54,9 @@ impl StudentStatus {
 pub struct InFlight {
     pub submission_id: String,
     pub at: DateTime<Utc>,
+    /// A reconfirmation's enrolment before it: restored if the submission is voided.
+    #[serde(default)]
+    pub reconfirming_from: Option<Enrolment>,
 }
 
 /// The head teacher's review in progress.
@@ -94,6 +97,10 @@ pub struct Student {
     pub registry_error: Option<RegistryError>,
     /// A school admin refreshed or linked since the registry last failed.
     pub school_acted: bool,
+    /// The registry record a school admin linked the application to (手动关联学籍): asked from
+    /// then on instead of the registered student number.
+    #[serde(default)]
+    pub linked_number: Option<String>,
     /// When the student was last approved or reconfirmed.
     pub approved_at: Option<DateTime<Utc>>,
     /// When the pending deletion falls due.
@@ -147,6 +154,12 @@ impl Student {
     /// The materials the enrolled stage asks for.
     pub fn required_materials(&self) -> &'static [Material] {
         self.enrolment.as_ref().map(|e| e.grade.stage().materials()).unwrap_or(&[])
+    }
+
+    /// The student number the registry is asked about: the one a school admin linked, else the
+    /// registered one.
+    pub fn registry_number(&self) -> Option<&str> {
+        self.linked_number.as_deref().or(self.student_number.as_deref())
     }
 
     /// The names of the attached materials the stage asks for.
@@ -225,11 +238,9 @@ impl Student {
             StudentEvent::Locked { until, .. } => self.lockout.locked(until),
             StudentEvent::SessionEnded { session_id, .. } => self.sessions.retain(|s| s.session_id != session_id),
             StudentEvent::PersonalEntered { personal, .. } => self.personal = Some(personal),
-            StudentEvent::EnrolmentEntered { enrolment, .. } => {
-                let stage = enrolment.grade.stage();
-                self.materials.retain(|(m, _)| stage.materials().contains(m));
-                self.enrolment = Some(enrolment);
-            }
+            // Materials of another stage stay held (a restored enrolment finds them again); only
+            // the stage's own are shown and asked for.
+            StudentEvent::EnrolmentEntered { enrolment, .. } => self.enrolment = Some(enrolment),
             StudentEvent::GuardianEntered { guardian, .. } => self.guardian = Some(guardian),
             StudentEvent::MaterialAttached { material, digest, .. } => {
                 self.materials.retain(|(m, _)| *m != material);
@@ -238,9 +249,9 @@ impl Student {
             StudentEvent::GuardianVerified { mobile, consent_version, .. } => {
                 self.guardian_verified = Some((mobile, consent_version));
             }
-            StudentEvent::Submitted { submission_id, at } => {
+            StudentEvent::Submitted { submission_id, reconfirming_from, at } => {
                 self.submissions.push((submission_id.clone(), cst_date(at)));
-                self.in_flight = Some(InFlight { submission_id, at });
+                self.in_flight = Some(InFlight { submission_id, at, reconfirming_from });
             }
             StudentEvent::SubmissionVoided { submission_id, .. } => {
                 self.submissions.retain(|(id, _)| *id != submission_id);
@@ -279,7 +290,11 @@ impl Student {
                 self.settle(StudentStatus::Returned);
                 self.return_reason = Some(reason);
             }
-            StudentEvent::RegistryRefreshed { .. } | StudentEvent::RegistryLinked { .. } => self.school_acted = true,
+            StudentEvent::RegistryRefreshed { .. } => self.school_acted = true,
+            StudentEvent::RegistryLinked { student_number, .. } => {
+                self.school_acted = true;
+                self.linked_number = Some(student_number);
+            }
             StudentEvent::Reconfirmed { at } => self.approved_at = Some(at),
             StudentEvent::DeletionRequested { effective_at, .. } => self.deletion_effective_at = Some(effective_at),
             StudentEvent::DeletionCancelled { .. } => self.deletion_effective_at = None,

@@ -104,7 +104,7 @@ fn answer(id: &str, answer: RegistryAnswer, at: DateTime<Utc>) -> StudentCommand
 }
 
 fn submitted(id: &str, at: DateTime<Utc>) -> StudentEvent {
-    StudentEvent::Submitted { submission_id: id.into(), at }
+    StudentEvent::Submitted { submission_id: id.into(), reconfirming_from: None, at }
 }
 
 fn sent(at: DateTime<Utc>) -> StudentEvent {
@@ -479,6 +479,7 @@ fn an_approval_before_the_semester_start_asks_for_reconfirmation() {
     let reconfirm = |enrolment: Option<Enrolment>, start| {
         StudentCommand::Reconfirm(Reconfirm {
             enrolment,
+            school_filed: true,
             submission_id: "s2".into(),
             semester_start: start,
             now: march,
@@ -497,9 +498,24 @@ fn an_approval_before_the_semester_start_asks_for_reconfirmation() {
         StudentStatus::Approved
     );
     let moved = Enrolment { class: "4班".into(), ..enrolment(8) };
-    Fx::with(()).given(approved).when(reconfirm(Some(moved.clone()), Some(march))).then_expect_events(vec![
-        StudentEvent::EnrolmentEntered { enrolment: moved, stage: Stage::Junior, at: march },
-        submitted("s2", march),
+    let resubmitted =
+        StudentEvent::Submitted { submission_id: "s2".into(), reconfirming_from: Some(enrolment(8)), at: march };
+    Fx::with(()).given(approved.clone()).when(reconfirm(Some(moved.clone()), Some(march))).then_expect_events(vec![
+        StudentEvent::EnrolmentEntered { enrolment: moved.clone(), stage: Stage::Junior, at: march },
+        resubmitted.clone(),
+    ]);
+    // Into high school: the registry decides; the new stage's materials are not asked for.
+    let senior = Enrolment { grade: grade(10), ..enrolment(8) };
+    let into_senior = reconfirm(Some(senior), Some(march));
+    assert!(Fx::with(()).given(approved.clone()).when(into_senior).inspect_result().is_ok());
+    // The registry unavailable: the submission counts nothing and the old enrolment is back.
+    let in_flight = with(
+        approved,
+        vec![StudentEvent::EnrolmentEntered { enrolment: moved, stage: Stage::Junior, at: march }, resubmitted],
+    );
+    Fx::with(()).given(in_flight).when(answer("s2", RegistryAnswer::Unavailable, march)).then_expect_events(vec![
+        StudentEvent::SubmissionVoided { submission_id: "s2".into(), reason: "registry_unavailable".into(), at: march },
+        StudentEvent::EnrolmentEntered { enrolment: enrolment(8), stage: Stage::Junior, at: march },
     ]);
 }
 
@@ -592,4 +608,32 @@ fn a_deletion_waits_for_its_day_a_login_withdraws_it_and_the_erased_number_regis
     Fx::with(()).given(erased.clone()).when(again).then_expect_events(vec![registered()]);
     let reborn = state_after(with(erased, vec![registered()]));
     assert!(reborn.exists() && !reborn.erased && reborn.generation == 1 && reborn.personal.is_none());
+}
+
+#[test]
+fn a_guardian_code_verifies_only_the_mobile_it_was_sent_to() {
+    let given = vec![registered(), StudentEvent::GuardianEntered { guardian: guardian(), at: t0() }];
+    let verify = |mobile: &str| {
+        StudentCommand::VerifyGuardian(VerifyGuardian {
+            mobile: mobile.into(),
+            consent_version: "g1".into(),
+            now: t0(),
+        })
+    };
+    Fx::with(()).given(given.clone()).when(verify("13900139001")).then_expect_error(StudentError::StaleCredentials);
+    Fx::with(()).given(given).when(verify("13900139000")).then_expect_events(vec![StudentEvent::GuardianVerified {
+        mobile: "13900139000".into(),
+        consent_version: "g1".into(),
+        at: t0(),
+    }]);
+}
+
+#[test]
+fn a_linked_registry_record_is_the_one_asked_from_then_on() {
+    let failed = with(ready(), vec![submitted("s1", t0()), failed_registry(t0())]);
+    assert_eq!(state_after(failed.clone()).registry_number(), Some("L123456789012345678"));
+    let by = Actor { staff_id: "adm".into(), role: "school_admin".into() };
+    let linked =
+        with(failed, vec![StudentEvent::RegistryLinked { by, student_number: "L123456789012345679".into(), at: t0() }]);
+    assert_eq!(state_after(linked).registry_number(), Some("L123456789012345679"));
 }

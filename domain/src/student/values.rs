@@ -34,7 +34,9 @@ impl StudentNumber {
         let number = raw.trim().to_ascii_uppercase();
         let (prefix, rest) = number.split_at_checked(1).ok_or(StudentNumberError)?;
         let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+        // ASCII first: the split below is by bytes.
         let valid = rest.len() == 18
+            && rest.is_ascii()
             && match prefix {
                 "G" => {
                     let (first17, check) = rest.split_at(17);
@@ -293,6 +295,8 @@ mod tests {
         assert!(StudentNumber::parse("K123456789012345678").is_err());
         assert!(StudentNumber::parse("").is_err());
         assert!(StudentNumber::parse("学123456789012345678").is_err());
+        // 18 bytes after the G, not 18 characters: refused, not a panic.
+        assert!(StudentNumber::parse("G1234567890123456é").is_err());
     }
 
     #[test]

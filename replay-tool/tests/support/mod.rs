@@ -554,7 +554,11 @@ async fn students(bus: &CommandBus<shenfen_domain::student::Student>, clock: &mu
         });
         bus.execute(&id, attach, &meta(me.clone(), now)).await.unwrap();
         let now = clock.tick();
-        let verify = StudentCommand::VerifyGuardian(VerifyGuardian { consent_version: "g1".into(), now });
+        let verify = StudentCommand::VerifyGuardian(VerifyGuardian {
+            mobile: "13800000009".into(),
+            consent_version: "g1".into(),
+            now,
+        });
         bus.execute(&id, verify, &meta(me.clone(), now)).await.unwrap();
         let now = clock.tick();
         let submit = StudentCommand::Submit(Submit {

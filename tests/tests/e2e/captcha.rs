@@ -66,6 +66,20 @@ async fn codes_registrations_and_logins_need_a_solved_captcha(app: &mut TestApp)
     log_in(app, number, password, Some(FAILED)).await.assert_field_error("captcha_token", "captcha_failed");
     log_in(app, number, "Wrong-password-1", Some(SOLVED)).await.assert_problem(401, "login_failed");
     log_in(app, number, password, Some(SOLVED)).await.assert_status(201);
+
+    // A student's registration too (api.md: `POST /v1/students` takes `captcha_token`).
+    let mobile = mobile_number();
+    let ask = json!({"purpose": "student_register", "channel": "sms", "mobile": mobile});
+    app.post_json("/v1/verification-codes", &with_token(ask, Some(SOLVED))).await.assert_status(202);
+    let code = app.wait_for_message(&mobile, "student_register").await.code();
+    let student = json!({"agreement_accepted": true, "student_number": shenfen_tests::student_number(), "mobile": mobile,
+        "verification": {"channel": "sms", "code": code},
+        "password": registration.password, "password_confirmation": registration.password});
+    app.post_json("/v1/students", &student).await.assert_field_error("captcha_token", "captcha_required");
+    app.post_json("/v1/students", &with_token(student.clone(), Some(FAILED)))
+        .await
+        .assert_field_error("captcha_token", "captcha_failed");
+    app.post_json("/v1/students", &with_token(student, Some(SOLVED))).await.assert_status(201);
 }
 both_stores!(codes_registrations_and_logins_need_a_solved_captcha, with_captcha(reference_captcha()));
 

@@ -375,6 +375,19 @@ async fn a_transfer_student_goes_to_the_head_teacher_of_the_class_applied_for(ap
     app.get_as(&other_class.token, &format!("/v1/student-reviews/{review_id}/materials/household_register"))
         .await
         .assert_problem(403, "out_of_scope");
+    // An admin moves that head teacher to the class applied for: their sessions end, and with
+    // the new scope the review is theirs to see.
+    let role = format!("/v1/staff/accounts/{username}/role");
+    let to_admin = json!({"role": "school_admin", "school_code": SCHOOL, "class": "3班"});
+    app.put_json_as(&staff_admin.token, &role, &to_admin).await.assert_field_error("class", "not_for_this_role");
+    let no_class = json!({"role": "head_teacher", "school_code": SCHOOL, "grade": 8});
+    app.put_json_as(&staff_admin.token, &role, &no_class).await.assert_field_error("class", "required");
+    let moved = json!({"role": "head_teacher", "school_code": SCHOOL, "grade": 8, "class": "3班"});
+    app.put_json_as(&staff_admin.token, &role, &moved).await.assert_status(204);
+    app.get_as(&other_class.token, "/v1/student-reviews").await.assert_problem(401, "unauthenticated");
+    let moved_token = app.staff_token(&username, "Zq7#head-teacher").await;
+    let theirs = app.get_as(&moved_token, "/v1/student-reviews").await;
+    assert!(entry_of(&theirs, &student).is_some(), "{}", theirs.text);
     // The school admin sees it but a decision is the head teacher's.
     let admins = app.get_as(&admin.token, "/v1/student-reviews").await;
     assert!(entry_of(&admins, &student).is_some(), "{}", admins.text);
@@ -661,7 +674,7 @@ async fn a_student_gets_a_copy_of_their_data_and_can_be_forgotten(app: &mut Test
     app.poll_as(&head_teacher.token, "/v1/student-reviews", |r| !r.text.contains(&student.student_id)).await;
     app.get_as(&head_teacher.token, &format!("/v1/student-reviews/{review_id}/materials/household_register"))
         .await
-        .assert_problem(404, "material_not_found");
+        .assert_problem(404, "review_not_found");
     // The analyst table keeps its counts.
     let rows = app.poll_as(&analyst.token, "/v1/analytics/student-verifications", |r| r.text.contains(SCHOOL)).await;
     assert_eq!(rows.body[0]["submitted"], json!(1), "{}", rows.text);
