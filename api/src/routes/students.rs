@@ -167,7 +167,6 @@ pub async fn log_in(
 pub struct SchoolQuery {
     /// Part of the name, or the start of the code; at least 2 characters.
     #[param(min_length = 2)]
-    #[serde(default)]
     pub q: String,
 }
 
