@@ -726,3 +726,43 @@ async fn the_master_key_rotates_and_personal_data_reads_as_before(app: Fixture) 
     assert_eq!(rebuilt.code, 1, "{rebuilt:?}");
 }
 both_stores!(the_master_key_rotates_and_personal_data_reads_as_before);
+
+/// The queries of the hot paths (a command's stream load and head check, the runners' tail, the
+/// subject keys, the chain heads, the snapshots, the staff queues, the due work of the
+/// housekeeping and the outbox) use an index: with sequential scans priced out, no plan of
+/// them reads a table whole. PostgreSQL only (its planner is the one that matters at size).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hot_path_queries_use_an_index() {
+    let app = Fixture::new(Store::Postgres).await;
+    let shenfen_projections::db::Db::Postgres(pool) = &app.db else { unreachable!("a PostgreSQL fixture") };
+    let mut conn = pool.acquire().await.unwrap();
+    sqlx::query("SET enable_seqscan = off").execute(&mut *conn).await.unwrap();
+    let queries = [
+        "SELECT * FROM events WHERE aggregate_type = 'account' AND aggregate_id = 'acc-0' ORDER BY sequence",
+        "SELECT sequence FROM events WHERE aggregate_type = 'account' AND aggregate_id = 'acc-0'
+          ORDER BY sequence DESC LIMIT 1",
+        "SELECT * FROM events WHERE (transaction_id, global_position) > ('1'::xid8, 0)
+          ORDER BY transaction_id, global_position LIMIT 500",
+        "SELECT * FROM subject_keys WHERE subject = 'acc-0'",
+        "SELECT * FROM chain_heads WHERE aggregate_type = 'account' AND aggregate_id = 'acc-0'",
+        "SELECT * FROM aggregate_snapshots WHERE aggregate_type = 'account' AND aggregate_id = 'acc-0'",
+        "SELECT * FROM review_queue WHERE status = 'pending' ORDER BY due_by, submitted_at, review_id LIMIT 50",
+        "SELECT account_id FROM pending_deletions WHERE effective_at <= now() ORDER BY effective_at LIMIT 100",
+        "SELECT * FROM support_cases ORDER BY reply_due_by, case_id LIMIT 50",
+        "SELECT id FROM outbox WHERE delivered_at IS NULL AND expired_at IS NULL AND next_attempt_at <= now()
+           AND (expires_at IS NULL OR expires_at > now()) ORDER BY next_attempt_at LIMIT 10",
+        "SELECT * FROM students WHERE school_code = '3201001' AND grade = 8 AND class = '3班'
+           AND status = 'pending_head_teacher' ORDER BY due_by, submitted_at, student_id LIMIT 500",
+        "SELECT * FROM students WHERE school_code = '3201001' AND status IN ('pending_head_teacher', 'registry_failed')
+          ORDER BY CASE WHEN due_by IS NULL THEN 1 ELSE 0 END, due_by, submitted_at, student_id LIMIT 500",
+        "SELECT * FROM students WHERE review_id = 'srv-1'",
+        "SELECT * FROM students WHERE school_code = '3201001' AND (pass_id = 'P90000000001' OR student_number = 'P90000000001')
+           AND status <> 'erased'",
+        "SELECT student_id FROM students WHERE deletion_effective_at <= now() ORDER BY deletion_effective_at LIMIT 100",
+    ];
+    for query in queries {
+        let (plan,): (serde_json::Value,) =
+            sqlx::query_as(&format!("EXPLAIN (FORMAT JSON) {query}")).fetch_one(&mut *conn).await.unwrap();
+        assert!(!plan.to_string().contains("Seq Scan"), "reads a table whole: {query}\n{plan}");
+    }
+}
