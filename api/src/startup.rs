@@ -101,6 +101,16 @@ impl AppState {
         self.keyring.as_ref()
     }
 
+    /// Where a student's verification stands at `now`: an approval from before the semester in
+    /// course reads as `reconfirmation_required`.
+    pub fn student_status(
+        &self,
+        student: &shenfen_domain::student::Student,
+        now: DateTime<Utc>,
+    ) -> shenfen_domain::student::StudentStatus {
+        student.status_at(self.semesters.current_start(now))
+    }
+
     /// The CAPTCHA port, if one is configured.
     pub fn captcha(&self) -> Option<&dyn Captcha> {
         self.captcha.as_deref()

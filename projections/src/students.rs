@@ -148,7 +148,7 @@ impl Students {
 }
 
 /// Adds one to `column` for `school_code` on the China day of `at` (and to `submitted` when
-/// `submission` is true).
+/// `submission` is true), in one statement.
 async fn count(
     tx: &mut DbTx,
     school_code: &str,
@@ -156,22 +156,33 @@ async fn count(
     column: Option<&'static str>,
     submission: bool,
 ) -> Result<(), sqlx::Error> {
-    let day = cst_date(at);
-    let submitted = i32::from(submission);
-    exec!(tx tx,
-        "INSERT INTO analytics_student_verifications (school_code, day) VALUES ($1, $2)
-         ON CONFLICT (school_code, day) DO NOTHING",
-        school_code, day)?;
-    exec!(tx tx,
-        "UPDATE analytics_student_verifications SET submitted = submitted + $1 WHERE school_code = $2 AND day = $3",
-        submitted, school_code, day)?;
-    if let Some(column) = column {
-        let sql = format!(
-            "UPDATE analytics_student_verifications SET {column} = {column} + 1 WHERE school_code = $1 AND day = $2"
-        );
-        exec!(tx tx, &sql, school_code, day)?;
-    }
+    let (insert, add) = match column {
+        Some(column) => (format!(", {column}"), format!(", {column} = analytics_student_verifications.{column} + 1")),
+        None => (String::new(), String::new()),
+    };
+    let one = if column.is_some() { ", 1" } else { "" };
+    let sql = format!(
+        "INSERT INTO analytics_student_verifications (school_code, day, submitted{insert}) VALUES ($1, $2, $3{one})
+         ON CONFLICT (school_code, day)
+         DO UPDATE SET submitted = analytics_student_verifications.submitted + excluded.submitted{add}"
+    );
+    exec!(tx tx, &sql, school_code, cst_date(at), i32::from(submission))?;
     Ok(())
+}
+
+/// Whom the next comparison outcome answers (`student`, `school`, or nobody).
+async fn comparing_for(tx: &mut DbTx, id: &str, whom: Option<&str>, at: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    exec!(tx tx, "UPDATE students SET comparing_for = $1, updated_at = $2 WHERE student_id = $3", whom, at, id)?;
+    Ok(())
+}
+
+/// The student's school and whether the outcome being applied answers the student's own
+/// submission (read before the outcome clears it).
+async fn outcome_context(tx: &mut DbTx, id: &str) -> Result<(String, bool), sqlx::Error> {
+    let row: Option<(String, Option<String>)> = crate::fetch_optional!(tx tx, (String, Option<String>),
+        "SELECT school_code, comparing_for FROM students WHERE student_id = $1", id)?;
+    let (school, whom) = row.unwrap_or_default();
+    Ok((school, whom.as_deref() == Some("student")))
 }
 
 /// A decision or outcome that ends any review: the new status, nothing pending. The last
@@ -207,10 +218,6 @@ impl Projection for Students {
         let event = StudentEvent::deserialize(&e.payload).map_err(|err| ProjectionError::decode(e, err))?;
         let id = e.aggregate_id.as_str();
         let at = event.at();
-        let row: Option<(String, Option<String>)> = crate::fetch_optional!(tx tx, (String, Option<String>),
-            "SELECT school_code, comparing_for FROM students WHERE student_id = $1", id)?;
-        let (school, comparing_for) = row.unwrap_or_default();
-        let from_student = comparing_for.as_deref() == Some("student");
         match event {
             StudentEvent::Registered { student_number, pass_id, .. } => {
                 // A student number registered anew after an erasure starts from a clean row.
@@ -253,23 +260,18 @@ impl Projection for Students {
                     enrolment.school_code.trim(), i32::from(enrolment.grade.get()),
                     ClassName::normalise(&enrolment.class), at, id)?;
             }
-            StudentEvent::Submitted { .. } => {
-                exec!(tx tx, "UPDATE students SET comparing_for = 'student', updated_at = $1 WHERE student_id = $2",
-                    at, id)?;
-            }
+            StudentEvent::Submitted { .. } => comparing_for(tx, id, Some("student"), at).await?,
             StudentEvent::RegistryRefreshed { .. } | StudentEvent::RegistryLinked { .. } => {
-                exec!(tx tx, "UPDATE students SET comparing_for = 'school', updated_at = $1 WHERE student_id = $2",
-                    at, id)?;
+                comparing_for(tx, id, Some("school"), at).await?
             }
-            StudentEvent::SubmissionVoided { .. } => {
-                exec!(tx tx, "UPDATE students SET comparing_for = NULL, updated_at = $1 WHERE student_id = $2",
-                    at, id)?;
-            }
+            StudentEvent::SubmissionVoided { .. } => comparing_for(tx, id, None, at).await?,
             StudentEvent::AutoApproved { .. } => {
+                let (school, from_student) = outcome_context(tx, id).await?;
                 settle(tx, id, "approved", at).await?;
                 count(tx, &school, at, from_student.then_some("auto_approved"), from_student).await?;
             }
             StudentEvent::SentToHeadTeacher { review_id, differences, school_code, submitted_at, due_by, .. } => {
+                let (_, from_student) = outcome_context(tx, id).await?;
                 let differences = serde_json::to_string(&differences).unwrap_or_else(|_| "[]".into());
                 exec!(tx tx,
                     "UPDATE students SET status = 'pending_head_teacher', review_id = $1, differences = $2,
@@ -279,6 +281,7 @@ impl Projection for Students {
                 count(tx, &school_code, at, None, from_student).await?;
             }
             StudentEvent::RegistryFailed { error, school_code, .. } => {
+                let (_, from_student) = outcome_context(tx, id).await?;
                 exec!(tx tx,
                     "UPDATE students SET status = 'registry_failed', review_id = $1, differences = '[]',
                             submitted_at = $2, due_by = NULL, registry_error = $3, comparing_for = NULL, updated_at = $2
@@ -287,10 +290,12 @@ impl Projection for Students {
                 count(tx, &school_code, at, from_student.then_some("registry_failed"), from_student).await?;
             }
             StudentEvent::HeadTeacherApproved { .. } => {
+                let (school, _) = outcome_context(tx, id).await?;
                 settle(tx, id, "approved", at).await?;
                 count(tx, &school, at, Some("head_teacher_approved"), false).await?;
             }
             StudentEvent::Returned { .. } => {
+                let (school, _) = outcome_context(tx, id).await?;
                 settle(tx, id, "returned", at).await?;
                 count(tx, &school, at, Some("returned"), false).await?;
             }

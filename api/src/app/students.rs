@@ -210,33 +210,56 @@ fn head_teacher_sms(answer: &RegistryAnswer, pass_id: &str, now: DateTime<Utc>, 
     }]
 }
 
-/// Records `answer` for the submission in flight; an unavailable registry voids it and is
-/// answered 503 `student_registry_unavailable`.
-async fn record_answer(
+/// Commits a comparison's outcome with the head teacher's SMS it may call for (queued only
+/// with `SentToHeadTeacher`), and waits for the queues to have it.
+async fn commit_comparison(
     state: &AppState,
-    ctx: &Ctx,
     student_id: &str,
-    submission_id: String,
-    number: &StudentNumber,
+    command: StudentCommand,
+    messages: Vec<NewMessage>,
     meta: &EventMetadata,
 ) -> ApiResult<Committed<Student>> {
-    let answer = lookup(state, number).await;
-    let now = state.clock.now();
-    let due_by = review_due_by(state, ctx.now);
-    let unavailable = answer == RegistryAnswer::Unavailable;
-    let pass_id = state.students.load(student_id).await?.pass_id.unwrap_or_default();
-    let messages = head_teacher_sms(&answer, &pass_id, now, due_by);
-    let command = StudentCommand::RecordRegistryAnswer(RecordRegistryAnswer {
-        submission_id,
-        answer,
-        review_id: format!("srv_{}", uuid::Uuid::new_v4().simple()),
-        due_by,
-        now,
-    });
     let options = CommitOptions { messages, messages_with: Some("SentToHeadTeacher"), ..CommitOptions::default() };
     let committed = state.students.execute_with(student_id, None, &|_| true, command, meta, options).await?;
     state.outbox_wake.notify_one();
     state.caught_up(committed.position, &[Students::NAME]).await;
+    Ok(committed)
+}
+
+/// A new review id.
+fn review_id() -> String {
+    format!("srv_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Whether the catalogue has `enrolment`'s school as filed (备案).
+fn school_filed(state: &AppState, enrolment: Option<&Enrolment>) -> bool {
+    enrolment.and_then(|e| state.schools.get(&e.school_code)).is_some_and(|s| s.filed)
+}
+
+/// Records the registry's answer for the submission in flight on `student` (the state that
+/// recorded it); an unavailable registry voids it and is answered 503
+/// `student_registry_unavailable`.
+async fn record_answer(
+    state: &AppState,
+    ctx: &Ctx,
+    student_id: &str,
+    student: &Student,
+    submission_id: String,
+    meta: &EventMetadata,
+) -> ApiResult<Committed<Student>> {
+    let answer = lookup(state, &registry_number(student)?).await;
+    let now = state.clock.now();
+    let due_by = review_due_by(state, ctx.now);
+    let unavailable = answer == RegistryAnswer::Unavailable;
+    let messages = head_teacher_sms(&answer, student.pass_id.as_deref().unwrap_or_default(), now, due_by);
+    let command = StudentCommand::RecordRegistryAnswer(RecordRegistryAnswer {
+        submission_id,
+        answer,
+        review_id: review_id(),
+        due_by,
+        now,
+    });
+    let committed = commit_comparison(state, student_id, command, messages, meta).await?;
     if unavailable {
         return Err(ApiError::from(StudentError::RegistryUnavailable));
     }
@@ -254,18 +277,15 @@ fn registry_number(student: &Student) -> ApiResult<StudentNumber> {
 pub async fn submit(state: &AppState, ctx: &Ctx, student_id: &str) -> ApiResult<Committed<Student>> {
     let meta = ctx.meta(Actor::Student { id: student_id.to_string() });
     let student = state.students.load(student_id).await?;
-    let number = registry_number(&student)?;
-    let school_filed =
-        student.enrolment.as_ref().and_then(|e| state.schools.get(&e.school_code)).is_some_and(|s| s.filed);
     let submission_id = uuid::Uuid::new_v4().to_string();
     let command = StudentCommand::Submit(Submit {
         submission_id: submission_id.clone(),
-        school_filed,
+        school_filed: school_filed(state, student.enrolment.as_ref()),
         abandon_before: ctx.now - shenfen_domain::student::abandon_after(),
         now: ctx.now,
     });
-    state.students.execute(student_id, command, &meta).await?;
-    let committed = record_answer(state, ctx, student_id, submission_id, &number, &meta).await?;
+    let submitted = state.students.execute(student_id, command, &meta).await?;
+    let committed = record_answer(state, ctx, student_id, &submitted.state, submission_id, &meta).await?;
     tracing::info!(student_id = %student_id, status = committed.state.status.as_str(), "student submission");
     Ok(committed)
 }
@@ -280,10 +300,9 @@ pub async fn reconfirm(
 ) -> ApiResult<Committed<Student>> {
     let meta = ctx.meta(Actor::Student { id: student_id.to_string() });
     let submission_id = uuid::Uuid::new_v4().to_string();
-    let school_filed = enrolment.as_ref().and_then(|e| state.schools.get(&e.school_code)).is_some_and(|s| s.filed);
     let command = StudentCommand::Reconfirm(Reconfirm {
+        school_filed: school_filed(state, enrolment.as_ref()),
         enrolment,
-        school_filed,
         submission_id: submission_id.clone(),
         semester_start: state.semesters.current_start(ctx.now),
         now: ctx.now,
@@ -293,8 +312,7 @@ pub async fn reconfirm(
         state.caught_up(committed.position, &[Students::NAME]).await;
         return Ok(committed);
     }
-    let number = registry_number(&committed.state)?;
-    record_answer(state, ctx, student_id, submission_id, &number, &meta).await
+    record_answer(state, ctx, student_id, &committed.state, submission_id, &meta).await
 }
 
 /// A school admin runs the comparison again, against the registered student number or the
@@ -324,15 +342,11 @@ pub async fn recompare(
         scope,
         link,
         answer,
-        review_id: format!("srv_{}", uuid::Uuid::new_v4().simple()),
+        review_id: review_id(),
         due_by,
         now: ctx.now,
     });
-    let options = CommitOptions { messages, messages_with: Some("SentToHeadTeacher"), ..CommitOptions::default() };
-    let committed = state.students.execute_with(student_id, None, &|_| true, command, meta, options).await?;
-    state.outbox_wake.notify_one();
-    state.caught_up(committed.position, &[Students::NAME]).await;
-    Ok(committed)
+    commit_comparison(state, student_id, command, messages, meta).await
 }
 
 /// Asks for the student's deletion (注销) with their password, after the same cooling-off

@@ -149,7 +149,7 @@ pub async fn log_in(
     errors.finish()?;
     let (Some(login), Some(password)) = (login, password) else { return Err(app::login_failed()) };
     let logged_in = app::log_in(&state, &ctx, begun, &login, password).await?;
-    let status = logged_in.student.status_at(state.semesters.current_start(ctx.now)).as_str().to_string();
+    let status = state.student_status(&logged_in.student, ctx.now).as_str().to_string();
     Ok((
         StatusCode::CREATED,
         Json(StudentSession {
@@ -286,7 +286,7 @@ fn view(state: &AppState, student_id: &str, s: &Student, now: DateTime<Utc>) -> 
         student_id: student_id.to_string(),
         pass_id: s.pass_id.clone().unwrap_or_default(),
         student_number: s.student_number.clone().unwrap_or_default(),
-        status: s.status_at(state.semesters.current_start(now)).as_str().to_string(),
+        status: state.student_status(s, now).as_str().to_string(),
         application: ApplicationView {
             personal,
             enrolment,
@@ -320,19 +320,8 @@ fn id_number(errors: &mut Errors, field: &str, raw: &str, today: NaiveDate) -> O
     }
 }
 
-fn name(errors: &mut Errors, field: &str, raw: Option<&str>) -> Option<String> {
-    let raw = errors.required(field, raw)?;
-    match PersonName::parse(raw) {
-        Ok(n) => Some(n.as_str().to_string()),
-        Err(_) => {
-            errors.add(field, "invalid_name");
-            None
-        }
-    }
-}
-
 fn personal(errors: &mut Errors, p: &PersonalInput, today: NaiveDate) -> Option<Personal> {
-    let name = name(errors, "personal.name", p.name.as_deref());
+    let name = validate::name(errors, "personal.name", &p.name).map(PersonName::into_string);
     let id_number = p
         .id_number
         .as_deref()
@@ -384,7 +373,7 @@ fn enrolment(state: &AppState, errors: &mut Errors, e: &EnrolmentInput) -> Optio
 }
 
 fn guardian(errors: &mut Errors, g: &GuardianInput, today: NaiveDate) -> Option<Guardian> {
-    let name = name(errors, "guardian.name", g.name.as_deref());
+    let name = validate::name(errors, "guardian.name", &g.name).map(PersonName::into_string);
     let id = errors.required("guardian.id_number", g.id_number.as_deref()).map(str::to_string);
     let id = id.and_then(|raw| id_number(errors, "guardian.id_number", &raw, today));
     let mobile = validate::mobile(errors, "guardian.mobile", &g.mobile);
@@ -560,7 +549,7 @@ pub struct SubmissionOutcome {
 
 fn outcome(state: &AppState, s: &Student, now: DateTime<Utc>) -> SubmissionOutcome {
     SubmissionOutcome {
-        status: s.status_at(state.semesters.current_start(now)).as_str().to_string(),
+        status: state.student_status(s, now).as_str().to_string(),
         registry_error: s.registry_error.map(|e| e.as_str().to_string()),
         due_by: s.review.as_ref().map(|r| r.due_by),
         submissions_left_today: s.submissions_left(now),
@@ -626,7 +615,7 @@ pub async fn reconfirm(
     };
     errors.finish()?;
     let committed = app::reconfirm(&state, &ctx, &holder.student_id, enrolment).await?;
-    let status = committed.state.status_at(state.semesters.current_start(ctx.now)).as_str().to_string();
+    let status = state.student_status(&committed.state, ctx.now).as_str().to_string();
     Ok(Json(StudentStatusView { status }))
 }
 
@@ -676,7 +665,7 @@ pub async fn eligibility(
     ctx: Ctx,
     holder: StudentHolder,
 ) -> ApiResult<Json<Eligibility>> {
-    match holder.student().status_at(state.semesters.current_start(ctx.now)) {
+    match state.student_status(holder.student(), ctx.now) {
         StudentStatus::Approved => Ok(Json(Eligibility { eligible: true })),
         StudentStatus::ReconfirmationRequired => Err(ApiError::new(
             StatusCode::FORBIDDEN,

@@ -261,12 +261,18 @@ impl Student {
         if !school_filed {
             return Err(StudentError::SchoolNotFiled);
         }
+        self.quota_left(now)?;
+        sink.write(StudentEvent::Submitted { submission_id, reconfirming_from: None, at: now }, self).await;
+        Ok(())
+    }
+
+    /// Refuses a submission when the China day's counted submissions are used up.
+    fn quota_left(&self, now: DateTime<Utc>) -> Decided {
         let today = cst_date(now);
         if self.submissions_on(today) >= DAILY_SUBMISSIONS {
             let tomorrow = today.succ_opt().unwrap_or(today);
             return Err(StudentError::DailySubmissionsExhausted { next_attempt_at: cst_midnight(tomorrow) });
         }
-        sink.write(StudentEvent::Submitted { submission_id, reconfirming_from: None, at: now }, self).await;
         Ok(())
     }
 
@@ -415,11 +421,7 @@ impl Student {
                 if !school_filed {
                     return Err(StudentError::SchoolNotFiled);
                 }
-                let today = cst_date(now);
-                if self.submissions_on(today) >= DAILY_SUBMISSIONS {
-                    let tomorrow = today.succ_opt().unwrap_or(today);
-                    return Err(StudentError::DailySubmissionsExhausted { next_attempt_at: cst_midnight(tomorrow) });
-                }
+                self.quota_left(now)?;
                 if self.in_flight.is_some() {
                     return Err(StudentError::Pending);
                 }

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
-use crate::account::{Checked, Consent, NewSession};
+use crate::account::{Checked, Consent};
 
 use super::events::{EducationIdentity, Enrolment, Guardian, Personal};
 use super::values::{ClassName, Grade, Material, PassId, StudentNumber};
@@ -39,19 +39,8 @@ pub struct Register {
     pub now: DateTime<Utc>,
 }
 
-/// A login attempt: a session to start if the password was right.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LogIn {
-    pub password: Checked<NewSession>,
-    pub now: DateTime<Utc>,
-}
-
-/// Ends one session.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EndSession {
-    pub session_id: String,
-    pub now: DateTime<Utc>,
-}
+/// A login attempt and a logout are an account's.
+pub use crate::account::{EndSession, LogIn};
 
 /// Replaces the parts of the application that were sent.
 #[derive(Debug, Clone, PartialEq, Default)]

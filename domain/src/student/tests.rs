@@ -150,9 +150,9 @@ fn with(mut events: Vec<StudentEvent>, more: Vec<StudentEvent>) -> Vec<StudentEv
     events
 }
 
-#[test]
-fn a_student_number_registers_once() {
-    let register = StudentCommand::Register(Register {
+/// The registration that [`registered`] records.
+fn register() -> StudentCommand {
+    StudentCommand::Register(Register {
         student_number: StudentNumber::parse("L123456789012345678").unwrap_or_else(|_| unreachable!()),
         pass_id: PassId::parse("P90000000001").unwrap_or_else(|| unreachable!()),
         mobile: "13800138000".into(),
@@ -160,7 +160,12 @@ fn a_student_number_registers_once() {
         education_identity: EducationIdentity::Student,
         consent: Consent { agreement_version: "2026-01".into(), accepted_at: t0() },
         now: t0(),
-    });
+    })
+}
+
+#[test]
+fn a_student_number_registers_once() {
+    let register = register();
     Fx::with(()).given_no_previous_events().when(register.clone()).then_expect_events(vec![registered()]);
     Fx::with(()).given(vec![registered()]).when(register).then_expect_error(StudentError::AlreadyRegistered);
 }
@@ -596,15 +601,7 @@ fn a_deletion_waits_for_its_day_a_login_withdraws_it_and_the_erased_number_regis
     );
     let state = state_after(erased.clone());
     assert!(!state.exists() && state.personal.is_none() && state.password_hash.is_none() && state.sessions.is_empty());
-    let again = StudentCommand::Register(Register {
-        student_number: StudentNumber::parse("L123456789012345678").unwrap_or_else(|_| unreachable!()),
-        pass_id: PassId::parse("P90000000001").unwrap_or_else(|| unreachable!()),
-        mobile: "13800138000".into(),
-        password_hash: "hash".into(),
-        education_identity: EducationIdentity::Student,
-        consent: Consent { agreement_version: "2026-01".into(), accepted_at: t0() },
-        now: t0(),
-    });
+    let again = register();
     Fx::with(()).given(erased.clone()).when(again).then_expect_events(vec![registered()]);
     let reborn = state_after(with(erased, vec![registered()]));
     assert!(reborn.exists() && !reborn.erased && reborn.generation == 1 && reborn.personal.is_none());
