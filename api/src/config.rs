@@ -65,6 +65,18 @@ pub struct Settings {
     /// Database connections per process.
     #[arg(long, env = "SHENFEN_DB_CONNECTIONS", default_value_t = 32)]
     pub db_connections: u32,
+    /// A PostgreSQL streaming standby of `SHENFEN_DATABASE_URL` for the reads that tolerate lag
+    /// (analyst tables, audit reads, staff queues and lists, the change feed); unset, every
+    /// read goes to the primary.
+    #[arg(long, env = "SHENFEN_READ_DATABASE_URL")]
+    pub read_database_url: Option<String>,
+    /// Connections per process to the read standby.
+    #[arg(long, env = "SHENFEN_READ_DB_CONNECTIONS", default_value_t = 16)]
+    pub read_db_connections: u32,
+    /// How far behind (seconds of replay) the standby may be and still serve reads; further
+    /// behind, or not answering, and the reads go to the primary until it catches up.
+    #[arg(long, env = "SHENFEN_READ_MAX_LAG_SECONDS", default_value_t = 30)]
+    pub read_max_lag_seconds: u64,
     /// The WeChat port: `reference:PATH` (CSV `oauth_code,openid`; `reference:` alone is the
     /// demo file `api/data/wechat-oauth.csv`) or `http:URL`.
     #[arg(long, env = "SHENFEN_WECHAT", default_value = "reference:")]

@@ -21,6 +21,7 @@ pub mod legacy;
 pub mod notices;
 pub mod notifier;
 pub mod openapi;
+pub mod read_side;
 pub mod routes;
 pub mod schools;
 pub mod startup;

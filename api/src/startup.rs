@@ -62,6 +62,8 @@ impl Clock for SystemClock {
 pub struct AppState {
     pub settings: Settings,
     pub db: Db,
+    /// Where reads that tolerate lag go (the standby, when one is configured and usable).
+    pub reads: crate::read_side::ReadSide,
     pub accounts: Arc<CommandBus<Account>>,
     pub codes: CommandBus<CodeChannel>,
     pub verifications: Arc<CommandBus<Verification>>,
@@ -160,6 +162,18 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<Arc<AppState>> {
         blobs: blobs.clone(),
         journal,
     }));
+    let reads = match &settings.read_database_url {
+        Some(url) => {
+            crate::read_side::ReadSide::with_standby(
+                &db,
+                url,
+                settings.read_db_connections,
+                Duration::from_secs(settings.read_max_lag_seconds),
+            )
+            .await?
+        }
+        None => crate::read_side::ReadSide::primary_only(&db),
+    };
     let progress =
         runner::start(&db, projections, &commits, RunnerConfig::default()).await.context("starting the projections")?;
     let authority = crate::authority::from_spec(&settings.identity_authority)?;
@@ -205,6 +219,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<Arc<AppState>> {
         hashing: PasswordHashing::new()?,
         settings,
         db,
+        reads,
         progress,
         key,
         chain,

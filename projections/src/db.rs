@@ -88,6 +88,21 @@ impl Db {
     /// SQLite is opened with WAL, `synchronous=FULL` (an acknowledged write survives a power
     /// failure) and a busy timeout, unlike sqlite-es's default pool.
     pub async fn open(url: &str, max_connections: u32) -> Result<Db, DbError> {
+        let db = Db::connect(url, max_connections).await?;
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    /// Connects to a PostgreSQL read replica at `url` without migrating it (its schema is the
+    /// primary's, replicated; a standby refuses writes anyway).
+    pub async fn connect_replica(url: &str, max_connections: u32) -> Result<Db, DbError> {
+        match Db::connect(url, max_connections).await? {
+            db @ Db::Postgres(_) => Ok(db),
+            Db::Sqlite(_) => Err(DbError::UnsupportedUrl),
+        }
+    }
+
+    async fn connect(url: &str, max_connections: u32) -> Result<Db, DbError> {
         let db = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             // A connection is checked with a round trip before use only when it has been idle
             // for a while (sqlx's default checks every time, doubling the round trips of a
@@ -128,7 +143,6 @@ impl Db {
         } else {
             return Err(DbError::UnsupportedUrl);
         };
-        db.migrate().await?;
         Ok(db)
     }
 

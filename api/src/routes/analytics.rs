@@ -78,7 +78,7 @@ pub async fn registrations(
     analyst(&staff)?;
     let (from, to) = range.bounds();
     let rows = shenfen_projections::fetch_all!(
-        &state.db,
+        state.reads.db(),
         RegistrationRow,
         "SELECT day, document_type, registrations FROM analytics_registrations WHERE day >= $1 AND day <= $2
           ORDER BY day, document_type",
@@ -120,7 +120,7 @@ pub struct FailureRow {
 async fn attempt_rows(state: &AppState, range: &Range) -> ApiResult<Vec<AttemptRow>> {
     let (from, to) = range.bounds();
     shenfen_projections::fetch_all!(
-        &state.db,
+        state.reads.db(),
         AttemptRow,
         "SELECT day, outcome, reason, attempts FROM analytics_verification_attempts WHERE day >= $1 AND day <= $2
           ORDER BY day, outcome, reason",
@@ -203,7 +203,7 @@ pub async fn quota_exhaustion(
     analyst(&staff)?;
     let (from, to) = range.bounds();
     let rows = shenfen_projections::fetch_all!(
-        &state.db,
+        state.reads.db(),
         ExhaustionRow,
         "SELECT day, quota, accounts FROM analytics_quota_exhaustion WHERE day >= $1 AND day <= $2 AND accounts > 0
           ORDER BY day, quota",
@@ -264,7 +264,7 @@ pub struct OverdueRow {
 async fn review_facts(state: &AppState, range: &Range) -> ApiResult<Vec<ReviewFact>> {
     let (from, to) = range.bounds();
     shenfen_projections::fetch_all!(
-        &state.db,
+        state.reads.db(),
         ReviewFact,
         "SELECT review_id, submitted_day, due_by, decision, turnaround_working_days FROM analytics_reviews
           WHERE submitted_day >= $1 AND submitted_day <= $2 ORDER BY submitted_day, review_id",
@@ -409,7 +409,7 @@ pub async fn student_verifications(
 ) -> ApiResult<Response> {
     analyst(&staff)?;
     let (from, to) = range.bounds();
-    let days = shenfen_projections::students::Students::verifications(&state.db, from, to)
+    let days = shenfen_projections::students::Students::verifications(state.reads.db(), from, to)
         .await
         .map_err(ApiError::internal)?;
     let rate = |n: i32, of: i32| (of > 0).then(|| f64::from(n) / f64::from(of));

@@ -68,7 +68,7 @@ pub async fn events(
     Path((aggregate_type, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Vec<AuditEvent>>> {
     staff.require(&[Role::Auditor])?;
-    let mut events = audit::history(&state.db, &aggregate_type, &id).await.map_err(problem)?;
+    let mut events = audit::history(state.reads.db(), &aggregate_type, &id).await.map_err(problem)?;
     if events.is_empty() {
         return Err(no_events());
     }
@@ -129,15 +129,16 @@ pub async fn state(
     Query(as_of): Query<AsOf>,
 ) -> ApiResult<Json<AuditState>> {
     staff.require(&[Role::Auditor])?;
-    let events = audit::history(&state.db, &aggregate_type, &id).await.map_err(problem)?;
+    let events = audit::history(state.reads.db(), &aggregate_type, &id).await.map_err(problem)?;
     if events.is_empty() {
         return Err(no_events());
     }
     let mut opened = events.clone();
     audit::open(state.keyring(), &mut opened).await.map_err(problem)?;
     let (folded, sequence) = audit::state_as_of(&aggregate_type, &opened, as_of.as_of).map_err(problem)?;
-    let (integrity, _) = audit::Integrity::load(&state.db, state.chain.clone()).await.map_err(ApiError::internal)?;
-    let head = Head::read(&state.db, &aggregate_type, &id).await.map_err(ApiError::internal)?;
+    let (integrity, _) =
+        audit::Integrity::load(state.reads.db(), state.chain.clone()).await.map_err(ApiError::internal)?;
+    let head = Head::read(state.reads.db(), &aggregate_type, &id).await.map_err(ApiError::internal)?;
     let chain_intact =
         integrity.seal.is_some() && integrity.check(&aggregate_type, &id, &events, head.as_ref()).is_none();
     Ok(Json(AuditState {

@@ -81,7 +81,7 @@ pub async fn identity_changes(
         errors.add("limit", "invalid_limit");
     }
     errors.finish()?;
-    let rows = IdentityChanges::page(&state.db, after, limit).await.map_err(ApiError::internal)?;
+    let rows = IdentityChanges::page(state.reads.db(), after, limit).await.map_err(ApiError::internal)?;
     let next_cursor = rows.last().map_or(after, |r| r.cursor);
     Ok(Json(ChangePage { items: rows.into_iter().map(ChangeItem::from).collect(), next_cursor }))
 }

@@ -19,7 +19,9 @@ pub async fn healthz() -> impl IntoResponse {
 /// The process can serve: the database answers. A projection stuck at an event it cannot
 /// apply makes the answer `degraded` (still 200: the write side and the holders' own reads
 /// work, and taking every process out of service would not move the projection on), with the
-/// projections named, where they stopped and why (no personal data).
+/// projections named, where they stopped and why (no personal data). With a read standby
+/// configured, `read_standby` says whether lag-tolerant reads go there (`in_use`) or to the
+/// primary (`bypassed`: it does not answer or is too far behind).
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, description = "`ready`, or `degraded` with the stuck projections"), (status = 503, description = "The database does not answer.")))]
 pub async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
@@ -27,7 +29,13 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "database unavailable" })));
     }
     match shenfen_projections::checkpoint::stuck(&state.db).await {
-        Ok(stuck) if stuck.is_empty() => (StatusCode::OK, Json(json!({ "status": "ready" }))),
+        Ok(stuck) if stuck.is_empty() => {
+            let mut body = json!({ "status": "ready" });
+            if let Some(in_use) = state.reads.standby_in_use() {
+                body["read_standby"] = json!(if in_use { "in_use" } else { "bypassed" });
+            }
+            (StatusCode::OK, Json(body))
+        }
         Ok(stuck) => {
             let projections: Vec<_> = stuck
                 .iter()

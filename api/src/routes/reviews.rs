@@ -52,7 +52,7 @@ pub async fn queue(
 ) -> ApiResult<Json<Vec<QueueItem>>> {
     staff.require(&[Role::Reviewer])?;
     let today = cst_date(ctx.now);
-    let rows = ReviewQueue::pending(&state.db, 1000).await.map_err(ApiError::internal)?;
+    let rows = ReviewQueue::pending(state.reads.db(), 1000).await.map_err(ApiError::internal)?;
     let overdue = rows.iter().filter(|r| r.due_by < today).count();
     metrics::gauge!("shenfen_reviews_overdue").set(overdue as f64);
     Ok(Json(

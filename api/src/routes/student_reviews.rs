@@ -104,9 +104,10 @@ pub async fn list(
     let scope = scope_of(&staff, &[Role::HeadTeacher, Role::SchoolAdmin])?;
     let rows = match &scope {
         Scope::HeadTeacher { school_code, grade, class } => {
-            Students::class_queue(&state.db, school_code, i32::from(grade.get()), class.as_str(), QUEUE_LIMIT).await
+            Students::class_queue(state.reads.db(), school_code, i32::from(grade.get()), class.as_str(), QUEUE_LIMIT)
+                .await
         }
-        Scope::SchoolAdmin { school_code } => Students::school_queue(&state.db, school_code, QUEUE_LIMIT).await,
+        Scope::SchoolAdmin { school_code } => Students::school_queue(state.reads.db(), school_code, QUEUE_LIMIT).await,
     }
     .map_err(ApiError::internal)?;
     let today = cst_date(ctx.now);
@@ -307,7 +308,7 @@ pub async fn school_students(
     if !matches!(&scope, Scope::SchoolAdmin { school_code } if *school_code == code.trim()) {
         return Err(ApiError::from(StudentError::OutOfScope));
     }
-    let rows = Students::search(&state.db, code.trim(), &search.q, 20).await.map_err(ApiError::internal)?;
+    let rows = Students::search(state.reads.db(), code.trim(), &search.q, 20).await.map_err(ApiError::internal)?;
     Ok(Json(
         rows.into_iter()
             .map(|r| SchoolStudent {

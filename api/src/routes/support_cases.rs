@@ -193,7 +193,7 @@ pub async fn list_cases(
         None => None,
         Some(s) => Some(CaseStatus::parse(s.trim()).ok_or_else(|| ApiError::field("status", "invalid_status"))?),
     };
-    let rows = SupportCases::by_due_time(&state.db, status, LIST_LIMIT).await.map_err(ApiError::internal)?;
+    let rows = SupportCases::by_due_time(state.reads.db(), status, LIST_LIMIT).await.map_err(ApiError::internal)?;
     let overdue = rows.iter().filter(|r| r.overdue_at(ctx.now)).count();
     if status.is_none() || status == Some(CaseStatus::Open) {
         metrics::gauge!("shenfen_support_cases_overdue").set(overdue as f64);

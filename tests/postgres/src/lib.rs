@@ -104,3 +104,130 @@ pub fn pg_ctl(data_dir: &Path, args: &[&str]) -> std::process::Output {
 pub fn is_root() -> bool {
     std::process::Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
+
+/// Runs `tool ARGS` from the PostgreSQL binaries as the user that owns the data directories.
+fn as_postgres(tool: &str) -> std::process::Command {
+    let bin = postgres_bin_dir().join(tool);
+    if is_root() {
+        let mut c = std::process::Command::new("sudo");
+        c.args(["-u", "postgres"]).arg(bin);
+        c
+    } else {
+        std::process::Command::new(bin)
+    }
+}
+
+/// A throw-away streaming standby of a running throw-away server: a base backup taken with
+/// `pg_basebackup -R -X stream`, started in hot-standby mode on a port of its own. Stopped
+/// (immediately) and deleted when dropped.
+pub struct Standby {
+    /// `postgres://…` of the standby: the primary's URL with the standby's port.
+    pub uri: String,
+    root: PathBuf,
+}
+
+impl Standby {
+    /// A standby of the server at `primary_uri` (`postgres://USER:PASSWORD@HOST:PORT/DB`),
+    /// accepting read-only connections when this returns. Panics when it cannot be made.
+    pub async fn start(primary_uri: &str) -> Standby {
+        let (before_port, rest) = primary_uri.rsplit_once(':').expect("a port in the primary's URL");
+        let (primary_port, database) = rest.split_once('/').expect("a database in the primary's URL");
+        let user = before_port
+            .split_once("://")
+            .and_then(|(_, r)| r.split(['@', ':']).next())
+            .expect("a user in the primary's URL")
+            .to_string();
+        let root = std::env::temp_dir().join(format!(
+            "shenfen-standby-{}-{}",
+            std::process::id(),
+            STANDBYS.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&root).expect("create the standby's directory");
+        if is_root() {
+            let out = std::process::Command::new("chown").arg("postgres").arg(&root).output().expect("run chown");
+            assert!(out.status.success(), "chown: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let data = root.join("data");
+        let out = as_postgres("pg_basebackup")
+            .args(["-h", "127.0.0.1", "-p", primary_port, "-U", &user, "-D"])
+            .arg(&data)
+            .args(["-R", "-X", "stream", "-c", "fast", "--no-password"])
+            .output()
+            .expect("run pg_basebackup");
+        assert!(out.status.success(), "pg_basebackup: {}", String::from_utf8_lossy(&out.stderr));
+        let port = free_port();
+        let options = format!("-c port={port} -c unix_socket_directories={} -c hot_standby=on", data.display());
+        let log = root.join("standby.log");
+        let out = pg_ctl(&data, &["start", "-w", "-o", &options, "-l", &log.display().to_string()]);
+        assert!(out.status.success(), "pg_ctl start (standby): {}", String::from_utf8_lossy(&out.stderr));
+        let standby = Standby { uri: format!("{before_port}:{port}/{database}"), root };
+        if let Err(e) = accepting(&standby.uri, Duration::from_secs(30)).await {
+            panic!("the standby did not accept connections: {e}; its log:\n{}", standby.log());
+        }
+        standby
+    }
+
+    /// The standby's server log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.root.join("standby.log")).unwrap_or_default()
+    }
+
+    /// Stops replaying the WAL it receives (`pg_wal_replay_pause`): from now on it shows the
+    /// primary as it was, until [`resume_replay`](Self::resume_replay).
+    pub async fn pause_replay(&self) {
+        self.execute("SELECT pg_wal_replay_pause()").await;
+        // Pausing takes effect at the next record; wait until it has.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.scalar_text("SELECT pg_get_wal_replay_pause_state()").await != "paused" {
+            assert!(Instant::now() < deadline, "the standby did not pause its replay");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Replays again what it received meanwhile and keeps up.
+    pub async fn resume_replay(&self) {
+        self.execute("SELECT pg_wal_replay_resume()").await;
+    }
+
+    /// Stops the standby at once (`pg_ctl stop -m immediate`).
+    pub fn crash(&self) {
+        let out = pg_ctl(&self.root.join("data"), &["stop", "-m", "immediate", "-w"]);
+        assert!(out.status.success(), "pg_ctl stop (standby): {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// Whether the standby is in recovery (a standby, not a primary).
+    pub async fn in_recovery(&self) -> bool {
+        self.scalar_text("SELECT pg_is_in_recovery()::text").await == "true"
+    }
+
+    async fn execute(&self, sql: &str) {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&self.uri).await.expect("connect to the standby");
+        sqlx::query(sql).execute(&mut conn).await.unwrap_or_else(|e| panic!("{sql} on the standby: {e}"));
+        let _ = conn.close().await;
+    }
+
+    async fn scalar_text(&self, sql: &str) -> String {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&self.uri).await.expect("connect to the standby");
+        let (value,): (String,) =
+            sqlx::query_as(sql).fetch_one(&mut conn).await.unwrap_or_else(|e| panic!("{sql} on the standby: {e}"));
+        let _ = conn.close().await;
+        value
+    }
+}
+
+impl Drop for Standby {
+    fn drop(&mut self) {
+        let _ = pg_ctl(&self.root.join("data"), &["stop", "-m", "immediate", "-w"]);
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+static STANDBYS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A TCP port nobody listens on at the moment.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("the free port").port()
+}

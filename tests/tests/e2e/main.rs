@@ -12,6 +12,7 @@ mod identity_process;
 mod integrity;
 mod privacy;
 mod quickstart;
+mod scale;
 mod snapshots;
 mod students;
 mod support_cases;
