@@ -8,5 +8,6 @@ pub mod http1;
 pub mod identity;
 pub mod replay_log;
 pub mod report;
+pub mod seed;
 pub mod server;
 pub mod stats;

@@ -301,6 +301,30 @@ where
         self.fold(Loaded { state: A::default(), sequence: 0, last_hash: GENESIS.into() }, upto)
     }
 
+    /// Decides `command` on `loaded` in memory and returns its events as they would be stored
+    /// (sealed under the subject's key, hash-chained after `loaded`), without writing them;
+    /// `loaded` moves past them. For tools that write many streams at once by bulk SQL (the
+    /// seeding tool): nothing here looks at or writes the log, so the caller owns the order.
+    pub async fn decide_unstored(
+        &self,
+        id: &str,
+        loaded: &mut Loaded<A>,
+        command: A::Command,
+        metadata: &EventMetadata,
+    ) -> Result<Vec<SerializedEvent>, BusError<A::Error>> {
+        let before = loaded.state.clone();
+        let sink = cqrs_es::event_sink::EventSink::default();
+        loaded.state.handle(command, &self.services, &sink).await.map_err(BusError::Domain)?;
+        let events = sink.collect().await;
+        let start = Loaded { state: before, sequence: loaded.sequence, last_hash: loaded.last_hash.clone() };
+        let serialized = self.serialize(id, &start, &events, metadata).await?;
+        loaded.sequence += events.len() as i64;
+        if let Some(hash) = serialized.last().and_then(|e| e.metadata.get("hash")).and_then(Value::as_str) {
+            loaded.last_hash = hash.to_string();
+        }
+        Ok(serialized)
+    }
+
     async fn serialize(
         &self,
         id: &str,

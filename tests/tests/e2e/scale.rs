@@ -1,4 +1,5 @@
-//! Shenfen past one process and one database server, on PostgreSQL: reads that tolerate lag
+//! Shenfen past one process and one database server, on PostgreSQL: a store seeded by bulk SQL
+//! (`shenfen-seed`) served like one the server wrote itself; reads that tolerate lag
 //! served by a real streaming standby (`pg_basebackup`, streaming replication, both
 //! throwaway) while the caller's own writes are read from the primary; and two server
 //! processes on one database taking the same requests at once without breaking an invariant
@@ -192,4 +193,62 @@ async fn two_processes_taking_the_same_requests_at_once_break_no_invariant() {
     );
     assert_eq!(count("SELECT count(*) FROM events WHERE event_type = 'AttemptFailed'").await, 3);
     assert_eq!(count("SELECT count(*) FROM events WHERE event_type = 'ApplicationClaimed'").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_seeded_by_bulk_sql_is_served_as_if_the_server_had_written_it() {
+    let mut app = TestApp::spawn(Store::Postgres, Settings::defaults()).await;
+    app.stop().await;
+    let accounts = 300;
+    let target = shenfen_bench::seed::Target::at(&app.direct_db_url, app.dir()).expect("seed target");
+    let seeded = target.seed(0, accounts, 2).await.expect("seeding");
+    assert_eq!(seeded.accounts, accounts);
+    let stored = app.query_i64("SELECT count(*) FROM events", &[]).await;
+    assert_eq!(stored as u64, seeded.events, "every seeded event is stored");
+    assert!(seeded.events >= accounts * 5, "{} events for {accounts} accounts", seeded.events);
+    let plain = app
+        .query_i64(
+            "SELECT count(*) FROM events WHERE payload::text LIKE '%440305%' OR payload::text LIKE '%@example.com%'",
+            &[],
+        )
+        .await;
+    assert_eq!(plain, 0, "personal data is sealed");
+    app.start().await;
+    let analyst = app.staff_member("analyst").await;
+    let auditor = app.staff_member("auditor").await;
+    let wait = Duration::from_secs(60);
+
+    // The read models catch up from the seeded log: every registration is counted.
+    let total = |r: &ApiResponse| {
+        r.body.as_array().map_or(-1, |rows| rows.iter().filter_map(|row| row["registrations"].as_i64()).sum::<i64>())
+    };
+    let counted = eventually(wait, || app.get_as(&analyst.token, REGISTRATIONS), |r| total(r) == accounts as i64).await;
+    assert_eq!(total(&counted), accounts as i64, "{}", counted.text);
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.str("status"), "ready", "no projection is stuck on a seeded event: {}", ready.text);
+
+    // Seeded people log in with their document and the seeding's password, and see their
+    // accounts as the seeding made them.
+    let mut verified = 0;
+    for i in 0..10 {
+        let login = app.login(&shenfen_bench::seed::document_number(i), shenfen_bench::seed::PASSWORD).await;
+        login.assert_status(201);
+        let me = app.me(&login.str("token")).await;
+        me.assert_status(200);
+        assert_eq!(me.body["profile_complete"], json!(true), "{}", me.text);
+        if ["verified", "manual_review_approved"].contains(&me.str("real_name_status").as_str()) {
+            verified += 1;
+        }
+        // The hash chain of the seeded stream holds under the server's key and seal.
+        let path = format!("/v1/audit/aggregates/account/{}/state", login.str("account_id"));
+        let state =
+            eventually(wait, || app.get_as(&auditor.token, &path), |r| r.body["chain_intact"] == json!(true)).await;
+        assert_eq!(state.body["chain_intact"], json!(true), "{}", state.text);
+    }
+    assert!(verified >= 5, "most seeded people proved who they are: {verified} of 10");
+
+    // A seeded document cannot be registered again.
+    let mut again = Registration::resident();
+    again.document_number = shenfen_bench::seed::document_number(7);
+    app.register(&again).await.assert_problem(409, "document_already_registered");
 }
