@@ -200,17 +200,18 @@ async fn timed_on(
     }
 }
 
-/// Each client edits its profile in a loop, alternating the ethnicity so every edit is a change.
+/// Each client edits its profile in a loop, alternating the ethnicity so every edit is a change;
+/// client `i` on `bases[i % n]`.
 pub async fn profile_edits(
     _http: &Client,
-    base: &str,
+    bases: &[String],
     accounts: &[Account],
     duration: Duration,
 ) -> anyhow::Result<Summary> {
     // Setup left "01": start with "02" so every edit is a change.
     let bodies = [Bytes::from_static(br#"{"ethnicity":"02"}"#), Bytes::from_static(br#"{"ethnicity":"01"}"#)];
-    run_phase(accounts, duration, |_, _, token, deadline| {
-        let (base, bodies) = (base.to_string(), bodies.clone());
+    run_phase(accounts, duration, |i, _, token, deadline| {
+        let (base, bodies) = (bases[i % bases.len()].clone(), bodies.clone());
         async move {
             let mut recorder = Recorder::new();
             let mut conn = Conn::open(&base).await.ok();
@@ -230,15 +231,15 @@ pub async fn profile_edits(
 /// 10 ms. Returns the logins and the probe.
 pub async fn logins(
     _http: &Client,
-    base: &str,
+    bases: &[String],
     accounts: &[Account],
     duration: Duration,
 ) -> anyhow::Result<(Summary, Summary)> {
     // Its own connection, so the probe never waits behind a login for a pooled one.
     let probe_http = client(1)?;
-    let probe = tokio::spawn(probe(probe_http, format!("{base}/healthz"), Instant::now() + duration));
-    let logins = run_phase(accounts, duration, |_, document_number, _, deadline| {
-        let base = base.to_string();
+    let probe = tokio::spawn(probe(probe_http, format!("{}/healthz", bases[0]), Instant::now() + duration));
+    let logins = run_phase(accounts, duration, |i, document_number, _, deadline| {
+        let base = bases[i % bases.len()].clone();
         async move {
             let mut recorder = Recorder::new();
             let body = Bytes::from(json!({"document_number": document_number, "password": PASSWORD}).to_string());

@@ -6,6 +6,7 @@ pub mod argon;
 pub mod database;
 pub mod http1;
 pub mod identity;
+pub mod phases;
 pub mod replay_log;
 pub mod report;
 pub mod seed;

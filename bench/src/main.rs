@@ -18,9 +18,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 
-use shenfen_bench::report::{Report, Setup};
+use shenfen_bench::report::{Report, Scale, Setup};
 use shenfen_bench::server::{Server, Webhook};
-use shenfen_bench::{api, argon, database, server, stats};
+use shenfen_bench::{api, argon, database, phases, server, stats};
 
 /// Load generator for the Shenfen HTTP API.
 #[derive(Debug, Parser)]
@@ -49,6 +49,13 @@ struct Args {
     /// Also write the report as JSON to this file.
     #[arg(long)]
     report: Option<PathBuf>,
+    /// Server processes on the one database; client `i` talks to process `i mod N`.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=4))]
+    servers: u16,
+    /// Seed the store with this many accounts (`shenfen-seed`, about ten events each) before
+    /// the servers start; 0 measures an empty store.
+    #[arg(long, default_value_t = 0)]
+    seed_accounts: u64,
 }
 
 fn main() -> ExitCode {
@@ -98,7 +105,8 @@ async fn run(args: Args, pg_bin: Option<PathBuf>) -> anyhow::Result<()> {
         None => {
             let bin = pg_bin.context("no PostgreSQL found under /usr/lib/postgresql: install it or pass --pg-bin")?;
             say(format!("starting a throwaway PostgreSQL from {}", bin.display()));
-            let db = database::start_throwaway(&bin, clients + 50, args.non_durable).await?;
+            let db = database::start_throwaway(&bin, clients + 50 + 80 * usize::from(args.servers), args.non_durable)
+                .await?;
             let url = db.url.clone();
             (Some(db), url, "throwaway server via pgtemp".to_string())
         }
@@ -108,11 +116,12 @@ async fn run(args: Args, pg_bin: Option<PathBuf>) -> anyhow::Result<()> {
         // Stopping waits for the process and deletes its directory: keep it off the runtime.
         tokio::task::spawn_blocking(move || db.stop()).await.context("stopping the throwaway PostgreSQL")?;
     }
-    let report = outcome?;
+    let (report, scale) = outcome?;
 
-    println!("{}", report.markdown());
+    println!("{}{}", report.markdown(), scale.markdown());
     if let Some(path) = &args.report {
-        let json = serde_json::to_string_pretty(&report).context("serialising the report")?;
+        let both = serde_json::json!({"report": report, "scale": scale});
+        let json = serde_json::to_string_pretty(&both).context("serialising the report")?;
         std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
         say(format!("report written to {}", path.display()));
     }
@@ -127,7 +136,7 @@ async fn measure(
     server_binary: &std::path::Path,
     database_url: &str,
     database_kind: String,
-) -> anyhow::Result<Report> {
+) -> anyhow::Result<(Report, Scale)> {
     let facts = database::facts(database_url).await?;
 
     settle(database_url).await?;
@@ -136,18 +145,54 @@ async fn measure(
     say(format!("  {:.1} inserts/s", raw_insert.ops_per_sec));
 
     let dir = tempfile::Builder::new().prefix("shenfen-load-").tempdir().context("creating a temporary directory")?;
+    let seeded = if args.seed_accounts > 0 {
+        say(format!("seeding {} accounts", args.seed_accounts));
+        let target = shenfen_bench::seed::Target::at(database_url, dir.path())?;
+        let seeded = target.seed(0, args.seed_accounts, cores.max(2)).await.context("seeding")?;
+        say(format!("  {} events in {:.0} s", seeded.events, seeded.seconds));
+        settle(database_url).await?;
+        say("rebuilding the read models with the replay tool");
+        let (events, seconds) = target.rebuild().await?;
+        say(format!("  {events} events in {seconds:.0} s ({:.0} events/s)", events as f64 / seconds.max(0.001)));
+        settle(database_url).await?;
+        Some(shenfen_bench::seed::Seeded { rebuild_events_per_sec: events as f64 / seconds.max(0.001), ..seeded })
+    } else {
+        None
+    };
+    let events_at_start = phases::log_end(database_url).await?;
     let webhook = Webhook::start().await?;
-    say(format!("starting {}", server_binary.display()));
-    let mut server = Server::start(server_binary, database_url, &webhook.notifier(), dir.path()).await?;
-    let result = server_phases(&mut server, &webhook, database_url, clients, cores, phase).await;
-    let running = server.ensure_running();
-    let log = server.log.clone();
-    server.stop().await?;
-    webhook.stop();
-    let (profile_edit, argon2id, login, healthz) = match (result, running) {
+    let mut servers = Vec::new();
+    let mut ready_ms = Vec::new();
+    let started = std::time::Instant::now();
+    for n in 0..args.servers {
+        say(format!("starting {} (process {})", server_binary.display(), n + 1));
+        let begun = std::time::Instant::now();
+        let server = Server::start(server_binary, database_url, &webhook.notifier(), dir.path()).await?;
+        let ready = server::wait_ready(&server.base_url(), std::time::Duration::from_secs(120)).await?;
+        ready_ms.push((ready - begun).as_secs_f64() * 1000.0);
+        say(format!("  ready after {:.0} ms", ready_ms[ready_ms.len() - 1]));
+        servers.push(server);
+    }
+    let mut context =
+        Running { servers, webhook, database_url, clients, cores, phase, started, ready_ms, events_at_start, seeded };
+    let result = server_phases(&mut context).await;
+    let mut running = Ok(());
+    let mut logs = Vec::new();
+    for server in &mut context.servers {
+        if running.is_ok() {
+            running = server.ensure_running();
+        }
+        logs.push(server.log.clone());
+    }
+    for server in context.servers.drain(..) {
+        server.stop().await?;
+    }
+    context.webhook.stop();
+    let (profile_edit, argon2id, login, healthz, scale) = match (result, running) {
         (Ok(r), Ok(())) => r,
         (Err(e), _) | (Ok(_), Err(e)) => {
-            return Err(e.context(format!("server log (tail):\n{}", server::tail(&log, 20))));
+            let tails: Vec<String> = logs.iter().map(|l| server::tail(l, 20)).collect();
+            return Err(e.context(format!("server log (tail):\n{}", tails.join("\n---\n"))));
         }
     };
 
@@ -160,7 +205,7 @@ async fn measure(
         postgres: facts,
         argon2: argon::params(),
     };
-    Ok(Report::new(setup, raw_insert, argon2id, profile_edit, login, healthz))
+    Ok((Report::new(setup, raw_insert, argon2id, profile_edit, login, healthz), scale))
 }
 
 /// Waits for PostgreSQL's background work from the previous phase (see [`database::quiesce`]).
@@ -170,26 +215,49 @@ async fn settle(database_url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn server_phases(
-    server: &mut Server,
-    webhook: &Webhook,
-    database_url: &str,
+/// The running servers and what the phases need.
+struct Running<'a> {
+    servers: Vec<Server>,
+    webhook: Webhook,
+    database_url: &'a str,
     clients: usize,
     cores: usize,
     phase: Duration,
-) -> anyhow::Result<(stats::Summary, stats::Summary, stats::Summary, stats::Summary)> {
-    let base = server.base_url();
+    started: std::time::Instant,
+    ready_ms: Vec<f64>,
+    events_at_start: i64,
+    seeded: Option<shenfen_bench::seed::Seeded>,
+}
+
+impl Running<'_> {
+    fn ensure_running(&mut self) -> anyhow::Result<()> {
+        self.servers.iter_mut().try_for_each(Server::ensure_running)
+    }
+}
+
+type Phases = (stats::Summary, stats::Summary, stats::Summary, stats::Summary, Scale);
+
+async fn server_phases(c: &mut Running<'_>) -> anyhow::Result<Phases> {
+    let (database_url, clients, cores, phase) = (c.database_url, c.clients, c.cores, c.phase);
+    let bases: Vec<String> = c.servers.iter().map(Server::base_url).collect();
     let http = api::client(clients)?;
-    say(format!("server on {base}; registering {clients} accounts"));
-    let accounts = api::register_all(&http, &base, &webhook.inbox, clients).await?;
-    server.ensure_running()?;
+    let caught_up = api::settle_projections(&http, &bases[0], Duration::from_secs(3600)).await?;
+    let caught_up_seconds = c.started.elapsed().as_secs_f64().max(caught_up.as_secs_f64());
+    say(format!("projections caught up {caught_up_seconds:.1} s after the servers started"));
+    say(format!("servers on {}; registering {clients} accounts", bases.join(", ")));
+    let accounts = api::register_all(&http, &bases[0], &c.webhook.inbox, clients).await?;
+    c.ensure_running()?;
+    let mut outcomes = Vec::new();
 
     settle(database_url).await?;
     say(format!("phase: profile edits, {clients} clients, {} s", phase.as_secs()));
-    let profile_edit = api::profile_edits(&http, &base, &accounts, phase).await?;
+    let since = phases::log_end(database_url).await?;
+    let profile_edit = api::profile_edits(&http, &bases, &accounts, phase).await?;
     say(format!("  {:.1} edits/s, {} errors", profile_edit.ops_per_sec, profile_edit.errors));
-    server.ensure_running()?;
-    let settled = api::settle_projections(&http, &base, Duration::from_secs(120)).await?;
+    let acks = phases::Acks { edits: profile_edit.ops, ..Default::default() };
+    outcomes.push(("profile edits".to_string(), phases::Outcome::check(database_url, since, &acks).await?));
+    c.ensure_running()?;
+    let settled = api::settle_projections(&http, &bases[0], Duration::from_secs(120)).await?;
     say(format!("  projections caught up {:.1} s after the last edit", settled.as_secs_f64()));
 
     // The Argon2id baseline runs right before the logins it is compared with (the server is
@@ -202,20 +270,57 @@ async fn server_phases(
     say(format!("  {:.1} verifications/s", argon2id.ops_per_sec));
 
     say(format!("phase: logins, {clients} clients, with a /healthz probe every 10 ms, {} s", phase.as_secs()));
+    let since = phases::log_end(database_url).await?;
     // The logins run on a single-threaded runtime of their own: they need little of it, and
     // one thread waking itself costs the shared cores less than two waking each other.
     let (login, healthz) = {
-        let (http, base, accounts) = (http.clone(), base.clone(), accounts.clone());
+        let (http, bases, accounts) = (http.clone(), bases.clone(), accounts.clone());
         tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .context("starting the login phase's runtime")?;
-            runtime.block_on(api::logins(&http, &base, &accounts, phase))
+            runtime.block_on(api::logins(&http, &bases, &accounts, phase))
         })
         .await
         .context("the login phase panicked")??
     };
     say(format!("  {:.1} logins/s, {} errors", login.ops_per_sec, login.errors));
-    Ok((profile_edit, argon2id, login, healthz))
+    let acks = phases::Acks { logins: login.ops, ..Default::default() };
+    outcomes.push(("logins".to_string(), phases::Outcome::check(database_url, since, &acks).await?));
+    c.ensure_running()?;
+
+    settle(database_url).await?;
+    say(format!("phase: registrations (code + register), {clients} clients, {} s", phase.as_secs()));
+    let since = phases::log_end(database_url).await?;
+    let registration = phases::registrations(&bases, &c.webhook.inbox, clients, phase).await?;
+    say(format!("  {:.1} registrations/s, {} errors", registration.total.ops_per_sec, registration.total.errors));
+    outcomes
+        .push(("registrations".to_string(), phases::Outcome::check(database_url, since, &registration.acks).await?));
+    c.ensure_running()?;
+    api::settle_projections(&http, &bases[0], Duration::from_secs(300)).await?;
+
+    settle(database_url).await?;
+    say(format!("phase: exam registration opens (mixed), {clients} clients, {} s", phase.as_secs()));
+    let since = phases::log_end(database_url).await?;
+    let mixed = phases::mixed(&bases, &c.webhook.inbox, &accounts, phase).await?;
+    say(format!("  {:.1} requests/s, {} errors", mixed.total.ops_per_sec, mixed.total.errors));
+    outcomes.push(("mixed".to_string(), phases::Outcome::check(database_url, since, &mixed.acks).await?));
+    c.ensure_running()?;
+
+    let pids: Vec<u32> = c.servers.iter().filter_map(Server::pid).collect();
+    let peak_rss_mib = phases::MemoryWatch::new(pids).peak_mib();
+    let scale = Scale::new(
+        c.servers.len(),
+        c.seeded,
+        c.events_at_start,
+        c.ready_ms.clone(),
+        caught_up_seconds,
+        registration,
+        mixed,
+        outcomes,
+        peak_rss_mib,
+        &argon2id,
+    );
+    Ok((profile_edit, argon2id, login, healthz, scale))
 }

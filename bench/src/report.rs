@@ -8,12 +8,19 @@ use serde::Serialize;
 use crate::database::ServerFacts;
 use crate::stats::Summary;
 
-/// The cheap command must reach this share of the raw INSERT rate.
-pub const PROFILE_EDIT_MIN_RATIO: f64 = 0.5;
+/// The cheap command must reach this share of the raw INSERT rate (issue 16: group commit
+/// should beat one transaction per row).
+pub const PROFILE_EDIT_MIN_RATIO: f64 = 1.0;
 /// … with its p99 under this.
-pub const PROFILE_EDIT_MAX_P99_MS: f64 = 25.0;
+pub const PROFILE_EDIT_MAX_P99_MS: f64 = 10.0;
 /// Login must reach this share of the raw Argon2id rate.
-pub const LOGIN_MIN_RATIO: f64 = 0.9;
+pub const LOGIN_MIN_RATIO: f64 = 0.95;
+/// Registration (code + register, one Argon2id hash) must reach this share of the Argon2id rate.
+pub const REGISTRATION_MIN_RATIO: f64 = 0.9;
+/// The server's resident memory must stay under this under load.
+pub const MAX_RSS_MIB: f64 = 1024.0;
+/// The server must be ready this soon after it was started.
+pub const MAX_READY_MS: f64 = 5_000.0;
 
 /// How the run was set up.
 #[derive(Debug, Clone, Serialize)]
@@ -162,7 +169,7 @@ impl Report {
                 "profile edit `PUT /v1/me/profile`",
                 &self.profile_edit,
                 format!(
-                    "≥ {:.0}/s (0.5 × INSERT), p99 < {PROFILE_EDIT_MAX_P99_MS} ms",
+                    "≥ {:.0}/s ({PROFILE_EDIT_MIN_RATIO} × INSERT), p99 < {PROFILE_EDIT_MAX_P99_MS} ms",
                     insert_rate * PROFILE_EDIT_MIN_RATIO
                 ),
                 met(&[t(0), t(1)]),
@@ -170,7 +177,7 @@ impl Report {
             (
                 "login `POST /v1/sessions`",
                 &self.login,
-                format!("≥ {:.1}/s (0.9 × Argon2id)", argon_rate * LOGIN_MIN_RATIO),
+                format!("≥ {:.1}/s ({LOGIN_MIN_RATIO} × Argon2id)", argon_rate * LOGIN_MIN_RATIO),
                 met(&[t(2)]),
             ),
             (
@@ -243,6 +250,180 @@ impl Report {
         .collect();
         if !failures.is_empty() {
             let _ = writeln!(out, "\n## Errors\n");
+            for (name, summary) in failures {
+                let kinds: Vec<String> = summary.errors_by_kind.iter().map(|(k, n)| format!("{k} × {n}")).collect();
+                let _ = writeln!(out, "- {name}: {}", kinds.join(", "));
+                for sample in &summary.error_samples {
+                    let _ = writeln!(out, "  - `{}`", sample.replace('`', "'"));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// What the scale run adds: the seeded store, the processes, the exam-opening phases and the
+/// outcome checks.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scale {
+    pub servers: usize,
+    /// The seeding before the server started (none: an empty store).
+    pub seeded: Option<crate::seed::Seeded>,
+    /// Events in the log when the servers started.
+    pub events_at_start: i64,
+    /// From starting each process to its first `200` from `/readyz`.
+    pub ready_ms: Vec<f64>,
+    /// From the servers' start until every projection had caught up with the log.
+    pub caught_up_seconds: f64,
+    pub registration: crate::phases::PhaseResult,
+    pub mixed: crate::phases::PhaseResult,
+    /// Per phase: the log checked against what was acknowledged.
+    pub outcomes: Vec<(String, crate::phases::Outcome)>,
+    /// Each process's resident-memory high-water mark, MiB.
+    pub peak_rss_mib: Vec<f64>,
+    pub registration_to_argon2id: f64,
+    pub targets: Vec<Target>,
+}
+
+impl Scale {
+    /// Computes the targets against `argon2id`, the run's Argon2id baseline.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        servers: usize,
+        seeded: Option<crate::seed::Seeded>,
+        events_at_start: i64,
+        ready_ms: Vec<f64>,
+        caught_up_seconds: f64,
+        registration: crate::phases::PhaseResult,
+        mixed: crate::phases::PhaseResult,
+        outcomes: Vec<(String, crate::phases::Outcome)>,
+        peak_rss_mib: Vec<f64>,
+        argon2id: &Summary,
+    ) -> Scale {
+        let ratio_ = ratio(registration.total.ops_per_sec, argon2id.ops_per_sec);
+        let most_rss = peak_rss_mib.iter().copied().fold(0.0, f64::max);
+        let slowest = ready_ms.iter().copied().fold(0.0, f64::max);
+        let exact = outcomes.iter().all(|(_, o)| o.exact);
+        let targets = vec![
+            Target {
+                name: "registration throughput".into(),
+                measured: format!("{ratio_:.2} × Argon2id, {} errors", registration.total.errors),
+                target: format!("≥ {REGISTRATION_MIN_RATIO} × Argon2id"),
+                met: ratio_ >= REGISTRATION_MIN_RATIO && registration.total.errors == 0,
+            },
+            Target {
+                name: "server resident memory under load".into(),
+                measured: format!("{most_rss:.0} MiB"),
+                target: format!("< {MAX_RSS_MIB:.0} MiB"),
+                met: most_rss > 0.0 && most_rss < MAX_RSS_MIB,
+            },
+            Target {
+                name: "ready after start".into(),
+                measured: format!("{slowest:.0} ms"),
+                target: format!("< {MAX_READY_MS:.0} ms"),
+                met: slowest < MAX_READY_MS,
+            },
+            Target {
+                name: "outcome: acknowledged writes present once, quotas exact".into(),
+                measured: if exact { "exact".into() } else { "**differs**".into() },
+                target: "exact".into(),
+                met: exact,
+            },
+        ];
+        Scale {
+            servers,
+            seeded,
+            events_at_start,
+            ready_ms,
+            caught_up_seconds,
+            registration,
+            mixed,
+            outcomes,
+            peak_rss_mib,
+            registration_to_argon2id: ratio_,
+            targets,
+        }
+    }
+
+    /// The scale part of the report, as Markdown.
+    pub fn markdown(&self) -> String {
+        let mut out = String::new();
+        let seeded = self.seeded.map_or("an empty store".to_string(), |s| {
+            format!(
+                "a store seeded with {} accounts / {} events in {:.0} s ({:.0} events/s; read models rebuilt at {:.0} \
+                 events/s)",
+                s.accounts,
+                s.events,
+                s.seconds,
+                s.events as f64 / s.seconds.max(0.001),
+                s.rebuild_events_per_sec,
+            )
+        });
+        let _ = writeln!(
+            out,
+            "\n## Exam registration opens\n\n{} server process(es) on {seeded}; {} events in the log at start; ready \
+             after {} ms; projections caught up {:.1} s after start; resident memory peak {} MiB.\n",
+            self.servers,
+            self.events_at_start,
+            self.ready_ms.iter().map(|v| format!("{v:.0}")).collect::<Vec<_>>().join(" / "),
+            self.caught_up_seconds,
+            self.peak_rss_mib.iter().map(|v| format!("{v:.0}")).collect::<Vec<_>>().join(" / "),
+        );
+        let _ = writeln!(out, "| phase / request | ops | errors | ops/s | p50 ms | p99 ms | max ms |");
+        let _ = writeln!(out, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+        let ms = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.2}"));
+        let mut row = |name: &str, s: &Summary| {
+            let _ = writeln!(
+                out,
+                "| {name} | {} | {} | {:.1} | {} | {} | {} |",
+                s.ops,
+                s.errors,
+                s.ops_per_sec,
+                ms(s.p50_ms),
+                ms(s.p99_ms),
+                ms(s.max_ms)
+            );
+        };
+        row("registration phase (code + register)", &self.registration.total);
+        row("mixed phase, all requests", &self.mixed.total);
+        for (name, s) in &self.mixed.by_op {
+            row(&format!("  mixed: {name}"), s);
+        }
+        let _ = writeln!(
+            out,
+            "\n| outcome check | registered | sessions | edits | attempts | most attempts / account | exact? |"
+        );
+        let _ = writeln!(out, "| --- | ---: | ---: | ---: | ---: | ---: | --- |");
+        for (name, o) in &self.outcomes {
+            let _ = writeln!(
+                out,
+                "| {name} | {} | {} | {} | {} | {} | {} |",
+                o.registered,
+                o.sessions,
+                o.edits,
+                o.attempts,
+                o.most_attempts_per_account,
+                if o.exact { "yes" } else { "**no**" }
+            );
+        }
+        let _ = writeln!(out, "\n| target | measured | wanted | met? |");
+        let _ = writeln!(out, "| --- | --- | --- | --- |");
+        for t in &self.targets {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} |",
+                t.name,
+                t.measured,
+                t.target,
+                if t.met { "yes" } else { "**no**" }
+            );
+        }
+        let failures: Vec<(&str, &Summary)> = std::iter::once(("registration", &self.registration.total))
+            .chain(self.mixed.by_op.iter().map(|(n, s)| (*n, s)))
+            .filter(|(_, s)| s.errors > 0)
+            .collect();
+        if !failures.is_empty() {
+            let _ = writeln!(out, "\n### Errors\n");
             for (name, summary) in failures {
                 let kinds: Vec<String> = summary.errors_by_kind.iter().map(|(k, n)| format!("{k} × {n}")).collect();
                 let _ = writeln!(out, "- {name}: {}", kinds.join(", "));

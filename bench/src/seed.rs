@@ -67,6 +67,8 @@ pub struct Seeded {
     pub accounts: u64,
     pub events: u64,
     pub seconds: f64,
+    /// The rebuild of the read models from the seeded log, when one ran (0 otherwise).
+    pub rebuild_events_per_sec: f64,
 }
 
 /// The aggregates' command buses (for their keys and serialization) and what every stream
@@ -132,7 +134,12 @@ impl Seeder {
         for task in tasks {
             events += task.await.context("a seeding worker panicked")??;
         }
-        Ok(Seeded { accounts: to - from, events, seconds: started.elapsed().as_secs_f64() })
+        Ok(Seeded {
+            accounts: to - from,
+            events,
+            seconds: started.elapsed().as_secs_f64(),
+            rebuild_events_per_sec: 0.0,
+        })
     }
 
     /// The account and verification streams of seeded account `i`, in order.
@@ -173,7 +180,7 @@ impl Seeder {
             document_type: DocumentType::ResidentIdCard,
             document_number: document,
             name: name.clone(),
-            validity: validity.clone(),
+            validity,
             email,
             mobile,
             password_hash: self.password_hash.clone(),
@@ -226,7 +233,7 @@ impl Seeder {
                 account_id: id.clone(),
                 attempt_id: attempt_id.clone(),
                 name: name.clone(),
-                validity: Some(validity.clone()),
+                validity: Some(validity),
                 abandon_before: t - chrono::Duration::seconds(30),
                 now: t,
             };
@@ -250,7 +257,7 @@ impl Seeder {
             let request = ReviewRequest {
                 document_type: DocumentType::ResidentIdCard,
                 name: name.clone(),
-                validity: validity.clone(),
+                validity,
                 photos: Photos { front: digest(&mut rng), back: digest(&mut rng), handheld: digest(&mut rng) },
             };
             let due_by = shenfen_domain::time::cst_date(t) + chrono::Duration::days(9);
@@ -352,7 +359,7 @@ impl Seeder {
             generation: verification.state.generation,
             status: verification.state.status,
             name: proved.map(|(n, _)| n.clone()),
-            validity: proved.map(|(_, v)| v.clone()),
+            validity: proved.map(|(_, v)| *v),
             now: at,
         };
         let meta = EventMetadata {
@@ -484,5 +491,23 @@ impl Target {
         sqlx::query("ANALYZE").execute(&mut conn).await.context("ANALYZE")?;
         db.close().await;
         Ok(seeded)
+    }
+
+    /// Builds every read model from the log with the replay tool (`shenfen-replay rebuild`, in
+    /// this process): what a server started on the seeded store would otherwise catch up with
+    /// event by event. Returns the events read and the seconds it took.
+    pub async fn rebuild(&self) -> anyhow::Result<(u64, f64)> {
+        use shenfen_replay::rebuild;
+        let settings = &self.settings;
+        let db = shenfen_projections::db::Db::open(&settings.database_url, 16).await.context("opening the store")?;
+        let keyring = shenfen_projections::pii::Keyring::from_key_file(&db, &settings.secret_key_file)?;
+        let options =
+            rebuild::Options { restart: true, keyring: Some(Arc::new(keyring)), ..rebuild::Options::default() };
+        let report =
+            rebuild::rebuild(&db, rebuild::select(None)?, &options, &shenfen_replay::progress::Progress::hidden())
+                .await
+                .context("rebuilding the read models")?;
+        db.close().await;
+        Ok((report.events_read, report.elapsed.as_secs_f64()))
     }
 }

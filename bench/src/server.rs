@@ -29,36 +29,42 @@ pub struct Message {
     pub code: Option<String>,
 }
 
-/// The messages received so far.
+/// The codes received so far, by purpose and destination (the latest wins), and a wake-up for
+/// whoever waits for one.
 #[derive(Default)]
 pub struct Inbox {
-    messages: Mutex<Vec<Message>>,
+    codes: Mutex<std::collections::HashMap<(String, String), String>>,
+    arrived: tokio::sync::Notify,
 }
 
 impl Inbox {
     fn push(&self, message: Message) {
-        self.messages.lock().unwrap_or_else(|e| e.into_inner()).push(message);
+        if let (true, Some(code)) = (message.channel == "sms", message.code) {
+            let mut codes = self.codes.lock().unwrap_or_else(|e| e.into_inner());
+            codes.insert((message.purpose, message.to), code);
+        }
+        self.arrived.notify_waiters();
     }
 
     fn find_code(&self, purpose: &str, to: &str) -> Option<String> {
-        let messages = self.messages.lock().unwrap_or_else(|e| e.into_inner());
-        messages
-            .iter()
-            .rev()
-            .find(|m| m.channel == "sms" && m.purpose == purpose && m.to == to)
-            .and_then(|m| m.code.clone())
+        let codes = self.codes.lock().unwrap_or_else(|e| e.into_inner());
+        codes.get(&(purpose.to_string(), to.to_string())).cloned()
     }
 
     /// Waits (at most `timeout`) for a code of `purpose` sent by SMS to `to`.
     pub async fn code_for(&self, purpose: &str, to: &str, timeout: Duration) -> anyhow::Result<String> {
         let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
+        loop {
+            // Registered before looking, so a code arriving in between is not missed.
+            let arrived = self.arrived.notified();
             if let Some(code) = self.find_code(purpose, to) {
                 return Ok(code);
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || tokio::time::timeout(left, arrived).await.is_err() {
+                anyhow::bail!("no {purpose} code reached the webhook within {} s", timeout.as_secs())
+            }
         }
-        anyhow::bail!("no {purpose} code reached the webhook within {} s", timeout.as_secs())
     }
 }
 
@@ -123,17 +129,26 @@ impl Server {
         dir: &Path,
         env: &[(&str, &str)],
     ) -> anyhow::Result<Server> {
-        let log = dir.join("server.log");
+        // Each process its own log; the key file and blobs are shared by all on `dir`.
+        let mut n = 0;
+        let log = loop {
+            let log = dir.join(if n == 0 { "server.log".to_string() } else { format!("server-{n}.log") });
+            if !log.exists() {
+                break log;
+            }
+            n += 1;
+        };
         let log_file = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let mut child = Command::new(binary)
-            .envs(env.iter().copied())
             .arg("serve")
             .env("SHENFEN_DATABASE_URL", database_url)
             .env("SHENFEN_LISTEN", "127.0.0.1:0")
             .env("SHENFEN_NOTIFIER", notifier)
             .env("SHENFEN_SECRET_KEY_FILE", dir.join("secret.key"))
+            .env("SHENFEN_MASTER_KEY_FILE", dir.join("master.keys"))
             .env("SHENFEN_BLOB_DIR", dir.join("blobs"))
             .env("SHENFEN_IP_RATE_LIMIT", "0")
+            .envs(env.iter().copied())
             .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -162,6 +177,11 @@ impl Server {
         // Keep reading stdout so the server never blocks on a full pipe.
         let drain = tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Ok(Server { child, addr, log, drain })
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
     }
 
     /// The base URL of the API.
@@ -201,6 +221,21 @@ fn parse_listening(line: &str) -> anyhow::Result<SocketAddr> {
         .with_context(|| format!("unexpected address in {line:?}"))?;
     anyhow::ensure!(addr.ip().is_loopback(), "the server listens on {addr}, not on a loopback address");
     Ok(addr)
+}
+
+/// Polls `{base}/readyz` until it answers 200; returns when it did.
+pub async fn wait_ready(base: &str, limit: Duration) -> anyhow::Result<Instant> {
+    let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5)).build()?;
+    let started = Instant::now();
+    loop {
+        if let Ok(response) = http.get(format!("{base}/readyz")).send().await {
+            if response.status().is_success() {
+                return Ok(Instant::now());
+            }
+        }
+        anyhow::ensure!(started.elapsed() < limit, "{base}/readyz did not answer 200 within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// The last `n` lines of a log file, for error messages.

@@ -13,6 +13,7 @@ const MAX_SAMPLES: usize = 8;
 const MAX_SAMPLE_CHARS: usize = 600;
 
 /// The raw measurements of one task, or of a whole phase once merged.
+#[derive(Clone)]
 pub struct Recorder {
     /// Latencies of successful operations, in microseconds.
     latencies: Histogram<u64>,
