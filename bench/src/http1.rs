@@ -42,11 +42,36 @@ impl Conn {
         token: Option<&str>,
         body: Bytes,
     ) -> anyhow::Result<(StatusCode, Bytes)> {
+        self.send_with(method, path, token, body, None).await
+    }
+
+    /// Sends a request without a body that asks for `accept`.
+    pub async fn send_accepting(
+        &mut self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        accept: &str,
+    ) -> anyhow::Result<(StatusCode, Bytes)> {
+        self.send_with(method, path, token, Bytes::new(), Some(accept)).await
+    }
+
+    async fn send_with(
+        &mut self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Bytes,
+        accept: Option<&str>,
+    ) -> anyhow::Result<(StatusCode, Bytes)> {
         let mut request = Request::builder()
             .method(method)
             .uri(path)
             .header(HOST, &self.host)
             .header(CONTENT_TYPE, "application/json");
+        if let Some(accept) = accept {
+            request = request.header(hyper::header::ACCEPT, accept);
+        }
         if let Some(token) = token {
             request = request.header(AUTHORIZATION, format!("Bearer {token}"));
         }

@@ -56,6 +56,10 @@ struct Args {
     /// the servers start; 0 measures an empty store.
     #[arg(long, default_value_t = 0)]
     seed_accounts: u64,
+    /// Where the servers' key files are (`secret.key`, `master.keys`): a store seeded or served
+    /// before must be served again under the same keys. Default: a fresh temporary directory.
+    #[arg(long)]
+    key_dir: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -144,10 +148,18 @@ async fn measure(
     let raw_insert = database::raw_inserts(database_url, clients, phase).await?;
     say(format!("  {:.1} inserts/s", raw_insert.ops_per_sec));
 
-    let dir = tempfile::Builder::new().prefix("shenfen-load-").tempdir().context("creating a temporary directory")?;
+    let temporary =
+        tempfile::Builder::new().prefix("shenfen-load-").tempdir().context("creating a temporary directory")?;
+    let dir = match &args.key_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            std::path::absolute(dir).context("resolving --key-dir")?
+        }
+        None => temporary.path().to_path_buf(),
+    };
     let seeded = if args.seed_accounts > 0 {
         say(format!("seeding {} accounts", args.seed_accounts));
-        let target = shenfen_bench::seed::Target::at(database_url, dir.path())?;
+        let target = shenfen_bench::seed::Target::at(database_url, &dir)?;
         let seeded = target.seed(0, args.seed_accounts, cores.max(2)).await.context("seeding")?;
         say(format!("  {} events in {:.0} s", seeded.events, seeded.seconds));
         settle(database_url).await?;
@@ -167,14 +179,26 @@ async fn measure(
     for n in 0..args.servers {
         say(format!("starting {} (process {})", server_binary.display(), n + 1));
         let begun = std::time::Instant::now();
-        let server = Server::start(server_binary, database_url, &webhook.notifier(), dir.path()).await?;
+        let server = Server::start(server_binary, database_url, &webhook.notifier(), &dir).await?;
         let ready = server::wait_ready(&server.base_url(), std::time::Duration::from_secs(120)).await?;
         ready_ms.push((ready - begun).as_secs_f64() * 1000.0);
         say(format!("  ready after {:.0} ms", ready_ms[ready_ms.len() - 1]));
         servers.push(server);
     }
-    let mut context =
-        Running { servers, webhook, database_url, clients, cores, phase, started, ready_ms, events_at_start, seeded };
+    let mut context = Running {
+        servers,
+        binary: server_binary,
+        dir: &dir,
+        webhook,
+        database_url,
+        clients,
+        cores,
+        phase,
+        started,
+        ready_ms,
+        events_at_start,
+        seeded,
+    };
     let result = server_phases(&mut context).await;
     let mut running = Ok(());
     let mut logs = Vec::new();
@@ -218,6 +242,8 @@ async fn settle(database_url: &str) -> anyhow::Result<()> {
 /// The running servers and what the phases need.
 struct Running<'a> {
     servers: Vec<Server>,
+    binary: &'a std::path::Path,
+    dir: &'a std::path::Path,
     webhook: Webhook,
     database_url: &'a str,
     clients: usize,
@@ -308,6 +334,20 @@ async fn server_phases(c: &mut Running<'_>) -> anyhow::Result<Phases> {
     outcomes.push(("mixed".to_string(), phases::Outcome::check(database_url, since, &mixed.acks).await?));
     c.ensure_running()?;
 
+    say("phase: an analyst reads a year of every analyst table, 20 rounds");
+    let username = format!("bench-analyst-{}", std::process::id());
+    let password = server::add_staff(c.binary, database_url, c.dir, &username, "analyst").await?;
+    let session: serde_json::Value = http
+        .post(format!("{}/v1/staff/sessions", bases[0]))
+        .json(&serde_json::json!({"username": username, "password": password}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let token = session["token"].as_str().context("the staff login answer has no token")?.to_string();
+    let analytics = phases::analyst_reads(&bases[0], &token, 20).await?;
+    say(format!("  p99 {:?} ms, {} errors", analytics.p99_ms, analytics.errors));
+
     let pids: Vec<u32> = c.servers.iter().filter_map(Server::pid).collect();
     let peak_rss_mib = phases::MemoryWatch::new(pids).peak_mib();
     let scale = Scale::new(
@@ -318,6 +358,7 @@ async fn server_phases(c: &mut Running<'_>) -> anyhow::Result<Phases> {
         caught_up_seconds,
         registration,
         mixed,
+        analytics,
         outcomes,
         peak_rss_mib,
         &argon2id,

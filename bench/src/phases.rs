@@ -409,3 +409,47 @@ fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status.lines().find(|l| l.starts_with(field))?.split_whitespace().nth(1)?.parse().ok()
 }
+
+/// The analyst endpoints, each asked for a year of data.
+pub const ANALYTICS: [&str; 8] = [
+    "/v1/analytics/registrations",
+    "/v1/analytics/verification-attempts",
+    "/v1/analytics/verification-failures",
+    "/v1/analytics/quota-exhaustion",
+    "/v1/analytics/manual-reviews",
+    "/v1/analytics/manual-reviews/daily",
+    "/v1/analytics/manual-reviews/overdue",
+    "/v1/analytics/student-verifications",
+];
+
+/// An analyst (signed in with `token`) asks each analyst endpoint for the year to today,
+/// `rounds` times in turn, JSON and CSV alternately: one summary over all of them.
+pub async fn analyst_reads(base: &str, token: &str, rounds: usize) -> anyhow::Result<Summary> {
+    let today = shenfen_domain::time::cst_date(chrono::Utc::now());
+    let from = today - chrono::Duration::days(365);
+    let mut conn = Conn::open(base).await?;
+    let mut recorder = Recorder::new();
+    let started = Instant::now();
+    for round in 0..rounds {
+        for path in ANALYTICS {
+            let path = format!("{path}?from={from}&to={today}");
+            let at = Instant::now();
+            let answer = if round % 2 == 0 {
+                conn.send(Method::GET, &path, Some(token), Bytes::new()).await
+            } else {
+                conn.send_accepting(Method::GET, &path, Some(token), "text/csv").await
+            };
+            match answer {
+                Ok((StatusCode::OK, _)) => recorder.success(at.elapsed()),
+                Ok((status, body)) => {
+                    recorder.failure(status.as_str(), || format!("{path}: {}", String::from_utf8_lossy(&body)))
+                }
+                Err(e) => {
+                    recorder.failure("transport", || format!("{e:#}"));
+                    conn = Conn::open(base).await?;
+                }
+            }
+        }
+    }
+    Ok(recorder.summary(1, started.elapsed()))
+}

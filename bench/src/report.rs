@@ -19,6 +19,8 @@ pub const LOGIN_MIN_RATIO: f64 = 0.95;
 pub const REGISTRATION_MIN_RATIO: f64 = 0.9;
 /// The server's resident memory must stay under this under load.
 pub const MAX_RSS_MIB: f64 = 1024.0;
+/// The analyst endpoints over a year of data must answer within this (p99).
+pub const MAX_ANALYTICS_P99_MS: f64 = 200.0;
 /// The server must be ready this soon after it was started.
 pub const MAX_READY_MS: f64 = 5_000.0;
 
@@ -277,6 +279,8 @@ pub struct Scale {
     pub caught_up_seconds: f64,
     pub registration: crate::phases::PhaseResult,
     pub mixed: crate::phases::PhaseResult,
+    /// An analyst reading a year of every analyst table, one request at a time.
+    pub analytics: Summary,
     /// Per phase: the log checked against what was acknowledged.
     pub outcomes: Vec<(String, crate::phases::Outcome)>,
     /// Each process's resident-memory high-water mark, MiB.
@@ -296,6 +300,7 @@ impl Scale {
         caught_up_seconds: f64,
         registration: crate::phases::PhaseResult,
         mixed: crate::phases::PhaseResult,
+        analytics: Summary,
         outcomes: Vec<(String, crate::phases::Outcome)>,
         peak_rss_mib: Vec<f64>,
         argon2id: &Summary,
@@ -310,6 +315,16 @@ impl Scale {
                 measured: format!("{ratio_:.2} × Argon2id, {} errors", registration.total.errors),
                 target: format!("≥ {REGISTRATION_MIN_RATIO} × Argon2id"),
                 met: ratio_ >= REGISTRATION_MIN_RATIO && registration.total.errors == 0,
+            },
+            Target {
+                name: "analyst endpoints over a year, p99".into(),
+                measured: format!(
+                    "{} ms, {} errors",
+                    analytics.p99_ms.map_or("—".into(), |v| format!("{v:.1}")),
+                    analytics.errors
+                ),
+                target: format!("< {MAX_ANALYTICS_P99_MS} ms"),
+                met: analytics.errors == 0 && analytics.p99_ms.is_some_and(|v| v < MAX_ANALYTICS_P99_MS),
             },
             Target {
                 name: "server resident memory under load".into(),
@@ -338,6 +353,7 @@ impl Scale {
             caught_up_seconds,
             registration,
             mixed,
+            analytics,
             outcomes,
             peak_rss_mib,
             registration_to_argon2id: ratio_,
@@ -389,6 +405,7 @@ impl Scale {
         for (name, s) in &self.mixed.by_op {
             row(&format!("  mixed: {name}"), s);
         }
+        row("analyst: a year of each analyst table", &self.analytics);
         let _ = writeln!(
             out,
             "\n| outcome check | registered | sessions | edits | attempts | most attempts / account | exact? |"
@@ -420,6 +437,7 @@ impl Scale {
         }
         let failures: Vec<(&str, &Summary)> = std::iter::once(("registration", &self.registration.total))
             .chain(self.mixed.by_op.iter().map(|(n, s)| (*n, s)))
+            .chain(std::iter::once(("analyst", &self.analytics)))
             .filter(|(_, s)| s.errors > 0)
             .collect();
         if !failures.is_empty() {

@@ -223,6 +223,39 @@ fn parse_listening(line: &str) -> anyhow::Result<SocketAddr> {
     Ok(addr)
 }
 
+/// Makes a staff member with `binary staff add` on the store at `database_url` with the key
+/// files in `dir` (as the servers use them) and returns their password.
+pub async fn add_staff(
+    binary: &Path,
+    database_url: &str,
+    dir: &Path,
+    username: &str,
+    role: &str,
+) -> anyhow::Result<String> {
+    use tokio::io::AsyncWriteExt;
+    let password = "Staff#Bench2026".to_string();
+    let mut child = Command::new(binary)
+        .args(["staff", "add", "--username", username, "--role", role])
+        .env("SHENFEN_DATABASE_URL", database_url)
+        .env("SHENFEN_SECRET_KEY_FILE", dir.join("secret.key"))
+        .env("SHENFEN_MASTER_KEY_FILE", dir.join("master.keys"))
+        .env("SHENFEN_BLOB_DIR", dir.join("blobs"))
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("running staff add")?;
+    let mut stdin = child.stdin.take().context("staff add's stdin")?;
+    stdin.write_all(format!("{password}\n").as_bytes()).await?;
+    drop(stdin);
+    let output =
+        tokio::time::timeout(Duration::from_secs(60), child.wait_with_output()).await.context("staff add hung")??;
+    anyhow::ensure!(output.status.success(), "staff add failed: {}", String::from_utf8_lossy(&output.stderr));
+    Ok(password)
+}
+
 /// Polls `{base}/readyz` until it answers 200; returns when it did.
 pub async fn wait_ready(base: &str, limit: Duration) -> anyhow::Result<Instant> {
     let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5)).build()?;

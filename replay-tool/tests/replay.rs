@@ -759,6 +759,26 @@ async fn the_hot_path_queries_use_an_index() {
         "SELECT * FROM students WHERE school_code = '3201001' AND (pass_id = 'P90000000001' OR student_number = 'P90000000001')
            AND status <> 'erased'",
         "SELECT student_id FROM students WHERE deletion_effective_at <= now() ORDER BY deletion_effective_at LIMIT 100",
+        // The analyst tables over a date range, and the projection's own lookups.
+        "SELECT day, document_type, registrations FROM analytics_registrations
+          WHERE day >= '2026-01-01' AND day <= '2026-12-31' ORDER BY day, document_type",
+        "SELECT day, outcome, reason, attempts FROM analytics_verification_attempts
+          WHERE day >= '2026-01-01' AND day <= '2026-12-31' ORDER BY day, outcome, reason",
+        "SELECT day, quota, accounts FROM analytics_quota_exhaustion
+          WHERE day >= '2026-01-01' AND day <= '2026-12-31' AND accounts > 0 ORDER BY day, quota",
+        "SELECT review_id, submitted_day, due_by, decision, turnaround_working_days FROM analytics_reviews
+          WHERE submitted_day >= '2026-01-01' AND submitted_day <= '2026-12-31' ORDER BY submitted_day, review_id",
+        "SELECT counted FROM analytics_attempt_counts WHERE account_id = 'acc-0' AND day = '2026-05-10'",
+        "SELECT count(*) FROM analytics_reviews WHERE account_id = 'acc-0' AND period_start = '2026-03-01'",
+        "SELECT * FROM analytics_student_verifications WHERE day >= '2026-01-01' AND day <= '2026-12-31'
+          ORDER BY day, school_code",
+        // The change feed's page, the holder's claims and support cases, the account view.
+        "SELECT cursor, account_id, kind, at FROM identity_changes WHERE cursor > 10 ORDER BY cursor LIMIT 100",
+        "SELECT claim_id, status, created_at, expires_at FROM reregistration_claims
+          WHERE account_id = 'acc-0' ORDER BY created_at DESC, claim_id",
+        "SELECT case_id FROM support_cases WHERE account_id = 'acc-0'",
+        "SELECT * FROM support_cases WHERE status = 'open' ORDER BY reply_due_by, case_id LIMIT 50",
+        "SELECT * FROM account_view WHERE account_id IN ('acc-0', 'acc-1')",
     ];
     for query in queries {
         let (plan,): (serde_json::Value,) =
