@@ -1,15 +1,20 @@
 //! `shenfen-load`: drives the real HTTP API with N concurrent clients and reports throughput
-//! and p50/p99 latency for a cheap command (a profile edit) and for login, on PostgreSQL, next
-//! to this machine's limits measured in the same run: single-row INSERT transactions per second
-//! into an events-shaped table at the same concurrency, and Argon2id verifications per second
-//! on every core with the server's parameters.
+//! and p50/p99 latency, each next to this machine's limit measured in the same run: single-row
+//! INSERT transactions per second into an events-shaped table at the same concurrency, and
+//! Argon2id verifications per second on every core with the server's parameters.
 //!
 //! The phases run one after the other so they never compete for the cores: the raw INSERT
-//! baseline, then the server is started, one account per client is set up, the profile-edit
-//! phase runs, then the Argon2id baseline (the server idle) and the login phase. Before each phase PostgreSQL is checkpointed and vacuumed, so that the
-//! background work the previous phase left does not run during the next one. Missing a target
-//! is a finding, not a failure: the exit status is non-zero only when the run itself could not
-//! be carried out.
+//! baseline; optionally the seeding of the store (`--seed-accounts`, then the read models
+//! rebuilt by the replay tool); the servers started (`--servers`, each timed to its first
+//! ready `/readyz`) and left to catch up; one account per client set up; profile edits (the
+//! cheap command); the Argon2id baseline (the servers idle) and logins with a `/healthz` probe;
+//! registrations (code + register); the mixed traffic of an exam registration opening; an
+//! analyst reading a year of every analyst table. After each writing phase the log is checked
+//! against what was acknowledged ([`phases::Outcome`]); at the end the servers' resident-memory
+//! high-water marks are read. Before each phase PostgreSQL is checkpointed and vacuumed, so that
+//! the background work the previous phase left does not run during the next one. Missing a
+//! target is a finding, not a failure: the exit status is non-zero only when the run itself
+//! could not be carried out.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -171,7 +176,6 @@ async fn measure(
     } else {
         None
     };
-    let events_at_start = phases::log_end(database_url).await?;
     let webhook = Webhook::start().await?;
     let mut servers = Vec::new();
     let mut ready_ms = Vec::new();
@@ -185,6 +189,8 @@ async fn measure(
         say(format!("  ready after {:.0} ms", ready_ms[ready_ms.len() - 1]));
         servers.push(server);
     }
+    // After the first server migrated a fresh store.
+    let events_at_start = phases::log_end(database_url).await?;
     let mut context = Running {
         servers,
         binary: server_binary,

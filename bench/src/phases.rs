@@ -227,11 +227,16 @@ async fn mixed_client(base: String, inbox: Arc<Inbox>, account: Account, deadlin
     // setup's session (an account keeps only its newest sessions).
     let mut token = account.token.clone();
     if let Ok(c) = connected(&mut conn, &base).await {
-        if let Ok((StatusCode::CREATED, body)) = c.send(Method::POST, "/v1/sessions", None, login.clone()).await {
-            let value: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-            if let Some(t) = value["token"].as_str() {
-                token = t.to_string();
+        match c.send(Method::POST, "/v1/sessions", None, login.clone()).await {
+            Ok((StatusCode::CREATED, body)) => {
+                tally.acks.logins += 1;
+                let value: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                if let Some(t) = value["token"].as_str() {
+                    token = t.to_string();
+                }
             }
+            Ok(_) => {}
+            Err(_) => tally.acks.unknown += 1,
         }
     }
     // Three codes in turn, none the one the earlier phases left: every edit is a change.

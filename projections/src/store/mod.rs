@@ -152,8 +152,14 @@ where
         self.cache.lock().ok().and_then(|c| c.get(id).cloned())
     }
 
+    /// Keeps `loaded` as what this process knows of stream `id`, unless it already knows a
+    /// later state: a load that read the store before a commit and finishes after it (a
+    /// projection's load racing a command) must not put the older state back.
     fn remember(&self, id: &str, loaded: &Loaded<A>) {
         if let Ok(mut cache) = self.cache.lock() {
+            if cache.get(id).is_some_and(|known| known.sequence > loaded.sequence) {
+                return;
+            }
             if cache.len() >= CACHE_CAPACITY && !cache.contains_key(id) {
                 cache.clear();
             }
@@ -484,6 +490,12 @@ where
             }
             let events = sink.collect().await;
             if events.is_empty() {
+                // Nothing to write is an answer about the stream as it stands: a state from
+                // memory that is behind the store (another process wrote since) would call a
+                // change already made that is not, and the caller would be told it was done.
+                if !verified && !self.is_current(id, &loaded).await? {
+                    continue;
+                }
                 return Ok(Committed { state: loaded.state, events, sequence: loaded.sequence, position: None });
             }
             let serialized = self.serialize(id, &loaded, &events, metadata).await?;

@@ -252,3 +252,44 @@ async fn a_store_seeded_by_bulk_sql_is_served_as_if_the_server_had_written_it() 
     again.document_number = shenfen_bench::seed::document_number(7);
     app.register(&again).await.assert_problem(409, "document_already_registered");
 }
+
+/// What ethnicity the account's last profile event recorded (the log, not a read model).
+async fn recorded_ethnicity(app: &TestApp, account_id: &str) -> Option<String> {
+    app.query_texts(
+        "SELECT COALESCE(payload->'ProfileEdited'->>'ethnicity', payload->'ProfileCompleted'->'profile'->>'ethnicity')
+           FROM events WHERE aggregate_type = 'account' AND aggregate_id = $1
+            AND event_type IN ('ProfileEdited', 'ProfileCompleted')
+          ORDER BY sequence DESC LIMIT 1",
+        &[account_id],
+    )
+    .await
+    .into_iter()
+    .next()
+    .flatten()
+}
+
+/// Found by the load generator's outcome check: a process whose memory of an account was
+/// behind the store answered an edit back to the value it remembered as done (200) without
+/// writing it. The holder's change must be recorded whichever process takes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_through_a_process_whose_memory_is_stale_is_recorded_not_assumed() {
+    let a = TestApp::spawn(Store::Postgres, Settings::defaults()).await;
+    let b = a.spawn_sibling().await;
+    let account = a.register_account().await;
+    let token = a.login_ok(&account).await;
+    a.put_json_as(&token, "/v1/me/profile", &json!({"ethnicity": "01"})).await.assert_status(200);
+    a.put_json_as(&token, "/v1/me/profile", &json!({"ethnicity": "02"})).await.assert_status(200);
+    assert_eq!(recorded_ethnicity(&a, &account.account_id).await.as_deref(), Some("02"));
+
+    // `b` changes it back; `a` still remembers "02".
+    b.put_json_as(&token, "/v1/me/profile", &json!({"ethnicity": "01"})).await.assert_status(200);
+    assert_eq!(recorded_ethnicity(&a, &account.account_id).await.as_deref(), Some("01"));
+
+    a.put_json_as(&token, "/v1/me/profile", &json!({"ethnicity": "02"})).await.assert_status(200);
+
+    assert_eq!(
+        recorded_ethnicity(&a, &account.account_id).await.as_deref(),
+        Some("02"),
+        "the edit answered 200 through the stale process is in the log"
+    );
+}
