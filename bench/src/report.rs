@@ -364,7 +364,12 @@ impl Scale {
     /// The scale part of the report, as Markdown.
     pub fn markdown(&self) -> String {
         let mut out = String::new();
-        let seeded = self.seeded.map_or("an empty store".to_string(), |s| {
+        let store = if self.events_at_start > 0 {
+            format!("a store given with {} events", self.events_at_start)
+        } else {
+            "an empty store".to_string()
+        };
+        let seeded = self.seeded.map_or(store, |s| {
             format!(
                 "a store seeded with {} accounts / {} events in {:.0} s ({:.0} events/s; read models rebuilt at {:.0} \
                  events/s)",
