@@ -18,7 +18,7 @@ use crate::server::Inbox;
 use crate::stats::{Recorder, Summary};
 
 /// The password of every account the load generator registers.
-const PASSWORD: &str = "Zq7#mountain";
+pub const PASSWORD: &str = "Zq7#mountain";
 /// How long a setup step waits for a verification code.
 const CODE_TIMEOUT: Duration = Duration::from_secs(30);
 /// The probe's period.
@@ -59,6 +59,22 @@ struct Session {
     token: String,
 }
 
+/// The body of `POST /v1/accounts` for a resident ID card, with the load generator's password.
+pub fn registration_body(document_number: &str, email: &str, mobile: &str, code: &str) -> serde_json::Value {
+    json!({
+        "agreement_accepted": true,
+        "document_type": "resident_id_card",
+        "document_number": document_number,
+        "name": "张三",
+        "validity": {"period": "20y", "start": "2020-01-01"},
+        "password": PASSWORD,
+        "password_confirmation": PASSWORD,
+        "email": email,
+        "mobile": mobile,
+        "verification": {"channel": "sms", "code": code},
+    })
+}
+
 /// Registers an account, logs it in and completes its profile.
 async fn register_one(http: &Client, base: &str, inbox: &Inbox) -> anyhow::Result<Account> {
     let (mobile, document_number, email) = {
@@ -74,18 +90,7 @@ async fn register_one(http: &Client, base: &str, inbox: &Inbox) -> anyhow::Resul
     .await?;
     let code = inbox.code_for("register", &mobile, CODE_TIMEOUT).await?;
     expect(
-        http.post(format!("{base}/v1/accounts")).json(&json!({
-            "agreement_accepted": true,
-            "document_type": "resident_id_card",
-            "document_number": document_number,
-            "name": "张三",
-            "validity": {"period": "20y", "start": "2020-01-01"},
-            "password": PASSWORD,
-            "password_confirmation": PASSWORD,
-            "email": email,
-            "mobile": mobile,
-            "verification": {"channel": "sms", "code": code},
-        })),
+        http.post(format!("{base}/v1/accounts")).json(&registration_body(&document_number, &email, &mobile, &code)),
         StatusCode::CREATED,
         "registering",
     )

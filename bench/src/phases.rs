@@ -24,8 +24,7 @@ use crate::identity;
 use crate::server::Inbox;
 use crate::stats::{Recorder, Summary};
 
-/// The password of the accounts registered during the phases.
-const PASSWORD: &str = "Zq7#mountain";
+use crate::api::PASSWORD;
 /// How long a registration waits for its code.
 const CODE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -114,18 +113,7 @@ async fn register(conn: &mut Conn, inbox: &Inbox, rng: &mut StdRng) -> anyhow::R
         return Ok((false, format!("code: {status} {}", String::from_utf8_lossy(&answer))));
     }
     let code = inbox.code_for("register", &mobile, CODE_TIMEOUT).await?;
-    let body = json!({
-        "agreement_accepted": true,
-        "document_type": "resident_id_card",
-        "document_number": number,
-        "name": "李四",
-        "validity": {"period": "20y", "start": "2020-01-01"},
-        "password": PASSWORD,
-        "password_confirmation": PASSWORD,
-        "email": email,
-        "mobile": mobile,
-        "verification": {"channel": "sms", "code": code},
-    });
+    let body = crate::api::registration_body(&number, &email, &mobile, &code);
     let (status, answer) = conn.send(Method::POST, "/v1/accounts", None, Bytes::from(body.to_string())).await?;
     Ok((status == StatusCode::CREATED, format!("{status} {}", String::from_utf8_lossy(&answer))))
 }

@@ -64,6 +64,31 @@ pub struct Report {
     pub targets: Vec<Target>,
 }
 
+/// The targets as a table: what was measured, what was wanted, whether it was met.
+fn write_targets(out: &mut String, targets: &[Target]) {
+    let _ = writeln!(out, "\n| target | measured | wanted | met? |");
+    let _ = writeln!(out, "| --- | --- | --- | --- |");
+    for t in targets {
+        let met = if t.met { "yes" } else { "**no**" };
+        let _ = writeln!(out, "| {} | {} | {} | {met} |", t.name, t.measured, t.target);
+    }
+}
+
+/// The phases that had errors: what kinds, and the samples kept.
+fn write_errors(out: &mut String, heading: &str, failures: &[(&str, &Summary)]) {
+    if failures.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\n{heading}\n");
+    for (name, summary) in failures {
+        let kinds: Vec<String> = summary.errors_by_kind.iter().map(|(k, n)| format!("{k} × {n}")).collect();
+        let _ = writeln!(out, "- {name}: {}", kinds.join(", "));
+        for sample in &summary.error_samples {
+            let _ = writeln!(out, "  - `{}`", sample.replace('`', "'"));
+        }
+    }
+}
+
 fn ratio(a: f64, b: f64) -> f64 {
     if b > 0.0 {
         a / b
@@ -228,18 +253,7 @@ impl Report {
             self.healthz_during_login.ops + self.healthz_during_login.errors,
             ms(self.argon2id_verification_ms),
         );
-        let _ = writeln!(out, "\n| target | measured | wanted | met? |");
-        let _ = writeln!(out, "| --- | --- | --- | --- |");
-        for t in &self.targets {
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} |",
-                t.name,
-                t.measured,
-                t.target,
-                if t.met { "yes" } else { "**no**" }
-            );
-        }
+        write_targets(&mut out, &self.targets);
         let failures: Vec<(&str, &Summary)> = [
             ("raw INSERT", &self.raw_insert),
             ("Argon2id", &self.argon2id),
@@ -250,16 +264,7 @@ impl Report {
         .into_iter()
         .filter(|(_, s)| s.errors > 0)
         .collect();
-        if !failures.is_empty() {
-            let _ = writeln!(out, "\n## Errors\n");
-            for (name, summary) in failures {
-                let kinds: Vec<String> = summary.errors_by_kind.iter().map(|(k, n)| format!("{k} × {n}")).collect();
-                let _ = writeln!(out, "- {name}: {}", kinds.join(", "));
-                for sample in &summary.error_samples {
-                    let _ = writeln!(out, "  - `{}`", sample.replace('`', "'"));
-                }
-            }
-        }
+        write_errors(&mut out, "## Errors", &failures);
         out
     }
 }
@@ -428,33 +433,13 @@ impl Scale {
                 if o.exact { "yes" } else { "**no**" }
             );
         }
-        let _ = writeln!(out, "\n| target | measured | wanted | met? |");
-        let _ = writeln!(out, "| --- | --- | --- | --- |");
-        for t in &self.targets {
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} |",
-                t.name,
-                t.measured,
-                t.target,
-                if t.met { "yes" } else { "**no**" }
-            );
-        }
+        write_targets(&mut out, &self.targets);
         let failures: Vec<(&str, &Summary)> = std::iter::once(("registration", &self.registration.total))
             .chain(self.mixed.by_op.iter().map(|(n, s)| (*n, s)))
             .chain(std::iter::once(("analyst", &self.analytics)))
             .filter(|(_, s)| s.errors > 0)
             .collect();
-        if !failures.is_empty() {
-            let _ = writeln!(out, "\n### Errors\n");
-            for (name, summary) in failures {
-                let kinds: Vec<String> = summary.errors_by_kind.iter().map(|(k, n)| format!("{k} × {n}")).collect();
-                let _ = writeln!(out, "- {name}: {}", kinds.join(", "));
-                for sample in &summary.error_samples {
-                    let _ = writeln!(out, "  - `{}`", sample.replace('`', "'"));
-                }
-            }
-        }
+        write_errors(&mut out, "### Errors", &failures);
         out
     }
 }
