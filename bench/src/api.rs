@@ -13,14 +13,11 @@ use bytes::Bytes;
 use hyper::Method;
 
 use crate::http1::Conn;
-use crate::identity;
 use crate::server::Inbox;
 use crate::stats::{Recorder, Summary};
 
 /// The password of every account the load generator registers.
 pub const PASSWORD: &str = "Zq7#mountain";
-/// How long a setup step waits for a verification code.
-const CODE_TIMEOUT: Duration = Duration::from_secs(30);
 /// The probe's period.
 const PROBE_EVERY: Duration = Duration::from_millis(10);
 
@@ -77,24 +74,11 @@ pub fn registration_body(document_number: &str, email: &str, mobile: &str, code:
 
 /// Registers an account, logs it in and completes its profile.
 async fn register_one(http: &Client, base: &str, inbox: &Inbox) -> anyhow::Result<Account> {
-    let (mobile, document_number, email) = {
-        let mut rng = rand::thread_rng();
-        (identity::mobile(&mut rng), identity::resident_id(&mut rng), identity::email(&mut rng))
-    };
-    expect(
-        http.post(format!("{base}/v1/verification-codes"))
-            .json(&json!({"purpose": "register", "channel": "sms", "mobile": mobile})),
-        StatusCode::ACCEPTED,
-        "sending a registration code",
-    )
-    .await?;
-    let code = inbox.code_for("register", &mobile, CODE_TIMEOUT).await?;
-    expect(
-        http.post(format!("{base}/v1/accounts")).json(&registration_body(&document_number, &email, &mobile, &code)),
-        StatusCode::CREATED,
-        "registering",
-    )
-    .await?;
+    let person = crate::phases::Person::random(&mut rand::thread_rng());
+    let mut conn = Conn::open(base).await?;
+    let (created, answer) = crate::phases::register(&mut conn, inbox, &person).await?;
+    anyhow::ensure!(created, "registering: {answer}");
+    let document_number = person.document_number;
     let session = expect(
         http.post(format!("{base}/v1/sessions"))
             .json(&json!({"document_number": document_number, "password": PASSWORD})),

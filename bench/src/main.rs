@@ -355,7 +355,7 @@ async fn server_phases(c: &mut Running<'_>) -> anyhow::Result<Phases> {
     say(format!("  p99 {:?} ms, {} errors", analytics.p99_ms, analytics.errors));
 
     let pids: Vec<u32> = c.servers.iter().filter_map(Server::pid).collect();
-    let peak_rss_mib = phases::MemoryWatch::new(pids).peak_mib();
+    let peak_rss_mib = phases::peak_rss_mib(&pids);
     let scale = Scale::new(
         c.servers.len(),
         c.seeded,

@@ -103,19 +103,43 @@ pub struct PhaseResult {
     pub acks: Acks,
 }
 
-/// Registers one new person on `conn`: a code, then the registration. `Ok(true)` when
-/// acknowledged (201), `Ok(false)` when refused, `Err` when the answer was lost.
-async fn register(conn: &mut Conn, inbox: &Inbox, rng: &mut StdRng) -> anyhow::Result<(bool, String)> {
-    let (mobile, number, email) = (identity::mobile(rng), identity::resident_id(rng), identity::email(rng));
+/// Someone about to register: a fresh mobile, resident ID number and e-mail address.
+#[derive(Debug, Clone)]
+pub struct Person {
+    pub mobile: String,
+    pub document_number: String,
+    pub email: String,
+}
+
+impl Person {
+    pub fn random(rng: &mut impl Rng) -> Person {
+        Person {
+            mobile: identity::mobile(rng),
+            document_number: identity::resident_id(rng),
+            email: identity::email(rng),
+        }
+    }
+}
+
+/// Registers `person` on `conn`: a code, then the registration. `Ok(true)` when acknowledged
+/// (201), `Ok(false)` when refused, `Err` when the answer was lost.
+pub async fn register(conn: &mut Conn, inbox: &Inbox, person: &Person) -> anyhow::Result<(bool, String)> {
+    let Person { mobile, document_number, email } = person;
     let body = json!({"purpose": "register", "channel": "sms", "mobile": mobile}).to_string();
     let (status, answer) = conn.send(Method::POST, "/v1/verification-codes", None, Bytes::from(body)).await?;
     if status != StatusCode::ACCEPTED {
         return Ok((false, format!("code: {status} {}", String::from_utf8_lossy(&answer))));
     }
-    let code = inbox.code_for("register", &mobile, CODE_TIMEOUT).await?;
-    let body = crate::api::registration_body(&number, &email, &mobile, &code);
+    let code = inbox.code_for("register", mobile, CODE_TIMEOUT).await?;
+    let body = crate::api::registration_body(document_number, email, mobile, &code);
     let (status, answer) = conn.send(Method::POST, "/v1/accounts", None, Bytes::from(body.to_string())).await?;
     Ok((status == StatusCode::CREATED, format!("{status} {}", String::from_utf8_lossy(&answer))))
+}
+
+/// The session token in a login's answer.
+fn token_in(body: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    value["token"].as_str().map(str::to_string)
 }
 
 /// Records one timed operation; a lost answer drops the connection (reopened next time).
@@ -171,7 +195,7 @@ pub async fn registrations(
                 while Instant::now() < deadline {
                     let at = Instant::now();
                     let outcome = match connected(&mut conn, &base).await {
-                        Ok(c) => register(c, &inbox, &mut rng).await,
+                        Ok(c) => register(c, &inbox, &Person::random(&mut rng)).await,
                         Err(e) => Err(e),
                     };
                     let recorder = tally.by_op.entry(Op::Register).or_default();
@@ -218,10 +242,7 @@ async fn mixed_client(base: String, inbox: Arc<Inbox>, account: Account, deadlin
         match c.send(Method::POST, "/v1/sessions", None, login.clone()).await {
             Ok((StatusCode::CREATED, body)) => {
                 tally.acks.logins += 1;
-                let value: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-                if let Some(t) = value["token"].as_str() {
-                    token = t.to_string();
-                }
+                token = token_in(&body).unwrap_or(token);
             }
             Ok(_) => {}
             Err(_) => tally.acks.unknown += 1,
@@ -247,11 +268,8 @@ async fn mixed_client(base: String, inbox: Arc<Inbox>, account: Account, deadlin
                 }
                 Op::Login => {
                     let (status, body) = c.send(Method::POST, "/v1/sessions", None, login.clone()).await?;
-                    if status == StatusCode::CREATED {
-                        let value: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-                        if let Some(t) = value["token"].as_str() {
-                            token = t.to_string();
-                        }
+                    if let Some(t) = token_in(&body).filter(|_| status == StatusCode::CREATED) {
+                        token = t;
                     }
                     Ok((status == StatusCode::CREATED, format!("{status} {}", String::from_utf8_lossy(&body))))
                 }
@@ -263,7 +281,7 @@ async fn mixed_client(base: String, inbox: Arc<Inbox>, account: Account, deadlin
                     }
                     Ok((status == StatusCode::OK, format!("{status} {}", String::from_utf8_lossy(&answer))))
                 }
-                Op::Register => register(c, &inbox, &mut rng).await,
+                Op::Register => register(c, &inbox, &Person::random(&mut rng)).await,
                 Op::Verify => {
                     let (status, body) =
                         c.send(Method::POST, "/v1/me/real-name-verifications", Some(&token), Bytes::from("{}")).await?;
@@ -381,21 +399,10 @@ impl Outcome {
     }
 }
 
-/// The largest resident memory each watched process reached: the kernel's high-water mark
-/// (`VmHWM` in `/proc/PID/status`), read when asked.
-pub struct MemoryWatch {
-    pids: Vec<u32>,
-}
-
-impl MemoryWatch {
-    pub fn new(pids: Vec<u32>) -> MemoryWatch {
-        MemoryWatch { pids }
-    }
-
-    /// The high-water mark of resident memory, in MiB, of each process.
-    pub fn peak_mib(&self) -> Vec<f64> {
-        self.pids.iter().map(|pid| status_kib(*pid, "VmHWM:").unwrap_or(0) as f64 / 1024.0).collect()
-    }
+/// The largest resident memory each of `pids` reached, in MiB: the kernel's high-water mark
+/// (`VmHWM` in `/proc/PID/status`); 0 when it cannot be read.
+pub fn peak_rss_mib(pids: &[u32]) -> Vec<f64> {
+    pids.iter().map(|pid| status_kib(*pid, "VmHWM:").unwrap_or(0) as f64 / 1024.0).collect()
 }
 
 fn status_kib(pid: u32, field: &str) -> Option<u64> {

@@ -139,17 +139,12 @@ impl Server {
             n += 1;
         };
         let log_file = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-        let mut child = Command::new(binary)
+        let mut child = shenfen(binary, database_url, dir)
             .arg("serve")
-            .env("SHENFEN_DATABASE_URL", database_url)
             .env("SHENFEN_LISTEN", "127.0.0.1:0")
             .env("SHENFEN_NOTIFIER", notifier)
-            .env("SHENFEN_SECRET_KEY_FILE", dir.join("secret.key"))
-            .env("SHENFEN_MASTER_KEY_FILE", dir.join("master.keys"))
-            .env("SHENFEN_BLOB_DIR", dir.join("blobs"))
             .env("SHENFEN_IP_RATE_LIMIT", "0")
             .envs(env.iter().copied())
-            .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log_file))
@@ -223,6 +218,19 @@ fn parse_listening(line: &str) -> anyhow::Result<SocketAddr> {
     Ok(addr)
 }
 
+/// `binary` (the server's binary, for any of its commands) on the store at `database_url`,
+/// with the key files, blobs and working directory in `dir`: every process of a run shares them.
+fn shenfen(binary: &Path, database_url: &str, dir: &Path) -> Command {
+    let mut command = Command::new(binary);
+    command
+        .env("SHENFEN_DATABASE_URL", database_url)
+        .env("SHENFEN_SECRET_KEY_FILE", dir.join("secret.key"))
+        .env("SHENFEN_MASTER_KEY_FILE", dir.join("master.keys"))
+        .env("SHENFEN_BLOB_DIR", dir.join("blobs"))
+        .current_dir(dir);
+    command
+}
+
 /// Makes a staff member with `binary staff add` on the store at `database_url` with the key
 /// files in `dir` (as the servers use them) and returns their password.
 pub async fn add_staff(
@@ -234,13 +242,8 @@ pub async fn add_staff(
 ) -> anyhow::Result<String> {
     use tokio::io::AsyncWriteExt;
     let password = "Staff#Bench2026".to_string();
-    let mut child = Command::new(binary)
+    let mut child = shenfen(binary, database_url, dir)
         .args(["staff", "add", "--username", username, "--role", role])
-        .env("SHENFEN_DATABASE_URL", database_url)
-        .env("SHENFEN_SECRET_KEY_FILE", dir.join("secret.key"))
-        .env("SHENFEN_MASTER_KEY_FILE", dir.join("master.keys"))
-        .env("SHENFEN_BLOB_DIR", dir.join("blobs"))
-        .current_dir(dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

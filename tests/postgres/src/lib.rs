@@ -89,14 +89,7 @@ async fn accepting(uri: &str, within: Duration) -> Result<(), sqlx::Error> {
 /// Runs `pg_ctl ARGS -D DATA_DIR` as the user that owns the data directory (`postgres` when
 /// we are root, as pgtemp does).
 pub fn pg_ctl(data_dir: &Path, args: &[&str]) -> std::process::Output {
-    let bin = postgres_bin_dir().join("pg_ctl");
-    let mut cmd = if is_root() {
-        let mut c = std::process::Command::new("sudo");
-        c.args(["-u", "postgres"]).arg(bin);
-        c
-    } else {
-        std::process::Command::new(bin)
-    };
+    let mut cmd = as_postgres("pg_ctl");
     cmd.args(args).arg("-D").arg(data_dir);
     cmd.output().expect("run pg_ctl")
 }
@@ -105,7 +98,8 @@ pub fn is_root() -> bool {
     std::process::Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
-/// Runs `tool ARGS` from the PostgreSQL binaries as the user that owns the data directories.
+/// `tool` from the PostgreSQL binaries, run as the user that owns the data directories
+/// (`postgres` through sudo when we are root, as pgtemp does).
 fn as_postgres(tool: &str) -> std::process::Command {
     let bin = postgres_bin_dir().join(tool);
     if is_root() {
