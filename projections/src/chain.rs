@@ -87,7 +87,7 @@ impl ChainKey {
     pub fn event_hash(&self, link: &Link<'_>, aggregate_type: &str, aggregate_id: &str) -> String {
         let text = link_text(link, aggregate_type, aggregate_id);
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).unwrap_or_else(|_| unreachable!());
-        mac.update(text.as_bytes());
+        mac.update(&text);
         hex::encode(mac.finalize().into_bytes())
     }
 
@@ -112,7 +112,7 @@ impl ChainKey {
         last_hash: &str,
         state: &Value,
     ) -> String {
-        let mut text = String::new();
+        let mut text = Vec::new();
         canonical(state, &mut text);
         self.mac(&[
             b"snapshot",
@@ -121,63 +121,73 @@ impl ChainKey {
             last_sequence.to_string().as_bytes(),
             fingerprint.as_bytes(),
             last_hash.as_bytes(),
-            text.as_bytes(),
+            &text,
         ])
     }
 }
 
 /// Writes `value` as JSON with object keys sorted, whatever order they were stored in.
-pub fn canonical(value: &Value, out: &mut String) {
+///
+/// Written straight into `out` (no string per key or value): it runs for every event a
+/// command writes and every event a verifier or the seal reads.
+pub fn canonical(value: &Value, out: &mut Vec<u8>) {
+    canonical_without(value, None, out);
+}
+
+/// [`canonical`], leaving out the top-level member `skip` of an object.
+fn canonical_without(value: &Value, skip: Option<&str>, out: &mut Vec<u8>) {
     match value {
         Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, key) in keys.into_iter().enumerate() {
+            let mut members: Vec<(&String, &Value)> = map.iter().filter(|(k, _)| Some(k.as_str()) != skip).collect();
+            members.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            out.push(b'{');
+            for (i, (key, value)) in members.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push(':');
-                canonical(&map[key], out);
+                write_json(key, out);
+                out.push(b':');
+                canonical_without(value, None, out);
             }
-            out.push('}');
+            out.push(b'}');
         }
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                canonical(item, out);
+                canonical_without(item, None, out);
             }
-            out.push(']');
+            out.push(b']');
         }
-        other => out.push_str(&other.to_string()),
+        other => write_json(other, out),
     }
 }
 
+/// A string or scalar as compact JSON (what `Value::to_string` gives).
+fn write_json<T: serde::Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
+    // Writing into a Vec cannot fail, and strings and JSON scalars always serialize.
+    let _ = serde_json::to_writer(&mut *out, value);
+}
+
 /// The text an event's hash is computed over.
-fn link_text(link: &Link<'_>, aggregate_type: &str, aggregate_id: &str) -> String {
-    let mut text = String::new();
+fn link_text(link: &Link<'_>, aggregate_type: &str, aggregate_id: &str) -> Vec<u8> {
+    let mut text = Vec::with_capacity(256 + link.payload.as_object().map_or(0, |m| m.len() * 48));
     for part in [aggregate_type, aggregate_id, &link.sequence.to_string(), link.event_type, link.event_version] {
-        text.push_str(part);
-        text.push('\n');
+        text.extend_from_slice(part.as_bytes());
+        text.push(b'\n');
     }
     canonical(link.payload, &mut text);
-    text.push('\n');
-    let mut meta = link.metadata.clone();
-    if let Value::Object(map) = &mut meta {
-        map.remove("hash");
-    }
-    canonical(&meta, &mut text);
+    text.push(b'\n');
+    canonical_without(link.metadata, Some("hash"), &mut text);
     text
 }
 
 /// The plain SHA-256 of the chain of earlier versions (unkeyed): what anyone can compute.
 /// Accepted only for events written before the chain was keyed.
 pub fn unkeyed_hash(link: &Link<'_>, aggregate_type: &str, aggregate_id: &str) -> String {
-    hex::encode(Sha256::digest(link_text(link, aggregate_type, aggregate_id).as_bytes()))
+    hex::encode(Sha256::digest(link_text(link, aggregate_type, aggregate_id)))
 }
 
 /// The first link that does not hold in a stream.
@@ -314,10 +324,80 @@ mod tests {
 
     #[test]
     fn key_order_does_not_change_the_canonical_form() {
-        let (mut a, mut b) = (String::new(), String::new());
+        let (mut a, mut b) = (Vec::new(), Vec::new());
         canonical(&json!({"b": 1, "a": {"y": [1, 2], "x": "é"}}), &mut a);
         canonical(&serde_json::from_str::<Value>(r#"{"a":{"x":"é","y":[1,2]},"b":1}"#).unwrap_or_default(), &mut b);
         assert_eq!(a, b);
+    }
+
+    /// The canonical form as it was first written (a string per key and value): every hash
+    /// in every store was computed over it, so the faster one must give the same bytes.
+    fn canonical_as_first_written(value: &Value, out: &mut String) {
+        match value {
+            Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                out.push('{');
+                for (i, key) in keys.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&Value::String(key.clone()).to_string());
+                    out.push(':');
+                    canonical_as_first_written(&map[key], out);
+                }
+                out.push('}');
+            }
+            Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    canonical_as_first_written(item, out);
+                }
+                out.push(']');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+
+    #[test]
+    fn the_canonical_form_and_the_hashes_are_those_of_the_first_implementation() {
+        let values = [
+            json!({"z": "quote \" backslash \\ newline \n tab \t nul \u{0} bell \u{7}", "a": null}),
+            json!({"名字": "张三", "emoji": "😀", "n": [1, -2, 3.5, 1e300, 0.1, 12345678901234567_i64], "t": true, "f": false}),
+            json!([[], {}, [{}], {"": ""}, "enc:1:AAAA", 0, -0.0]),
+            json!({"hash": "kept when nested", "meta": {"hash": "also kept"}, "b": {"y": {"x": [null]}}}),
+            json!("just a string"),
+            json!(42),
+        ];
+        for value in &values {
+            let (mut now, mut first) = (Vec::new(), String::new());
+            canonical(value, &mut now);
+            canonical_as_first_written(value, &mut first);
+            assert_eq!(String::from_utf8(now).unwrap_or_default(), first, "{value}");
+        }
+        // The metadata's own `hash` (top level only) is left out, as removing it was.
+        let metadata = json!({"prev_hash": GENESIS, "hash": "x", "nested": {"hash": "y"}, "request_id": "r\u{1}"});
+        let link = Link {
+            sequence: 7,
+            position: Position::default(),
+            event_type: "ProfileUpdated",
+            event_version: "1",
+            payload: &values[1],
+            metadata: &metadata,
+        };
+        let mut expected = String::from("account\na1\n7\nProfileUpdated\n1\n");
+        canonical_as_first_written(&values[1], &mut expected);
+        expected.push('\n');
+        let mut without = metadata.clone();
+        if let Some(members) = without.as_object_mut() {
+            members.remove("hash");
+        }
+        canonical_as_first_written(&without, &mut expected);
+        assert_eq!(String::from_utf8(link_text(&link, "account", "a1")).unwrap_or_default(), expected);
+        assert_eq!(unkeyed_hash(&link, "account", "a1"), hex::encode(Sha256::digest(expected.as_bytes())));
     }
 
     #[test]
