@@ -83,6 +83,9 @@ type KeyCache = HashMap<(String, u32), (Option<[u8; 32]>, Instant)>;
 /// process may still open what an erasure in this one destroyed.
 const KEY_CACHE_TTL: Duration = Duration::from_secs(60);
 
+/// How many keys read are kept (see [`Keyring::keep`]).
+const READ_CACHE_MAX: usize = 200_000;
+
 /// How many subjects' write keys are kept before the stale ones are dropped.
 const WRITE_CACHE_MAX: usize = 100_000;
 
@@ -228,21 +231,27 @@ impl Keyring {
     /// The key to seal new values of `subject` with: its live key, or a new version when it
     /// has none (never written, or erased). Read from the store every time, so a key another
     /// process erased is never written with.
+    ///
+    /// The key is also kept as read (see [`KEY_CACHE_TTL`]): what is sealed with it now is
+    /// opened moments later by the projections.
     async fn current(&self, subject: &str) -> Result<(u32, [u8; 32]), KeyError> {
         loop {
             let rows = self.rows(subject).await?;
             match rows.last() {
                 Some((version, Some(wrapped), master)) => {
                     let version = *version as u32;
-                    return Ok((version, self.unwrap_key(subject, version, wrapped, master)?));
+                    let key = self.unwrap_key(subject, version, wrapped, master)?;
+                    self.keep(subject, version, Some(key));
+                    return Ok((version, key));
                 }
                 last => {
                     let version = last.map_or(1, |(v, _, _)| *v + 1);
                     let mut key = [0u8; 32];
                     rand::thread_rng().fill_bytes(&mut key);
                     let (wrapped, master) = self.wrap(subject, version as u32, &key);
-                    // Another process may make the same version at once: then its key is the one.
-                    crate::exec!(
+                    // Another process may make the same version at once: then its key is the
+                    // one, read on the next turn; when this one went in, it is.
+                    let made = crate::exec!(
                         &self.db,
                         "INSERT INTO subject_keys (subject, version, wrapped, created_at, master) VALUES ($1, $2, $3, $4, $5)
                          ON CONFLICT (subject, version) DO NOTHING",
@@ -252,9 +261,80 @@ impl Keyring {
                         Utc::now(),
                         master
                     )?;
+                    if made == 1 {
+                        self.keep(subject, version as u32, Some(key));
+                        return Ok((version as u32, key));
+                    }
                 }
             }
         }
+    }
+
+    /// Keeps a key as read now (`None`: erased or missing), in a cache of at most
+    /// [`READ_CACHE_MAX`] keys: when full, the stale ones are dropped, and if that is not
+    /// enough, all (a reader of many subjects, like a rebuild, refills it as it goes).
+    fn keep(&self, subject: &str, version: u32, key: Option<[u8; 32]>) {
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() >= READ_CACHE_MAX {
+                cache.retain(|_, (_, read_at)| read_at.elapsed() < KEY_CACHE_TTL);
+                if cache.len() >= READ_CACHE_MAX {
+                    cache.clear();
+                }
+            }
+            cache.insert((subject.to_string(), version), (key, Instant::now()));
+        }
+    }
+
+    /// Whether the key of `subject` at `version` is cached and fresh.
+    fn is_kept(cache: &KeyCache, subject: &str, version: u32) -> bool {
+        cache.get(&(subject.to_string(), version)).is_some_and(|(_, read_at)| read_at.elapsed() < KEY_CACHE_TTL)
+    }
+
+    /// Reads, with one query, every key the sealed values of `events` need and the cache does
+    /// not hold (PostgreSQL; on SQLite they are read one by one as they are opened): a reader
+    /// of many subjects' events — a rebuild, a runner catching up — makes one round trip per
+    /// batch instead of one per subject.
+    pub async fn prefetch(&self, events: &[crate::log::StoredEvent]) -> Result<(), KeyError> {
+        let Db::Postgres(pool) = &self.db else { return Ok(()) };
+        let mut wanted: Vec<(&str, u32)> = Vec::new();
+        if let Ok(cache) = self.cache.lock() {
+            let mut versions = Vec::new();
+            for event in events {
+                versions.clear();
+                sealed_versions(&event.payload, &mut versions);
+                for &version in &versions {
+                    let pair = (event.aggregate_id.as_str(), version);
+                    if !wanted.contains(&pair) && !Self::is_kept(&cache, pair.0, version) {
+                        wanted.push(pair);
+                    }
+                }
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let mut subjects: Vec<&str> = wanted.iter().map(|(s, _)| *s).collect();
+        subjects.sort_unstable();
+        subjects.dedup();
+        let rows: Vec<(String, i64, Option<Vec<u8>>, String)> = sqlx::query_as(
+            "SELECT subject, version, wrapped, master FROM subject_keys WHERE subject = ANY($1::text[])",
+        )
+        .bind(&subjects)
+        .fetch_all(pool)
+        .await?;
+        let mut found = HashMap::with_capacity(rows.len());
+        for (subject, version, wrapped, master) in &rows {
+            let version = *version as u32;
+            let key = match wrapped {
+                Some(wrapped) => Some(self.unwrap_key(subject, version, wrapped, master)?),
+                None => None,
+            };
+            found.insert((subject.as_str(), version), key);
+        }
+        for (subject, version) in wanted {
+            self.keep(subject, version, found.get(&(subject, version)).copied().flatten());
+        }
+        Ok(())
     }
 
     /// What seals values of `subject` under its current key (made now if it has none),
@@ -300,9 +380,7 @@ impl Keyring {
             Some((Some(wrapped), master)) => Some(self.unwrap_key(subject, version, &wrapped, &master)?),
             _ => None,
         };
-        if let Ok(mut cache) = self.cache.lock() {
-            cache.insert((subject.to_string(), version), (key, Instant::now()));
-        }
+        self.keep(subject, version, key);
         Ok(key)
     }
 
@@ -356,7 +434,8 @@ impl Keyring {
 
     /// Opens the personal data of events read from the log, each under its stream's subject.
     pub async fn open_events(&self, events: &mut [crate::log::StoredEvent]) -> Result<(), KeyError> {
-        for event in events {
+        self.prefetch(events).await?;
+        for event in events.iter_mut() {
             self.open(&event.aggregate_id, &mut event.payload).await?;
         }
         Ok(())
@@ -473,10 +552,15 @@ fn parse_sealed(s: &str) -> Option<(u32, Vec<u8>)> {
     Some((version.parse().ok()?, URL_SAFE_NO_PAD.decode(body).ok()?))
 }
 
+/// The key version a sealed string names (its body is not decoded).
+fn sealed_version(s: &str) -> Option<u32> {
+    s.strip_prefix(SEALED)?.split_once(':')?.0.parse().ok()
+}
+
 fn sealed_versions(value: &Value, out: &mut Vec<u32>) {
     match value {
         Value::String(s) => {
-            if let Some((version, _)) = parse_sealed(s) {
+            if let Some(version) = sealed_version(s) {
                 if !out.contains(&version) {
                     out.push(version);
                 }
@@ -545,6 +629,18 @@ mod tests {
         let mut moved = sealed.clone();
         open_with(&mut moved, "acc_2", &keys(Some(KEY)));
         assert_eq!(moved, json!({"name": ERASED}));
+    }
+
+    #[test]
+    fn the_key_versions_a_value_needs_are_read_without_decoding_it() {
+        let mut value = json!({"name": "张三", "nested": [{"mobile": "13800138000"}], "at": "enc:x"});
+        seal_with(&mut value, "acc_1", 3, &KEY);
+        let mut versions = Vec::new();
+        sealed_versions(&value, &mut versions);
+        assert_eq!(versions, vec![3], "one version, named once; a plain `enc:x` is not sealed");
+        assert_eq!(sealed_version("enc:12:AAAA"), Some(12));
+        assert_eq!(sealed_version("enc:"), None);
+        assert_eq!(sealed_version("plain"), None);
     }
 
     #[test]
