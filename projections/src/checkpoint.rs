@@ -61,6 +61,8 @@ pub async fn apply_batch(
     wanted: &[&StoredEvent],
 ) -> Result<bool, ProjectionError> {
     let mut tx = db.begin().await?;
+    // A read model is made again from the log: its batch need not wait for the disk.
+    tx.commit_asynchronously().await?;
     if !advance_in(&mut tx, projection.name(), from, to).await? {
         return Ok(false);
     }

@@ -188,6 +188,18 @@ impl Db {
 }
 
 impl DbTx {
+    /// Lets this transaction's commit return before its WAL record is flushed (PostgreSQL's
+    /// `synchronous_commit = off` for this transaction only; nothing on SQLite). For writes
+    /// that can be made again from the log — a read model's batch with its checkpoint: a
+    /// database crash loses both together, and the batch is applied again. Never for events,
+    /// or anything else a caller is told is done.
+    pub async fn commit_asynchronously(&mut self) -> Result<(), sqlx::Error> {
+        if let DbTx::Postgres(tx) = self {
+            sqlx::query("SET LOCAL synchronous_commit TO off").execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
     /// Commits the transaction.
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         match self {
