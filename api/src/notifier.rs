@@ -93,20 +93,24 @@ impl Notifier {
     }
 }
 
+/// Most messages claimed at once.
+const CLAIM: i64 = 50;
+
+/// How often the worker gives up expired messages and reports how many are pending.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(1);
+
 /// Delivers due outbox messages until the process ends, and gives up those whose secret has
 /// expired. `wake` is notified when a message is queued; otherwise the worker polls every
-/// second.
+/// second. Expiry and the pending gauge run once a second, not once per message: a burst of
+/// codes costs a claim and a mark per message.
 pub async fn run_outbox(db: Db, notifier: Notifier, clock: Arc<dyn Clock>, wake: Arc<Notify>) {
+    let mut housekeeping_at = tokio::time::Instant::now();
     loop {
-        match outbox::expire(&db, clock.now()).await {
-            Ok(0) => {}
-            Ok(n) => {
-                metrics::counter!("shenfen_messages_expired_total").increment(n);
-                tracing::warn!(messages = n, "undelivered messages expired with their secret");
-            }
-            Err(err) => tracing::warn!(error = %err, "outbox expiry failed"),
+        if tokio::time::Instant::now() >= housekeeping_at {
+            housekeeping(&db, clock.now()).await;
+            housekeeping_at = tokio::time::Instant::now() + HOUSEKEEPING_EVERY;
         }
-        match outbox::claim(&db, clock.now(), 50).await {
+        match outbox::claim(&db, clock.now(), CLAIM).await {
             Ok(batch) if !batch.is_empty() => {
                 let results = futures::future::join_all(batch.iter().map(|m| {
                     let notifier = &notifier;
@@ -139,14 +143,30 @@ pub async fn run_outbox(db: Db, notifier: Notifier, clock: Arc<dyn Clock>, wake:
                         }
                     }
                 }
-                continue;
+                if batch.len() as i64 >= CLAIM {
+                    // More may be waiting.
+                    continue;
+                }
             }
             Ok(_) => {}
             Err(err) => tracing::warn!(error = %err, "outbox poll failed"),
         }
-        if let Ok(n) = outbox::pending(&db).await {
-            metrics::gauge!("shenfen_outbox_pending").set(n as f64);
+        // A message queued meanwhile has left a permit: this returns at once for it.
+        let _ = tokio::time::timeout_at(housekeeping_at, wake.notified()).await;
+    }
+}
+
+/// Gives up the messages whose secret expired, and sets the pending gauge.
+async fn housekeeping(db: &Db, now: chrono::DateTime<chrono::Utc>) {
+    match outbox::expire(db, now).await {
+        Ok(0) => {}
+        Ok(n) => {
+            metrics::counter!("shenfen_messages_expired_total").increment(n);
+            tracing::warn!(messages = n, "undelivered messages expired with their secret");
         }
-        let _ = tokio::time::timeout(Duration::from_secs(1), wake.notified()).await;
+        Err(err) => tracing::warn!(error = %err, "outbox expiry failed"),
+    }
+    if let Ok(n) = outbox::pending(db).await {
+        metrics::gauge!("shenfen_outbox_pending").set(n as f64);
     }
 }
