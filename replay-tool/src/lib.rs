@@ -69,6 +69,8 @@ pub enum ReplayError {
     Json(#[from] serde_json::Error),
     #[error("a rebuild task failed: {0}")]
     Task(String),
+    #[error("cannot open personal data for the rebuild: {0}")]
+    Keys(String),
 }
 
 /// Opens the database behind `url` (applying any pending migrations, like the server does).

@@ -54,6 +54,9 @@
 //!   [`log::read_for_projections`], no per-row protocol round trip and no text parsing but the
 //!   JSON), cut into batches of [`Options::batch_size`] as it goes, on a connection of its own.
 //!   SQLite keeps the keyset-paginated [`log::read_for_projections`].
+//! - **Opening** personal data is a stage of its own between the reader and the appliers, so
+//!   that it runs beside the decoding of the next batch: the subject keys a batch needs are
+//!   read with one query ([`Keyring::prefetch`]), then its sealed members are opened.
 //! - **Writing back** (read models with a [`Projection::bulk`] mode: `account_view`): the
 //!   copy tables have one writer, this rebuild, so rows are kept in memory across batches and
 //!   the changed ones are written only when the checkpoint moves: when
@@ -406,7 +409,11 @@ async fn fan_out(
             Ok::<_, ReplayError>(applier)
         }));
     }
-    let mut reader = Reader { senders, bar, read: 0, waited: Duration::ZERO, keyring: options.keyring.clone() };
+    // Opening personal data is a stage of its own, so that it runs beside the reading and
+    // decoding of the next batch (on another core).
+    let (opened, to_open) = mpsc::channel::<Vec<StoredEvent>>(2);
+    let opener = tokio::spawn(open_and_hand_out(to_open, senders, options.keyring.clone()));
+    let mut reader = Reader { opener: opened, bar, read: 0, waited: Duration::ZERO };
     let t = Instant::now();
     let read_error = match live {
         Db::Postgres(pool) => read_copy(pool, from, batch_size, stop_after, &mut reader).await,
@@ -415,10 +422,14 @@ async fn fan_out(
     .err();
     let read_time = t.elapsed().saturating_sub(reader.waited);
     let read = reader.read;
-    // Closing the channels ends the appliers.
+    // Closing the channels ends the opener, and then the appliers.
     drop(reader);
+    let mut first_error = match opener.await {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e),
+        Err(e) => Some(ReplayError::Task(e.to_string())),
+    };
     let mut done = Vec::with_capacity(tasks.len());
-    let mut first_error = None;
     for task in tasks {
         match task.await {
             Ok(Ok(applier)) => done.push(applier),
@@ -439,37 +450,46 @@ async fn fan_out(
     Ok((read, read_time, done))
 }
 
+/// The stage between the reader and the appliers: opens each batch's personal data (the keys
+/// of a batch read with one query) and hands the batch to every applier. Ends when the reader
+/// closes its channel, or an applier has stopped.
+async fn open_and_hand_out(
+    mut batches: mpsc::Receiver<Vec<StoredEvent>>,
+    appliers: Vec<mpsc::Sender<Arc<Vec<StoredEvent>>>>,
+    keyring: Option<Arc<Keyring>>,
+) -> Result<(), ReplayError> {
+    while let Some(mut events) = batches.recv().await {
+        if let Some(keyring) = &keyring {
+            keyring.open_events(&mut events).await.map_err(|e| ReplayError::Keys(e.to_string()))?;
+        }
+        let batch = Arc::new(events);
+        for applier in &appliers {
+            if applier.send(batch.clone()).await.is_err() {
+                // The applier failed; its error is reported by its task.
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The shared reader's side of [`fan_out`].
 pub(super) struct Reader<'a> {
-    senders: Vec<mpsc::Sender<Arc<Vec<StoredEvent>>>>,
+    opener: mpsc::Sender<Vec<StoredEvent>>,
     bar: &'a ProgressBar,
     /// Events read.
     read: u64,
-    /// Time spent waiting for the appliers to take a batch.
+    /// Time spent waiting for the next stages to take a batch.
     waited: Duration,
-    keyring: Option<Arc<Keyring>>,
 }
 
 impl Reader<'_> {
-    /// Hands `events` to every applier; false when one of them has stopped (failed).
-    async fn dispatch(&mut self, mut events: Vec<StoredEvent>) -> bool {
-        if let Some(keyring) = &self.keyring {
-            if let Err(e) = keyring.open_events(&mut events).await {
-                eprintln!("error: cannot open personal data for the rebuild: {e}");
-                return false;
-            }
-        }
+    /// Hands `events` on (to be opened, then applied); false when a later stage has stopped.
+    async fn dispatch(&mut self, events: Vec<StoredEvent>) -> bool {
         self.read += events.len() as u64;
         self.bar.inc(events.len() as u64);
         let t = Instant::now();
-        let batch = Arc::new(events);
-        let mut delivered = true;
-        for sender in &self.senders {
-            if sender.send(batch.clone()).await.is_err() {
-                delivered = false;
-                break;
-            }
-        }
+        let delivered = self.opener.send(events).await.is_ok();
         self.waited += t.elapsed();
         delivered
     }
