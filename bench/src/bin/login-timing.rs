@@ -20,7 +20,7 @@ use shenfen_bench::{api, database, identity};
 
 /// Failed-login timing for registered and unknown documents.
 #[derive(Debug, Parser)]
-#[command(name = "shenfen-login-timing", version, about)]
+#[command(name = "shenfen-login-timing", version)]
 struct Args {
     /// The server binary (run as `PATH serve`).
     #[arg(long, default_value = "target/release/shenfen")]

@@ -42,7 +42,7 @@ use sqlx::{Connection, Executor, PgConnection};
 
 /// Rebuild and load-time benchmark of the replay tool, on PostgreSQL.
 #[derive(Debug, Parser)]
-#[command(name = "shenfen-replay-bench", version, about)]
+#[command(name = "shenfen-replay-bench", version)]
 struct Args {
     /// Account streams in the generated log.
     #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..))]

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 /// Fills a PostgreSQL store with seeded accounts.
 #[derive(Debug, Parser)]
-#[command(name = "shenfen-seed", version, about)]
+#[command(name = "shenfen-seed", version)]
 struct Args {
     /// Accounts to seed.
     #[arg(long, default_value_t = 1_000_000)]
