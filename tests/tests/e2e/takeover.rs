@@ -497,9 +497,15 @@ async fn a_decided_claim_forgets_its_claimant_and_photos_when_their_retention_en
         shenfen_tests::eventually(std::time::Duration::from_secs(20), || count("Forgotten"), |n| *n == 1).await;
     assert_eq!(forgotten, 1, "the claimant is forgotten once");
     assert!(count("ProofPhotosDeleted").await <= 1);
-    let live = "SELECT count(*) FROM subject_keys WHERE subject = $1 AND wrapped IS NOT NULL";
-    assert_eq!(app.query_i64(live, &[&claim_id]).await, 0, "the claim's key is destroyed");
+    // The key is destroyed right after `Forgotten` is recorded (in that order), and stays so.
+    let live = || async {
+        let sql = "SELECT count(*) FROM subject_keys WHERE subject = $1 AND wrapped IS NOT NULL";
+        app.query_i64(sql, &[&claim_id]).await
+    };
+    let left = shenfen_tests::eventually(std::time::Duration::from_secs(20), live, |n| *n == 0).await;
+    assert_eq!(left, 0, "the claim's key is destroyed");
     claim_status(app, &token).await.assert_problem(401, "unauthenticated");
+    assert_eq!(live().await, 0, "no key is made for the claim again");
     // The holder still sees that there was a claim, and how it ended.
     let holder_token = app.login_ok(&holder).await;
     let claims = app.get_as(&holder_token, "/v1/me/reregistration-claims").await;
