@@ -285,9 +285,10 @@ impl Keyring {
         }
     }
 
-    /// Whether the key of `subject` at `version` is cached and fresh.
-    fn is_kept(cache: &KeyCache, subject: &str, version: u32) -> bool {
-        cache.get(&(subject.to_string(), version)).is_some_and(|(_, read_at)| read_at.elapsed() < KEY_CACHE_TTL)
+    /// The key of `subject` at `version` if it is cached and fresh (holding `None`: erased).
+    fn kept<'a>(cache: &'a KeyCache, subject: &str, version: u32) -> Option<&'a Option<[u8; 32]>> {
+        let (key, read_at) = cache.get(&(subject.to_string(), version))?;
+        (read_at.elapsed() < KEY_CACHE_TTL).then_some(key)
     }
 
     /// Reads, with one query, every key the sealed values of `events` need and the cache does
@@ -304,7 +305,7 @@ impl Keyring {
                 sealed_versions(&event.payload, &mut versions);
                 for &version in &versions {
                     let pair = (event.aggregate_id.as_str(), version);
-                    if !wanted.contains(&pair) && !Self::is_kept(&cache, pair.0, version) {
+                    if !wanted.contains(&pair) && Self::kept(&cache, pair.0, version).is_none() {
                         wanted.push(pair);
                     }
                 }
@@ -365,8 +366,8 @@ impl Keyring {
 
     /// The key of `subject` at `version`, `None` when it was erased (or never existed).
     async fn key(&self, subject: &str, version: u32) -> Result<Option<[u8; 32]>, KeyError> {
-        let cached = self.cache.lock().ok().and_then(|c| c.get(&(subject.to_string(), version)).copied());
-        if let Some((key, _)) = cached.filter(|(_, read_at)| read_at.elapsed() < KEY_CACHE_TTL) {
+        let cached = self.cache.lock().ok().and_then(|c| Self::kept(&c, subject, version).copied());
+        if let Some(key) = cached {
             return Ok(key);
         }
         let row: Option<(Option<Vec<u8>>, String)> = crate::fetch_optional!(
@@ -547,9 +548,9 @@ fn seal_with(value: &mut Value, subject: &str, version: u32, key: &[u8; 32]) {
 
 /// `(version, bytes)` of a sealed string.
 fn parse_sealed(s: &str) -> Option<(u32, Vec<u8>)> {
-    let rest = s.strip_prefix(SEALED)?;
-    let (version, body) = rest.split_once(':')?;
-    Some((version.parse().ok()?, URL_SAFE_NO_PAD.decode(body).ok()?))
+    let version = sealed_version(s)?;
+    let (_, body) = s.strip_prefix(SEALED)?.split_once(':')?;
+    Some((version, URL_SAFE_NO_PAD.decode(body).ok()?))
 }
 
 /// The key version a sealed string names (its body is not decoded).
