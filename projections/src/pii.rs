@@ -234,7 +234,16 @@ impl Keyring {
     ///
     /// The key is also kept as read (see [`KEY_CACHE_TTL`]): what is sealed with it now is
     /// opened moments later by the projections.
-    async fn current(&self, subject: &str) -> Result<(u32, [u8; 32]), KeyError> {
+    ///
+    /// `new_stream` (the subject's stream is empty) tries to make version 1 first, which is
+    /// what a new subject needs, with one statement instead of a read and then a write; a
+    /// subject that has keys after all (the version is taken) is read as usual.
+    async fn current(&self, subject: &str, new_stream: bool) -> Result<(u32, [u8; 32]), KeyError> {
+        if new_stream {
+            if let Some(key) = self.make(subject, 1).await? {
+                return Ok((1, key));
+            }
+        }
         loop {
             let rows = self.rows(subject).await?;
             match rows.last() {
@@ -245,29 +254,37 @@ impl Keyring {
                     return Ok((version, key));
                 }
                 last => {
-                    let version = last.map_or(1, |(v, _, _)| *v + 1);
-                    let mut key = [0u8; 32];
-                    rand::thread_rng().fill_bytes(&mut key);
-                    let (wrapped, master) = self.wrap(subject, version as u32, &key);
+                    let version = last.map_or(1, |(v, _, _)| *v as u32 + 1);
                     // Another process may make the same version at once: then its key is the
                     // one, read on the next turn; when this one went in, it is.
-                    let made = crate::exec!(
-                        &self.db,
-                        "INSERT INTO subject_keys (subject, version, wrapped, created_at, master) VALUES ($1, $2, $3, $4, $5)
-                         ON CONFLICT (subject, version) DO NOTHING",
-                        subject,
-                        version,
-                        wrapped,
-                        Utc::now(),
-                        master
-                    )?;
-                    if made == 1 {
-                        self.keep(subject, version as u32, Some(key));
-                        return Ok((version as u32, key));
+                    if let Some(key) = self.make(subject, version).await? {
+                        return Ok((version, key));
                     }
                 }
             }
         }
+    }
+
+    /// Makes key `version` of `subject`, unless that version exists (`None`).
+    async fn make(&self, subject: &str, version: u32) -> Result<Option<[u8; 32]>, KeyError> {
+        let mut key = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut key);
+        let (wrapped, master) = self.wrap(subject, version, &key);
+        let made = crate::exec!(
+            &self.db,
+            "INSERT INTO subject_keys (subject, version, wrapped, created_at, master) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (subject, version) DO NOTHING",
+            subject,
+            i64::from(version),
+            wrapped,
+            Utc::now(),
+            master
+        )?;
+        if made != 1 {
+            return Ok(None);
+        }
+        self.keep(subject, version, Some(key));
+        Ok(Some(key))
     }
 
     /// Keeps a key as read now (`None`: erased or missing), in a cache of at most
@@ -341,20 +358,25 @@ impl Keyring {
     /// What seals values of `subject` under its current key (made now if it has none),
     /// without going back to the store.
     pub async fn sealer(&self, subject: &str) -> Result<Sealer, KeyError> {
-        let (version, key) = self.current(subject).await?;
+        let (version, key) = self.current(subject, false).await?;
         Ok(Sealer { subject: subject.to_string(), version, key })
     }
 
     /// [`current`](Self::current), from the write cache when `epoch` is the one it was read under.
-    async fn current_under(&self, subject: &str, epoch: Option<u64>) -> Result<(u32, [u8; 32]), KeyError> {
-        let Some(epoch) = epoch else { return self.current(subject).await };
+    async fn current_under(
+        &self,
+        subject: &str,
+        epoch: Option<u64>,
+        new_stream: bool,
+    ) -> Result<(u32, [u8; 32]), KeyError> {
+        let Some(epoch) = epoch else { return self.current(subject, new_stream).await };
         let cached = self.write_cache.lock().ok().and_then(|c| c.get(subject).copied());
         if let Some((_, version, key, _)) =
             cached.filter(|(at, _, _, read_at)| *at == epoch && read_at.elapsed() < KEY_CACHE_TTL)
         {
             return Ok((version, key));
         }
-        let (version, key) = self.current(subject).await?;
+        let (version, key) = self.current(subject, new_stream).await?;
         if let Ok(mut cache) = self.write_cache.lock() {
             if cache.len() >= WRITE_CACHE_MAX {
                 cache.retain(|_, (_, _, _, read_at)| read_at.elapsed() < KEY_CACHE_TTL);
@@ -415,18 +437,25 @@ impl Keyring {
 
     /// Seals every personal value in `value` under `subject`'s current key.
     pub async fn seal(&self, subject: &str, value: &mut Value) -> Result<(), KeyError> {
-        self.seal_all(subject, None, std::slice::from_mut(value)).await
+        self.seal_all(subject, None, false, std::slice::from_mut(value)).await
     }
 
     /// Seals the personal values of every one of `values` (one command's events) under
     /// `subject`'s current key: read from the store, or with `epoch` (the stream's
     /// [`KeyEpoch`](shenfen_domain::KeyEpoch)) from what this process read under the same epoch
-    /// within [`KEY_CACHE_TTL`].
-    pub async fn seal_all(&self, subject: &str, epoch: Option<u64>, values: &mut [Value]) -> Result<(), KeyError> {
+    /// within [`KEY_CACHE_TTL`]. `new_stream`: the subject's stream is empty so far (see
+    /// [`current`](Self::current)).
+    pub async fn seal_all(
+        &self,
+        subject: &str,
+        epoch: Option<u64>,
+        new_stream: bool,
+        values: &mut [Value],
+    ) -> Result<(), KeyError> {
         if !values.iter().any(has_personal) {
             return Ok(());
         }
-        let (version, key) = self.current_under(subject, epoch).await?;
+        let (version, key) = self.current_under(subject, epoch, new_stream).await?;
         for value in values {
             seal_with(value, subject, version, &key);
         }

@@ -17,6 +17,7 @@ use shenfen_domain::shared::{DocumentNumber, DocumentType, Email, Mobile, Person
 use shenfen_projections::claims::Claims;
 use shenfen_projections::identity::IdentityProcess;
 use shenfen_projections::outbox::NewMessage;
+use shenfen_projections::store::Loaded;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Ctx;
@@ -58,14 +59,16 @@ pub enum Reregistered {
 
 /// Registers a new document (or supersedes a legacy import of it).
 pub async fn register(state: &AppState, ctx: &Ctx, input: RegistrationInput) -> ApiResult<NewAccount> {
-    let (account_id, current) = consume_code(state, ctx, &input).await?;
-    if current.is_active() {
+    let (account_id, loaded) = consume_code(state, ctx, &input).await?;
+    if loaded.state.is_active() {
         return Err(ApiError::from(AccountError::AlreadyRegistered));
     }
     let registration = hashed(state, ctx, input).await?;
     let validity = registration.validity;
     let command = AccountCommand::Register(registration);
-    state.accounts.execute(&account_id, command, &ctx.meta(Actor::Anonymous)).await?;
+    // From the state just read (a registration in between makes the append collide, and the
+    // command runs again on the fresh state, which refuses it).
+    state.accounts.execute_from(&account_id, Some(loaded), command, &ctx.meta(Actor::Anonymous)).await?;
     tracing::info!(account_id = %account_id, reregistration = false, "account registered");
     Ok(NewAccount { account_id, validity })
 }
@@ -73,7 +76,8 @@ pub async fn register(state: &AppState, ctx: &Ctx, input: RegistrationInput) -> 
 /// Registers a registered document again: an account in use gets a claim (its holder is told
 /// and may refuse); a legacy account is registered again at once.
 pub async fn reregister(state: &AppState, ctx: &Ctx, input: RegistrationInput) -> ApiResult<Reregistered> {
-    let (account_id, current) = consume_code(state, ctx, &input).await?;
+    let (account_id, loaded) = consume_code(state, ctx, &input).await?;
+    let current = loaded.state;
     if !current.exists() {
         return Err(ApiError::from(AccountError::NotFound));
     }
@@ -91,8 +95,8 @@ pub async fn reregister(state: &AppState, ctx: &Ctx, input: RegistrationInput) -
 }
 
 /// Uses the register code sent to the input's mobile for its account; answers the account id
-/// and the account as it stands.
-async fn consume_code(state: &AppState, ctx: &Ctx, input: &RegistrationInput) -> ApiResult<(String, Account)> {
+/// and the account as it stands in the store.
+async fn consume_code(state: &AppState, ctx: &Ctx, input: &RegistrationInput) -> ApiResult<(String, Loaded<Account>)> {
     let account_id = ids::account_id(&state.key, input.document_type, &input.document_number);
     let channel_id = ids::code_channel_id(&state.key, Purpose::Register.as_str(), input.mobile.as_str());
     let code_hash = ids::code_hash(&state.key, &channel_id, &input.code);
@@ -101,8 +105,8 @@ async fn consume_code(state: &AppState, ctx: &Ctx, input: &RegistrationInput) ->
     if committed.events.iter().any(|e| matches!(e, CodeEvent::WrongEntry { .. })) {
         return Err(ApiError::from(CodeError::Invalid));
     }
-    let current = state.accounts.load(&account_id).await?;
-    Ok((account_id, current))
+    let loaded = state.accounts.load_context(&account_id).await?;
+    Ok((account_id, loaded))
 }
 
 /// The registration, its password hashed (off the runtime).

@@ -212,12 +212,18 @@ where
             }
         }
         let empty = Loaded { state: A::default(), sequence: 0, last_hash: GENESIS.into() };
-        let snapshot = self.trusted_snapshot(id).await?;
-        let (start, events) = match snapshot {
-            Some((start, events)) => (start, Ok(events)),
-            None => (empty, self.repo.get_events::<A>(id).await),
+        let (snapshot, tail) = self.cold_read(id).await?;
+        let trusted = match snapshot {
+            Some(snapshot) => self.trust(id, snapshot, tail).await?,
+            None => Some((empty.clone(), tail)),
         };
-        let events = events.map_err(|e| BusError::Store(e.to_string()))?;
+        let (start, events) = match trusted {
+            Some(trusted) => trusted,
+            None => {
+                let events = self.repo.get_events::<A>(id).await.map_err(|e| BusError::Store(e.to_string()))?;
+                (empty, events)
+            }
+        };
         let events = self.open(id, events).await?;
         let loaded = self.fold(start, events)?;
         if loaded.sequence > 0 {
@@ -349,7 +355,12 @@ where
         // Sealed (one key read for the command) before they are hashed: the chain covers what
         // is stored.
         let epoch = loaded.state.key_epoch();
-        self.commits.keyring().seal_all(id, epoch, &mut payloads).await.map_err(|e| BusError::Store(e.to_string()))?;
+        let new_stream = loaded.sequence == 0;
+        self.commits
+            .keyring()
+            .seal_all(id, epoch, new_stream, &mut payloads)
+            .await
+            .map_err(|e| BusError::Store(e.to_string()))?;
         let mut payloads = payloads.into_iter();
         for (i, event) in events.iter().enumerate() {
             let sequence = loaded.sequence + 1 + i as i64;

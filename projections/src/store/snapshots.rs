@@ -1,7 +1,7 @@
 //! Snapshots of aggregate state: where loading starts, trusted only when their MAC and the
 //! event they claim to end at both hold, and written outside the command path.
 
-use cqrs_es::persist::{PersistedEventRepository, SerializedEvent};
+use cqrs_es::persist::SerializedEvent;
 use cqrs_es::Aggregate;
 use serde_json::Value;
 use shenfen_domain::StateVersion;
@@ -37,33 +37,92 @@ pub(super) struct SnapshotRow {
     pub(super) mac: Option<String>,
 }
 
+/// A row of [`CommandBus::cold_read`]: the snapshot's columns (null without one), and one event
+/// (null when the stream has none from there on).
+#[derive(sqlx::FromRow)]
+struct ColdRow {
+    snap_sequence: Option<i64>,
+    snap_hash: Option<String>,
+    snap_state: Option<Value>,
+    snap_mac: Option<String>,
+    sequence: Option<i64>,
+    event_type: Option<String>,
+    event_version: Option<String>,
+    payload: Option<Value>,
+    metadata: Option<Value>,
+}
+
 impl<A> CommandBus<A>
 where
     A: Aggregate + StateVersion + shenfen_domain::KeyEpoch + Clone + 'static,
     A::Command: Clone,
 {
-    pub(super) async fn snapshot(&self, id: &str) -> Option<SnapshotRow> {
-        let row = crate::fetch_optional!(
+    /// What loading a stream this process does not hold starts from, in one query: the
+    /// stream's snapshot of this fingerprint if it has one, and its events from the one the
+    /// snapshot ends at (every event when there is no snapshot). Nothing here is trusted yet:
+    /// see [`trust`](Self::trust).
+    pub(super) async fn cold_read(
+        &self,
+        id: &str,
+    ) -> Result<(Option<SnapshotRow>, Vec<SerializedEvent>), BusError<A::Error>> {
+        // One row at least (the snapshot's, or nulls), joined with the events from there on.
+        let rows = crate::fetch_all!(
             &self.db,
-            SnapshotRow,
-            "SELECT last_sequence, last_hash, state, mac FROM aggregate_snapshots
-              WHERE aggregate_type = $1 AND aggregate_id = $2 AND fingerprint = $3",
+            ColdRow,
+            "SELECT s.last_sequence AS snap_sequence, s.last_hash AS snap_hash, s.state AS snap_state,
+                    s.mac AS snap_mac, e.sequence, e.event_type, e.event_version, e.payload, e.metadata
+               FROM (SELECT 1 AS one) AS o
+               LEFT JOIN aggregate_snapshots AS s
+                 ON s.aggregate_type = $1 AND s.aggregate_id = $2 AND s.fingerprint = $3
+               LEFT JOIN events AS e
+                 ON e.aggregate_type = $1 AND e.aggregate_id = $2 AND e.sequence >= COALESCE(s.last_sequence, 0)
+              ORDER BY e.sequence",
             A::TYPE,
             id,
             &self.fingerprint
-        );
-        row.ok().flatten()
+        )
+        .map_err(|e| BusError::Store(e.to_string()))?;
+        let mut snapshot = None;
+        let mut events = Vec::with_capacity(rows.len());
+        for row in rows {
+            if snapshot.is_none() {
+                if let (Some(last_sequence), Some(last_hash), Some(state)) =
+                    (row.snap_sequence, row.snap_hash, row.snap_state)
+                {
+                    snapshot = Some(SnapshotRow { last_sequence, last_hash, state, mac: row.snap_mac });
+                }
+            }
+            let (Some(sequence), Some(event_type), Some(event_version), Some(payload), Some(metadata)) =
+                (row.sequence, row.event_type, row.event_version, row.payload, row.metadata)
+            else {
+                continue;
+            };
+            let sequence = usize::try_from(sequence)
+                .map_err(|_| BusError::Store(format!("{} event of {id} with sequence {sequence}", A::TYPE)))?;
+            events.push(SerializedEvent::new(
+                id.to_string(),
+                sequence,
+                A::TYPE.to_string(),
+                event_type,
+                event_version,
+                payload,
+                metadata,
+            ));
+        }
+        Ok((snapshot, events))
     }
 
-    /// The stream's snapshot and the events after it, if the snapshot can be trusted: its MAC
-    /// (under the chain key) holds and the event it claims to end at is in the store with the
-    /// hash it names. A snapshot that fails either — edited in the database, or left from a
-    /// log that was changed — is ignored and counted (`shenfen_snapshots_rejected_total`).
-    pub(super) async fn trusted_snapshot(
+    /// The snapshot as a start and the events after it, if it can be trusted: its MAC (under
+    /// the chain key) holds and `tail`, the events from the one it claims to end at, begins
+    /// with that event, in the store with the hash it names. A snapshot that fails either —
+    /// edited in the database, or left from a log that was changed — is ignored and counted
+    /// (`shenfen_snapshots_rejected_total`), and the caller reads the whole stream.
+    pub(super) async fn trust(
         &self,
         id: &str,
+        snap: SnapshotRow,
+        tail: Vec<SerializedEvent>,
     ) -> Result<Option<(Loaded<A>, Vec<SerializedEvent>)>, BusError<A::Error>> {
-        let Some(snap) = self.snapshot(id).await else { return Ok(None) };
         let key = self.commits.key();
         let genuine = snap.mac.as_deref()
             == Some(
@@ -81,9 +140,7 @@ where
             }
             return Ok(None);
         };
-        let from = usize::try_from(snap.last_sequence - 1).unwrap_or_default();
-        let mut events =
-            self.repo.get_last_events::<A>(id, from).await.map_err(|e| BusError::Store(e.to_string()))?.into_iter();
+        let mut events = tail.into_iter();
         let anchored = events.next().is_some_and(|e| {
             e.sequence as i64 == snap.last_sequence
                 && e.metadata.get("hash").and_then(Value::as_str) == Some(snap.last_hash.as_str())

@@ -68,6 +68,48 @@ async fn only_snapshots_the_server_wrote_are_trusted(db: Db) {
     set_snapshot(&db, &altered, &genuine_mac).await;
     assert_eq!(name_as_loaded(&db, &key).await, "王五", "a genuine snapshot is what loads start from");
 
+    // Events after the snapshot are folded on top of it (the snapshot and its tail are read
+    // with one query).
+    let fresh = CommandBus::<Account>::new(&db, (), Commits::new(&db, key.clone()));
+    let relogin = AccountCommand::LogIn(LogIn {
+        password: Checked {
+            checked_hash: "H".into(),
+            lockout: LockoutPolicy { threshold: 5, duration: chrono::Duration::minutes(15) },
+            check: PasswordCheck::Right(NewSession {
+                session_id: "s-after".into(),
+                token_hash: "t-after".into(),
+                expires_at: meta().at + chrono::Duration::hours(1),
+            }),
+        },
+        now: meta().at,
+    });
+    fresh.execute("acc", relogin, &meta()).await.expect("log in after the snapshot");
+    let cold = CommandBus::<Account>::new(&db, (), Commits::new(&db, key.clone()));
+    let (state, sequence) = cold.load_versioned("acc").await.expect("load");
+    assert_eq!(sequence, last_sequence + 1, "the event after the snapshot is folded in");
+    assert_eq!(state.name.map(|n| n.as_str().to_string()).unwrap_or_default(), "王五");
+
+    // A genuine snapshot that claims to end past the log's end: nothing anchors it, ignored.
+    let beyond = key.snapshot_mac("account", "acc", 50, &fp, &last_hash, &altered);
+    shenfen_projections::exec!(
+        &db,
+        "UPDATE aggregate_snapshots SET last_sequence = 50, state = $1, mac = $2
+          WHERE aggregate_type = 'account' AND aggregate_id = 'acc'",
+        &altered,
+        &beyond
+    )
+    .expect("edit the snapshot");
+    let cold = CommandBus::<Account>::new(&db, (), Commits::new(&db, key.clone()));
+    let (state, sequence) = cold.load_versioned("acc").await.expect("load");
+    assert_eq!(sequence, last_sequence + 1, "a snapshot past the log's end is ignored, not read as the end");
+    assert_eq!(state.name.map(|n| n.as_str().to_string()).unwrap_or_default(), "张三");
+    shenfen_projections::exec!(
+        &db,
+        "UPDATE aggregate_snapshots SET last_sequence = $1 WHERE aggregate_type = 'account' AND aggregate_id = 'acc'",
+        last_sequence
+    )
+    .expect("put the snapshot back");
+
     // The same change made in the database without the key: ignored.
     set_snapshot(&db, &altered, &key.snapshot_mac("account", "acc", last_sequence, &fp, &last_hash, &state)).await;
     assert_eq!(name_as_loaded(&db, &key).await, "张三", "an edited snapshot is ignored");
