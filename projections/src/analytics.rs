@@ -36,11 +36,17 @@ impl Default for Analytics {
     }
 }
 
-async fn bump_attempts(tx: &mut DbTx, day: NaiveDate, outcome: &str, reason: &str) -> Result<(), sqlx::Error> {
-    exec!(tx tx,
-        "INSERT INTO analytics_verification_attempts (day, outcome, reason, attempts) VALUES ($1, $2, $3, 1)
-         ON CONFLICT (day, outcome, reason) DO UPDATE SET attempts = analytics_verification_attempts.attempts + 1",
-        day, outcome, reason)?;
+/// Ended attempts counted over a batch, per (day, outcome, reason): a pure count, added with one
+/// statement per key at the end of the batch.
+type Attempts = std::collections::BTreeMap<(NaiveDate, &'static str, String), i32>;
+
+async fn add_attempts(tx: &mut DbTx, attempts: Attempts) -> Result<(), sqlx::Error> {
+    for ((day, outcome, reason), count) in attempts {
+        exec!(tx tx,
+            "INSERT INTO analytics_verification_attempts (day, outcome, reason, attempts) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (day, outcome, reason) DO UPDATE SET attempts = analytics_verification_attempts.attempts + $5",
+            day, outcome, reason, count, count)?;
+    }
     Ok(())
 }
 
@@ -52,9 +58,13 @@ async fn bump_exhaustion(tx: &mut DbTx, day: NaiveDate, quota: &str, by: i32) ->
     Ok(())
 }
 
-async fn attempt_count(tx: &mut DbTx, account: &str, day: NaiveDate) -> Result<i32, sqlx::Error> {
+/// Counts an attempt started by `account` on `day`; answers the day's count after it.
+async fn count_attempt(tx: &mut DbTx, account: &str, day: NaiveDate) -> Result<i32, sqlx::Error> {
     let row: Option<(i32,)> = crate::fetch_optional!(tx tx, (i32,),
-        "SELECT counted FROM analytics_attempt_counts WHERE account_id = $1 AND day = $2", account, day)?;
+        "INSERT INTO analytics_attempt_counts (account_id, day, counted) VALUES ($1, $2, 1)
+         ON CONFLICT (account_id, day) DO UPDATE SET counted = analytics_attempt_counts.counted + 1
+         RETURNING counted",
+        account, day)?;
     Ok(row.map(|r| r.0).unwrap_or(0))
 }
 
@@ -94,10 +104,12 @@ impl Projection for Analytics {
         self.apply_batch(tx, &[e]).await
     }
 
-    /// Registrations are counted in memory over the batch and added with one statement per
-    /// (day, document type); the verification tables are kept event by event.
+    /// Registrations and ended attempts are counted in memory over the batch and added with
+    /// one statement per (day, document type) and per (day, outcome, reason); the per-account
+    /// tables are kept event by event.
     async fn apply_batch(&self, tx: &mut DbTx, events: &[&StoredEvent]) -> Result<(), ProjectionError> {
         let mut registrations: std::collections::BTreeMap<(NaiveDate, &'static str), i32> = Default::default();
+        let mut attempts = Attempts::new();
         for e in events {
             if e.aggregate_type == <Account as cqrs_es::Aggregate>::TYPE {
                 if e.event_type != "Registered" {
@@ -108,9 +120,10 @@ impl Projection for Analytics {
                     *registrations.entry((cst_date(registered_at), document_type.as_str())).or_default() += 1;
                 }
             } else {
-                self.apply_verification(tx, e).await?;
+                self.apply_verification(tx, e, &mut attempts).await?;
             }
         }
+        add_attempts(tx, attempts).await?;
         for ((day, document_type), count) in registrations {
             exec!(tx tx,
                 "INSERT INTO analytics_registrations (day, document_type, registrations) VALUES ($1, $2, $3)
@@ -122,7 +135,12 @@ impl Projection for Analytics {
 }
 
 impl Analytics {
-    async fn apply_verification(&self, tx: &mut DbTx, e: &StoredEvent) -> Result<(), ProjectionError> {
+    async fn apply_verification(
+        &self,
+        tx: &mut DbTx,
+        e: &StoredEvent,
+        attempts: &mut Attempts,
+    ) -> Result<(), ProjectionError> {
         let id = e.aggregate_id.as_str();
         if e.aggregate_type != <Verification as cqrs_es::Aggregate>::TYPE {
             return Ok(());
@@ -131,20 +149,18 @@ impl Analytics {
         match event {
             VerificationEvent::AttemptStarted { at, .. } => {
                 let day = cst_date(at);
-                exec!(tx tx,
-                    "INSERT INTO analytics_attempt_counts (account_id, day, counted) VALUES ($1, $2, 1)
-                     ON CONFLICT (account_id, day) DO UPDATE SET counted = analytics_attempt_counts.counted + 1",
-                    id, day)?;
-                if attempt_count(tx, id, day).await? == DAILY_ATTEMPTS as i32 {
+                if count_attempt(tx, id, day).await? == DAILY_ATTEMPTS as i32 {
                     bump_exhaustion(tx, day, "daily_attempts", 1).await?;
                 }
             }
-            VerificationEvent::AttemptPassed { at, .. } => bump_attempts(tx, cst_date(at), "passed", "").await?,
+            VerificationEvent::AttemptPassed { at, .. } => {
+                *attempts.entry((cst_date(at), "passed", String::new())).or_default() += 1;
+            }
             VerificationEvent::AttemptFailed { at, reason, .. } => {
-                bump_attempts(tx, cst_date(at), "failed", &reason).await?
+                *attempts.entry((cst_date(at), "failed", reason)).or_default() += 1;
             }
             VerificationEvent::AttemptVoided { at, reason, .. } => {
-                bump_attempts(tx, cst_date(at), "voided", &reason).await?;
+                *attempts.entry((cst_date(at), "voided", reason)).or_default() += 1;
                 // The voided attempt no longer counts against the day it started on, which is
                 // the most recent day with a count for this account.
                 let row: Option<(NaiveDate, i32)> = crate::fetch_optional!(tx tx, (NaiveDate, i32),
