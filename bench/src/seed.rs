@@ -426,7 +426,7 @@ pub async fn skip_to_end(conn: &mut PgConnection, projections: &[&str]) -> anyho
         sqlx::query(
             "INSERT INTO projection_checkpoints (projection, transaction_id, position)
              SELECT $1, transaction_id::text::bigint, global_position FROM events
-              ORDER BY transaction_id::text::bigint DESC, global_position DESC LIMIT 1
+              ORDER BY events.transaction_id DESC, events.global_position DESC LIMIT 1
              ON CONFLICT (projection) DO UPDATE
                 SET transaction_id = EXCLUDED.transaction_id, position = EXCLUDED.position, updated_at = now()",
         )

@@ -142,9 +142,13 @@ impl ChainSeal {
                 Db::Postgres(_) => crate::fetch_optional!(
                     db,
                     (i64, i64),
+                    // Ordered by the table's columns (`events.`): a bare `transaction_id` names
+                    // the output column, the bigint cast, which no index is in the order of —
+                    // PostgreSQL sorted the whole log (2 s at 11.6 M events) before the first
+                    // start over a seeded store.
                     "SELECT transaction_id::text::bigint, global_position FROM events
                       WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-                      ORDER BY transaction_id DESC, global_position DESC LIMIT 1"
+                      ORDER BY events.transaction_id DESC, events.global_position DESC LIMIT 1"
                 )?,
                 Db::Sqlite(_) => crate::fetch_optional!(
                     db,
