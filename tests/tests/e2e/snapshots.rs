@@ -85,9 +85,9 @@ async fn only_snapshots_the_server_wrote_are_trusted(db: Db) {
     });
     fresh.execute("acc", relogin, &meta()).await.expect("log in after the snapshot");
     let cold = CommandBus::<Account>::new(&db, (), Commits::new(&db, key.clone()));
-    let (state, sequence) = cold.load_versioned("acc").await.expect("load");
+    let (account, sequence) = cold.load_versioned("acc").await.expect("load");
     assert_eq!(sequence, last_sequence + 1, "the event after the snapshot is folded in");
-    assert_eq!(state.name.map(|n| n.as_str().to_string()).unwrap_or_default(), "王五");
+    assert_eq!(account.name.map(|n| n.as_str().to_string()).unwrap_or_default(), "王五");
 
     // A genuine snapshot that claims to end past the log's end: nothing anchors it, ignored.
     let beyond = key.snapshot_mac("account", "acc", 50, &fp, &last_hash, &altered);
@@ -100,9 +100,9 @@ async fn only_snapshots_the_server_wrote_are_trusted(db: Db) {
     )
     .expect("edit the snapshot");
     let cold = CommandBus::<Account>::new(&db, (), Commits::new(&db, key.clone()));
-    let (state, sequence) = cold.load_versioned("acc").await.expect("load");
+    let (account, sequence) = cold.load_versioned("acc").await.expect("load");
     assert_eq!(sequence, last_sequence + 1, "a snapshot past the log's end is ignored, not read as the end");
-    assert_eq!(state.name.map(|n| n.as_str().to_string()).unwrap_or_default(), "张三");
+    assert_eq!(account.name.map(|n| n.as_str().to_string()).unwrap_or_default(), "张三");
     shenfen_projections::exec!(
         &db,
         "UPDATE aggregate_snapshots SET last_sequence = $1 WHERE aggregate_type = 'account' AND aggregate_id = 'acc'",
