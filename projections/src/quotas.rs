@@ -20,17 +20,9 @@ use crate::runner::{Projection, ProjectionError};
 /// The projection.
 pub struct Quotas;
 
+/// An account's row: what `get` reads and what a batch folds its events into.
 #[derive(Debug, Clone, Default, sqlx::FromRow)]
 struct QuotaRow {
-    attempts_day: Option<NaiveDate>,
-    attempts_on_day: i32,
-    period_start: Option<NaiveDate>,
-    applications_in_period: i32,
-}
-
-/// A whole row, as a batch folds it in memory (see [`Quotas::apply_batch`]).
-#[derive(Debug, Clone, Default, sqlx::FromRow)]
-struct FullRow {
     account_id: String,
     attempts_day: Option<NaiveDate>,
     attempts_on_day: i32,
@@ -39,9 +31,13 @@ struct FullRow {
     applications_in_period: i32,
 }
 
-impl FullRow {
-    /// The row after `event`: in memory, exactly what [`Quotas::apply`]'s statements do to it
-    /// (SQL's `attempts_day = in_flight_day` is false when either is null).
+const ROW_COLUMNS: &str =
+    "account_id, attempts_day, attempts_on_day, in_flight_day, period_start, applications_in_period";
+
+impl QuotaRow {
+    /// The row after `event`, the one place the view's counting rule is written. An attempt
+    /// voided gives back the day it was started on only while that attempt is in flight on
+    /// the counted day.
     fn fold(&mut self, event: &VerificationEvent) {
         match event {
             VerificationEvent::AttemptStarted { at, .. } => {
@@ -87,14 +83,8 @@ impl Quotas {
 
     /// The quotas of an account at `now`.
     pub async fn get(db: &Db, account_id: &str, now: DateTime<Utc>) -> Result<QuotaView, sqlx::Error> {
-        let row = crate::fetch_optional!(
-            db,
-            QuotaRow,
-            "SELECT attempts_day, attempts_on_day, period_start, applications_in_period
-               FROM verification_quotas WHERE account_id = $1",
-            account_id
-        )?
-        .unwrap_or_default();
+        let sql = format!("SELECT {ROW_COLUMNS} FROM verification_quotas WHERE account_id = $1");
+        let row = crate::fetch_optional!(db, QuotaRow, &sql, account_id)?.unwrap_or_default();
         let today = cst_date(now);
         let (period_start, period_end) = review_period(today);
         let used_today = if row.attempts_day == Some(today) { row.attempts_on_day.max(0) as usize } else { 0 };
@@ -130,59 +120,14 @@ impl Projection for Quotas {
     }
 
     async fn apply(&self, tx: &mut DbTx, e: &StoredEvent) -> Result<(), ProjectionError> {
-        if e.aggregate_type != <Verification as cqrs_es::Aggregate>::TYPE {
-            return Ok(());
-        }
-        let event = VerificationEvent::deserialize(&e.payload).map_err(|err| ProjectionError::decode(e, err))?;
-        let id = e.aggregate_id.as_str();
-        exec!(tx tx, "INSERT INTO verification_quotas (account_id) VALUES ($1) ON CONFLICT (account_id) DO NOTHING", id)?;
-        match event {
-            VerificationEvent::AttemptStarted { at, .. } => {
-                let day = cst_date(at);
-                exec!(tx tx,
-                    "UPDATE verification_quotas
-                        SET attempts_on_day = CASE WHEN attempts_day = $1 THEN attempts_on_day + 1 ELSE 1 END,
-                            attempts_day = $2, in_flight_day = $3
-                      WHERE account_id = $4",
-                    day, day, day, id)?;
-            }
-            VerificationEvent::AttemptVoided { .. } => {
-                exec!(tx tx,
-                    "UPDATE verification_quotas
-                        SET attempts_on_day = CASE WHEN attempts_day = in_flight_day AND attempts_on_day > 0
-                                                   THEN attempts_on_day - 1 ELSE attempts_on_day END,
-                            in_flight_day = NULL
-                      WHERE account_id = $1",
-                    id)?;
-            }
-            VerificationEvent::AttemptPassed { .. } | VerificationEvent::AttemptFailed { .. } => {
-                exec!(tx tx, "UPDATE verification_quotas SET in_flight_day = NULL WHERE account_id = $1", id)?;
-            }
-            VerificationEvent::ApplicationSubmitted { at, .. } => {
-                let (start, _) = review_period(cst_date(at));
-                exec!(tx tx,
-                    "UPDATE verification_quotas
-                        SET applications_in_period = CASE WHEN period_start = $1 THEN applications_in_period + 1 ELSE 1 END,
-                            period_start = $2
-                      WHERE account_id = $3",
-                    start, start, id)?;
-            }
-            _ => {}
-        }
-        Ok(())
+        self.apply_batch(tx, &[e]).await
     }
 
-    /// On PostgreSQL, a batch reads the rows of the accounts it touches with one query, folds
-    /// its events into them in memory ([`FullRow::fold`]) and writes them back with one
-    /// statement: two statements per batch instead of two per event, which is what a rebuild
-    /// of a year of attempts spends its time on. SQLite applies event by event.
+    /// A batch reads the rows of the accounts it touches, folds its events into them in memory
+    /// ([`QuotaRow::fold`]) and writes them back: on PostgreSQL with one statement each way
+    /// (instead of two per event, which is what a rebuild of a year of attempts spent its time
+    /// on), on SQLite, in-process, row by row.
     async fn apply_batch(&self, tx: &mut DbTx, events: &[&StoredEvent]) -> Result<(), ProjectionError> {
-        let DbTx::Postgres(conn) = tx else {
-            for event in events {
-                self.apply(tx, event).await?;
-            }
-            return Ok(());
-        };
         let mut changes = Vec::with_capacity(events.len());
         for e in events.iter().filter(|e| e.aggregate_type == <Verification as cqrs_es::Aggregate>::TYPE) {
             let event = VerificationEvent::deserialize(&e.payload).map_err(|err| ProjectionError::decode(e, err))?;
@@ -194,39 +139,68 @@ impl Projection for Quotas {
         let mut ids: Vec<&str> = changes.iter().map(|(id, _)| *id).collect();
         ids.sort_unstable();
         ids.dedup();
-        let found: Vec<FullRow> = sqlx::query_as(
-            "SELECT account_id, attempts_day, attempts_on_day, in_flight_day, period_start, applications_in_period
-               FROM verification_quotas WHERE account_id = ANY($1)",
-        )
-        .bind(&ids)
-        .fetch_all(&mut **conn)
-        .await?;
-        let mut rows: std::collections::HashMap<String, FullRow> =
-            found.into_iter().map(|row| (row.account_id.clone(), row)).collect();
+        let mut rows: std::collections::HashMap<String, QuotaRow> =
+            read_rows(tx, &ids).await?.into_iter().map(|row| (row.account_id.clone(), row)).collect();
         for (id, event) in &changes {
             rows.entry((*id).to_string())
-                .or_insert_with(|| FullRow { account_id: (*id).to_string(), ..FullRow::default() })
+                .or_insert_with(|| QuotaRow { account_id: (*id).to_string(), ..QuotaRow::default() })
                 .fold(event);
         }
-        let rows: Vec<FullRow> = rows.into_values().collect();
-        sqlx::query(
-            "INSERT INTO verification_quotas
-                 (account_id, attempts_day, attempts_on_day, in_flight_day, period_start, applications_in_period)
-             SELECT * FROM UNNEST($1::text[], $2::date[], $3::int4[], $4::date[], $5::date[], $6::int4[])
-             ON CONFLICT (account_id) DO UPDATE SET attempts_day = excluded.attempts_day,
-                 attempts_on_day = excluded.attempts_on_day, in_flight_day = excluded.in_flight_day,
-                 period_start = excluded.period_start, applications_in_period = excluded.applications_in_period",
-        )
-        .bind(rows.iter().map(|r| r.account_id.as_str()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.attempts_day).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.attempts_on_day).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.in_flight_day).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.period_start).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.applications_in_period).collect::<Vec<_>>())
-        .execute(&mut **conn)
-        .await?;
+        write_rows(tx, rows.into_values().collect()).await?;
         Ok(())
     }
+}
+
+/// The rows of `ids` that exist.
+async fn read_rows(tx: &mut DbTx, ids: &[&str]) -> Result<Vec<QuotaRow>, sqlx::Error> {
+    match tx {
+        DbTx::Postgres(conn) => {
+            let sql = format!("SELECT {ROW_COLUMNS} FROM verification_quotas WHERE account_id = ANY($1)");
+            sqlx::query_as(&sql).bind(ids).fetch_all(&mut **conn).await
+        }
+        DbTx::Sqlite(_) => {
+            let sql = format!("SELECT {ROW_COLUMNS} FROM verification_quotas WHERE account_id = $1");
+            let mut rows = Vec::with_capacity(ids.len());
+            for id in ids {
+                rows.extend(crate::fetch_optional!(tx tx, QuotaRow, &sql, *id)?);
+            }
+            Ok(rows)
+        }
+    }
+}
+
+const UPSERT_SET: &str = "ON CONFLICT (account_id) DO UPDATE SET attempts_day = excluded.attempts_day,
+     attempts_on_day = excluded.attempts_on_day, in_flight_day = excluded.in_flight_day,
+     period_start = excluded.period_start, applications_in_period = excluded.applications_in_period";
+
+/// Writes `rows` as they now stand.
+async fn write_rows(tx: &mut DbTx, rows: Vec<QuotaRow>) -> Result<(), sqlx::Error> {
+    match tx {
+        DbTx::Postgres(conn) => {
+            let sql = format!(
+                "INSERT INTO verification_quotas ({ROW_COLUMNS})
+                 SELECT * FROM UNNEST($1::text[], $2::date[], $3::int4[], $4::date[], $5::date[], $6::int4[]) {UPSERT_SET}"
+            );
+            sqlx::query(&sql)
+                .bind(rows.iter().map(|r| r.account_id.as_str()).collect::<Vec<_>>())
+                .bind(rows.iter().map(|r| r.attempts_day).collect::<Vec<_>>())
+                .bind(rows.iter().map(|r| r.attempts_on_day).collect::<Vec<_>>())
+                .bind(rows.iter().map(|r| r.in_flight_day).collect::<Vec<_>>())
+                .bind(rows.iter().map(|r| r.period_start).collect::<Vec<_>>())
+                .bind(rows.iter().map(|r| r.applications_in_period).collect::<Vec<_>>())
+                .execute(&mut **conn)
+                .await?;
+        }
+        DbTx::Sqlite(_) => {
+            let sql =
+                format!("INSERT INTO verification_quotas ({ROW_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) {UPSERT_SET}");
+            for r in rows {
+                exec!(tx tx, &sql, r.account_id, r.attempts_day, r.attempts_on_day, r.in_flight_day, r.period_start,
+                    r.applications_in_period)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -264,7 +238,7 @@ mod tests {
 
     #[test]
     fn a_batch_folds_attempts_as_the_statements_do() {
-        let mut row = FullRow::default();
+        let mut row = QuotaRow::default();
         row.fold(&started(10));
         row.fold(&VerificationEvent::AttemptFailed {
             attempt_id: "a".into(),
@@ -283,7 +257,7 @@ mod tests {
         row.fold(&started(11));
         assert_eq!((row.attempts_day, row.attempts_on_day), (date(11), 1));
         // A row never started: voiding does not go below zero or count anything.
-        let mut fresh = FullRow::default();
+        let mut fresh = QuotaRow::default();
         fresh.fold(&voided(10));
         assert_eq!((fresh.attempts_day, fresh.attempts_on_day, fresh.in_flight_day), (None, 0, None));
     }
