@@ -145,7 +145,12 @@ pub struct CopyPage<S> {
     at: usize,
     header: bool,
     done: bool,
+    /// Which events will be read past their kind (see [`CopyPage::decoding_only`]).
+    decode: Option<Decode>,
 }
+
+/// Whether an event of this kind will be read past its kind.
+pub type Decode = std::sync::Arc<dyn Fn(EventKind<'_>) -> bool + Send + Sync>;
 
 /// Starts a [`CopyPage`] of up to `limit` events after `after` on `conn`.
 pub async fn copy_for_projections(
@@ -171,7 +176,7 @@ pub async fn copy_for_projections(
         limit.max(0)
     );
     let stream = conn.copy_out_raw(&sql).await?;
-    Ok(CopyPage { stream, buf: Vec::new(), at: 0, header: false, done: false })
+    Ok(CopyPage { stream, buf: Vec::new(), at: 0, header: false, done: false, decode: None })
 }
 
 /// PostgreSQL's epoch (2000-01-01) in Unix microseconds.
@@ -227,6 +232,17 @@ impl<'a> Fields<'a> {
             return Ok(None);
         }
         self.take(len as usize).map(Some).ok_or(Incomplete)
+    }
+}
+
+impl<S> CopyPage<S> {
+    /// Decodes the payload and metadata only of the events of a kind `decode` answers true
+    /// for; the others keep their place in the order, with a null payload and null metadata.
+    /// For a reader whose consumers skip most kinds of event unread (a rebuild of a few read
+    /// models): most of the reading is the JSON.
+    pub fn decoding_only(mut self, decode: Decode) -> Self {
+        self.decode = Some(decode);
+        self
     }
 }
 
@@ -302,11 +318,7 @@ where
             .checked_add(PG_EPOCH_MICROS)
             .and_then(DateTime::from_timestamp_micros)
             .ok_or_else(|| copy_error("recorded_at out of range"))?;
-        let mut metadata = serde_json::Map::new();
-        metadata.insert("at".into(), json(at)?);
-        metadata.insert("request_id".into(), json(request_id)?);
-        metadata.insert("hash".into(), json(hash)?);
-        let event = StoredEvent {
+        let mut event = StoredEvent {
             tx: int8(tx)?,
             pos: int8(pos)?,
             aggregate_type: text(aggregate_type)?,
@@ -314,10 +326,18 @@ where
             sequence: int8(sequence)?,
             event_type: text(event_type)?,
             event_version: text(event_version)?,
-            payload: json(Some(required(payload)?))?,
-            metadata: Value::Object(metadata),
+            payload: Value::Null,
+            metadata: Value::Null,
             recorded_at,
         };
+        if self.decode.as_ref().is_none_or(|decode| decode(event.kind())) {
+            let mut metadata = serde_json::Map::new();
+            metadata.insert("at".into(), json(at)?);
+            metadata.insert("request_id".into(), json(request_id)?);
+            metadata.insert("hash".into(), json(hash)?);
+            event.payload = json(Some(required(payload)?))?;
+            event.metadata = Value::Object(metadata);
+        }
         Ok(Some((Some(event), f.at)))
     }
 }

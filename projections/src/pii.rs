@@ -314,7 +314,8 @@ impl Keyring {
     /// batch instead of one per subject.
     pub async fn prefetch(&self, events: &[crate::log::StoredEvent]) -> Result<(), KeyError> {
         let Db::Postgres(pool) = &self.db else { return Ok(()) };
-        let mut wanted: Vec<(&str, u32)> = Vec::new();
+        // A set: a batch names the same subjects many times over.
+        let mut wanted: std::collections::HashSet<(&str, u32)> = std::collections::HashSet::new();
         if let Ok(cache) = self.cache.lock() {
             let mut versions = Vec::new();
             for event in events {
@@ -323,7 +324,7 @@ impl Keyring {
                 for &version in &versions {
                     let pair = (event.aggregate_id.as_str(), version);
                     if !wanted.contains(&pair) && Self::kept(&cache, pair.0, version).is_none() {
-                        wanted.push(pair);
+                        wanted.insert(pair);
                     }
                 }
             }

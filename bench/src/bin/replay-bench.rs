@@ -51,7 +51,7 @@ struct Args {
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
     events_per_account: u32,
     /// Events per rebuild batch.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = rebuild::Options::default().batch_size)]
     batch_size: i64,
     /// Rows a read model may keep in memory between writes during the rebuild.
     #[arg(long, default_value_t = rebuild::Options::default().cache_rows)]

@@ -80,7 +80,7 @@ use indicatif::ProgressBar;
 use shenfen_projections::checkpoint;
 use shenfen_projections::db::Db;
 use shenfen_projections::fetch_optional;
-use shenfen_projections::log::{Position, StoredEvent};
+use shenfen_projections::log::{self, Position, StoredEvent};
 use shenfen_projections::runner::{self, BulkApply, Projection};
 use tokio::sync::mpsc;
 
@@ -122,7 +122,9 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            batch_size: 2000,
+            // 5,000 rather than 2,000: on the seeded log 10 % faster (fewer round trips per
+            // event), at about 60 MiB more at peak.
+            batch_size: 5000,
             restart: false,
             stop_after: None,
             cache_rows: 200_000,
@@ -396,6 +398,9 @@ async fn fan_out(
     bar: &ProgressBar,
 ) -> Result<(u64, Duration, Vec<Applier>), ReplayError> {
     let (batch_size, stop_after) = (options.batch_size, options.stop_after);
+    // An event no projection here wants is only counted past: its JSON is not decoded.
+    let projections: Vec<Arc<dyn Projection>> = appliers.iter().map(|a| a.projection.clone()).collect();
+    let decode: log::Decode = Arc::new(move |kind| projections.iter().any(|p| p.wants(kind)));
     let mut senders = Vec::with_capacity(appliers.len());
     let mut tasks = Vec::with_capacity(appliers.len());
     for mut applier in appliers {
@@ -416,7 +421,7 @@ async fn fan_out(
     let mut reader = Reader { opener: opened, bar, read: 0, waited: Duration::ZERO };
     let t = Instant::now();
     let read_error = match live {
-        Db::Postgres(pool) => read_copy(pool, from, batch_size, stop_after, &mut reader).await,
+        Db::Postgres(pool) => read_copy(pool, from, batch_size, stop_after, decode, &mut reader).await,
         Db::Sqlite(_) => read_pages(live, from, batch_size, stop_after, &mut reader).await,
     }
     .err();

@@ -20,6 +20,7 @@ pub(super) async fn read_copy(
     mut after: Position,
     batch_size: i64,
     stop_after: Option<u64>,
+    decode: log::Decode,
     reader: &mut Reader<'_>,
 ) -> Result<(), sqlx::Error> {
     let batch_size = batch_size.clamp(1, i64::from(i32::MAX)) as usize;
@@ -29,7 +30,7 @@ pub(super) async fn read_copy(
         if limit == 0 {
             break;
         }
-        let mut page = log::copy_for_projections(&mut conn, after, limit as i64).await?;
+        let mut page = log::copy_for_projections(&mut conn, after, limit as i64).await?.decoding_only(decode.clone());
         let mut batch = Vec::with_capacity(batch_size);
         let mut got = 0u64;
         while let Some(event) = page.next().await? {
