@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use async_trait::async_trait;
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 use shenfen_domain::account::{Account, AccountEvent};
 use shenfen_domain::calendar::WorkingCalendar;
@@ -126,7 +126,7 @@ impl Projection for Analytics {
 
     async fn apply_batch(&self, tx: &mut DbTx, events: &[&StoredEvent]) -> Result<(), ProjectionError> {
         let mut sums = Sums::default();
-        let mut attempts = Vec::new();
+        let (mut attempts, mut reviews) = (Vec::new(), Vec::new());
         for e in events {
             if e.aggregate_type == <Account as cqrs_es::Aggregate>::TYPE {
                 if e.event_type != "Registered" {
@@ -143,7 +143,17 @@ impl Projection for Analytics {
                     VerificationEvent::AttemptStarted { .. } | VerificationEvent::AttemptVoided { .. } => {
                         attempts.push((e.aggregate_id.as_str(), event));
                     }
-                    event => self.apply_verification(tx, event, &mut sums).await?,
+                    VerificationEvent::AttemptPassed { at, .. } => {
+                        *sums.attempts.entry((cst_date(at), "passed", String::new())).or_default() += 1;
+                    }
+                    VerificationEvent::AttemptFailed { at, reason, .. } => {
+                        *sums.attempts.entry((cst_date(at), "failed", reason)).or_default() += 1;
+                    }
+                    VerificationEvent::ApplicationSubmitted { .. }
+                    | VerificationEvent::ApplicationApproved { .. }
+                    | VerificationEvent::ApplicationRejected { .. }
+                    | VerificationEvent::ApplicationWithdrawn { .. } => reviews.push(event),
+                    _ => {}
                 }
             }
         }
@@ -157,6 +167,13 @@ impl Projection for Analytics {
             }
             write_counts(tx, &counts).await?;
         }
+        if !reviews.is_empty() {
+            let mut rows = read_reviews(tx, &reviews).await?;
+            for event in reviews {
+                rows.fold(event, &self.calendar, &mut sums);
+            }
+            write_reviews(tx, &rows).await?;
+        }
         add_sums(tx, sums).await?;
         Ok(())
     }
@@ -165,7 +182,7 @@ impl Projection for Analytics {
 impl Counts {
     /// The one place the exhaustion rule is written: the account's third attempt of a day
     /// exhausts the day's quota; voiding one of three gives it back. A voided attempt is also
-    /// counted here among the ended ones (the others are in [`Analytics::apply_verification`]).
+    /// counted here among the ended ones (the others in [`Analytics::apply_batch`]).
     fn fold(&mut self, account: &str, event: &VerificationEvent, sums: &mut Sums) {
         match event {
             VerificationEvent::AttemptStarted { at, .. } => {
@@ -184,72 +201,6 @@ impl Counts {
             }
             _ => {}
         }
-    }
-}
-
-impl Analytics {
-    /// Ended attempts and manual reviews.
-    async fn apply_verification(
-        &self,
-        tx: &mut DbTx,
-        event: VerificationEvent,
-        sums: &mut Sums,
-    ) -> Result<(), ProjectionError> {
-        match event {
-            VerificationEvent::AttemptPassed { at, .. } => {
-                *sums.attempts.entry((cst_date(at), "passed", String::new())).or_default() += 1;
-            }
-            VerificationEvent::AttemptFailed { at, reason, .. } => {
-                *sums.attempts.entry((cst_date(at), "failed", reason)).or_default() += 1;
-            }
-            VerificationEvent::ApplicationSubmitted { account_id, review_id, document_type, due_by, at, .. } => {
-                let day = cst_date(at);
-                let (period_start, _) = review_period(day);
-                exec!(tx tx,
-                    "INSERT INTO analytics_reviews (review_id, account_id, document_type, submitted_at, submitted_day,
-                         period_start, due_by) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (review_id) DO NOTHING",
-                    review_id, account_id.clone(), document_type.as_str(), at, day, period_start, due_by)?;
-                let row: Option<(i64,)> = crate::fetch_optional!(tx tx, (i64,),
-                    "SELECT count(*) FROM analytics_reviews WHERE account_id = $1 AND period_start = $2",
-                    account_id, period_start)?;
-                if row.map(|r| r.0) == Some(PERIOD_APPLICATIONS as i64) {
-                    *sums.exhaustion.entry((day, "period_applications")).or_default() += 1;
-                }
-            }
-            VerificationEvent::ApplicationApproved { review_id, at, .. } => {
-                self.decide(tx, &review_id, "approved", at, None).await?;
-            }
-            VerificationEvent::ApplicationRejected { review_id, reason, at, .. } => {
-                self.decide(tx, &review_id, "rejected", at, Some(reason)).await?;
-            }
-            VerificationEvent::ApplicationWithdrawn { review_id, at, .. } => {
-                // Not a reviewer's decision: no turnaround, never overdue.
-                exec!(tx tx, "UPDATE analytics_reviews SET decision = 'withdrawn', decided_at = $1, decided_day = $2
-                               WHERE review_id = $3", at, cst_date(at), review_id)?;
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-
-    async fn decide(
-        &self,
-        tx: &mut DbTx,
-        review_id: &str,
-        decision: &str,
-        at: chrono::DateTime<chrono::Utc>,
-        reason: Option<String>,
-    ) -> Result<(), ProjectionError> {
-        let row: Option<(NaiveDate,)> = crate::fetch_optional!(tx tx, (NaiveDate,),
-            "SELECT submitted_day FROM analytics_reviews WHERE review_id = $1", review_id)?;
-        let Some((submitted,)) = row else { return Ok(()) };
-        let decided = cst_date(at);
-        let turnaround = self.calendar.working_days_between(submitted, decided) as i32;
-        exec!(tx tx,
-            "UPDATE analytics_reviews SET decision = $1, decided_at = $2, decided_day = $3, turnaround_working_days = $4,
-                    rejection_reason = $5 WHERE review_id = $6",
-            decision, at, decided, turnaround, reason, review_id)?;
-        Ok(())
     }
 }
 
@@ -392,10 +343,218 @@ async fn add_pairs(
     Ok(())
 }
 
+/// An `analytics_reviews` row.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+struct ReviewRow {
+    review_id: String,
+    account_id: String,
+    document_type: String,
+    submitted_at: DateTime<Utc>,
+    submitted_day: NaiveDate,
+    period_start: NaiveDate,
+    due_by: NaiveDate,
+    decision: Option<String>,
+    decided_at: Option<DateTime<Utc>>,
+    decided_day: Option<NaiveDate>,
+    turnaround_working_days: Option<i32>,
+    rejection_reason: Option<String>,
+}
+
+const REVIEW_COLUMNS: &str = "review_id, account_id, document_type, submitted_at, submitted_day, period_start, due_by,
+     decision, decided_at, decided_day, turnaround_working_days, rejection_reason";
+
+/// The reviews a batch touches, and the applications of its applicants per period.
+#[derive(Debug, Default)]
+struct Reviews {
+    rows: HashMap<String, ReviewRow>,
+    /// (account, period start) → applications in the table.
+    in_period: HashMap<(String, NaiveDate), i64>,
+    changed: BTreeSet<String>,
+}
+
+impl Reviews {
+    /// The one place the reviews' rules are written: an application is recorded once (a
+    /// second submission of the same review changes nothing); the applicant's third in a
+    /// period exhausts the period's quota; a decision records its turnaround in working days,
+    /// a withdrawal is no reviewer's decision (no turnaround, never overdue).
+    fn fold(&mut self, event: VerificationEvent, calendar: &WorkingCalendar, sums: &mut Sums) {
+        match event {
+            VerificationEvent::ApplicationSubmitted { account_id, review_id, document_type, due_by, at, .. } => {
+                let day = cst_date(at);
+                let (period_start, _) = review_period(day);
+                let key = (account_id.clone(), period_start);
+                if !self.rows.contains_key(&review_id) {
+                    *self.in_period.entry(key.clone()).or_default() += 1;
+                    self.changed.insert(review_id.clone());
+                    self.rows.insert(
+                        review_id.clone(),
+                        ReviewRow {
+                            review_id,
+                            account_id,
+                            document_type: document_type.as_str().to_string(),
+                            submitted_at: at,
+                            submitted_day: day,
+                            period_start,
+                            due_by,
+                            decision: None,
+                            decided_at: None,
+                            decided_day: None,
+                            turnaround_working_days: None,
+                            rejection_reason: None,
+                        },
+                    );
+                }
+                if self.in_period.get(&key) == Some(&(PERIOD_APPLICATIONS as i64)) {
+                    *sums.exhaustion.entry((day, "period_applications")).or_default() += 1;
+                }
+            }
+            VerificationEvent::ApplicationApproved { review_id, at, .. } => {
+                self.decide(&review_id, "approved", at, None, Some(calendar));
+            }
+            VerificationEvent::ApplicationRejected { review_id, reason, at, .. } => {
+                self.decide(&review_id, "rejected", at, Some(reason), Some(calendar));
+            }
+            VerificationEvent::ApplicationWithdrawn { review_id, at, .. } => {
+                self.decide(&review_id, "withdrawn", at, None, None);
+            }
+            _ => {}
+        }
+    }
+
+    /// Records a decision on a review the table has (a withdrawal, without `calendar`, keeps
+    /// the turnaround and reason it had).
+    fn decide(
+        &mut self,
+        review_id: &str,
+        decision: &str,
+        at: DateTime<Utc>,
+        reason: Option<String>,
+        calendar: Option<&WorkingCalendar>,
+    ) {
+        let Some(row) = self.rows.get_mut(review_id) else { return };
+        let decided = cst_date(at);
+        row.decision = Some(decision.to_string());
+        row.decided_at = Some(at);
+        row.decided_day = Some(decided);
+        if let Some(calendar) = calendar {
+            row.turnaround_working_days = Some(calendar.working_days_between(row.submitted_day, decided) as i32);
+            row.rejection_reason = reason;
+        }
+        self.changed.insert(review_id.to_string());
+    }
+}
+
+/// The rows of the reviews `events` name, and the applications in the table of the accounts
+/// that submit.
+async fn read_reviews(tx: &mut DbTx, events: &[VerificationEvent]) -> Result<Reviews, sqlx::Error> {
+    let mut ids = Vec::new();
+    let mut accounts = Vec::new();
+    for event in events {
+        match event {
+            VerificationEvent::ApplicationSubmitted { review_id, account_id, .. } => {
+                ids.push(review_id.as_str());
+                accounts.push(account_id.as_str());
+            }
+            VerificationEvent::ApplicationApproved { review_id, .. }
+            | VerificationEvent::ApplicationRejected { review_id, .. }
+            | VerificationEvent::ApplicationWithdrawn { review_id, .. } => ids.push(review_id.as_str()),
+            _ => {}
+        }
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    accounts.sort_unstable();
+    accounts.dedup();
+    const PER_PERIOD: &str =
+        "SELECT account_id, period_start, count(*) FROM analytics_reviews WHERE account_id = ANY($1)
+          GROUP BY account_id, period_start";
+    let (rows, in_period): (Vec<ReviewRow>, Vec<(String, NaiveDate, i64)>) = match tx {
+        DbTx::Postgres(conn) => {
+            let rows =
+                sqlx::query_as(&format!("SELECT {REVIEW_COLUMNS} FROM analytics_reviews WHERE review_id = ANY($1)"))
+                    .bind(&ids)
+                    .fetch_all(&mut **conn)
+                    .await?;
+            let in_period = if accounts.is_empty() {
+                Vec::new()
+            } else {
+                sqlx::query_as(PER_PERIOD).bind(&accounts).fetch_all(&mut **conn).await?
+            };
+            (rows, in_period)
+        }
+        DbTx::Sqlite(_) => {
+            let by_id = format!("SELECT {REVIEW_COLUMNS} FROM analytics_reviews WHERE review_id = $1");
+            let mut rows = Vec::new();
+            for id in &ids {
+                rows.extend(crate::fetch_optional!(tx tx, ReviewRow, &by_id, *id)?);
+            }
+            let mut in_period = Vec::new();
+            for account in &accounts {
+                in_period.extend(crate::fetch_all!(tx tx, (String, NaiveDate, i64),
+                    "SELECT account_id, period_start, count(*) FROM analytics_reviews WHERE account_id = $1
+                      GROUP BY account_id, period_start", *account)?);
+            }
+            (rows, in_period)
+        }
+    };
+    Ok(Reviews {
+        rows: rows.into_iter().map(|row| (row.review_id.clone(), row)).collect(),
+        in_period: in_period.into_iter().map(|(account, period, n)| ((account, period), n)).collect(),
+        changed: BTreeSet::new(),
+    })
+}
+
+/// Writes the changed review rows as they now stand.
+async fn write_reviews(tx: &mut DbTx, reviews: &Reviews) -> Result<(), sqlx::Error> {
+    const UPSERT: &str = "ON CONFLICT (review_id) DO UPDATE SET decision = excluded.decision,
+         decided_at = excluded.decided_at, decided_day = excluded.decided_day,
+         turnaround_working_days = excluded.turnaround_working_days, rejection_reason = excluded.rejection_reason";
+    let rows: Vec<&ReviewRow> = reviews.changed.iter().map(|id| &reviews.rows[id]).collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    match tx {
+        DbTx::Postgres(conn) => {
+            sqlx::query(&format!(
+                "INSERT INTO analytics_reviews ({REVIEW_COLUMNS})
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::date[], $6::date[],
+                                      $7::date[], $8::text[], $9::timestamptz[], $10::date[], $11::int4[], $12::text[])
+                 {UPSERT}"
+            ))
+            .bind(rows.iter().map(|r| r.review_id.as_str()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.account_id.as_str()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.document_type.as_str()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.submitted_at).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.submitted_day).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.period_start).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.due_by).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.decision.as_deref()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.decided_at).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.decided_day).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.turnaround_working_days).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.rejection_reason.as_deref()).collect::<Vec<_>>())
+            .execute(&mut **conn)
+            .await?;
+        }
+        DbTx::Sqlite(_) => {
+            let sql = format!(
+                "INSERT INTO analytics_reviews ({REVIEW_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                 {UPSERT}"
+            );
+            for r in rows {
+                exec!(tx tx, &sql, &r.review_id, &r.account_id, &r.document_type, r.submitted_at, r.submitted_day,
+                    r.period_start, r.due_by, r.decision.as_deref(), r.decided_at, r.decided_day,
+                    r.turnaround_working_days, r.rejection_reason.as_deref())?;
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::{DateTime, TimeZone, Utc};
+    use chrono::TimeZone;
     use shenfen_domain::shared::PersonName;
 
     fn at(day: u32) -> DateTime<Utc> {
@@ -452,5 +611,54 @@ mod tests {
         counts.fold("acc", &started(4), &mut sums);
         assert_eq!(sums.exhaustion, BTreeMap::from([((date(4), "daily_attempts"), 1)]));
         assert_eq!(counts.changed().collect::<Vec<_>>(), vec![("acc", date(4), 3)]);
+    }
+
+    fn review_event(json: serde_json::Value) -> VerificationEvent {
+        serde_json::from_value(json).expect("a review event")
+    }
+
+    fn submitted(review: &str, day: u32) -> VerificationEvent {
+        review_event(serde_json::json!({"ApplicationSubmitted": {
+            "at": at(day), "name": "张三", "due_by": "2026-05-29",
+            "photos": {"back": "b", "front": "f", "handheld": "h"},
+            "validity": {"start": "2018-09-19", "period": "20y"},
+            "review_id": review, "account_id": "acc", "document_type": "resident_id_card"}}))
+    }
+
+    #[test]
+    fn reviews_are_recorded_once_decided_with_their_turnaround_and_the_third_exhausts_the_period() {
+        let calendar = WorkingCalendar::shipped();
+        let mut reviews = Reviews::default();
+        let mut sums = Sums::default();
+        // Two applications this period already in the table; one of them is `rev-0`.
+        reviews.in_period.insert(("acc".into(), review_period(date(4)).0), 2);
+        let mut fresh = Reviews::default();
+        fresh.fold(submitted("rev-0", 4), &calendar, &mut Sums::default());
+        let mut old = fresh.rows.remove("rev-0").expect("a row");
+        old.decision = Some("rejected".into());
+        reviews.rows.insert("rev-0".into(), old.clone());
+        let events = [
+            submitted("rev-0", 4), // again: changes nothing, counts nothing
+            submitted("rev-1", 11),
+            review_event(serde_json::json!({"ApplicationRejected": {
+                "at": at(12), "reason": "blurred", "reviewer": "r", "review_id": "rev-1"}})),
+            review_event(serde_json::json!({"ApplicationWithdrawn": {
+                "at": at(13), "reason": "reregistered", "review_id": "rev-1"}})),
+            review_event(serde_json::json!({"ApplicationWithdrawn": {
+                "at": at(13), "reason": "reregistered", "review_id": "rev-unknown"}})),
+        ];
+        for event in events {
+            reviews.fold(event, &calendar, &mut sums);
+        }
+        assert_eq!(reviews.rows["rev-0"], old);
+        assert_eq!(reviews.changed.iter().collect::<Vec<_>>(), vec!["rev-1"]);
+        let row = &reviews.rows["rev-1"];
+        assert_eq!((row.submitted_day, row.period_start), (date(11), review_period(date(11)).0));
+        // Rejected the next day, with the calendar's turnaround; then withdrawn, which keeps it.
+        assert_eq!(row.decision.as_deref(), Some("withdrawn"));
+        assert_eq!(row.decided_day, Some(date(13)));
+        assert_eq!(row.turnaround_working_days, Some(calendar.working_days_between(date(11), date(12)) as i32));
+        assert_eq!(row.rejection_reason.as_deref(), Some("blurred"));
+        assert_eq!(sums.exhaustion, BTreeMap::from([((date(11), "period_applications"), 1)]));
     }
 }

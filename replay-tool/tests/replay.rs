@@ -798,7 +798,9 @@ async fn the_hot_path_queries_use_an_index() {
         "SELECT review_id, submitted_day, due_by, decision, turnaround_working_days FROM analytics_reviews
           WHERE submitted_day >= '2026-01-01' AND submitted_day <= '2026-12-31' ORDER BY submitted_day, review_id",
         "SELECT account_id, day, counted FROM analytics_attempt_counts WHERE account_id = ANY('{acc-0,acc-1}')",
-        "SELECT count(*) FROM analytics_reviews WHERE account_id = 'acc-0' AND period_start = '2026-03-01'",
+        "SELECT account_id, period_start, count(*) FROM analytics_reviews WHERE account_id = ANY('{acc-0,acc-1}')
+          GROUP BY account_id, period_start",
+        "SELECT * FROM analytics_reviews WHERE review_id = ANY('{rev-0,rev-1}')",
         "SELECT * FROM analytics_student_verifications WHERE day >= '2026-01-01' AND day <= '2026-12-31'
           ORDER BY day, school_code",
         // The change feed's page, the holder's claims and support cases, the account view.
