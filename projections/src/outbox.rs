@@ -74,16 +74,35 @@ pub async fn claim(db: &Db, now: DateTime<Utc>, limit: i64) -> Result<Vec<Outbox
     }
 }
 
-/// Marks a message delivered, erases its secret, and keeps its destination only masked (the
-/// outbox is no place to keep contacts once a message is out).
-pub async fn delivered(db: &Db, id: i64, now: DateTime<Utc>, masked: &str) -> Result<(), sqlx::Error> {
-    crate::exec!(
-        db,
-        "UPDATE outbox SET delivered_at = $1, body = NULL, last_error = NULL, destination = $3 WHERE id = $2",
-        now,
-        id,
-        masked
-    )?;
+/// Marks messages delivered (id and masked destination each), erases their secrets, and keeps
+/// their destinations only masked (the outbox is no place to keep contacts once a message is
+/// out): one statement for the lot on PostgreSQL.
+pub async fn delivered(db: &Db, messages: &[(i64, String)], now: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    match db {
+        Db::Postgres(p) => {
+            let (ids, masked): (Vec<i64>, Vec<String>) = messages.iter().cloned().unzip();
+            sqlx::query(
+                "UPDATE outbox SET delivered_at = $1, body = NULL, last_error = NULL, destination = d.masked
+                   FROM UNNEST($2::bigint[], $3::text[]) AS d(id, masked) WHERE outbox.id = d.id",
+            )
+            .bind(now)
+            .bind(ids)
+            .bind(masked)
+            .execute(p)
+            .await?;
+        }
+        Db::Sqlite(_) => {
+            for (id, masked) in messages {
+                crate::exec!(
+                    db,
+                    "UPDATE outbox SET delivered_at = $1, body = NULL, last_error = NULL, destination = $3 WHERE id = $2",
+                    now,
+                    id,
+                    masked
+                )?;
+            }
+        }
+    }
     Ok(())
 }
 

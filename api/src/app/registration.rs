@@ -101,7 +101,14 @@ async fn consume_code(state: &AppState, ctx: &Ctx, input: &RegistrationInput) ->
     let channel_id = ids::code_channel_id(&state.key, Purpose::Register.as_str(), input.mobile.as_str());
     let code_hash = ids::code_hash(&state.key, &channel_id, &input.code);
     let command = CodeCommand::Consume(ConsumeCode { code_hash, claimant: account_id.clone(), now: ctx.now });
-    let committed = state.codes.execute(&channel_id, command, &ctx.meta(Actor::Anonymous)).await?;
+    // From the code as this process last saw it (it issued the code, most often): a consume
+    // always writes an event, so a stale state collides and is retried, and a refusal is
+    // checked against the store first (see `execute_checked`).
+    let current = state.codes.load_optimistic(&channel_id).await?;
+    let committed = state
+        .codes
+        .execute_checked(&channel_id, Some(current), &|_| true, command, &ctx.meta(Actor::Anonymous))
+        .await?;
     if committed.events.iter().any(|e| matches!(e, CodeEvent::WrongEntry { .. })) {
         return Err(ApiError::from(CodeError::Invalid));
     }

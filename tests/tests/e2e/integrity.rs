@@ -126,6 +126,37 @@ async fn a_code_counts_against_the_limits_only_when_its_message_is_queued(app: &
 
 both_stores!(a_code_counts_against_the_limits_only_when_its_message_is_queued);
 
+/// A burst of codes is claimed and marked a few at a time: every message is delivered once,
+/// then kept with its secret erased and its destination masked.
+async fn a_burst_of_codes_is_delivered_and_marked_once_each(app: &mut TestApp) {
+    let mobiles: Vec<String> = (0..12).map(|_| mobile_number()).collect();
+    let sent = join_all(mobiles.iter().map(|m| app.send_code("register", m))).await;
+    for response in sent {
+        response.assert_status(202);
+    }
+    for mobile in &mobiles {
+        assert_eq!(app.wait_for_message(mobile, "register").await.code().len(), 6);
+    }
+    let marked = async {
+        loop {
+            let n = app.query_i64("SELECT count(*) FROM outbox WHERE delivered_at IS NOT NULL", &[]).await;
+            if n == mobiles.len() as i64 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(15), marked).await.expect("every message marked delivered");
+    assert_eq!(app.query_i64("SELECT count(*) FROM outbox WHERE body IS NOT NULL", &[]).await, 0, "secrets erased");
+    assert_eq!(app.query_i64("SELECT max(attempts) FROM outbox", &[]).await, 1, "each delivered once");
+    for kept in app.query_texts("SELECT destination FROM outbox", &[]).await {
+        let kept = kept.expect("a destination");
+        assert!(!mobiles.contains(&kept) && kept.contains('*'), "kept masked only: {kept}");
+    }
+}
+
+both_stores!(a_burst_of_codes_is_delivered_and_marked_once_each);
+
 /// A gateway that never answers: the message is retried until its code expires, then given
 /// up with its body erased and its destination masked; the stored error never names the gateway's address.
 async fn undeliverable_messages_expire_with_their_secret(app: &mut TestApp) {
