@@ -16,7 +16,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use cqrs_es::persist::{PersistenceError, SerializedEvent};
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 use crate::append::Appender;
 use crate::chain::ChainKey;
@@ -29,6 +29,15 @@ use crate::runner::Projection;
 struct Runner {
     projection: Arc<dyn Projection>,
     target: watch::Sender<Position>,
+    hurry: Arc<Notify>,
+}
+
+/// How a registered runner is woken: `target` is the position it should read up to; `hurry`
+/// is notified when a caller waits for it (a read-your-writes wait), so that it stops letting
+/// events gather and reads at once.
+pub(crate) struct Wake {
+    pub(crate) target: watch::Receiver<Position>,
+    pub(crate) hurry: Arc<Notify>,
 }
 
 /// The runners of a process and how they are woken: shared by [`Commits`] and the
@@ -132,23 +141,25 @@ impl Commits {
         }
     }
 
-    /// Makes the runner of `projection` (if it runs here) read at least up to `at`.
+    /// Makes the runner of `projection` (if it runs here) read at least up to `at`, at once: a
+    /// caller is waiting for it.
     pub(crate) fn chase(&self, projection: &str, at: Position) {
         if let Ok(runners) = self.wakes.runners.read() {
             for runner in runners.iter().filter(|r| r.projection.name() == projection) {
                 raise(&runner.target, at);
+                runner.hurry.notify_one();
             }
         }
     }
 
-    /// Registers a runner; it is woken through the returned receiver, whose value is the
-    /// position it should read up to.
-    pub(crate) fn register(&self, projection: Arc<dyn Projection>, at: Position) -> watch::Receiver<Position> {
+    /// Registers a runner; it is woken through the returned [`Wake`].
+    pub(crate) fn register(&self, projection: Arc<dyn Projection>, at: Position) -> Wake {
         let (target, receiver) = watch::channel(at);
+        let hurry = Arc::new(Notify::new());
         if let Ok(mut runners) = self.wakes.runners.write() {
-            runners.push(Runner { projection, target });
+            runners.push(Runner { projection, target, hurry: hurry.clone() });
         }
-        receiver
+        Wake { target: receiver, hurry }
     }
 
     /// The commit counter (local and foreign commits).
@@ -211,8 +222,9 @@ mod tests {
     async fn a_commit_wakes_only_the_runners_that_want_one_of_its_events() {
         let db = Db::open("sqlite::memory:", 1).await.expect("in-memory SQLite");
         let commits = Commits::new(&db, ChainKey::derive(&[0u8; 32]));
-        let mut edits = commits.register(Arc::new(Wants("edits", "ProfileEdited")), Position::default());
-        let mut logins = commits.register(Arc::new(Wants("logins", "SessionStarted")), Position::default());
+        let edits_wake = commits.register(Arc::new(Wants("edits", "ProfileEdited")), Position::default());
+        let (mut edits, edits_hurry) = (edits_wake.target, edits_wake.hurry);
+        let mut logins = commits.register(Arc::new(Wants("logins", "SessionStarted")), Position::default()).target;
 
         let first =
             commits.append(vec![event("a", 1, "ProfileEdited")], Vec::new(), Duration::ZERO).await.expect("append");
@@ -229,8 +241,11 @@ mod tests {
         assert!(!edits.has_changed().expect("sender alive"));
         assert_eq!(*logins.borrow_and_update(), second, "the target is the command's last event");
 
+        let hurried = || tokio::time::timeout(Duration::from_millis(20), edits_hurry.notified());
+        assert!(hurried().await.is_err(), "a commit does not hurry a runner");
         commits.chase("edits", first);
         assert!(!edits.has_changed().expect("sender alive"), "a target it already has wakes nobody");
+        assert!(hurried().await.is_ok(), "a caller waiting hurries it");
         commits.chase("edits", second);
         assert_eq!(*edits.borrow_and_update(), second);
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 use super::leadership::Leadership;
 use super::tail::Tail;
@@ -19,6 +19,10 @@ pub(super) struct Task {
     pub(super) progress: watch::Sender<Position>,
     pub(super) config: RunnerConfig,
     pub(super) tail: Arc<Tail>,
+    /// Notified when a caller waits for this runner (see [`Commits::chase`]).
+    ///
+    /// [`Commits::chase`]: crate::commits::Commits::chase
+    pub(super) hurry: Arc<Notify>,
 }
 
 /// Where a runner stands: `stored` is the checkpoint row, `read` how far it has read
@@ -48,8 +52,9 @@ const STUCK_AFTER: Duration = Duration::from_secs(30);
 /// How often a stuck projection is logged again.
 const STUCK_REPORT_EVERY: Duration = Duration::from_secs(300);
 
-/// How long a busy runner waits after a wake before reading, so that events gather.
-const COALESCE: Duration = Duration::from_millis(20);
+/// How long a busy runner waits after a wake before reading, so that events gather (cut short
+/// when a caller waits for it: read-your-writes never pays for it).
+const COALESCE: Duration = Duration::from_millis(100);
 /// How soon a runner behind its target reads again (its events are committed but not readable
 /// yet, behind a transaction still running); doubled on each retry up to [`CHASE_RETRY_MAX`].
 const CHASE_RETRY: Duration = Duration::from_millis(5);
@@ -139,11 +144,12 @@ impl Task {
                         continue;
                     }
                     self.idle(&mut wake).await;
-                    // While events keep coming, let a few milliseconds' worth gather: one batch
-                    // for many commands instead of one per command. After a quiet spell the
-                    // first event is applied at once.
+                    // While events keep coming, let some gather: one batch for many commands
+                    // instead of one per command, unless a caller waits for this runner (a
+                    // read-your-writes wait hurries it). After a quiet spell the first event is
+                    // applied at once.
                     if busy_at.is_some_and(|at| at.elapsed() < COALESCE_WHILE_BUSY) {
-                        tokio::time::sleep(COALESCE).await;
+                        let _ = tokio::time::timeout(COALESCE, self.hurry.notified()).await;
                     }
                 }
                 Ok(_) => busy_at = Some(Instant::now()),
