@@ -5,6 +5,7 @@
 //! command was refused cannot fill the disk.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use shenfen_domain::claim::{Claim, ClaimEvent};
 use shenfen_domain::student::{Student, StudentEvent};
@@ -85,47 +86,80 @@ impl Projection for PhotoRefs {
     }
 
     async fn apply(&self, tx: &mut DbTx, e: &StoredEvent) -> Result<(), ProjectionError> {
-        if e.aggregate_type == <Student as cqrs_es::Aggregate>::TYPE {
-            let event = StudentEvent::deserialize(&e.payload).map_err(|err| ProjectionError::decode(e, err))?;
-            if let StudentEvent::MaterialAttached { digest, at, .. } = event {
-                exec!(tx tx,
-                    "INSERT INTO photo_refs (digest, referenced_at) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING",
-                    digest, at)?;
+        self.apply_batch(tx, &[e]).await
+    }
+
+    /// The batch's references, written with one statement on PostgreSQL (row by row on
+    /// SQLite). The first reference of a digest is kept, as event by event.
+    async fn apply_batch(&self, tx: &mut DbTx, events: &[&StoredEvent]) -> Result<(), ProjectionError> {
+        let mut digests = Vec::new();
+        let mut ats = Vec::new();
+        for e in events {
+            for (digest, at) in references(e)? {
+                digests.push(digest);
+                ats.push(at);
             }
+        }
+        if digests.is_empty() {
             return Ok(());
         }
-        if e.aggregate_type == <SupportCase as cqrs_es::Aggregate>::TYPE {
-            let event = SupportCaseEvent::deserialize(&e.payload).map_err(|err| ProjectionError::decode(e, err))?;
-            if let SupportCaseEvent::Opened { photo_handheld, at, .. } = event {
-                exec!(tx tx,
-                    "INSERT INTO photo_refs (digest, referenced_at) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING",
-                    photo_handheld, at)?;
+        match tx {
+            DbTx::Postgres(conn) => {
+                sqlx::query(
+                    "INSERT INTO photo_refs (digest, referenced_at)
+                     SELECT * FROM UNNEST($1::text[], $2::timestamptz[]) ON CONFLICT (digest) DO NOTHING",
+                )
+                .bind(digests)
+                .bind(ats)
+                .execute(&mut **conn)
+                .await?;
             }
-            return Ok(());
-        }
-        let submitted = match e.aggregate_type.as_str() {
-            t if t == <Verification as cqrs_es::Aggregate>::TYPE => {
-                match VerificationEvent::deserialize(&e.payload).map_err(|err| ProjectionError::decode(e, err))? {
-                    VerificationEvent::ApplicationSubmitted { photos, at, .. } => Some((photos, at)),
-                    _ => None,
+            DbTx::Sqlite(_) => {
+                for (digest, at) in digests.iter().zip(ats) {
+                    exec!(tx tx,
+                        "INSERT INTO photo_refs (digest, referenced_at) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING",
+                        digest, at)?;
                 }
-            }
-            // A claimant's proof: the reviewer must still see it after the grace period.
-            t if t == <Claim as cqrs_es::Aggregate>::TYPE => {
-                match ClaimEvent::deserialize(&e.payload).map_err(|err| ProjectionError::decode(e, err))? {
-                    ClaimEvent::ProofSubmitted { photos, at, .. } => Some((photos, at)),
-                    _ => None,
-                }
-            }
-            _ => None,
-        };
-        if let Some((photos, at)) = submitted {
-            for digest in photos.digests() {
-                exec!(tx tx,
-                    "INSERT INTO photo_refs (digest, referenced_at) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING",
-                    digest, at)?;
             }
         }
         Ok(())
     }
+}
+
+/// The photo digests an event references, and when.
+fn references(e: &StoredEvent) -> Result<Vec<(String, DateTime<Utc>)>, ProjectionError> {
+    let decode = |err| ProjectionError::decode(e, err);
+    Ok(match e.aggregate_type.as_str() {
+        t if t == <Student as cqrs_es::Aggregate>::TYPE => {
+            match StudentEvent::deserialize(&e.payload).map_err(decode)? {
+                StudentEvent::MaterialAttached { digest, at, .. } => vec![(digest, at)],
+                _ => Vec::new(),
+            }
+        }
+        t if t == <SupportCase as cqrs_es::Aggregate>::TYPE => {
+            if let SupportCaseEvent::Opened { photo_handheld, at, .. } =
+                SupportCaseEvent::deserialize(&e.payload).map_err(decode)?
+            {
+                vec![(photo_handheld, at)]
+            } else {
+                Vec::new()
+            }
+        }
+        t if t == <Verification as cqrs_es::Aggregate>::TYPE => {
+            match VerificationEvent::deserialize(&e.payload).map_err(decode)? {
+                VerificationEvent::ApplicationSubmitted { photos, at, .. } => {
+                    photos.digests().into_iter().map(|d| (d.to_string(), at)).collect()
+                }
+                _ => Vec::new(),
+            }
+        }
+        // A claimant's proof: the reviewer must still see it after the grace period.
+        t if t == <Claim as cqrs_es::Aggregate>::TYPE => match ClaimEvent::deserialize(&e.payload).map_err(decode)? {
+            ClaimEvent::ProofSubmitted { photos, at, .. } => {
+                photos.digests().into_iter().map(|d| (d.to_string(), at)).collect()
+            }
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    })
 }

@@ -53,6 +53,9 @@
 //!   ([`log::copy_for_projections`]: the same visibility horizon and slim metadata as
 //!   [`log::read_for_projections`], no per-row protocol round trip and no text parsing but the
 //!   JSON), cut into batches of [`Options::batch_size`] as it goes, on a connection of its own.
+//!   It decodes the payload and metadata only of the event kinds some projection being rebuilt
+//!   wants ([`log::CopyPage::decoding_only`]); the others keep their position and kind, which
+//!   is all a projection that skips them needs.
 //!   SQLite keeps the keyset-paginated [`log::read_for_projections`].
 //! - **Opening** personal data is a stage of its own between the reader and the appliers, so
 //!   that it runs beside the decoding of the next batch: the subject keys a batch needs are
