@@ -152,6 +152,16 @@ impl Commits {
         }
     }
 
+    /// Whether the projection `name` wants any of `kinds` (see [`Projection::wants`]); `true`
+    /// when no runner of that name is registered here (then nobody here can tell).
+    pub fn wants_any(&self, name: &str, kinds: &[EventKind<'_>]) -> bool {
+        let Ok(runners) = self.wakes.runners.read() else { return true };
+        match runners.iter().find(|r| r.projection.name() == name) {
+            Some(runner) => kinds.iter().any(|k| runner.projection.wants(*k)),
+            None => true,
+        }
+    }
+
     /// Registers a runner; it is woken through the returned [`Wake`].
     pub(crate) fn register(&self, projection: Arc<dyn Projection>, at: Position) -> Wake {
         let (target, receiver) = watch::channel(at);
@@ -254,5 +264,10 @@ mod tests {
             edits.has_changed().expect("sender alive") && logins.has_changed().expect("sender alive"),
             "another process's commits wake all"
         );
+
+        let edit = EventKind { aggregate_type: "account", event_type: "ProfileEdited", sequence: 3 };
+        assert!(commits.wants_any("edits", &[edit]));
+        assert!(!commits.wants_any("logins", &[edit]), "a read model that wants none of a command's events");
+        assert!(commits.wants_any("unknown", &[edit]), "one not registered here may want them");
     }
 }

@@ -72,7 +72,7 @@ pub async fn attempt(
         VerificationCommand::RecordAnswer(RecordAnswer { attempt_id, answer: answer.clone(), now: state.clock.now() });
     let committed = state.verifications.execute(&holder.account_id, record, &ctx.meta(holder.actor())).await?;
     let left = committed.state.quotas(ctx.now).attempts_left_today;
-    super::settle_verification(state, committed.position).await;
+    super::settle_verification(state, &committed).await;
     tracing::info!(account_id = %holder.account_id, result = ?committed.events.first().map(|e| e.name()), "real-name attempt");
     Ok((answer, left))
 }

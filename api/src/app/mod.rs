@@ -15,18 +15,19 @@ pub mod sessions;
 pub mod students;
 pub mod support_cases;
 
+use shenfen_domain::verification::Verification;
 use shenfen_projections::identity::IdentityProcess;
-use shenfen_projections::log::Position;
 use shenfen_projections::quotas::Quotas;
 use shenfen_projections::review_queue::ReviewQueue;
+use shenfen_projections::store::Committed;
 
 use crate::startup::AppState;
 
-/// Waits until a verification event is reflected where the holder and reviewers read: the
-/// quotas and the review queue, and the account (name, status) once the identity process
-/// manager has carried it over.
-pub async fn settle_verification(state: &AppState, position: Option<Position>) {
-    state.caught_up(position, &[Quotas::NAME, ReviewQueue::NAME, IdentityProcess::NAME]).await;
+/// Waits until a verification command's events are reflected where the holder and reviewers
+/// read: the quotas and the review queue, and the account (name, status) once the identity
+/// process manager has carried it over — each of them only if it wants one of the events.
+pub async fn settle_verification(state: &AppState, committed: &Committed<Verification>) {
+    state.caught_up_after(committed, &[Quotas::NAME, ReviewQueue::NAME, IdentityProcess::NAME]).await;
 }
 
 /// The housekeeping rounds, every `SHENFEN_HOUSEKEEPING_SECONDS`: erasures that fell due, then

@@ -42,7 +42,7 @@ pub async fn apply(state: &AppState, ctx: &Ctx, holder: &Holder, form: ReviewFor
     let command =
         VerificationCommand::Apply(Apply { account_id, review_id: review_id.clone(), request, due_by, now: ctx.now });
     let committed = state.verifications.execute(&holder.account_id, command, &ctx.meta(holder.actor())).await?;
-    super::settle_verification(state, committed.position).await;
+    super::settle_verification(state, &committed).await;
     let left = committed.state.quotas(ctx.now).applications_left_in_period;
     tracing::info!(account_id = %holder.account_id, review_id = %review_id, "manual review applied for");
     Ok((Submitted { review_id, due_by }, left))

@@ -188,7 +188,7 @@ async fn run(
     command: VerificationCommand,
 ) -> ApiResult<Json<ReviewState>> {
     let committed = state.verifications.execute(account_id, command, &ctx.meta(staff.actor())).await?;
-    crate::app::settle_verification(state, committed.position).await;
+    crate::app::settle_verification(state, &committed).await;
     let application = committed
         .state
         .applications

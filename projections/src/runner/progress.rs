@@ -38,6 +38,22 @@ impl Progress {
         true
     }
 
+    /// Like [`wait_for`](Self::wait_for), for a command whose events are `kinds` (ending at
+    /// `position`): a read model that wants none of them is not waited for — its rows cannot
+    /// change with the command. Its runner may lead in another process, which writes a position
+    /// reached through unwanted events only within a second; the wait would be that long.
+    pub async fn wait_for_events(
+        &self,
+        names: &[&'static str],
+        position: Position,
+        kinds: &[crate::log::EventKind<'_>],
+        timeout: Duration,
+    ) -> bool {
+        let wanting: Vec<&'static str> =
+            names.iter().copied().filter(|name| self.commits.wants_any(name, kinds)).collect();
+        self.wait_for(&wanting, position, timeout).await
+    }
+
     async fn wait_one(&self, name: &'static str, position: Position, deadline: Instant) -> bool {
         let mut local = self.local.get(name).cloned();
         loop {
