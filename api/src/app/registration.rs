@@ -89,7 +89,7 @@ pub async fn reregister(state: &AppState, ctx: &Ctx, input: RegistrationInput) -
     let command = AccountCommand::Reregister(registration);
     let committed = state.accounts.execute(&account_id, command, &ctx.meta(Actor::Anonymous)).await?;
     // The identity must be proven again: wait until the verification stream has heard.
-    state.caught_up(committed.position, &[IdentityProcess::NAME]).await;
+    state.caught_up_after(&committed, &[IdentityProcess::NAME]).await;
     tracing::info!(account_id = %account_id, reregistration = true, "account registered");
     Ok(Reregistered::Account(NewAccount { account_id, validity }))
 }
@@ -169,7 +169,7 @@ async fn open_claim(
     let committed =
         state.claims.execute_sending(&claim_id, command, &ctx.meta(Actor::Anonymous), messages, "Opened").await?;
     state.outbox_wake.notify_one();
-    state.caught_up(committed.position, &[Claims::NAME]).await;
+    state.caught_up_after(&committed, &[Claims::NAME]).await;
     let expires_at = committed.state.expires_at.unwrap_or(now);
     tracing::info!(account_id = %account_id, claim_id = %claim_id, "re-registration claim opened");
     Ok(OpenedClaim { claim_id, claim_token, expires_at })

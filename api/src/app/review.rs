@@ -62,7 +62,7 @@ pub async fn submit_proof(
         ClaimCommand::SubmitProof(SubmitProof { review_id: review_id.clone(), request, due_by, now: ctx.now });
     let actor = Actor::Claimant { id: claim_id.to_string() };
     let committed = state.claims.execute_from(claim_id, Some(loaded), command, &ctx.meta(actor)).await?;
-    state.caught_up(committed.position, &[ReviewQueue::NAME, Claims::NAME]).await;
+    state.caught_up_after(&committed, &[ReviewQueue::NAME, Claims::NAME]).await;
     tracing::info!(claim_id = %claim_id, "claim proof submitted");
     Ok(Submitted { review_id, due_by })
 }

@@ -73,7 +73,7 @@ pub async fn register(state: &AppState, ctx: &Ctx, input: StudentRegistration) -
         now: ctx.now,
     });
     let committed = state.students.execute(&student_id, command, &meta).await?;
-    state.caught_up(committed.position, &[Students::NAME]).await;
+    state.caught_up_after(&committed, &[Students::NAME]).await;
     tracing::info!(student_id = %student_id, "student registered");
     Ok((student_id, pass_id))
 }
@@ -222,7 +222,7 @@ async fn commit_comparison(
     let options = CommitOptions { messages, messages_with: Some("SentToHeadTeacher"), ..CommitOptions::default() };
     let committed = state.students.execute_with(student_id, None, &|_| true, command, meta, options).await?;
     state.outbox_wake.notify_one();
-    state.caught_up(committed.position, &[Students::NAME]).await;
+    state.caught_up_after(&committed, &[Students::NAME]).await;
     Ok(committed)
 }
 
@@ -309,7 +309,7 @@ pub async fn reconfirm(
     });
     let committed = state.students.execute(student_id, command, &meta).await?;
     if !committed.events.iter().any(|e| matches!(e, StudentEvent::Submitted { .. })) {
-        state.caught_up(committed.position, &[Students::NAME]).await;
+        state.caught_up_after(&committed, &[Students::NAME]).await;
         return Ok(committed);
     }
     record_answer(state, ctx, student_id, &committed.state, submission_id, &meta).await
@@ -378,7 +378,7 @@ pub async fn request_deletion(
     if due <= ctx.now {
         erase(state, &holder.student_id, ctx.now).await?;
     } else {
-        state.caught_up(committed.position, &[Students::NAME]).await;
+        state.caught_up_after(&committed, &[Students::NAME]).await;
     }
     Ok(due)
 }
@@ -390,7 +390,7 @@ pub async fn erase(state: &AppState, student_id: &str, now: DateTime<Utc>) -> Ap
     let key_version = state.keyring().latest_version(student_id).await.map_err(ApiError::internal)?;
     let command = StudentCommand::Erase(shenfen_domain::student::Erase { key_version, reapplied: false, now });
     match state.students.execute(student_id, command, &meta).await {
-        Ok(committed) => state.caught_up(committed.position, &[Students::NAME]).await,
+        Ok(committed) => state.caught_up_after(&committed, &[Students::NAME]).await,
         Err(shenfen_projections::store::BusError::Domain(StudentError::NoDeletionPending)) => return Ok(()),
         Err(e) => return Err(e.into()),
     }

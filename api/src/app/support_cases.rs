@@ -78,7 +78,7 @@ pub async fn open(state: &AppState, ctx: &Ctx, form: CaseForm) -> ApiResult<Open
         .execute_sending(&case_id, command, &ctx.meta(Actor::Anonymous), vec![ack], "Opened")
         .await?;
     state.outbox_wake.notify_one();
-    state.caught_up(committed.position, &[SupportCases::NAME]).await;
+    state.caught_up_after(&committed, &[SupportCases::NAME]).await;
     tracing::info!(case_id = %case_id, kind = kind.as_str(), "support case opened");
     Ok(Opened { case_id, reply_due_by })
 }
@@ -103,7 +103,7 @@ pub async fn reply(
         .execute_with(case_id, Some(current), &|_: &SupportCase| true, command, &ctx.meta(staff.actor()), options)
         .await?;
     state.outbox_wake.notify_one();
-    state.caught_up(committed.position, &[SupportCases::NAME]).await;
+    state.caught_up_after(&committed, &[SupportCases::NAME]).await;
     tracing::info!(staff_id = %staff.staff_id, case_id = %case_id, "support case replied to");
     Ok(())
 }

@@ -197,7 +197,7 @@ pub async fn refuse(
             &ctx.meta(holder.actor()),
         )
         .await?;
-    state.caught_up(committed.position, &[ReviewQueue::NAME, Claims::NAME]).await;
+    state.caught_up_after(&committed, &[ReviewQueue::NAME, Claims::NAME]).await;
     tracing::info!(account_id = %holder.account_id, claim_id = %claim_id, "re-registration claim refused");
     Ok(StatusCode::NO_CONTENT)
 }

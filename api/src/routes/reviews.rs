@@ -156,7 +156,7 @@ async fn run_claim(
     command: ClaimCommand,
 ) -> ApiResult<Json<ReviewState>> {
     let committed = state.claims.execute(claim_id, command, &ctx.meta(staff.actor())).await?;
-    state.caught_up(committed.position, &[ReviewQueue::NAME, Claims::NAME, HandOver::NAME]).await;
+    state.caught_up_after(&committed, &[ReviewQueue::NAME, Claims::NAME, HandOver::NAME]).await;
     let claim = committed.state;
     let review = claim.review.as_ref().filter(|r| r.review_id == review_id);
     let review = review.ok_or_else(|| ApiError::from(ClaimError::ReviewNotFound))?;

@@ -201,7 +201,7 @@ pub async fn decide(
         now: ctx.now,
     });
     let committed = state.students.execute(&row.student_id, command, &ctx.meta(staff.actor())).await?;
-    state.caught_up(committed.position, &[Students::NAME]).await;
+    state.caught_up_after(&committed, &[Students::NAME]).await;
     tracing::info!(staff_id = %staff.staff_id, student_id = %row.student_id, "student review decided");
     Ok(Json(ReviewedStatus { status: committed.state.status.as_str().to_string() }))
 }
