@@ -130,25 +130,20 @@ impl AppState {
     }
 
     /// Like [`caught_up`](Self::caught_up) after `committed`, waiting only for the named read
-    /// models that want one of its events (the others' rows cannot change with it, and one
-    /// led by another process would make the caller wait for its next checkpoint write).
+    /// models that want one of its events ([`Progress::wanting`]).
     pub async fn caught_up_after<A: cqrs_es::Aggregate>(
         &self,
         committed: &shenfen_projections::store::Committed<A>,
         projections: &[&'static str],
     ) {
-        let Some(position) = committed.position else { return };
         let types: Vec<String> = committed.events.iter().map(cqrs_es::DomainEvent::event_type).collect();
         let first = committed.sequence - types.len() as i64 + 1;
         let kinds: Vec<EventKind<'_>> = types
             .iter()
-            .enumerate()
-            .map(|(i, t)| EventKind { aggregate_type: A::TYPE, event_type: t, sequence: first + i as i64 })
+            .zip(first..)
+            .map(|(t, sequence)| EventKind { aggregate_type: A::TYPE, event_type: t, sequence })
             .collect();
-        let wait = Duration::from_millis(self.settings.read_wait_ms);
-        if !self.progress.wait_for_events(projections, position, &kinds, wait).await {
-            tracing::warn!(?projections, "read models did not catch up within the wait");
-        }
+        self.caught_up(committed.position, &self.progress.wanting(projections, &kinds)).await;
     }
 }
 

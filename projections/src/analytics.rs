@@ -409,38 +409,42 @@ impl Reviews {
                 }
             }
             VerificationEvent::ApplicationApproved { review_id, at, .. } => {
-                self.decide(&review_id, "approved", at, None, Some(calendar));
+                self.reviewed(&review_id, "approved", at, None, calendar);
             }
             VerificationEvent::ApplicationRejected { review_id, reason, at, .. } => {
-                self.decide(&review_id, "rejected", at, Some(reason), Some(calendar));
+                self.reviewed(&review_id, "rejected", at, Some(reason), calendar);
             }
             VerificationEvent::ApplicationWithdrawn { review_id, at, .. } => {
-                self.decide(&review_id, "withdrawn", at, None, None);
+                // Not a reviewer's decision: no turnaround, never overdue.
+                self.record(&review_id, "withdrawn", at);
             }
             _ => {}
         }
     }
 
-    /// Records a decision on a review the table has (a withdrawal, without `calendar`, keeps
-    /// the turnaround and reason it had).
-    fn decide(
+    /// A reviewer's decision: recorded with its turnaround in working days and its reason.
+    fn reviewed(
         &mut self,
         review_id: &str,
         decision: &str,
         at: DateTime<Utc>,
         reason: Option<String>,
-        calendar: Option<&WorkingCalendar>,
+        calendar: &WorkingCalendar,
     ) {
-        let Some(row) = self.rows.get_mut(review_id) else { return };
-        let decided = cst_date(at);
-        row.decision = Some(decision.to_string());
-        row.decided_at = Some(at);
-        row.decided_day = Some(decided);
-        if let Some(calendar) = calendar {
-            row.turnaround_working_days = Some(calendar.working_days_between(row.submitted_day, decided) as i32);
+        if let Some(row) = self.record(review_id, decision, at) {
+            row.turnaround_working_days = Some(calendar.working_days_between(row.submitted_day, cst_date(at)) as i32);
             row.rejection_reason = reason;
         }
+    }
+
+    /// Records `decision` at `at` on a review the table has; answers its row.
+    fn record(&mut self, review_id: &str, decision: &str, at: DateTime<Utc>) -> Option<&mut ReviewRow> {
+        let row = self.rows.get_mut(review_id)?;
+        row.decision = Some(decision.to_string());
+        row.decided_at = Some(at);
+        row.decided_day = Some(cst_date(at));
         self.changed.insert(review_id.to_string());
+        Some(row)
     }
 }
 

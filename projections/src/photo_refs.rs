@@ -10,7 +10,7 @@ use serde::Deserialize;
 use shenfen_domain::claim::{Claim, ClaimEvent};
 use shenfen_domain::student::{Student, StudentEvent};
 use shenfen_domain::support_case::{SupportCase, SupportCaseEvent};
-use shenfen_domain::verification::{Verification, VerificationEvent};
+use shenfen_domain::verification::{Photos, Verification, VerificationEvent};
 
 use crate::db::{Db, DbTx};
 use crate::exec;
@@ -147,19 +147,20 @@ fn references(e: &StoredEvent) -> Result<Vec<(String, DateTime<Utc>)>, Projectio
         }
         t if t == <Verification as cqrs_es::Aggregate>::TYPE => {
             match VerificationEvent::deserialize(&e.payload).map_err(decode)? {
-                VerificationEvent::ApplicationSubmitted { photos, at, .. } => {
-                    photos.digests().into_iter().map(|d| (d.to_string(), at)).collect()
-                }
+                VerificationEvent::ApplicationSubmitted { photos, at, .. } => all_three(photos, at),
                 _ => Vec::new(),
             }
         }
         // A claimant's proof: the reviewer must still see it after the grace period.
         t if t == <Claim as cqrs_es::Aggregate>::TYPE => match ClaimEvent::deserialize(&e.payload).map_err(decode)? {
-            ClaimEvent::ProofSubmitted { photos, at, .. } => {
-                photos.digests().into_iter().map(|d| (d.to_string(), at)).collect()
-            }
+            ClaimEvent::ProofSubmitted { photos, at, .. } => all_three(photos, at),
             _ => Vec::new(),
         },
         _ => Vec::new(),
     })
+}
+
+/// An application's (or a proof's) three photos, referenced at `at`.
+fn all_three(photos: Photos, at: DateTime<Utc>) -> Vec<(String, DateTime<Utc>)> {
+    vec![(photos.front, at), (photos.back, at), (photos.handheld, at)]
 }

@@ -217,15 +217,9 @@ pub async fn start(
         let (progress_tx, progress_rx) = watch::channel(start);
         local.insert(projection.name(), progress_rx);
         let wake = commits.register(projection.clone(), start);
-        let task = Task {
-            db: db.clone(),
-            projection,
-            progress: progress_tx,
-            config: config.clone(),
-            tail: tail.clone(),
-            hurry: wake.hurry,
-        };
-        tokio::spawn(async move { task.run(wake.target).await });
+        let task =
+            Task { db: db.clone(), projection, progress: progress_tx, config: config.clone(), tail: tail.clone() };
+        tokio::spawn(async move { task.run(wake).await });
     }
     Ok(Progress { db: db.clone(), commits: commits.clone(), local: Arc::new(local) })
 }
@@ -250,7 +244,6 @@ pub async fn catch_up(
         progress: tx,
         config: RunnerConfig { batch_size, poll_interval: Duration::from_millis(100) },
         tail: Arc::new(Tail::new(None, keyring)),
-        hurry: Arc::new(tokio::sync::Notify::new()),
     };
     let mut applied = 0u64;
     let mut cursor = None;

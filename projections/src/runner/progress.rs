@@ -38,20 +38,12 @@ impl Progress {
         true
     }
 
-    /// Like [`wait_for`](Self::wait_for), for a command whose events are `kinds` (ending at
-    /// `position`): a read model that wants none of them is not waited for — its rows cannot
-    /// change with the command. Its runner may lead in another process, which writes a position
-    /// reached through unwanted events only within a second; the wait would be that long.
-    pub async fn wait_for_events(
-        &self,
-        names: &[&'static str],
-        position: Position,
-        kinds: &[crate::log::EventKind<'_>],
-        timeout: Duration,
-    ) -> bool {
-        let wanting: Vec<&'static str> =
-            names.iter().copied().filter(|name| self.commits.wants_any(name, kinds)).collect();
-        self.wait_for(&wanting, position, timeout).await
+    /// Those of `names` worth waiting for after a command whose events are `kinds`: a read
+    /// model that wants none of them cannot change with the command. (Waiting for it anyway
+    /// costs up to a second when it leads in another process, which writes a position reached
+    /// through unwanted events only that often.)
+    pub fn wanting(&self, names: &[&'static str], kinds: &[crate::log::EventKind<'_>]) -> Vec<&'static str> {
+        names.iter().copied().filter(|name| self.commits.wants_any(name, kinds)).collect()
     }
 
     async fn wait_one(&self, name: &'static str, position: Position, deadline: Instant) -> bool {

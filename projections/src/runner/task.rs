@@ -4,12 +4,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 
 use super::leadership::Leadership;
 use super::tail::Tail;
 use super::{Projection, ProjectionError, RunnerConfig};
 use crate::checkpoint;
+use crate::commits::Wake;
 use crate::db::Db;
 use crate::log::{self, Position, StoredEvent};
 
@@ -19,10 +20,6 @@ pub(super) struct Task {
     pub(super) progress: watch::Sender<Position>,
     pub(super) config: RunnerConfig,
     pub(super) tail: Arc<Tail>,
-    /// Notified when a caller waits for this runner (see [`Commits::chase`]).
-    ///
-    /// [`Commits::chase`]: crate::commits::Commits::chase
-    pub(super) hurry: Arc<Notify>,
 }
 
 /// Where a runner stands: `stored` is the checkpoint row, `read` how far it has read
@@ -110,7 +107,9 @@ const COALESCE_WHILE_BUSY: Duration = Duration::from_secs(1);
 const LAG_REPORT_EVERY: Duration = Duration::from_secs(5);
 
 impl Task {
-    pub(super) async fn run(self, mut wake: watch::Receiver<Position>) {
+    /// Runs until the process ends, woken through `wake` (see [`Wake`]).
+    pub(super) async fn run(self, wake: Wake) {
+        let Wake { target: mut wake, hurry } = wake;
         let name = self.projection.name();
         let mut leadership = Leadership::new();
         let mut cursor: Option<Cursor> = None;
@@ -149,7 +148,7 @@ impl Task {
                     // read-your-writes wait hurries it). After a quiet spell the first event is
                     // applied at once.
                     if busy_at.is_some_and(|at| at.elapsed() < COALESCE_WHILE_BUSY) {
-                        let _ = tokio::time::timeout(COALESCE, self.hurry.notified()).await;
+                        let _ = tokio::time::timeout(COALESCE, hurry.notified()).await;
                     }
                 }
                 Ok(_) => busy_at = Some(Instant::now()),
