@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod argon;
+pub mod cpu;
 pub mod database;
 pub mod http1;
 pub mod identity;

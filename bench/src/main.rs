@@ -7,11 +7,14 @@
 //! baseline; optionally the seeding of the store (`--seed-accounts`, then the read models
 //! rebuilt by the replay tool); the servers started (`--servers`, each timed to its first
 //! ready `/readyz`) and left to catch up; one account per client set up; profile edits (the
-//! cheap command); the Argon2id baseline (the servers idle) and logins with a `/healthz` probe;
+//! cheap command); HTTP round trips (`GET /healthz`: the floor under every command); the
+//! Argon2id baseline (the servers idle) and logins with a `/healthz` probe;
 //! registrations (code + register); the mixed traffic of an exam registration opening; an
 //! analyst reading a year of every analyst table. After each writing phase the log is checked
 //! against what was acknowledged ([`phases::Outcome`]); at the end the servers' resident-memory
-//! high-water marks are read. Before each phase PostgreSQL is checkpointed and vacuumed, so that
+//! high-water marks are read. Over the raw INSERTs, the edits and the round trips the
+//! machine's busy CPU is read from `/proc/stat` ([`cpu`]), to put all three on one scale: CPU
+//! per operation. Before each phase PostgreSQL is checkpointed and vacuumed, so that
 //! the background work the previous phase left does not run during the next one. Missing a
 //! target is a finding, not a failure: the exit status is non-zero only when the run itself
 //! could not be carried out.
@@ -23,9 +26,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 
-use shenfen_bench::report::{Report, Scale, Setup};
+use shenfen_bench::report::{CpuPerOp, Measured, Report, Scale, Setup};
 use shenfen_bench::server::{Server, Webhook};
-use shenfen_bench::{api, argon, database, phases, server, stats};
+use shenfen_bench::{api, argon, cpu, database, phases, server, stats};
 
 /// Load generator for the Shenfen HTTP API.
 #[derive(Debug, Parser)]
@@ -150,7 +153,8 @@ async fn measure(
 
     settle(database_url).await?;
     say(format!("baseline: raw INSERT transactions, {clients} connections, {} s", phase.as_secs()));
-    let raw_insert = database::raw_inserts(database_url, clients, phase).await?;
+    let (raw_insert, raw_insert_cpu) =
+        cpu::measured(cores, database::raw_inserts(database_url, clients, phase)).await?;
     say(format!("  {:.1} inserts/s", raw_insert.ops_per_sec));
 
     let temporary =
@@ -204,6 +208,7 @@ async fn measure(
         ready_ms,
         events_at_start,
         seeded,
+        raw_insert: (raw_insert, raw_insert_cpu),
     };
     let result = server_phases(&mut context).await;
     let mut running = Ok(());
@@ -218,7 +223,7 @@ async fn measure(
         server.stop().await?;
     }
     context.webhook.stop();
-    let (profile_edit, argon2id, login, healthz, scale) = match (result, running) {
+    let (measured, scale) = match (result, running) {
         (Ok(r), Ok(())) => r,
         (Err(e), _) | (Ok(_), Err(e)) => {
             let tails: Vec<String> = logs.iter().map(|l| server::tail(l, 20)).collect();
@@ -235,7 +240,7 @@ async fn measure(
         postgres: facts,
         argon2: argon::params(),
     };
-    Ok((Report::new(setup, raw_insert, argon2id, profile_edit, login, healthz), scale))
+    Ok((Report::new(setup, measured), scale))
 }
 
 /// Waits for PostgreSQL's background work from the previous phase (see [`database::quiesce`]).
@@ -259,6 +264,8 @@ struct Running<'a> {
     ready_ms: Vec<f64>,
     events_at_start: i64,
     seeded: Option<shenfen_bench::seed::Seeded>,
+    /// The raw INSERT baseline, measured before the servers started, and its CPU per INSERT.
+    raw_insert: (stats::Summary, Option<f64>),
 }
 
 impl Running<'_> {
@@ -267,7 +274,7 @@ impl Running<'_> {
     }
 }
 
-type Phases = (stats::Summary, stats::Summary, stats::Summary, stats::Summary, Scale);
+type Phases = (Measured, Scale);
 
 async fn server_phases(c: &mut Running<'_>) -> anyhow::Result<Phases> {
     let (database_url, clients, cores, phase) = (c.database_url, c.clients, c.cores, c.phase);
@@ -284,13 +291,19 @@ async fn server_phases(c: &mut Running<'_>) -> anyhow::Result<Phases> {
     settle(database_url).await?;
     say(format!("phase: profile edits, {clients} clients, {} s", phase.as_secs()));
     let since = phases::log_end(database_url).await?;
-    let profile_edit = api::profile_edits(&http, &bases, &accounts, phase).await?;
+    let (profile_edit, profile_edit_cpu) =
+        cpu::measured(cores, api::profile_edits(&http, &bases, &accounts, phase)).await?;
     say(format!("  {:.1} edits/s, {} errors", profile_edit.ops_per_sec, profile_edit.errors));
     let acks = phases::Acks { edits: profile_edit.ops, ..Default::default() };
     outcomes.push(("profile edits".to_string(), phases::Outcome::check(database_url, since, &acks).await?));
     c.ensure_running()?;
     let settled = api::settle_projections(&http, &bases[0], Duration::from_secs(120)).await?;
     say(format!("  projections caught up {:.1} s after the last edit", settled.as_secs_f64()));
+
+    settle(database_url).await?;
+    say(format!("baseline: HTTP round trips (GET /healthz), {clients} clients, {} s", phase.as_secs()));
+    let (round_trip, round_trip_cpu) = cpu::measured(cores, api::round_trips(&bases, &accounts, phase)).await?;
+    say(format!("  {:.1} round trips/s, {} errors", round_trip.ops_per_sec, round_trip.errors));
 
     // The Argon2id baseline runs right before the logins it is compared with (the server is
     // idle meanwhile), so that both see the machine in the same state.
@@ -369,5 +382,17 @@ async fn server_phases(c: &mut Running<'_>) -> anyhow::Result<Phases> {
         peak_rss_mib,
         &argon2id,
     );
-    Ok((profile_edit, argon2id, login, healthz, scale))
+    let (raw_insert, raw_insert_cpu) = c.raw_insert.clone();
+    let cpu_us_per_op =
+        CpuPerOp { raw_insert: raw_insert_cpu, round_trip: round_trip_cpu, profile_edit: profile_edit_cpu };
+    let measured = Measured {
+        raw_insert,
+        argon2id,
+        profile_edit,
+        login,
+        healthz_during_login: healthz,
+        round_trip,
+        cpu_us_per_op,
+    };
+    Ok((measured, scale))
 }

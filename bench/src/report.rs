@@ -56,6 +56,10 @@ pub struct Report {
     pub profile_edit: Summary,
     pub login: Summary,
     pub healthz_during_login: Summary,
+    /// `GET /healthz` in a loop by every client: an HTTP round trip with nothing behind it.
+    pub round_trip: Summary,
+    /// The machine's busy CPU per operation of the raw INSERT, the round trip and the edit.
+    pub cpu_us_per_op: CpuPerOp,
     /// One Argon2id verification on one core (the baseline's median): a runtime worker blocked
     /// by a verification would hold `/healthz` at least this long.
     pub argon2id_verification_ms: Option<f64>,
@@ -97,16 +101,41 @@ fn ratio(a: f64, b: f64) -> f64 {
     }
 }
 
+/// What the run measured before the scale phases.
+pub struct Measured {
+    pub raw_insert: Summary,
+    pub argon2id: Summary,
+    pub profile_edit: Summary,
+    pub login: Summary,
+    pub healthz_during_login: Summary,
+    pub round_trip: Summary,
+    pub cpu_us_per_op: CpuPerOp,
+}
+
+/// The machine's busy CPU per operation (server, PostgreSQL and load generator together, from
+/// `/proc/stat`), in core-microseconds: the cheap command and what it is compared with on one
+/// scale.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CpuPerOp {
+    pub raw_insert: Option<f64>,
+    pub round_trip: Option<f64>,
+    pub profile_edit: Option<f64>,
+}
+
+impl CpuPerOp {
+    /// The most a command could do per second on `cores` if it cost one HTTP round trip plus
+    /// one raw INSERT transaction and nothing else (the cores all busy).
+    pub fn round_trip_and_insert_ceiling(&self, cores: usize) -> Option<f64> {
+        let cost = self.round_trip? + self.raw_insert?;
+        (cost > 0.0).then(|| cores as f64 * 1e6 / cost)
+    }
+}
+
 impl Report {
     /// Computes the ratios and targets.
-    pub fn new(
-        setup: Setup,
-        raw_insert: Summary,
-        argon2id: Summary,
-        profile_edit: Summary,
-        login: Summary,
-        healthz_during_login: Summary,
-    ) -> Report {
+    pub fn new(setup: Setup, measured: Measured) -> Report {
+        let Measured { raw_insert, argon2id, profile_edit, login, healthz_during_login, round_trip, cpu_us_per_op } =
+            measured;
         let profile_ratio = ratio(profile_edit.ops_per_sec, raw_insert.ops_per_sec);
         let login_ratio = ratio(login.ops_per_sec, argon2id.ops_per_sec);
         let verification_ms = argon2id.p50_ms;
@@ -149,6 +178,8 @@ impl Report {
             profile_edit,
             login,
             healthz_during_login,
+            round_trip,
+            cpu_us_per_op,
             argon2id_verification_ms: verification_ms,
             profile_edit_to_raw_insert: profile_ratio,
             login_to_argon2id: login_ratio,
@@ -189,8 +220,9 @@ impl Report {
         };
         let insert_rate = self.raw_insert.ops_per_sec;
         let argon_rate = self.argon2id.ops_per_sec;
-        let rows: [(&str, &Summary, String, &str); 5] = [
+        let rows: [(&str, &Summary, String, &str); 6] = [
             ("baseline: raw INSERT (1 row/tx)", &self.raw_insert, "—".into(), "—"),
+            ("baseline: HTTP round trip `GET /healthz`", &self.round_trip, "—".into(), "—"),
             ("baseline: Argon2id verify", &self.argon2id, "—".into(), "—"),
             (
                 "profile edit `PUT /v1/me/profile`",
@@ -238,6 +270,25 @@ impl Report {
             self.profile_edit_to_raw_insert,
             ms(self.profile_edit.p99_ms) + " ms",
         );
+        let us = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.0} µs"));
+        let c = &self.cpu_us_per_op;
+        let _ = writeln!(
+            out,
+            "- the machine's busy CPU per operation (server, PostgreSQL and load generator): raw INSERT {}, \
+             HTTP round trip {}, profile edit {}",
+            us(c.raw_insert),
+            us(c.round_trip),
+            us(c.profile_edit),
+        );
+        if let Some(ceiling) = c.round_trip_and_insert_ceiling(s.cores) {
+            let _ = writeln!(
+                out,
+                "- a command costing one HTTP round trip plus one raw INSERT and nothing else could reach \
+                 {ceiling:.0}/s on {} cores = {:.2} × raw INSERT",
+                s.cores,
+                ratio(ceiling, insert_rate),
+            );
+        }
         let _ = writeln!(
             out,
             "- login ÷ Argon2id: {:.1} / {:.1} = **{:.2}** (target ≥ {LOGIN_MIN_RATIO})",
@@ -257,6 +308,7 @@ impl Report {
         let failures: Vec<(&str, &Summary)> = [
             ("raw INSERT", &self.raw_insert),
             ("Argon2id", &self.argon2id),
+            ("HTTP round trip", &self.round_trip),
             ("profile edit", &self.profile_edit),
             ("login", &self.login),
             ("/healthz probe", &self.healthz_during_login),

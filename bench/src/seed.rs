@@ -54,7 +54,7 @@ const GIVEN: [&str; 16] =
 
 /// The resident ID number of seeded account `i` (0-based): Shenzhen's district 440305, born on
 /// one of 3,000 days from 1960 on, sequence `i mod 1000`, with its check character. Never one
-/// the load generator makes (it uses 110101).
+/// the load generator makes (it uses Beijing's districts, 1101xx).
 pub fn document_number(i: u64) -> String {
     let day = NaiveDate::from_ymd_opt(1960, 1, 1).unwrap_or_default() + chrono::Duration::days((i / 1000) as i64);
     let first17 = format!("440305{}{:03}", day.format("%Y%m%d"), i % 1000);
