@@ -51,15 +51,8 @@ pub struct Target {
 pub struct Report {
     pub generated_at: chrono::DateTime<chrono::Utc>,
     pub setup: Setup,
-    pub raw_insert: Summary,
-    pub argon2id: Summary,
-    pub profile_edit: Summary,
-    pub login: Summary,
-    pub healthz_during_login: Summary,
-    /// `GET /healthz` in a loop by every client: an HTTP round trip with nothing behind it.
-    pub round_trip: Summary,
-    /// The machine's busy CPU per operation of the raw INSERT, the round trip and the edit.
-    pub cpu_us_per_op: CpuPerOp,
+    #[serde(flatten)]
+    pub measured: Measured,
     /// One Argon2id verification on one core (the baseline's median): a runtime worker blocked
     /// by a verification would hold `/healthz` at least this long.
     pub argon2id_verification_ms: Option<f64>,
@@ -102,13 +95,16 @@ fn ratio(a: f64, b: f64) -> f64 {
 }
 
 /// What the run measured before the scale phases.
+#[derive(Debug, Clone, Serialize)]
 pub struct Measured {
     pub raw_insert: Summary,
     pub argon2id: Summary,
     pub profile_edit: Summary,
     pub login: Summary,
     pub healthz_during_login: Summary,
+    /// `GET /healthz` in a loop by every client: an HTTP round trip with nothing behind it.
     pub round_trip: Summary,
+    /// The machine's busy CPU per operation of the raw INSERT, the round trip and the edit.
     pub cpu_us_per_op: CpuPerOp,
 }
 
@@ -134,8 +130,7 @@ impl CpuPerOp {
 impl Report {
     /// Computes the ratios and targets.
     pub fn new(setup: Setup, measured: Measured) -> Report {
-        let Measured { raw_insert, argon2id, profile_edit, login, healthz_during_login, round_trip, cpu_us_per_op } =
-            measured;
+        let Measured { raw_insert, argon2id, profile_edit, login, healthz_during_login, .. } = &measured;
         let profile_ratio = ratio(profile_edit.ops_per_sec, raw_insert.ops_per_sec);
         let login_ratio = ratio(login.ops_per_sec, argon2id.ops_per_sec);
         let verification_ms = argon2id.p50_ms;
@@ -144,25 +139,25 @@ impl Report {
         let targets = vec![
             Target {
                 name: "profile edit throughput".into(),
-                measured: format!("{profile_ratio:.2} × raw INSERT{}", errors(&profile_edit)),
+                measured: format!("{profile_ratio:.2} × raw INSERT{}", errors(profile_edit)),
                 target: format!("≥ {PROFILE_EDIT_MIN_RATIO} × raw INSERT, no errors"),
                 met: profile_ratio >= PROFILE_EDIT_MIN_RATIO && profile_edit.errors == 0,
             },
             Target {
                 name: "profile edit p99".into(),
-                measured: p99(&profile_edit),
+                measured: p99(profile_edit),
                 target: format!("< {PROFILE_EDIT_MAX_P99_MS} ms"),
                 met: profile_edit.p99_ms.is_some_and(|v| v < PROFILE_EDIT_MAX_P99_MS),
             },
             Target {
                 name: "login throughput".into(),
-                measured: format!("{login_ratio:.2} × Argon2id{}", errors(&login)),
+                measured: format!("{login_ratio:.2} × Argon2id{}", errors(login)),
                 target: format!("≥ {LOGIN_MIN_RATIO} × Argon2id, no errors"),
                 met: login_ratio >= LOGIN_MIN_RATIO && login.errors == 0,
             },
             Target {
                 name: "/healthz p99 during login (runtime not blocked)".into(),
-                measured: format!("{}{}", p99(&healthz_during_login), errors(&healthz_during_login)),
+                measured: format!("{}{}", p99(healthz_during_login), errors(healthz_during_login)),
                 target: verification_ms.map_or("< one Argon2id verification".into(), |v| {
                     format!("< one Argon2id verification ({v:.1} ms), no errors")
                 }),
@@ -173,13 +168,7 @@ impl Report {
         Report {
             generated_at: chrono::Utc::now(),
             setup,
-            raw_insert,
-            argon2id,
-            profile_edit,
-            login,
-            healthz_during_login,
-            round_trip,
-            cpu_us_per_op,
+            measured,
             argon2id_verification_ms: verification_ms,
             profile_edit_to_raw_insert: profile_ratio,
             login_to_argon2id: login_ratio,
@@ -218,15 +207,15 @@ impl Report {
                 "**no**"
             }
         };
-        let insert_rate = self.raw_insert.ops_per_sec;
-        let argon_rate = self.argon2id.ops_per_sec;
+        let insert_rate = self.measured.raw_insert.ops_per_sec;
+        let argon_rate = self.measured.argon2id.ops_per_sec;
         let rows: [(&str, &Summary, String, &str); 6] = [
-            ("baseline: raw INSERT (1 row/tx)", &self.raw_insert, "—".into(), "—"),
-            ("baseline: HTTP round trip `GET /healthz`", &self.round_trip, "—".into(), "—"),
-            ("baseline: Argon2id verify", &self.argon2id, "—".into(), "—"),
+            ("baseline: raw INSERT (1 row/tx)", &self.measured.raw_insert, "—".into(), "—"),
+            ("baseline: HTTP round trip `GET /healthz`", &self.measured.round_trip, "—".into(), "—"),
+            ("baseline: Argon2id verify", &self.measured.argon2id, "—".into(), "—"),
             (
                 "profile edit `PUT /v1/me/profile`",
-                &self.profile_edit,
+                &self.measured.profile_edit,
                 format!(
                     "≥ {:.0}/s ({PROFILE_EDIT_MIN_RATIO} × INSERT), p99 < {PROFILE_EDIT_MAX_P99_MS} ms",
                     insert_rate * PROFILE_EDIT_MIN_RATIO
@@ -235,13 +224,13 @@ impl Report {
             ),
             (
                 "login `POST /v1/sessions`",
-                &self.login,
+                &self.measured.login,
                 format!("≥ {:.1}/s ({LOGIN_MIN_RATIO} × Argon2id)", argon_rate * LOGIN_MIN_RATIO),
                 met(&[t(2)]),
             ),
             (
                 "probe `GET /healthz` during login",
-                &self.healthz_during_login,
+                &self.measured.healthz_during_login,
                 self.argon2id_verification_ms.map_or("—".into(), |v| format!("p99 < {v:.1} ms")),
                 met(&[t(3)]),
             ),
@@ -265,13 +254,13 @@ impl Report {
             out,
             "- profile edit ÷ raw INSERT: {:.1} / {:.1} = **{:.2}** (target ≥ {PROFILE_EDIT_MIN_RATIO}), \
              p99 {} (target < {PROFILE_EDIT_MAX_P99_MS} ms)",
-            self.profile_edit.ops_per_sec,
+            self.measured.profile_edit.ops_per_sec,
             insert_rate,
             self.profile_edit_to_raw_insert,
-            ms(self.profile_edit.p99_ms) + " ms",
+            ms(self.measured.profile_edit.p99_ms) + " ms",
         );
         let us = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.0} µs"));
-        let c = &self.cpu_us_per_op;
+        let c = &self.measured.cpu_us_per_op;
         let _ = writeln!(
             out,
             "- the machine's busy CPU per operation (server, PostgreSQL and load generator): raw INSERT {}, \
@@ -292,26 +281,26 @@ impl Report {
         let _ = writeln!(
             out,
             "- login ÷ Argon2id: {:.1} / {:.1} = **{:.2}** (target ≥ {LOGIN_MIN_RATIO})",
-            self.login.ops_per_sec, argon_rate, self.login_to_argon2id,
+            self.measured.login.ops_per_sec, argon_rate, self.login_to_argon2id,
         );
         let _ = writeln!(
             out,
             "- /healthz during login: p50 {} ms, p99 {} ms, max {} ms over {} probes \
              (one Argon2id verification takes {} ms on one core)",
-            ms(self.healthz_during_login.p50_ms),
-            ms(self.healthz_during_login.p99_ms),
-            ms(self.healthz_during_login.max_ms),
-            self.healthz_during_login.ops + self.healthz_during_login.errors,
+            ms(self.measured.healthz_during_login.p50_ms),
+            ms(self.measured.healthz_during_login.p99_ms),
+            ms(self.measured.healthz_during_login.max_ms),
+            self.measured.healthz_during_login.ops + self.measured.healthz_during_login.errors,
             ms(self.argon2id_verification_ms),
         );
         write_targets(&mut out, &self.targets);
         let failures: Vec<(&str, &Summary)> = [
-            ("raw INSERT", &self.raw_insert),
-            ("Argon2id", &self.argon2id),
-            ("HTTP round trip", &self.round_trip),
-            ("profile edit", &self.profile_edit),
-            ("login", &self.login),
-            ("/healthz probe", &self.healthz_during_login),
+            ("raw INSERT", &self.measured.raw_insert),
+            ("Argon2id", &self.measured.argon2id),
+            ("HTTP round trip", &self.measured.round_trip),
+            ("profile edit", &self.measured.profile_edit),
+            ("login", &self.measured.login),
+            ("/healthz probe", &self.measured.healthz_during_login),
         ]
         .into_iter()
         .filter(|(_, s)| s.errors > 0)
@@ -493,5 +482,75 @@ impl Scale {
             .collect();
         write_errors(&mut out, "### Errors", &failures);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(ops_per_sec: f64) -> Summary {
+        Summary {
+            concurrency: 32,
+            seconds: 10.0,
+            ops: (ops_per_sec * 10.0) as u64,
+            errors: 0,
+            errors_by_kind: Default::default(),
+            ops_per_sec,
+            p50_ms: Some(1.0),
+            p99_ms: Some(5.0),
+            max_ms: Some(9.0),
+            error_samples: Vec::new(),
+        }
+    }
+
+    fn report() -> Report {
+        let postgres = ServerFacts {
+            version: "15".into(),
+            fsync: "on".into(),
+            synchronous_commit: "on".into(),
+            full_page_writes: "on".into(),
+            max_connections: "100".into(),
+        };
+        let setup = Setup {
+            clients: 32,
+            seconds_per_phase: 10,
+            cores: 2,
+            server: "shenfen".into(),
+            database: "given URL".into(),
+            postgres,
+            argon2: "argon2id".into(),
+        };
+        let measured = Measured {
+            raw_insert: summary(10_000.0),
+            argon2id: summary(100.0),
+            profile_edit: summary(5_000.0),
+            login: summary(96.0),
+            healthz_during_login: summary(100.0),
+            round_trip: summary(40_000.0),
+            cpu_us_per_op: CpuPerOp { raw_insert: Some(150.0), round_trip: Some(50.0), profile_edit: Some(300.0) },
+        };
+        Report::new(setup, measured)
+    }
+
+    #[test]
+    fn the_json_keeps_every_phase_at_the_top_level() {
+        let json = serde_json::to_value(report()).expect("serialises");
+        for key in ["raw_insert", "argon2id", "profile_edit", "login", "round_trip", "cpu_us_per_op"] {
+            assert!(json.get(key).is_some(), "{key} in {json}");
+        }
+        assert_eq!(json["cpu_us_per_op"]["round_trip"], 50.0);
+        assert_eq!(json["profile_edit_to_raw_insert"], 0.5);
+    }
+
+    #[test]
+    fn the_markdown_puts_the_edit_and_its_baselines_on_one_scale() {
+        let text = report().markdown();
+        assert!(text.contains("raw INSERT 150 µs, HTTP round trip 50 µs, profile edit 300 µs"), "{text}");
+        // Two cores over 150 + 50 µs: 10,000/s, 1.00 × the raw INSERT rate.
+        assert!(text.contains("could reach 10000/s on 2 cores = 1.00 × raw INSERT"), "{text}");
+        assert!(text.contains("| baseline: HTTP round trip `GET /healthz` | 32 | 400000 | 0 | 40000.0 |"), "{text}");
+        let none = CpuPerOp { raw_insert: None, ..CpuPerOp::default() };
+        assert_eq!(none.round_trip_and_insert_ceiling(2), None);
     }
 }
