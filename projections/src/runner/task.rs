@@ -121,7 +121,9 @@ impl Task {
             if !leadership.lead(&self.db, name).await {
                 metrics::gauge!("shenfen_projection_leader", "projection" => name).set(0.0);
                 cursor = None;
-                self.idle(&mut wake).await;
+                // A follower tries again after a polling interval, not at every wake: commits
+                // keep coming while another process leads, and each try is a round trip.
+                tokio::time::sleep(self.config.poll_interval).await;
                 continue;
             }
             metrics::gauge!("shenfen_projection_leader", "projection" => name).set(1.0);
