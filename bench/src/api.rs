@@ -145,18 +145,43 @@ async fn timed(request: RequestBuilder, expected: StatusCode, recorder: &mut Rec
     }
 }
 
-/// Runs one worker per account until `duration` has passed; returns the merged summary.
-async fn run_phase<F, Fut>(accounts: &[Account], duration: Duration, worker: F) -> anyhow::Result<Summary>
+/// One request of a client's cycle: method, path, bearer token, body.
+type Request = (Method, &'static str, Option<String>, Bytes);
+
+/// Every client — one per account, client `i` on `bases[i % n]`, each on a keep-alive
+/// connection of its own — sends the requests `requests` makes for its account, in turn and
+/// over again, until `duration` has passed; an `expected` answer is a success. Returns the
+/// merged summary.
+async fn repeat<F>(
+    bases: &[String],
+    accounts: &[Account],
+    duration: Duration,
+    expected: StatusCode,
+    requests: F,
+) -> anyhow::Result<Summary>
 where
-    F: Fn(usize, String, String, Instant) -> Fut,
-    Fut: std::future::Future<Output = Recorder> + Send + 'static,
+    F: Fn(&Account) -> Vec<Request>,
 {
     let started = Instant::now();
     let deadline = started + duration;
     let tasks: Vec<_> = accounts
         .iter()
         .enumerate()
-        .map(|(i, a)| tokio::spawn(worker(i, a.document_number.clone(), a.token.clone(), deadline)))
+        .map(|(i, account)| {
+            let (base, requests) = (bases[i % bases.len()].clone(), requests(account));
+            tokio::spawn(async move {
+                let mut recorder = Recorder::new();
+                let mut conn = Conn::open(&base).await.ok();
+                for (method, path, token, body) in requests.iter().cycle() {
+                    if Instant::now() >= deadline {
+                        break;
+                    }
+                    let request = (method.clone(), *path, token.as_deref(), body);
+                    timed_on(&mut conn, &base, request, expected, &mut recorder).await;
+                }
+                recorder
+            })
+        })
         .collect();
     let mut total = Recorder::new();
     for task in tasks {
@@ -207,19 +232,8 @@ pub async fn profile_edits(
 ) -> anyhow::Result<Summary> {
     // Setup left "01": start with "02" so every edit is a change.
     let bodies = [Bytes::from_static(br#"{"ethnicity":"02"}"#), Bytes::from_static(br#"{"ethnicity":"01"}"#)];
-    run_phase(accounts, duration, |i, _, token, deadline| {
-        let (base, bodies) = (bases[i % bases.len()].clone(), bodies.clone());
-        async move {
-            let mut recorder = Recorder::new();
-            let mut conn = Conn::open(&base).await.ok();
-            let mut i = 0usize;
-            while Instant::now() < deadline {
-                let request = (Method::PUT, "/v1/me/profile", Some(token.as_str()), &bodies[i % 2]);
-                timed_on(&mut conn, &base, request, StatusCode::OK, &mut recorder).await;
-                i += 1;
-            }
-            recorder
-        }
+    repeat(bases, accounts, duration, StatusCode::OK, |account| {
+        bodies.iter().map(|body| (Method::PUT, "/v1/me/profile", Some(account.token.clone()), body.clone())).collect()
     })
     .await
 }
@@ -227,20 +241,7 @@ pub async fn profile_edits(
 /// Each client GETs `/healthz` in a loop: an HTTP round trip with nothing behind it (no
 /// authentication, no database), the floor under every command on this machine.
 pub async fn round_trips(bases: &[String], accounts: &[Account], duration: Duration) -> anyhow::Result<Summary> {
-    let empty = Bytes::new();
-    run_phase(accounts, duration, |i, _, _, deadline| {
-        let (base, empty) = (bases[i % bases.len()].clone(), empty.clone());
-        async move {
-            let mut recorder = Recorder::new();
-            let mut conn = Conn::open(&base).await.ok();
-            while Instant::now() < deadline {
-                timed_on(&mut conn, &base, (Method::GET, "/healthz", None, &empty), StatusCode::OK, &mut recorder)
-                    .await;
-            }
-            recorder
-        }
-    })
-    .await
+    repeat(bases, accounts, duration, StatusCode::OK, |_| vec![(Method::GET, "/healthz", None, Bytes::new())]).await
 }
 
 /// Each client logs in to its own account in a loop, while a probe times `/healthz` every
@@ -254,18 +255,9 @@ pub async fn logins(
     // Its own connection, so the probe never waits behind a login for a pooled one.
     let probe_http = client(1)?;
     let probe = tokio::spawn(probe(probe_http, format!("{}/healthz", bases[0]), Instant::now() + duration));
-    let logins = run_phase(accounts, duration, |i, document_number, _, deadline| {
-        let base = bases[i % bases.len()].clone();
-        async move {
-            let mut recorder = Recorder::new();
-            let body = Bytes::from(json!({"document_number": document_number, "password": PASSWORD}).to_string());
-            let mut conn = Conn::open(&base).await.ok();
-            while Instant::now() < deadline {
-                let request = (Method::POST, "/v1/sessions", None, &body);
-                timed_on(&mut conn, &base, request, StatusCode::CREATED, &mut recorder).await;
-            }
-            recorder
-        }
+    let logins = repeat(bases, accounts, duration, StatusCode::CREATED, |account| {
+        let body = json!({"document_number": account.document_number, "password": PASSWORD});
+        vec![(Method::POST, "/v1/sessions", None, Bytes::from(body.to_string()))]
     })
     .await?;
     let probe = probe.await.context("the probe panicked")?;

@@ -6,17 +6,17 @@
 //!
 //! On **PostgreSQL** concurrent commands share transactions: a few workers each take whatever
 //! commands are waiting (up to [`MAX_BATCH`]) and write them with one
-//! `INSERT … SELECT FROM UNNEST(…)`, a statement that is atomic on its own. While one batch is
-//! being written, the next worker lets commands gather until it is done (at most [`HOLD`], 2
-//! ms) rather than writing the first few at once: under load the batches grow and the
-//! transactions, each with its commit, become fewer (an edit cost a fifth less CPU, measured),
-//! while a batch that hangs — a slow disk, a connection that stopped answering — holds the
-//! others up by no more than the hold. If it fails for
+//! `INSERT … SELECT FROM UNNEST(…)`, a statement that is atomic on its own. If it fails for
 //! any reason — a collision with another writer, a value the database refuses — nothing of it
 //! was written, and every command of the batch is then written on its own, so that each gets
 //! its own outcome and one bad command never takes the others down. Two commands on the same
 //! stream never share a batch: the later one goes in the next. Under load this turns one
 //! transaction per command into one per batch; alone, a command is one statement as before.
+//! While one batch is being written, the next worker lets commands gather until it is done (at
+//! most [`HOLD`], 2 ms) rather than writing the first few at once: under load the batches grow
+//! and the transactions, each with its commit, become fewer (an edit cost a fifth less CPU,
+//! measured), while a batch that hangs — a slow disk, a connection that stopped answering —
+//! holds the others up by no more than the hold.
 //! Collisions are rare (another process wrote the stream since this one last saw it), so the
 //! retry costs little.
 //!
