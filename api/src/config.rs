@@ -65,6 +65,12 @@ pub struct Settings {
     /// Database connections per process.
     #[arg(long, env = "SHENFEN_DB_CONNECTIONS", default_value_t = 32)]
     pub db_connections: u32,
+    /// How long PostgreSQL may take to write a command's events, in milliseconds: a write still
+    /// running then is cancelled, nothing of it written, and the command answered 503
+    /// `store_unavailable`.
+    #[arg(long, env = "SHENFEN_WRITE_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub write_timeout_ms: u64,
     /// A PostgreSQL streaming standby of `SHENFEN_DATABASE_URL` for the reads that tolerate lag
     /// (analyst tables, audit reads, staff queues and lists, the change feed); unset, every
     /// read goes to the primary.

@@ -53,7 +53,8 @@ pub async fn commits(
     let masters = MasterKeys::load(&chain, &settings.master_key_file)?;
     let keyring = shenfen_projections::pii::Keyring::new(db, masters);
     keyring.check_masters().await?;
-    Ok(shenfen_projections::commits::Commits::with_keyring(db, chain, keyring))
+    let write_timeout = std::time::Duration::from_millis(settings.write_timeout_ms);
+    Ok(shenfen_projections::commits::Commits::with_keyring(db, chain, keyring, write_timeout))
 }
 
 /// Argon2id hashing and verification on dedicated threads, one per core, each keeping its

@@ -149,7 +149,10 @@ impl AppState {
 
 /// Opens the store, starts the background work, and returns the application state.
 pub async fn build_state(settings: Settings) -> anyhow::Result<Arc<AppState>> {
-    let db = Db::open(&settings.database_url, settings.db_connections).await.context("opening the database")?;
+    let write_timeout = Duration::from_millis(settings.write_timeout_ms);
+    let db = Db::open_with(&settings.database_url, settings.db_connections, write_timeout)
+        .await
+        .context("opening the database")?;
     let key = crate::crypto::load_or_create_key(&settings.secret_key_file)?;
     let metrics = crate::telemetry::metrics();
     let commits = crate::crypto::commits(&db, &settings).await.context("opening the subject keys")?;

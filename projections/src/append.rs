@@ -43,7 +43,18 @@
 //! only while another process listens ([`Peers`]): a NOTIFY is a transaction of its own. A
 //! process that dies between a commit and its NOTIFY costs the others one polling interval.
 //!
-//! **SQLite** has one writer at a time; each command is one multi-row INSERT.
+//! **A write that hangs.** The workers' connections carry a `statement_timeout` (the write
+//! timeout, `SHENFEN_WRITE_TIMEOUT_MS`, 10 s by default): a write still running then — the
+//! events table locked by someone, a stalled disk — is cancelled by PostgreSQL, and a cancelled
+//! statement, being its own transaction, is rolled back whole. Its commands are answered
+//! [`WriteTimedOut`] (nothing written, try again) instead of waiting as long as the database
+//! does, and no late commit can follow that answer. A batch cancelled so is not retried one
+//! command at a time: whatever held it up would hold each of them up as long.
+//!
+//! **SQLite** has one writer at a time; each command is one multi-row INSERT. A command whose
+//! INSERT waited for another writer longer than the busy timeout (the same write timeout, see
+//! [`Db::open_with`](crate::db::Db::open_with)) is answered [`WriteTimedOut`] too: SQLite wrote
+//! nothing of it.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -68,17 +79,41 @@ const WORKERS: usize = 3;
 /// this long before writing them alongside it; it writes at once when that batch is done.
 const HOLD: Duration = Duration::from_millis(2);
 
+/// How long a write may run before PostgreSQL cancels it, unless configured otherwise.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A command's write that PostgreSQL cancelled after the write timeout: nothing of it was
+/// written, and nothing of it can be written later.
+#[derive(Debug, thiserror::Error)]
+#[error("the event store did not take the write in time; nothing was written")]
+pub struct WriteTimedOut;
+
 /// SQLSTATEs (PostgreSQL, SQLite) that mean another writer got there first.
 pub(crate) fn is_conflict(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("23505" | "5" | "517" | "1555" | "2067")))
 }
 
+/// Whether PostgreSQL cancelled the statement (SQLSTATE 57014: the statement timeout).
+fn timed_out(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.code().as_deref() == Some("57014"))
+}
+
 fn classify(err: sqlx::Error) -> PersistenceError {
     if is_conflict(&err) {
         PersistenceError::OptimisticLockError
+    } else if timed_out(&err) {
+        tracing::warn!("a command's write was cancelled after the write timeout; it was not written");
+        write_timed_out()
     } else {
         PersistenceError::UnknownError(Box::new(err))
     }
+}
+
+/// The outcome of a command whose write was cancelled after the write timeout (counted in
+/// `shenfen_append_timeouts_total`).
+fn write_timed_out() -> PersistenceError {
+    metrics::counter!("shenfen_append_timeouts_total").increment(1);
+    PersistenceError::UnknownError(Box::new(WriteTimedOut))
 }
 
 type Outcome = Result<Position, PersistenceError>;
@@ -99,14 +134,16 @@ pub struct Appender {
     db: Db,
     peers: Arc<Peers>,
     wakes: Arc<Wakes>,
+    write_timeout: Duration,
     queue: OnceLock<mpsc::UnboundedSender<Request>>,
 }
 
 impl Appender {
     /// An appender over `db`, waking the local runners through `wakes` and announcing commits
-    /// while `peers` listen; its workers start with the first append.
-    pub(crate) fn new(db: &Db, peers: Arc<Peers>, wakes: Arc<Wakes>) -> Self {
-        Appender { db: db.clone(), peers, wakes, queue: OnceLock::new() }
+    /// while `peers` listen; its workers start with the first append. On PostgreSQL a write
+    /// still running after `write_timeout` is cancelled (see the module's text).
+    pub(crate) fn new(db: &Db, peers: Arc<Peers>, wakes: Arc<Wakes>, write_timeout: Duration) -> Self {
+        Appender { db: db.clone(), peers, wakes, write_timeout, queue: OnceLock::new() }
     }
 
     /// Appends one command's events (all of them or none); returns the position of the last
@@ -141,7 +178,8 @@ impl Appender {
                 task.await.unwrap_or_else(|err| Err(PersistenceError::UnknownError(Box::new(err))))
             }
             Db::Postgres(pool) => {
-                let queue = self.queue.get_or_init(|| start_workers(pool, self.peers.clone(), &self.wakes));
+                let queue =
+                    self.queue.get_or_init(|| start_workers(pool, self.peers.clone(), &self.wakes, self.write_timeout));
                 let (reply, answer) = oneshot::channel();
                 let request = Request { events, messages, wake, until: Instant::now() + linger, reply };
                 if queue.send(request).is_err() {
@@ -153,7 +191,12 @@ impl Appender {
     }
 }
 
-fn start_workers(pool: &PgPool, peers: Arc<Peers>, wakes: &Arc<Wakes>) -> mpsc::UnboundedSender<Request> {
+fn start_workers(
+    pool: &PgPool,
+    peers: Arc<Peers>,
+    wakes: &Arc<Wakes>,
+    write_timeout: Duration,
+) -> mpsc::UnboundedSender<Request> {
     let (queue, receiver) = mpsc::unbounded_channel();
     let receiver = Arc::new(Mutex::new(receiver));
     let (committed, _) = watch::channel(Position::default());
@@ -161,7 +204,8 @@ fn start_workers(pool: &PgPool, peers: Arc<Peers>, wakes: &Arc<Wakes>) -> mpsc::
     tokio::spawn(notify_loop(pool.clone(), committed.subscribe(), peers));
     let writing = Arc::new(Writing::default());
     for _ in 0..WORKERS {
-        tokio::spawn(worker(pool.clone(), receiver.clone(), writing.clone(), committed.clone(), wakes.clone()));
+        let conn = OwnConnection::with_statement_timeout(pool.clone(), write_timeout);
+        tokio::spawn(worker(conn, receiver.clone(), writing.clone(), committed.clone(), wakes.clone()));
     }
     queue
 }
@@ -211,13 +255,12 @@ impl Drop for Written<'_> {
 }
 
 async fn worker(
-    pool: PgPool,
+    mut conn: OwnConnection,
     receiver: Arc<Mutex<mpsc::UnboundedReceiver<Request>>>,
     writing: Arc<Writing>,
     committed: Arc<watch::Sender<Position>>,
     wakes: Arc<Wakes>,
 ) {
-    let mut conn = OwnConnection::new(pool);
     loop {
         let mut batch: Vec<Request> = Vec::new();
         let written = {
@@ -298,6 +341,17 @@ async fn write_round(conn: &mut OwnConnection, round: Vec<Request>, wakes: &Wake
                     let _ = request.reply.send(Ok(at));
                 }
                 return Some(at);
+            }
+            Err(err) if timed_out(&err) => {
+                // Rolled back whole; one at a time, each would wait as long again.
+                tracing::warn!(
+                    commands = round.len(),
+                    "a batch's write was cancelled after the write timeout; none of it was written"
+                );
+                for request in round {
+                    let _ = request.reply.send(Err(write_timed_out()));
+                }
+                return None;
             }
             Err(err) => {
                 tracing::debug!(error = %err, commands = round.len(), "batch append fell back to one command at a time");
@@ -471,6 +525,18 @@ async fn insert_pg(
     }
 }
 
+/// [`classify`] for an append on SQLite, where SQLITE_BUSY means the busy timeout ran out
+/// waiting for another writer (the INSERT starts its own write, reading nothing before: a
+/// stale snapshot, SQLITE_BUSY_SNAPSHOT, cannot arise).
+fn classify_sqlite(err: sqlx::Error) -> PersistenceError {
+    if matches!(&err, sqlx::Error::Database(db) if db.code().as_deref() == Some("5")) {
+        tracing::warn!("a command's write waited longer than the busy timeout; it was not written");
+        write_timed_out()
+    } else {
+        classify(err)
+    }
+}
+
 /// One multi-row INSERT (atomic on its own), with the messages in the same transaction when
 /// there are any; returns the position of its last event.
 async fn insert_sqlite(pool: &SqlitePool, events: &[SerializedEvent], messages: &[NewMessage]) -> Outcome {
@@ -497,10 +563,10 @@ async fn insert_sqlite(pool: &SqlitePool, events: &[SerializedEvent], messages: 
             .bind(&e.metadata);
     }
     let written: Vec<(i64,)> = if messages.is_empty() {
-        query.fetch_all(pool).await.map_err(classify)?
+        query.fetch_all(pool).await.map_err(classify_sqlite)?
     } else {
-        let mut tx = pool.begin().await.map_err(classify)?;
-        let written = query.fetch_all(&mut *tx).await.map_err(classify)?;
+        let mut tx = pool.begin().await.map_err(classify_sqlite)?;
+        let written = query.fetch_all(&mut *tx).await.map_err(classify_sqlite)?;
         for m in messages {
             sqlx::query(
                 "INSERT INTO outbox (channel, destination, purpose, body, created_at, next_attempt_at, expires_at)
@@ -514,9 +580,9 @@ async fn insert_sqlite(pool: &SqlitePool, events: &[SerializedEvent], messages: 
             .bind(m.expires_at)
             .execute(&mut *tx)
             .await
-            .map_err(classify)?;
+            .map_err(classify_sqlite)?;
         }
-        tx.commit().await.map_err(classify)?;
+        tx.commit().await.map_err(classify_sqlite)?;
         written
     };
     match written.iter().map(|(pos,)| *pos).max() {

@@ -92,15 +92,17 @@ impl Commits {
     /// The commits of one process to `db`, chained under `key`.
     pub fn new(db: &Db, key: ChainKey) -> Arc<Self> {
         let keyring = Keyring::for_chain(db, &key);
-        Self::with_keyring(db, key, keyring)
+        Self::with_keyring(db, key, keyring, crate::append::DEFAULT_WRITE_TIMEOUT)
     }
 
-    /// [`new`](Self::new) with the subject keys' master keys of `keyring` (a master key file).
-    pub fn with_keyring(db: &Db, key: ChainKey, keyring: Keyring) -> Arc<Self> {
+    /// [`new`](Self::new) with the subject keys' master keys of `keyring` (a master key file),
+    /// and writes cancelled after `write_timeout` (see [`append`](crate::append)).
+    pub fn with_keyring(db: &Db, key: ChainKey, keyring: Keyring, write_timeout: Duration) -> Arc<Self> {
         let peers = Arc::new(Peers::default());
         let wakes = Arc::new(Wakes::default());
         let keyring = Arc::new(keyring);
-        Arc::new(Commits { appender: Appender::new(db, peers.clone(), wakes.clone()), wakes, peers, key, keyring })
+        let appender = Appender::new(db, peers.clone(), wakes.clone(), write_timeout);
+        Arc::new(Commits { appender, wakes, peers, key, keyring })
     }
 
     /// The data subjects' keys, under which personal data is sealed in events and snapshots.

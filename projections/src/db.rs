@@ -53,20 +53,37 @@ pub enum DbTx {
 pub struct OwnConnection {
     pool: PgPool,
     conn: Option<sqlx::PgConnection>,
+    statement_timeout: Option<Duration>,
 }
 
 impl OwnConnection {
     /// A connection from `pool`, opened when first used.
     pub fn new(pool: PgPool) -> Self {
-        OwnConnection { pool, conn: None }
+        OwnConnection { pool, conn: None, statement_timeout: None }
+    }
+
+    /// A connection from `pool` on which PostgreSQL cancels any statement still running after
+    /// `timeout` (its `statement_timeout`, set when the connection is opened): the statement
+    /// fails with SQLSTATE 57014 and, being its own transaction, leaves nothing written.
+    pub fn with_statement_timeout(pool: PgPool, timeout: Duration) -> Self {
+        OwnConnection { pool, conn: None, statement_timeout: Some(timeout) }
     }
 
     /// The connection, opened if needed. Pass what was done with it to [`checked`](Self::checked).
     pub async fn get(&mut self) -> Result<&mut sqlx::PgConnection, sqlx::Error> {
-        match self.conn {
-            Some(ref mut conn) => Ok(conn),
-            None => Ok(self.conn.insert(self.pool.acquire().await?.detach())),
-        }
+        let conn = match self.conn.take() {
+            Some(conn) => conn,
+            None => {
+                let mut conn = self.pool.acquire().await?.detach();
+                if let Some(timeout) = self.statement_timeout {
+                    use sqlx::Executor;
+                    // A number of milliseconds, not a bound parameter: SET takes none.
+                    conn.execute(format!("SET statement_timeout = {}", timeout.as_millis().max(1)).as_str()).await?;
+                }
+                conn
+            }
+        };
+        Ok(self.conn.insert(conn))
     }
 
     /// Returns `result`, dropping the connection first when it failed other than with a
@@ -83,12 +100,21 @@ impl OwnConnection {
 const CHECK_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
 
 impl Db {
-    /// Opens `url` (`sqlite://PATH` or `postgres://…`) and applies the migrations.
+    /// Opens `url` (`sqlite://PATH` or `postgres://…`) and applies the migrations, with the
+    /// default write timeout.
+    pub async fn open(url: &str, max_connections: u32) -> Result<Db, DbError> {
+        Db::open_with(url, max_connections, crate::append::DEFAULT_WRITE_TIMEOUT).await
+    }
+
+    /// [`open`](Self::open) with how long a write may wait for the database: on SQLite the
+    /// busy timeout (how long a writer waits for another to finish), after which a command's
+    /// append is refused as [`WriteTimedOut`](crate::append::WriteTimedOut); PostgreSQL's
+    /// counterpart is the appender's own (see [`Commits::with_keyring`](crate::commits::Commits::with_keyring)).
     ///
     /// SQLite is opened with WAL, `synchronous=FULL` (an acknowledged write survives a power
-    /// failure) and a busy timeout, unlike sqlite-es's default pool.
-    pub async fn open(url: &str, max_connections: u32) -> Result<Db, DbError> {
-        let db = Db::connect(url, max_connections).await?;
+    /// failure) and that busy timeout, unlike sqlite-es's default pool.
+    pub async fn open_with(url: &str, max_connections: u32, write_timeout: Duration) -> Result<Db, DbError> {
+        let db = Db::connect(url, max_connections, write_timeout).await?;
         db.migrate().await?;
         Ok(db)
     }
@@ -96,13 +122,13 @@ impl Db {
     /// Connects to a PostgreSQL read replica at `url` without migrating it (its schema is the
     /// primary's, replicated; a standby refuses writes anyway).
     pub async fn connect_replica(url: &str, max_connections: u32) -> Result<Db, DbError> {
-        match Db::connect(url, max_connections).await? {
+        match Db::connect(url, max_connections, crate::append::DEFAULT_WRITE_TIMEOUT).await? {
             db @ Db::Postgres(_) => Ok(db),
             Db::Sqlite(_) => Err(DbError::UnsupportedUrl),
         }
     }
 
-    async fn connect(url: &str, max_connections: u32) -> Result<Db, DbError> {
+    async fn connect(url: &str, max_connections: u32, write_timeout: Duration) -> Result<Db, DbError> {
         let db = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             // A connection is checked with a round trip before use only when it has been idle
             // for a while (sqlx's default checks every time, doubling the round trips of a
@@ -132,7 +158,7 @@ impl Db {
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Full)
-                .busy_timeout(Duration::from_secs(10))
+                .busy_timeout(write_timeout)
                 .foreign_keys(true);
             let pool = SqlitePoolOptions::new()
                 .max_connections(max_connections.min(8))

@@ -98,7 +98,8 @@ impl From<CodeError> for ApiError {
 }
 
 /// A failed command: the domain's refusal as its problem, a stale session as 401, contention
-/// as 409 `conflict_retry`, and a store failure as 500.
+/// as 409 `conflict_retry`, a write the store did not take in time as 503 `store_unavailable`
+/// (nothing was written), and any other store failure as 500.
 impl<E> From<BusError<E>> for ApiError
 where
     E: std::error::Error,
@@ -115,6 +116,7 @@ where
                 "Too many simultaneous changes to this account; try again.",
                 "操作过于频繁，请重试。",
             ),
+            BusError::Unavailable => ApiError::store_unavailable(),
             BusError::Store(cause) => ApiError::internal(cause),
         }
     }

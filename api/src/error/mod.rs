@@ -187,6 +187,17 @@ impl ApiError {
         err
     }
 
+    /// The database did not take a command's write within the write timeout
+    /// (`SHENFEN_WRITE_TIMEOUT_MS`): nothing was written, and the command may be sent again.
+    pub fn store_unavailable() -> Self {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            "The database did not take the change in time; nothing was changed. Try again shortly.",
+            "系统繁忙，本次操作未生效，请稍后重试。",
+        )
+    }
+
     /// The status code for a domain error kind.
     pub fn status_of(kind: ErrorKind) -> StatusCode {
         match kind {

@@ -31,7 +31,8 @@ pub fn catalogued(operation: &str) -> Option<Answers> {
 }
 
 /// What the operation's shape adds: 400/413/415 for a body, 400 for parameters, 401 for a
-/// token, 429 for the per-address limit, and 500 everywhere.
+/// token, 429 for the per-address limit, and 500 and 503 `store_unavailable` (a write the
+/// database did not take in time) everywhere.
 fn from_shape(operation: &str, op: &Value) -> Answers {
     let mut answers = Answers::new();
     let mut add = |status: u16, code: &'static str| {
@@ -61,6 +62,7 @@ fn from_shape(operation: &str, op: &Value) -> Answers {
         add(429, "rate_limited");
     }
     add(500, "internal_error");
+    add(503, "store_unavailable");
     answers
 }
 

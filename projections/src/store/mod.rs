@@ -43,6 +43,10 @@ pub enum BusError<E: std::error::Error> {
     /// Conflicts kept happening after every retry.
     #[error("too much contention on one aggregate")]
     Contention,
+    /// The store did not take the command's write in time (see
+    /// [`WriteTimedOut`](crate::append::WriteTimedOut)): nothing was written.
+    #[error("the event store did not take the write in time")]
+    Unavailable,
     /// The store failed.
     #[error("event store: {0}")]
     Store(String),
@@ -534,6 +538,9 @@ where
                         let ms = u64::from(attempt.min(10)) * 2 + rand::random::<u64>() % 5;
                         tokio::time::sleep(Duration::from_millis(ms)).await;
                     }
+                }
+                Err(PersistenceError::UnknownError(err)) if err.is::<crate::append::WriteTimedOut>() => {
+                    return Err(BusError::Unavailable)
                 }
                 Err(other) => return Err(BusError::Store(other.to_string())),
             }

@@ -3,6 +3,8 @@
 //! killed with SIGKILL (both stores) or PostgreSQL is stopped with `-m immediate` (the same
 //! server process then recovers by itself). Afterwards the stored events are counted against
 //! the answers: every acknowledged edit is there, and nothing is there that was not asked for.
+//! And a database that stops taking writes without dying: the commands are answered 503
+//! `store_unavailable` within the write timeout, and none of them is written afterwards.
 #![allow(clippy::unwrap_used)]
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -165,3 +167,79 @@ async fn postgres_killed_mid_write_and_started_again_loses_nothing_and_the_serve
     };
     tokio::time::timeout(Duration::from_secs(20), ready).await.expect("/readyz answers ready again");
 }
+
+/// A database that takes no writes for a while (a DBA's `LOCK TABLE`, a stalled disk on
+/// PostgreSQL; another writer keeping SQLite's write lock) while clients edit: each edit is
+/// answered 503 `store_unavailable` once the write timeout has passed, not when the lock goes;
+/// none of them is in the log after the lock is released (nothing waits to commit late), and
+/// the same edits then go in, once each.
+async fn writes_held_up_past_the_write_timeout_are_refused_whole_and_never_land_later(app: &mut TestApp) {
+    use sqlx::{Connection, Executor};
+    let accounts = accounts(app, 4).await;
+    let edits_of = |id: String| {
+        let app = &*app;
+        async move {
+            app.query_i64(
+                "SELECT count(*) FROM events WHERE aggregate_type = 'account' AND aggregate_id = $1 AND event_type = 'ProfileEdited'",
+                &[&id],
+            )
+            .await
+        }
+    };
+    let mut before = Vec::new();
+    for (id, _) in &accounts {
+        before.push(edits_of(id.clone()).await);
+    }
+
+    // Reads go on; every write waits.
+    let mut pg = None;
+    let mut sqlite = None;
+    match app.store {
+        Store::Postgres => {
+            let mut dba = sqlx::PgConnection::connect(&app.direct_db_url).await.unwrap();
+            dba.execute("BEGIN").await.unwrap();
+            dba.execute("LOCK TABLE events IN SHARE MODE").await.unwrap();
+            pg = Some(dba);
+        }
+        Store::Sqlite => {
+            let mut writer = sqlx::SqliteConnection::connect(&app.db_url).await.unwrap();
+            writer.execute("BEGIN IMMEDIATE").await.unwrap();
+            sqlite = Some(writer);
+        }
+    }
+    let started = Instant::now();
+    let edit = json!({"ethnicity": "07"});
+    let answers =
+        futures::future::join_all(accounts.iter().map(|(_, token)| app.put_json_as(token, "/v1/me/profile", &edit)))
+            .await;
+    let answered_after = started.elapsed();
+    for answer in &answers {
+        answer.assert_problem(503, "store_unavailable");
+    }
+    assert!(answered_after < Duration::from_secs(8), "answered after {answered_after:?}, the lock still held");
+    // Held a while longer, then let go: a write still waiting behind it would go in now.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    if let Some(mut dba) = pg {
+        dba.execute("COMMIT").await.unwrap();
+        let _ = dba.close().await;
+    }
+    if let Some(mut writer) = sqlite {
+        writer.execute("COMMIT").await.unwrap();
+        let _ = writer.close().await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for ((id, _), before) in accounts.iter().zip(&before) {
+        assert_eq!(edits_of(id.clone()).await, *before, "{id}: an edit refused with 503 was written after all");
+    }
+
+    // The same server writes again: the same edits, each once.
+    for ((id, token), before) in accounts.iter().zip(&before) {
+        app.put_json_as(token, "/v1/me/profile", &edit).await.assert_status(200);
+        assert_eq!(edits_of(id.clone()).await, before + 1, "{id}: the edit went in once");
+    }
+}
+
+both_stores!(
+    writes_held_up_past_the_write_timeout_are_refused_whole_and_never_land_later,
+    Settings::defaults().env("SHENFEN_WRITE_TIMEOUT_MS", "1000")
+);
