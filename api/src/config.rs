@@ -65,9 +65,9 @@ pub struct Settings {
     /// Database connections per process.
     #[arg(long, env = "SHENFEN_DB_CONNECTIONS", default_value_t = 32)]
     pub db_connections: u32,
-    /// How long PostgreSQL may take to write a command's events, in milliseconds: a write still
-    /// running then is cancelled, nothing of it written, and the command answered 503
-    /// `store_unavailable`.
+    /// How long the database may take to write a command's events, in milliseconds (PostgreSQL:
+    /// the appender's `statement_timeout`; SQLite: the busy timeout): a write not done by then
+    /// is given up, nothing of it written, and the command answered 503 `store_unavailable`.
     #[arg(long, env = "SHENFEN_WRITE_TIMEOUT_MS", default_value_t = 10_000,
           value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub write_timeout_ms: u64,

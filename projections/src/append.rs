@@ -79,11 +79,12 @@ const WORKERS: usize = 3;
 /// this long before writing them alongside it; it writes at once when that batch is done.
 const HOLD: Duration = Duration::from_millis(2);
 
-/// How long a write may run before PostgreSQL cancels it, unless configured otherwise.
+/// How long a command's write may take before it is given up, unless configured otherwise.
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A command's write that PostgreSQL cancelled after the write timeout: nothing of it was
-/// written, and nothing of it can be written later.
+/// A command's write the database did not take within the write timeout (PostgreSQL cancelled
+/// it, or SQLite's busy timeout ran out): nothing of it was written, and nothing of it can be
+/// written later.
 #[derive(Debug, thiserror::Error)]
 #[error("the event store did not take the write in time; nothing was written")]
 pub struct WriteTimedOut;
