@@ -51,6 +51,14 @@
 //! does, and no late commit can follow that answer. A batch cancelled so is not retried one
 //! command at a time: whatever held it up would hold each of them up as long.
 //!
+//! A connection that stops answering altogether (a network path gone silent while the
+//! database runs on) is given up [`ANSWER_GRACE`] after the statement timeout: its session is
+//! ended from another connection and the appender waits until it is gone, so that the INSERT
+//! it carried has committed or rolled back for good; then the write is settled like a lost
+//! connection (the log is looked at, and the command tried once more if it is not there). If
+//! the session's end cannot be confirmed, the command is answered with an unknown outcome
+//! (500), never "not written".
+//!
 //! **SQLite** has one writer at a time; each command is one multi-row INSERT. A command whose
 //! INSERT waited for another writer longer than the busy timeout (the same write timeout, see
 //! [`Db::open_with`](crate::db::Db::open_with)) is answered [`WriteTimedOut`] too: SQLite wrote
@@ -343,7 +351,13 @@ async fn write_round(conn: &mut OwnConnection, round: Vec<Request>, wakes: &Wake
                 }
                 return Some(at);
             }
-            Err(err) if timed_out(&err) => {
+            Err(Failure::Unresolved) => {
+                for request in round {
+                    let _ = request.reply.send(Err(unresolved()));
+                }
+                return None;
+            }
+            Err(Failure::Sql(err)) if timed_out(&err) => {
                 // Rolled back whole; one at a time, each would wait as long again.
                 tracing::warn!(
                     commands = round.len(),
@@ -354,7 +368,7 @@ async fn write_round(conn: &mut OwnConnection, round: Vec<Request>, wakes: &Wake
                 }
                 return None;
             }
-            Err(err) => {
+            Err(Failure::Sql(err)) => {
                 tracing::debug!(error = %err, commands = round.len(), "batch append fell back to one command at a time");
                 metrics::counter!("shenfen_append_batch_fallbacks_total").increment(1);
             }
@@ -384,7 +398,8 @@ async fn write_one(conn: &mut OwnConnection, request: &Request) -> Outcome {
         tries += 1;
         let err = match insert(conn, &events, &messages).await {
             Ok(at) => return Ok(at),
-            Err(err) => err,
+            Err(Failure::Sql(err)) => err,
+            Err(Failure::Unresolved) => return Err(unresolved()),
         };
         match stored(conn, &request.events).await {
             Ok(Some(at)) => {
@@ -477,14 +492,50 @@ queued AS (
     RETURNING 1)
 SELECT min(tx) AS tx, max(pos) AS pos FROM written";
 
-/// [`insert_pg`] on the worker's own connection.
+/// Why an INSERT did not answer a position.
+enum Failure {
+    /// An error: from the database, or the connection lost (then the statement may or may not
+    /// have committed, and nothing of it is still running).
+    Sql(sqlx::Error),
+    /// The connection stopped answering and its session could not be ended: the statement
+    /// may still commit.
+    Unresolved,
+}
+
+/// How long past the statement timeout an INSERT may go unanswered before its connection is
+/// taken for one that stopped answering (PostgreSQL answers a cancelled statement at once).
+const ANSWER_GRACE: Duration = Duration::from_secs(2);
+
+/// [`insert_pg`] on the worker's own connection. A connection that does not answer within the
+/// statement timeout and [`ANSWER_GRACE`] — a network path gone silent, while the database may
+/// well have run the statement — is abandoned: its session is ended from another connection
+/// and the write counts as a lost connection (see [`write_one`]), or as unresolved when the
+/// session's end cannot be confirmed.
 async fn insert(
     conn: &mut OwnConnection,
     events: &[&SerializedEvent],
     messages: &[&NewMessage],
-) -> Result<Position, sqlx::Error> {
-    let result = insert_pg(conn.get().await?, events, messages).await;
-    conn.checked(result)
+) -> Result<Position, Failure> {
+    let limit = conn.statement_timeout().unwrap_or(DEFAULT_WRITE_TIMEOUT) + ANSWER_GRACE;
+    let answered = tokio::time::timeout(limit, async {
+        let result = insert_pg(conn.get().await?, events, messages).await;
+        conn.checked(result)
+    })
+    .await;
+    match answered {
+        Ok(result) => result.map_err(Failure::Sql),
+        Err(_) if conn.abandon().await => Err(Failure::Sql(sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "PostgreSQL did not answer the INSERT; its session was ended",
+        )))),
+        Err(_) => Err(Failure::Unresolved),
+    }
+}
+
+/// The outcome of a command whose INSERT went unanswered and may still commit.
+fn unresolved() -> PersistenceError {
+    metrics::counter!("shenfen_append_unresolved_total").increment(1);
+    PersistenceError::UnknownError("the database stopped answering; whether the command was written is unknown".into())
 }
 
 /// One INSERT of `events` (and `messages`), atomic on its own: a collision fails it whole.

@@ -54,19 +54,30 @@ pub struct OwnConnection {
     pool: PgPool,
     conn: Option<sqlx::PgConnection>,
     statement_timeout: Option<Duration>,
+    /// The open connection's session on the server (process id, start), when it has a
+    /// statement timeout: what [`abandon`](Self::abandon) ends.
+    session: Option<(i32, chrono::DateTime<chrono::Utc>)>,
 }
+
+/// How long [`OwnConnection::abandon`] waits for the session it ended to be gone.
+const ABANDON_WAIT: Duration = Duration::from_secs(5);
 
 impl OwnConnection {
     /// A connection from `pool`, opened when first used.
     pub fn new(pool: PgPool) -> Self {
-        OwnConnection { pool, conn: None, statement_timeout: None }
+        OwnConnection { pool, conn: None, statement_timeout: None, session: None }
     }
 
     /// A connection from `pool` on which PostgreSQL cancels any statement still running after
     /// `timeout` (its `statement_timeout`, set when the connection is opened): the statement
     /// fails with SQLSTATE 57014 and, being its own transaction, leaves nothing written.
     pub fn with_statement_timeout(pool: PgPool, timeout: Duration) -> Self {
-        OwnConnection { pool, conn: None, statement_timeout: Some(timeout) }
+        OwnConnection { pool, conn: None, statement_timeout: Some(timeout), session: None }
+    }
+
+    /// The statement timeout, if it has one.
+    pub fn statement_timeout(&self) -> Option<Duration> {
+        self.statement_timeout
     }
 
     /// The connection, opened if needed. Pass what was done with it to [`checked`](Self::checked).
@@ -74,11 +85,18 @@ impl OwnConnection {
         let conn = match self.conn.take() {
             Some(conn) => conn,
             None => {
+                self.session = None;
                 let mut conn = self.pool.acquire().await?.detach();
                 if let Some(timeout) = self.statement_timeout {
-                    use sqlx::Executor;
-                    // A number of milliseconds, not a bound parameter: SET takes none.
-                    conn.execute(format!("SET statement_timeout = {}", timeout.as_millis().max(1)).as_str()).await?;
+                    // One round trip: the timeout, and which session this is.
+                    let session: (i32, chrono::DateTime<chrono::Utc>) = sqlx::query_as(
+                        "SELECT pid, backend_start FROM pg_stat_activity, set_config('statement_timeout', $1, false)
+                          WHERE pid = pg_backend_pid()",
+                    )
+                    .bind(timeout.as_millis().max(1).to_string())
+                    .fetch_one(&mut conn)
+                    .await?;
+                    self.session = Some(session);
                 }
                 conn
             }
@@ -93,6 +111,51 @@ impl OwnConnection {
             self.conn = None;
         }
         result
+    }
+
+    /// Gives up a connection that stopped answering: drops it, then, from another connection,
+    /// ends its session on the server and waits until it is gone — so that whatever it was
+    /// running is over, committed or rolled back, and cannot commit later. True when that is
+    /// confirmed (or no session was open); false when the server could not be asked (then the
+    /// outcome of what the connection was running stays unknown).
+    pub async fn abandon(&mut self) -> bool {
+        self.conn = None;
+        let Some((pid, started)) = self.session.take() else { return true };
+        let ended = async {
+            let mut other = self.pool.acquire().await?;
+            // The start time too: a process id alone may have been reused by another session.
+            sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = $1 AND backend_start = $2")
+                .bind(pid)
+                .bind(started)
+                .execute(&mut *other)
+                .await?;
+            loop {
+                let alive: Option<i32> =
+                    sqlx::query_scalar("SELECT pid FROM pg_stat_activity WHERE pid = $1 AND backend_start = $2")
+                        .bind(pid)
+                        .bind(started)
+                        .fetch_optional(&mut *other)
+                        .await?;
+                if alive.is_none() {
+                    return Ok::<(), sqlx::Error>(());
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        match tokio::time::timeout(ABANDON_WAIT, ended).await {
+            Ok(Ok(())) => {
+                tracing::warn!(pid, "a connection stopped answering; its session was ended");
+                true
+            }
+            Ok(Err(err)) => {
+                tracing::error!(pid, error = %err, "a connection stopped answering and its session could not be ended");
+                false
+            }
+            Err(_) => {
+                tracing::error!(pid, "a connection stopped answering and its session did not end");
+                false
+            }
+        }
     }
 }
 

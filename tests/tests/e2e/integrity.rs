@@ -66,6 +66,57 @@ async fn a_commit_whose_answer_is_lost_is_answered_as_committed_and_counted_once
     }
 }
 
+/// The connection that carried an edit's INSERT goes silent (a network path that drops
+/// everything without closing), once after the database committed it and once while the INSERT
+/// waits behind a lock and is cancelled there: the server does not wait for TCP to give up. It
+/// ends the silent session from another connection, looks at the log and answers the truth —
+/// 200 for the edit that committed, stored once; 503 `store_unavailable` for the one that did
+/// not, never stored, even after the lock goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_gone_silent_is_ended_and_the_write_answered_as_it_stands() {
+    use sqlx::{Connection, Executor};
+    shenfen_tests::use_server_binary(env!("CARGO_BIN_EXE_shenfen-server"));
+    let settings = Settings::defaults().env("SHENFEN_WRITE_TIMEOUT_MS", "1000").proxied();
+    let app = TestApp::spawn(Store::Postgres, settings).await;
+    let proxy = app.proxy.clone().expect("proxied");
+    let account = app.register_account().await;
+    let token = app.login_ok(&account).await;
+    app.complete_profile(&token, "resident_id_card").await;
+    let edits = || count_events(&app, &account.account_id, "ProfileEdited");
+    let before = edits().await;
+
+    // Committed, then silence.
+    let marker = request_id();
+    proxy.go_silent_after(&marker);
+    let started = std::time::Instant::now();
+    let edit = json!({"ethnicity": "03"});
+    app.send_with_request_id(reqwest::Method::PUT, "/v1/me/profile", Some(&token), Some(&edit), &marker)
+        .await
+        .assert_status(200);
+    let answered_after = started.elapsed();
+    assert_eq!(proxy.tripped(), 1, "the INSERT's connection went silent");
+    assert!(answered_after < Duration::from_secs(10), "answered after {answered_after:?}");
+    assert_eq!(edits().await, before + 1, "stored once");
+
+    // Held behind a lock, cancelled there, and silence: not written, then or later.
+    let mut dba = sqlx::PgConnection::connect(&app.direct_db_url).await.unwrap();
+    dba.execute("BEGIN").await.unwrap();
+    dba.execute("LOCK TABLE events IN SHARE MODE").await.unwrap();
+    let marker = request_id();
+    proxy.go_silent_after(&marker);
+    let edit = json!({"ethnicity": "04"});
+    app.send_with_request_id(reqwest::Method::PUT, "/v1/me/profile", Some(&token), Some(&edit), &marker)
+        .await
+        .assert_problem(503, "store_unavailable");
+    assert_eq!(proxy.tripped(), 2);
+    dba.execute("COMMIT").await.unwrap();
+    let _ = dba.close().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(edits().await, before + 1, "the refused edit was never written");
+    app.put_json_as(&token, "/v1/me/profile", &edit).await.assert_status(200);
+    assert_eq!(edits().await, before + 2);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Messages: queued with their secret, or neither
 // ---------------------------------------------------------------------------------------------
