@@ -52,12 +52,13 @@
 //! command at a time: whatever held it up would hold each of them up as long.
 //!
 //! A connection that stops answering altogether (a network path gone silent while the
-//! database runs on) is given up [`ANSWER_GRACE`] after the statement timeout: its session is
-//! ended from another connection and the appender waits until it is gone, so that the INSERT
-//! it carried has committed or rolled back for good; then the write is settled like a lost
-//! connection (the log is looked at, and the command tried once more if it is not there). If
-//! the session's end cannot be confirmed, the command is answered with an unknown outcome
-//! (500), never "not written".
+//! database runs on) is given up [`ANSWER_GRACE`] after the statement timeout. That one, and
+//! any connection lost in the middle of a write, has its session ended from another connection,
+//! and the appender waits until it is gone: a session whose client has left can still commit
+//! (PostgreSQL notices the client only when it next answers), so only then has the INSERT it
+//! carried committed or rolled back for good. Then the log is looked at (above), and the command
+//! tried once more if it is not there. If the session's end cannot be confirmed, the command is
+//! answered with an unknown outcome (500), never "not written".
 //!
 //! **SQLite** has one writer at a time; each command is one multi-row INSERT. A command whose
 //! INSERT waited for another writer longer than the busy timeout (the same write timeout, see
@@ -497,8 +498,8 @@ enum Failure {
     /// An error: from the database, or the connection lost (then the statement may or may not
     /// have committed, and nothing of it is still running).
     Sql(sqlx::Error),
-    /// The connection stopped answering and its session could not be ended: the statement
-    /// may still commit.
+    /// The connection was lost or stopped answering, and its session could not be ended: the
+    /// statement may still commit.
     Unresolved,
 }
 
@@ -506,11 +507,12 @@ enum Failure {
 /// taken for one that stopped answering (PostgreSQL answers a cancelled statement at once).
 const ANSWER_GRACE: Duration = Duration::from_secs(2);
 
-/// [`insert_pg`] on the worker's own connection. A connection that does not answer within the
-/// statement timeout and [`ANSWER_GRACE`] — a network path gone silent, while the database may
-/// well have run the statement — is abandoned: its session is ended from another connection
-/// and the write counts as a lost connection (see [`write_one`]), or as unresolved when the
-/// session's end cannot be confirmed.
+/// [`insert_pg`] on the worker's own connection. A connection lost in the middle, or one that
+/// does not answer within the statement timeout and [`ANSWER_GRACE`] — a network path gone
+/// silent, while the database may well run the statement on — is abandoned: its session is
+/// ended from another connection, and the write counts as a lost connection (see
+/// [`write_one`]), or as unresolved when the session's end cannot be confirmed. (A session
+/// whose client is gone can still commit: PostgreSQL notices only when it next answers.)
 async fn insert(
     conn: &mut OwnConnection,
     events: &[&SerializedEvent],
@@ -522,13 +524,19 @@ async fn insert(
         conn.checked(result)
     })
     .await;
-    match answered {
-        Ok(result) => result.map_err(Failure::Sql),
-        Err(_) if conn.abandon().await => Err(Failure::Sql(sqlx::Error::Io(std::io::Error::new(
+    let err = match answered {
+        Ok(Ok(at)) => return Ok(at),
+        Ok(Err(err @ sqlx::Error::Database(_))) => return Err(Failure::Sql(err)),
+        Ok(Err(lost)) => lost,
+        Err(_) => sqlx::Error::Io(std::io::Error::new(
             std::io::ErrorKind::TimedOut,
             "PostgreSQL did not answer the INSERT; its session was ended",
-        )))),
-        Err(_) => Err(Failure::Unresolved),
+        )),
+    };
+    if conn.abandon().await {
+        Err(Failure::Sql(err))
+    } else {
+        Err(Failure::Unresolved)
     }
 }
 
