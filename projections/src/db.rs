@@ -113,11 +113,12 @@ impl OwnConnection {
         result
     }
 
-    /// Gives up a connection that stopped answering: drops it, then, from another connection,
-    /// ends its session on the server and waits until it is gone — so that whatever it was
-    /// running is over, committed or rolled back, and cannot commit later. True when that is
-    /// confirmed (or no session was open); false when the server could not be asked (then the
-    /// outcome of what the connection was running stays unknown).
+    /// Gives up a connection that was lost or stopped answering: drops it, then, from another
+    /// connection, ends its session on the server and waits until it is gone — so that whatever
+    /// it was running is over, committed or rolled back, and cannot commit later (a session
+    /// whose client has left runs on until it next answers). True when that is confirmed (or no
+    /// session was open); false when the server could not be asked in time (then the outcome of
+    /// what the connection was running stays unknown).
     pub async fn abandon(&mut self) -> bool {
         self.conn = None;
         let Some((pid, started)) = self.session.take() else { return true };
@@ -144,15 +145,15 @@ impl OwnConnection {
         };
         match tokio::time::timeout(ABANDON_WAIT, ended).await {
             Ok(Ok(())) => {
-                tracing::warn!(pid, "a connection stopped answering; its session was ended");
+                tracing::warn!(pid, "a connection was lost or stopped answering; its session is over");
                 true
             }
             Ok(Err(err)) => {
-                tracing::error!(pid, error = %err, "a connection stopped answering and its session could not be ended");
+                tracing::error!(pid, error = %err, "a connection was lost or stopped answering, and its session could not be ended");
                 false
             }
             Err(_) => {
-                tracing::error!(pid, "a connection stopped answering and its session did not end");
+                tracing::error!(pid, "a connection was lost or stopped answering, and its session did not end in time");
                 false
             }
         }
