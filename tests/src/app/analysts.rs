@@ -136,7 +136,51 @@ impl TestApp {
     }
 }
 
+/// Writes to the server's database held up behind its back (see [`TestApp::hold_writes`]) until
+/// [`release`](Self::release)d.
+pub enum WriteHold {
+    Postgres(sqlx::PgConnection),
+    Sqlite(sqlx::SqliteConnection),
+}
+
+impl WriteHold {
+    /// Lets the held writes go.
+    pub async fn release(self) {
+        use sqlx::{Connection, Executor};
+        match self {
+            WriteHold::Postgres(mut conn) => {
+                conn.execute("COMMIT").await.expect("COMMIT");
+                let _ = conn.close().await;
+            }
+            WriteHold::Sqlite(mut conn) => {
+                conn.execute("COMMIT").await.expect("COMMIT");
+                let _ = conn.close().await;
+            }
+        }
+    }
+}
+
 impl TestApp {
+    /// Holds up every write to the events table while reads go on, as a DBA's lock or another
+    /// writer would: PostgreSQL `LOCK TABLE events IN SHARE MODE`, SQLite `BEGIN IMMEDIATE` (the
+    /// database's one write lock), each in an open transaction of its own.
+    pub async fn hold_writes(&self) -> WriteHold {
+        use sqlx::{Connection, Executor};
+        match self.store {
+            Store::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&self.direct_db_url).await.expect("connect to PostgreSQL");
+                conn.execute("BEGIN").await.expect("BEGIN");
+                conn.execute("LOCK TABLE events IN SHARE MODE").await.expect("LOCK TABLE");
+                WriteHold::Postgres(conn)
+            }
+            Store::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.db_url).await.expect("open the SQLite file");
+                conn.execute("BEGIN IMMEDIATE").await.expect("BEGIN IMMEDIATE");
+                WriteHold::Sqlite(conn)
+            }
+        }
+    }
+
     /// Runs one query on the server's database behind its back and returns the first column of
     /// the first row as a number (`0` when there is no row). `args` are bound as text.
     pub async fn query_i64(&self, sql: &str, args: &[&str]) -> i64 {

@@ -174,7 +174,6 @@ async fn postgres_killed_mid_write_and_started_again_loses_nothing_and_the_serve
 /// none of them is in the log after the lock is released (nothing waits to commit late), and
 /// the same edits then go in, once each.
 async fn writes_held_up_past_the_write_timeout_are_refused_whole_and_never_land_later(app: &mut TestApp) {
-    use sqlx::{Connection, Executor};
     let accounts = accounts(app, 4).await;
     let edits_of = |id: String| {
         let app = &*app;
@@ -192,21 +191,7 @@ async fn writes_held_up_past_the_write_timeout_are_refused_whole_and_never_land_
     }
 
     // Reads go on; every write waits.
-    let mut pg = None;
-    let mut sqlite = None;
-    match app.store {
-        Store::Postgres => {
-            let mut dba = sqlx::PgConnection::connect(&app.direct_db_url).await.unwrap();
-            dba.execute("BEGIN").await.unwrap();
-            dba.execute("LOCK TABLE events IN SHARE MODE").await.unwrap();
-            pg = Some(dba);
-        }
-        Store::Sqlite => {
-            let mut writer = sqlx::SqliteConnection::connect(&app.db_url).await.unwrap();
-            writer.execute("BEGIN IMMEDIATE").await.unwrap();
-            sqlite = Some(writer);
-        }
-    }
+    let hold = app.hold_writes().await;
     let started = Instant::now();
     let edit = json!({"ethnicity": "07"});
     let answers =
@@ -219,14 +204,7 @@ async fn writes_held_up_past_the_write_timeout_are_refused_whole_and_never_land_
     assert!(answered_after < Duration::from_secs(8), "answered after {answered_after:?}, the lock still held");
     // Held a while longer, then let go: a write still waiting behind it would go in now.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    if let Some(mut dba) = pg {
-        dba.execute("COMMIT").await.unwrap();
-        let _ = dba.close().await;
-    }
-    if let Some(mut writer) = sqlite {
-        writer.execute("COMMIT").await.unwrap();
-        let _ = writer.close().await;
-    }
+    hold.release().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     for ((id, _), before) in accounts.iter().zip(&before) {
         assert_eq!(edits_of(id.clone()).await, *before, "{id}: an edit refused with 503 was written after all");

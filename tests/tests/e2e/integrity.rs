@@ -74,7 +74,6 @@ async fn a_commit_whose_answer_is_lost_is_answered_as_committed_and_counted_once
 /// not, never stored, even after the lock goes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_gone_silent_is_ended_and_the_write_answered_as_it_stands() {
-    use sqlx::{Connection, Executor};
     shenfen_tests::use_server_binary(env!("CARGO_BIN_EXE_shenfen-server"));
     let settings = Settings::defaults().env("SHENFEN_WRITE_TIMEOUT_MS", "1000").proxied();
     let app = TestApp::spawn(Store::Postgres, settings).await;
@@ -99,9 +98,7 @@ async fn a_connection_gone_silent_is_ended_and_the_write_answered_as_it_stands()
     assert_eq!(edits().await, before + 1, "stored once");
 
     // Held behind a lock, cancelled there, and silence: not written, then or later.
-    let mut dba = sqlx::PgConnection::connect(&app.direct_db_url).await.unwrap();
-    dba.execute("BEGIN").await.unwrap();
-    dba.execute("LOCK TABLE events IN SHARE MODE").await.unwrap();
+    let hold = app.hold_writes().await;
     let marker = request_id();
     proxy.go_silent_after(&marker);
     let edit = json!({"ethnicity": "04"});
@@ -109,8 +106,7 @@ async fn a_connection_gone_silent_is_ended_and_the_write_answered_as_it_stands()
         .await
         .assert_problem(503, "store_unavailable");
     assert_eq!(proxy.tripped(), 2);
-    dba.execute("COMMIT").await.unwrap();
-    let _ = dba.close().await;
+    hold.release().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(edits().await, before + 1, "the refused edit was never written");
     app.put_json_as(&token, "/v1/me/profile", &edit).await.assert_status(200);
