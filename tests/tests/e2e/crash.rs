@@ -90,16 +90,20 @@ async fn stop_editors(stop: &AtomicBool, editors: Vec<(Editor, tokio::task::Join
     out
 }
 
+/// The `ProfileEdited` events stored for `account_id`.
+async fn stored_edits(app: &TestApp, account_id: &str) -> i64 {
+    app.query_i64(
+        "SELECT count(*) FROM events WHERE aggregate_type = 'account' AND aggregate_id = $1 AND event_type = 'ProfileEdited'",
+        &[account_id],
+    )
+    .await
+}
+
 /// Every acknowledged edit is stored, and no more are stored than were sent.
 async fn assert_nothing_acknowledged_was_lost(app: &TestApp, editors: &[Editor]) {
     let mut total = 0;
     for editor in editors {
-        let stored = app
-            .query_i64(
-                "SELECT count(*) FROM events WHERE aggregate_type = 'account' AND aggregate_id = $1 AND event_type = 'ProfileEdited'",
-                &[&editor.account_id],
-            )
-            .await as usize;
+        let stored = stored_edits(app, &editor.account_id).await as usize;
         let t = editor.tally.lock().unwrap();
         assert!(stored >= t.acked, "{}: {} edits acknowledged, only {stored} stored", editor.account_id, t.acked);
         assert!(stored <= t.attempts, "{}: {stored} stored, only {} sent", editor.account_id, t.attempts);
@@ -175,19 +179,9 @@ async fn postgres_killed_mid_write_and_started_again_loses_nothing_and_the_serve
 /// the same edits then go in, once each.
 async fn writes_held_up_past_the_write_timeout_are_refused_whole_and_never_land_later(app: &mut TestApp) {
     let accounts = accounts(app, 4).await;
-    let edits_of = |id: String| {
-        let app = &*app;
-        async move {
-            app.query_i64(
-                "SELECT count(*) FROM events WHERE aggregate_type = 'account' AND aggregate_id = $1 AND event_type = 'ProfileEdited'",
-                &[&id],
-            )
-            .await
-        }
-    };
     let mut before = Vec::new();
     for (id, _) in &accounts {
-        before.push(edits_of(id.clone()).await);
+        before.push(stored_edits(app, id).await);
     }
 
     // Reads go on; every write waits.
@@ -207,13 +201,13 @@ async fn writes_held_up_past_the_write_timeout_are_refused_whole_and_never_land_
     hold.release().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     for ((id, _), before) in accounts.iter().zip(&before) {
-        assert_eq!(edits_of(id.clone()).await, *before, "{id}: an edit refused with 503 was written after all");
+        assert_eq!(stored_edits(app, id).await, *before, "{id}: an edit refused with 503 was written after all");
     }
 
     // The same server writes again: the same edits, each once.
     for ((id, token), before) in accounts.iter().zip(&before) {
         app.put_json_as(token, "/v1/me/profile", &edit).await.assert_status(200);
-        assert_eq!(edits_of(id.clone()).await, before + 1, "{id}: the edit went in once");
+        assert_eq!(stored_edits(app, id).await, before + 1, "{id}: the edit went in once");
     }
 }
 
